@@ -1,0 +1,84 @@
+"""A small stand-in for a vLLM / SGLang OpenAI-compatible server, used to make client samples.
+
+It answers the way those servers answer (bodies and status codes from FORMATS.md) so that the
+real openai client produces its real exceptions. The first path segment picks the behaviour:
+    /ok/v1/embeddings          200 with a vector
+    /auth/v1/...               401 {"error":"Unauthorized"} unless `Authorization: Bearer s3cret-demo-key`
+    /model/v1/...              404 "The model `X` does not exist." unless model == Qwen3-Embedding-4B
+    /path/...                  404 {"detail":"Not Found"} (FastAPI default)
+    /ratelimit/...             429 with Retry-After: 7
+    /toolarge/...              413 from an nginx front
+    /gateway/...               502 / 503 / 504 pages from an nginx front (/gateway502, ...)
+    /toolong/...               400 maximum context length
+    /badinput/...              400 for an empty input list
+    /notembed/...              400 SGLang's "does not appear to be an embedding model"
+    /forbidden/...             403 {"error":"Forbidden"}
+    /slow/...                  sleeps 5 s before answering
+Run: python mock_server.py PORT   (listens on 127.0.0.1 only)
+"""
+
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SERVED = "Qwen3-Embedding-4B"
+KEY = "s3cret-demo-key"
+NGINX = "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "uvicorn"
+    sys_version = ""
+
+    def _send(self, code, body, ctype="application/json", headers=()):
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.do_POST()
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+        scenario = self.path.strip("/").split("/", 1)[0]
+        model = body.get("model")
+        err = lambda msg, typ, code: {"error": {"message": msg, "type": typ, "param": None, "code": code}}
+        if scenario == "auth" and self.headers.get("authorization") != f"Bearer {KEY}":
+            return self._send(401, {"error": "Unauthorized"})
+        if scenario == "forbidden":
+            return self._send(403, {"error": "Forbidden"})
+        if scenario == "model" and model != SERVED:
+            return self._send(404, err(f"The model `{model}` does not exist.", "NotFoundError", 404))
+        if scenario == "path" or not self.path.rstrip("/").endswith(("/embeddings", "/chat/completions", "/models")):
+            return self._send(404, {"detail": "Not Found"})
+        if scenario == "ratelimit":
+            return self._send(429, err("Too many requests", "RateLimitError", 429), headers=[("retry-after", "7")])
+        if scenario == "toolarge":
+            return self._send(413, NGINX.format(code=413, reason="Request Entity Too Large"), "text/html")
+        if scenario.startswith("gateway"):
+            code = int(scenario[7:] or 502)
+            reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[code]
+            return self._send(code, NGINX.format(code=code, reason=reason), "text/html")
+        if scenario == "toolong":
+            return self._send(400, err("This model's maximum context length is 8192 tokens. However, you requested 12011 tokens in the input for embedding generation. Please reduce the length of the input.", "BadRequestError", 400))
+        if scenario == "badinput":
+            return self._send(400, err("please provide at least one prompt", "BadRequestError", 400))
+        if scenario == "notembed":
+            return self._send(400, {"object": "error", "message": "This model does not appear to be an embedding model by default. Please add `--is-embedding` when launching the server or try another model.", "type": "BadRequestError", "param": None, "code": 400})
+        if scenario == "slow":
+            time.sleep(5)
+        return self._send(200, {"object": "list", "model": SERVED, "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()

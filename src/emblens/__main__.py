@@ -1,0 +1,3 @@
+from emblens.cli import main
+
+main()

@@ -1,0 +1,265 @@
+"""The `emblens` command: declares options, calls the library, turns its errors into one line
+and an exit status (0 ran, 1 --fail-on matched, 2 unusable input or arguments)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from emblens import __version__
+from emblens.errors import EmblensError
+
+app = typer.Typer(
+    name="emblens",
+    help=(
+        "Find out why a call to a self-hosted OpenAI-compatible model server (vLLM, SGLang) failed.\n\n"
+        "Give it what you have - server logs, client tracebacks, a zip or tar.gz of them - and it "
+        "prints the root cause, the evidence (file:line) and the fix.\n\n"
+        "Example:  emblens analyze incident.zip --format markdown --output postmortem.md"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+rules_app = typer.Typer(help="List, show, lint and test rules (the built-in ones or your own folder).",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+class Format(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class Severity(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"emblens: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"emblens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    pass
+
+
+class _Progress:
+    """Progress on stderr while members are read; silent when stderr is not a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                      console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("reading", total=None)
+        return self
+
+    def __call__(self, label: str, done: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"reading {label[-50:]}  {done / 1048576:,.0f} MiB")
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+PathsArg = Annotated[list[str], typer.Argument(
+    help="Bundles (.zip, .tar, .tar.gz), folders, files (also .gz), or - for standard input.", show_default=False)]
+RulesOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--rules", help="A folder of your own rule files, used with the built-in ones (repeatable).", show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
+
+
+@app.command()
+def analyze(
+    paths: PathsArg,
+    format: Annotated[Format, typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, json for tools.")] = Format.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+    fail_on: Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding of this severity or worse exists (for CI).")] = None,
+    rules: RulesOpt = None,
+    width: Annotated[int, typer.Option(help="Width of the text report.", min=40)] = 80,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find the root cause of a failure in logs, tracebacks and bundles of them.
+
+    Members are recognised by content, not by name: vLLM and SGLang server logs, Python/openai
+    client tracebacks, any other text as a generic log. Unreadable members are listed as skipped
+    and the rest is still analysed. Secrets (keys, bearer tokens, passwords) never appear in the report.
+    """
+    from emblens.analysis import analyze as run
+    from emblens.report import render
+
+    try:
+        with _Progress(quiet) as progress:
+            analysis = run(paths, rule_dirs=rules or [], progress=progress)
+        color = output is None and format == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        text = render(analysis, format.value, width=width, color=color)
+        _write(text, output)
+    except EmblensError as e:
+        _fail(str(e))
+    if fail_on is not None:
+        order = ["error", "warning", "info"]
+        worst = order.index(fail_on.value)
+        if any(order.index(f.severity) <= worst for f in analysis.findings):
+            raise typer.Exit(1)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        _fail(f"{output}: cannot write: {e.strerror}")
+
+
+@app.command()
+def events(
+    paths: PathsArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write: .parquet, .csv or .jsonl (by extension).")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Dump the normalised event table (every line of every input, secrets masked)."""
+    from emblens.analysis import load_events
+
+    suffix = output.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson"):
+        _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl")
+    try:
+        with _Progress(quiet) as progress:
+            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress)
+    except EmblensError as e:
+        _fail(str(e))
+    try:
+        if suffix == ".parquet":
+            table.write_parquet(output)
+        elif suffix == ".csv":
+            table.write_csv(output)
+        else:
+            table.write_ndjson(output)
+    except OSError as e:
+        _fail(f"{output}: cannot write: {e.strerror}")
+    for s in skipped:
+        typer.echo(f"skipped {s.label}: {s.reason}", err=True)
+    typer.echo(f"{table.height:,} events from {len(inputs)} input(s) written to {output}", err=True)
+
+
+@rules_app.command("list")
+def rules_list(rules: RulesOpt = None) -> None:
+    """List the rules: id, severity and title."""
+    from emblens.rules.loader import load_rules
+
+    try:
+        ruleset = load_rules(rules or [])
+    except EmblensError as e:
+        _fail(str(e))
+    for r in sorted(ruleset.rules, key=lambda r: r.id):
+        typer.echo(f"{r.id:<26} {r.severity:<8} {r.title}")
+
+
+@rules_app.command("show")
+def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. model.not_found.")], rules: RulesOpt = None) -> None:
+    """Show one rule: what it means, what it matches, the fix, its file."""
+    from emblens.rules.loader import load_rules
+
+    try:
+        ruleset = load_rules(rules or [])
+    except EmblensError as e:
+        _fail(str(e))
+    r = ruleset.get(rule_id)
+    if r is None:
+        _fail(f"no rule {rule_id!r}; `emblens rules list` shows the ids")
+    typer.echo(f"{r.id}  ({r.severity})\n{r.title}\n\n{' '.join(r.means.split())}\n")
+    typer.echo("Fix:")
+    for i, s in enumerate(r.remedy, 1):
+        typer.echo(f"  {i}. {' '.join(s.split())}")
+    if r.explains:
+        typer.echo(f"\nRoot cause of: {', '.join(r.explains)}")
+    if r.references:
+        typer.echo("\nReferences:\n" + "\n".join(f"  {u}" for u in r.references))
+    typer.echo(f"\nDefined in {r.path}")
+
+
+DirArg = Annotated[Optional[Path], typer.Argument(help="Folder of rule files (default: the built-in rules).", show_default=False)]
+
+
+@rules_app.command("lint")
+def rules_lint(directory: DirArg = None) -> None:
+    """Check rule files: YAML, fields, columns, operators, regexes, fixtures. Exit 2 on errors."""
+    from emblens.rules import builtin_dir
+    from emblens.rules.fixtures import lint
+
+    folder = directory or builtin_dir()
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
+    errors, notes = lint(folder)
+    for n in notes:
+        typer.echo(f"note: {n}", err=True)
+    for e in errors:
+        typer.echo(e, err=True)
+    if errors:
+        raise typer.Exit(2)
+    typer.echo(f"{folder}: rules are well-formed")
+
+
+@rules_app.command("test")
+def rules_test(directory: DirArg = None) -> None:
+    """Run each rule's fixtures: positive ones must make it the root cause, negative ones must not fire."""
+    from emblens.rules import builtin_dir
+    from emblens.rules.fixtures import run_fixtures
+    from emblens.rules.loader import load_rules
+
+    folder = directory or builtin_dir()
+    try:
+        user = [folder] if directory is not None else []
+        ruleset = load_rules(user)
+        mine = [r for r in ruleset.rules if Path(r.path).resolve().is_relative_to(folder.resolve())]
+        results = list(run_fixtures(ruleset, rule_dirs=user, only=mine))
+    except EmblensError as e:
+        _fail(str(e))
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        mark = "ok  " if r.ok else "FAIL"
+        typer.echo(f"{mark} {r.rule:<26} {Path(r.fixture).name} ({r.expect})" + ("" if r.ok else f": {r.detail}"))
+    typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("emblens: interrupted", err=True)
+        sys.exit(130)
+    except EmblensError as e:
+        typer.echo(f"emblens: error: {e}", err=True)
+        sys.exit(2)

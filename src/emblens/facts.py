@@ -1,0 +1,87 @@
+"""Facts: one view of what the servers said about themselves, combined from every source.
+
+Served model names come from the server's own arguments (`--served-model-name`, else `--model`
+as given, the last path component too since clients often use it); the listen ports, whether an
+API key is required, versions, and where the ready and loading lines stand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a fact line stands: source, line and time (time may be unknown)."""
+
+    source: str
+    line: int
+    ts: datetime | None
+
+
+@dataclass
+class Facts:
+    served_models: list[str] = field(default_factory=list)
+    model_paths: list[str] = field(default_factory=list)
+    listen_ports: list[int] = field(default_factory=list)
+    api_key_required: bool | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    max_model_len: int | None = None
+    ready: list[Mark] = field(default_factory=list)
+    loading: list[Mark] = field(default_factory=list)
+    servers: list[str] = field(default_factory=list)   # sources that are server logs
+
+    def as_values(self) -> dict[str, object]:
+        """The facts rules may name as `$name`."""
+        values: dict[str, object] = {
+            "served_models": self.served_models,
+            "model_paths": self.model_paths,
+            "listen_ports": self.listen_ports,
+            "listen_port": self.listen_ports[0] if self.listen_ports else None,
+            "api_key_required": self.api_key_required,
+            "max_model_len": self.max_model_len,
+            "server_ready": bool(self.ready),
+            "server_loading": bool(self.loading),
+            "server_log": bool(self.servers),
+        }
+        for software, version in self.versions.items():
+            values[f"{software}_version"] = version
+        return values
+
+
+def _unique(values) -> list:
+    out: list = []
+    for v in values:
+        if v is not None and v not in out:
+            out.append(v)
+    return out
+
+
+def combine(events: pl.DataFrame) -> Facts:
+    """Build the facts from the fact rows of the event table."""
+    f = events.filter(pl.col("kind") == "fact").sort(["source", "line"])
+    facts = Facts()
+    facts.servers = _unique(events.filter(pl.col("origin").is_in(["vllm", "sglang"]))["source"].unique(maintain_order=True).to_list())
+    if f.height == 0:
+        return facts
+    served: list[str] = []
+    for names in f["served_models"].to_list():
+        for name in (names or "").split(","):
+            name = name.strip()
+            if name and name not in served:
+                served.append(name)
+    facts.served_models = served
+    facts.model_paths = _unique(f["model_path"].to_list())
+    facts.listen_ports = _unique(f["listen_port"].to_list())
+    keys = [v for v in f.filter(pl.col("fact") == "args")["api_key_required"].to_list() if v is not None]
+    facts.api_key_required = any(keys) if keys else None
+    for software, version in f.filter(pl.col("software_version").is_not_null()).select("software", "software_version").iter_rows():
+        facts.versions[software] = version
+    lens = [v for v in f["max_model_len"].to_list() if v is not None]
+    facts.max_model_len = lens[-1] if lens else None
+    facts.ready = [Mark(s, l, t) for s, l, t in f.filter(pl.col("fact") == "ready").select("source", "line", "ts").iter_rows()]
+    facts.loading = [Mark(s, l, t) for s, l, t in f.filter(pl.col("fact") == "loading").select("source", "line", "ts").iter_rows()]
+    return facts

@@ -1,0 +1,20 @@
+"""Renderers of an `Analysis`: JSON (the contract in DESIGN.md), terminal text, Markdown."""
+
+from __future__ import annotations
+
+from emblens.report.jsonreport import to_dict, to_json
+from emblens.report.markdown import to_markdown
+from emblens.report.text import to_text
+
+FORMATS = ("text", "markdown", "json")
+
+
+def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
+    if fmt == "json":
+        return to_json(analysis)
+    if fmt == "markdown":
+        return to_markdown(analysis)
+    return to_text(analysis, width=width, color=color)
+
+
+__all__ = ["FORMATS", "render", "to_dict", "to_json", "to_markdown", "to_text"]

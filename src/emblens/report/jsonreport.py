@@ -1,0 +1,72 @@
+"""The JSON report: the contract in DESIGN.md. Keys may be added, never renamed."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from emblens import __version__
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def timeline(analysis, limit: int = 40) -> list[dict]:
+    """Evidence of every finding across sources, in time order (unknown times last)."""
+    rows = []
+    for f in analysis.findings:
+        for e in f.evidence:
+            rows.append({"ts": _iso(e.ts), "source": e.source, "line": e.line, "rule": f.rule, "text": e.text})
+    for m in analysis.facts.loading[:1] + analysis.facts.ready[:1]:
+        label = "server ready" if m in analysis.facts.ready else "model loading started"
+        rows.append({"ts": _iso(m.ts), "source": m.source, "line": m.line, "rule": None, "text": label})
+    rows.sort(key=lambda r: (r["ts"] is None, r["ts"] or "", r["source"], r["line"]))
+    return rows[:limit]
+
+
+def to_dict(analysis) -> dict:
+    return {
+        "version": __version__,
+        "inputs": [
+            {"source": i.source, "kind": i.kind, "events": i.events, "unparsed": i.unparsed, "lines": i.lines}
+            for i in analysis.inputs
+        ],
+        "skipped": [{"source": s.label, "reason": s.reason} for s in analysis.skipped],
+        "findings": [
+            {
+                "rule": f.rule,
+                "title": f.title,
+                "severity": f.severity,
+                "confidence": f.confidence,
+                "role": f.role,
+                "explained_by": f.explained_by,
+                "count": f.count,
+                "first_seen": _iso(f.first_seen),
+                "last_seen": _iso(f.last_seen),
+                "summary": f.summary,
+                "remedy": "\n".join(f.remedy),
+                "remedy_steps": f.remedy,
+                "evidence": [{"source": e.source, "line": e.line, "text": e.text} for e in f.evidence],
+                "references": f.references,
+            }
+            for f in analysis.findings
+        ],
+        "unexplained": [
+            {"template": u.template, "count": u.count,
+             "example": {"source": u.example.source, "line": u.example.line, "text": u.example.text}}
+            for u in analysis.unexplained
+        ],
+        "facts": {
+            "served_models": analysis.facts.served_models,
+            "listen_ports": analysis.facts.listen_ports,
+            "api_key_required": analysis.facts.api_key_required,
+            "versions": analysis.facts.versions,
+            "ready": bool(analysis.facts.ready),
+        },
+        "timeline": timeline(analysis),
+    }
+
+
+def to_json(analysis) -> str:
+    return json.dumps(to_dict(analysis), indent=2, ensure_ascii=False)

@@ -1,0 +1,96 @@
+"""Terminal report, drawn with rich; reads well at 80 columns, plain when colour is off."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from emblens import __version__
+from emblens.report.jsonreport import timeline
+
+SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
+ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
+
+
+def _finding(f, console_width: int) -> Group:
+    head = Text()
+    head.append(f"{ROLE_LABEL[f.role]} ", style="bold reverse" if f.role == "root_cause" else "bold")
+    head.append(f.rule, style=SEV_STYLE[f.severity])
+    head.append(f"  {f.severity}, confidence {f.confidence:.2f}, seen {f.count}x", style="dim")
+    parts: list = [head, Text(f.title, style="bold")]
+    if f.explained_by:
+        parts.append(Text(f"explained by {f.explained_by}", style="dim"))
+    parts.append(Padding(Text(f.summary), (0, 0, 0, 2)))
+    ev = Table.grid(padding=(0, 1))
+    ev.add_column(style="cyan", no_wrap=True, overflow="fold", max_width=max(20, console_width // 3))
+    ev.add_column(overflow="fold")
+    for e in f.evidence:
+        ev.add_row(f"{e.source}:{e.line}", Text(e.text))
+    parts += [Text("  Evidence", style="bold"), Padding(ev, (0, 0, 0, 4))]
+    if f.role != "symptom":
+        fix = Table.grid(padding=(0, 1))
+        fix.add_column(no_wrap=True)
+        fix.add_column()
+        for i, step in enumerate(f.remedy, 1):
+            fix.add_row(f"{i}.", Text(step))
+        parts += [Text("  Fix", style="bold"), Padding(fix, (0, 0, 0, 4))]
+    return Group(*parts, Text(""))
+
+
+def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, color_system="standard" if color else None, force_terminal=color,
+                      highlight=False, emoji=False)
+    n_sources = len(analysis.inputs)
+    console.print(Text(f"emblens {__version__}: {n_sources} input(s) read, {len(analysis.skipped)} skipped, "
+                       f"{len(analysis.findings)} finding(s)", style="bold"))
+    console.print()
+    if not analysis.findings:
+        console.print(Text("No known failure found in these inputs.", style="bold green"))
+        if analysis.unexplained:
+            console.print("Error lines that no rule explains are listed below; they may still matter.")
+        console.print()
+    for f in analysis.findings:
+        console.print(_finding(f, width) if f.role != "symptom" else Padding(_finding(f, width - 4), (0, 0, 0, 4)))
+    tl = timeline(analysis)
+    if tl and analysis.findings:
+        console.print(Text("Timeline", style="bold underline"))
+        t = Table.grid(padding=(0, 1))
+        t.add_column(no_wrap=True, style="dim")
+        t.add_column(style="cyan", overflow="fold", max_width=width // 3)
+        t.add_column(overflow="fold")
+        for r in tl:
+            t.add_row((r["ts"] or "?")[:19].replace("T", " "), f"{r['source']}:{r['line']}",
+                      Text(f"[{r['rule']}] " if r["rule"] else "") + Text(r["text"][:200]))
+        console.print(Padding(t, (0, 0, 0, 2)))
+        console.print()
+    console.print(Text("Coverage", style="bold underline"))
+    cov = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    cov.add_column("input", overflow="fold")
+    cov.add_column("read as")
+    cov.add_column("events", justify="right")
+    cov.add_column("unparsed", justify="right")
+    for i in analysis.inputs:
+        cov.add_row(escape(i.source), i.kind, f"{i.events:,}", f"{i.unparsed:,}")
+    for s in analysis.skipped:
+        cov.add_row(escape(s.label), Text("skipped", style="yellow"), "", Text(s.reason, style="yellow"))
+    console.print(Padding(cov, (0, 0, 0, 2)))
+    if analysis.unexplained:
+        console.print()
+        console.print(Text(f"Error lines no rule explains ({sum(u.count for u in analysis.unexplained)})",
+                           style="bold underline"))
+        un = Table.grid(padding=(0, 1))
+        un.add_column(justify="right", no_wrap=True)
+        un.add_column(overflow="fold")
+        for u in analysis.unexplained[:15]:
+            un.add_row(f"{u.count}x", Text(f"{u.example.text[:300]}\n", style="") + Text(
+                f"first at {u.example.source}:{u.example.line}", style="dim"))
+        if len(analysis.unexplained) > 15:
+            un.add_row("", Text(f"... {len(analysis.unexplained) - 15} more templates (see --format json)", style="dim"))
+        console.print(Padding(un, (0, 0, 0, 2)))
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"

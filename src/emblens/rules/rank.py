@@ -1,0 +1,54 @@
+"""Ranking: `explains:` edges make root causes and symptoms; the report leads with the most
+likely root cause, each followed by the symptoms it explains."""
+
+from __future__ import annotations
+
+from emblens.rules.engine import Finding
+from emblens.rules.loader import RuleSet
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def rank(findings: list[Finding], ruleset: RuleSet | None = None) -> list[Finding]:
+    by_id = {f.rule: f for f in findings}
+
+    def order_key(f: Finding):
+        first = f.first_seen.timestamp() if f.first_seen else float("inf")
+        return (SEVERITY_ORDER[f.severity], -_descendants(f, by_id), -f.confidence, first, f.rule)
+
+    for f in findings:
+        explainers = [
+            g for g in findings
+            if g is not f and f.rule in g.explains and g.rule not in f.explains  # a 2-cycle explains nothing
+        ]
+        if explainers:
+            best = min(explainers, key=order_key)
+            f.role, f.explained_by = "symptom", best.rule
+    for f in findings:
+        if f.role != "symptom" and any(g.explained_by == f.rule for g in findings):
+            f.role = "root_cause"
+            f.confidence = min(0.99, round(f.confidence + 0.05, 2))
+    ordered: list[Finding] = []
+
+    def place(f: Finding) -> None:
+        if f in ordered:
+            return
+        ordered.append(f)
+        for child in sorted((g for g in findings if g.explained_by == f.rule), key=order_key):
+            place(child)
+
+    for top in sorted((f for f in findings if f.role != "symptom"), key=lambda f: (SEVERITY_ORDER[f.severity], f.role != "root_cause", order_key(f))):
+        place(top)
+    for f in sorted(findings, key=order_key):  # symptoms of a cycle, should one slip through
+        place(f)
+    return ordered
+
+
+def _descendants(f: Finding, by_id: dict[str, Finding], seen: set | None = None) -> int:
+    seen = seen if seen is not None else {f.rule}
+    n = 0
+    for rid in f.explains:
+        if rid in by_id and rid not in seen:
+            seen.add(rid)
+            n += 1 + _descendants(by_id[rid], by_id, seen)
+    return n

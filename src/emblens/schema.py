@@ -1,0 +1,92 @@
+"""The event table's schema, defined here and nowhere else.
+
+Every source adapter returns a frame with a subset of these columns; `conform` adds the missing
+ones as typed nulls and puts them in this order. Rules may name only these columns (plus the
+capture columns a rule makes itself), so a typo in a rule is a load error.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+CORE: dict[str, pl.DataType] = {
+    "source": pl.String(),       # label of the input member ("bundle.zip:logs/vllm.log")
+    "line": pl.Int64(),          # 1-based line number within the member
+    "ts": pl.Datetime("us"),     # null when unknown (vLLM's MM-DD stamps carry no year)
+    "ts_text": pl.String(),      # the stamp as written
+    "origin": pl.String(),       # vllm, sglang, client, generic
+    "kind": pl.String(),         # log, http, exception, fact, trace, unparsed
+    "level": pl.String(),        # DEBUG INFO WARNING ERROR CRITICAL (null when none)
+    "message": pl.String(),      # the line without its prefix, secrets masked
+    "text": pl.String(),         # the whole line as written (colours removed, secrets masked)
+}
+
+OPTIONAL: dict[str, pl.DataType] = {
+    # producer details
+    "proc": pl.String(),         # process name from a vLLM (Name pid=N) prefix, or SGLang ranks
+    "pid": pl.Int64(),
+    "logger": pl.String(),       # file:line of the logging call
+    # HTTP exchanges (uvicorn access lines here; captures later)
+    "http_method": pl.String(),
+    "http_path": pl.String(),
+    "http_host": pl.String(),
+    "http_port": pl.Int64(),
+    "http_status": pl.Int64(),
+    "http_client": pl.String(),
+    "auth_scheme": pl.String(),
+    "auth_token_shape": pl.String(),   # "empty", "placeholder:EMPTY", "<key: 32 chars>" — never the token
+    "req_model": pl.String(),
+    "req_input_count": pl.Int64(),
+    "req_body_keys": pl.String(),
+    "resp_error": pl.String(),
+    "latency_ms": pl.Float64(),
+    "retry_after": pl.Float64(),
+    # exceptions
+    "exc_type": pl.String(),          # as printed: openai.NotFoundError
+    "exc_message": pl.String(),
+    "exc_chain": pl.String(),         # types of the whole chain, root first, joined by " -> "
+    "exc_root_type": pl.String(),
+    "exc_root_message": pl.String(),
+    "exc_outer_type": pl.String(),    # what the caller finally saw
+    "exc_position": pl.String(),      # root, cause, outer, only
+    "exc_group": pl.Int64(),          # which chain of its source the exception belongs to
+    # GPU state (nvidia-smi sources, later)
+    "gpu_index": pl.Int64(),
+    "gpu_name": pl.String(),
+    "gpu_mem_used_mib": pl.Float64(),
+    "gpu_mem_total_mib": pl.Float64(),
+    "gpu_processes": pl.String(),
+    # server facts
+    "fact": pl.String(),              # version, served_models, listen, api_key, ready, loading, args
+    "software": pl.String(),          # vllm, sglang, openai, httpx, ...
+    "software_version": pl.String(),
+    "served_models": pl.String(),     # comma-separated served names
+    "model_path": pl.String(),
+    "listen_port": pl.Int64(),
+    "api_key_required": pl.Boolean(),
+    "max_model_len": pl.Int64(),
+}
+
+SCHEMA: dict[str, pl.DataType] = {**CORE, **OPTIONAL}
+COLUMNS: tuple[str, ...] = tuple(SCHEMA)
+
+KINDS = ("log", "http", "exception", "fact", "trace", "unparsed", "gpu")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def empty() -> pl.DataFrame:
+    """An event table with no rows."""
+    return pl.DataFrame(schema=SCHEMA)
+
+
+def conform(df: pl.DataFrame) -> pl.DataFrame:
+    """Add missing schema columns as typed nulls, cast present ones, order as SCHEMA."""
+    unknown = [c for c in df.columns if c not in SCHEMA]
+    if unknown:
+        raise ValueError(f"columns not in the event schema: {unknown}")
+    return df.select(
+        [
+            (pl.col(name).cast(dtype) if name in df.columns else pl.lit(None, dtype=dtype)).alias(name)
+            for name, dtype in SCHEMA.items()
+        ]
+    )

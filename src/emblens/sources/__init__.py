@@ -1,0 +1,26 @@
+"""Source adapters: one per input format. Each turns a frame of raw lines into event rows.
+
+An adapter is a `Source` (see `base.py`): a name, a `sniff` score on a member's first bytes, and
+`parse`. The registry below is the seam later formats plug into (traffic captures, nvidia-smi).
+"""
+
+from __future__ import annotations
+
+from emblens.sources.base import Source, SourceContext
+from emblens.sources.generic import GenericLog
+from emblens.sources.sglang import SGLangLog
+from emblens.sources.traceback import ClientText
+from emblens.sources.vllm import VLLMLog
+
+# Highest sniff score wins; GenericLog scores 0.1 on any text, so it is the fallback.
+REGISTRY: tuple[Source, ...] = (VLLMLog(), SGLangLog(), ClientText(), GenericLog())
+
+
+def by_name(name: str) -> Source:
+    for s in REGISTRY:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+__all__ = ["REGISTRY", "Source", "SourceContext", "by_name"]

@@ -1,0 +1,287 @@
+"""What every source adapter shares: chunked line reading, unwrapping container log wrappers,
+ANSI and CR stripping, the keep-filter, secret masking and Python traceback assembly.
+
+A member is read in chunks of whole lines. Every line is counted (events or unparsed); only the
+lines that can matter — the adapter's notable lines and any line a rule's text pattern could hit —
+are parsed fully and kept in the event table, so a multi-gigabyte log of routine lines costs a
+few vectorised passes and little memory. `keep_all` keeps every line (for `emblens events`).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import polars as pl
+
+from emblens import redact, schema
+
+CHUNK_BYTES = 32 * 1024 * 1024
+ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
+
+# Container wrappers: `kubectl logs --timestamps` and docker's json-file driver.
+KUBECTL_TS = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) "
+DOCKER_JSON = r'^\{"log":"'
+
+# Python traceback anatomy (CPython 3.11+, also when pasted without indentation).
+TB_HEADER = re.compile(r"^\s*(?:Exception Group )?Traceback \(most recent call last\):\s*$")
+TB_CAUSE = re.compile(r"^\s*The above exception was the direct cause of the following exception:\s*$")
+TB_CONTEXT = re.compile(r"^\s*During handling of the above exception, another exception occurred:\s*$")
+EXC_LINE = re.compile(
+    r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Interrupt|Refused|Failure|Warning)"
+    r"|OutOfMemoryError)|(?:[a-z_]\w*\.)+[A-Z]\w*)(?:: (?P<msg>.*))?$"
+)
+TB_FRAME = r"^\s*File \"[^\"]*\", line \d+|^\s+\S|^\s*[\^~]+\s*$"
+TB_NOTABLE = (
+    r"Traceback \(most recent call last\)|The above exception was the direct cause|"
+    r"During handling of the above exception|(?:^|[\s\]:])(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Interrupt):"
+)
+
+
+@dataclass
+class SourceContext:
+    """Per-member settings for parsing."""
+
+    label: str
+    keep_all: bool = False
+    keywords: str | None = None      # one regex of every rule text pattern (the prefilter)
+
+
+@dataclass
+class Counts:
+    lines: int = 0
+    events: int = 0
+    unparsed: int = 0
+    blank: int = 0
+    kept: int = 0
+
+    def add(self, other: "Counts") -> None:
+        for f in ("lines", "events", "unparsed", "blank", "kept"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+
+@dataclass
+class Source:
+    """Base of the adapters. Subclasses set the patterns and implement `parse_rows`."""
+
+    name: str = "generic"
+    origin: str = "generic"
+    # anchored pattern recognising a well-formed line of the format (after unwrapping)
+    line_pattern: str = r"."
+    # lines always kept: facts, warnings, errors
+    notable: str = r"(?i)\b(?:error|critical|fatal|exception|warning|traceback|failed)\b"
+    extra: dict = field(default_factory=dict)
+
+    def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden
+        return 0.0
+
+    def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:  # pragma: no cover - overridden
+        """Turn kept raw lines (`line`, `raw`, `wrap_ts`) into event columns plus `body` and `key`."""
+        raise NotImplementedError
+
+    # -- the shared pipeline --------------------------------------------------------------
+    def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
+        frames: list[pl.DataFrame] = []
+        counts = Counts()
+        first = 1
+        for chunk in read_chunks(stream):
+            lines = lines_frame(chunk, first)
+            first += lines.height
+            df, c = self.parse_lines(lines, ctx)
+            counts.add(c)
+            if df.height:
+                frames.append(df)
+        events = pl.concat(frames, how="vertical") if frames else schema.empty()
+        return events, counts
+
+    def parse_lines(self, lines: pl.DataFrame, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
+        lines = unwrap(lines)
+        raw = pl.col("raw")
+        blank = raw.str.strip_chars().str.len_bytes() == 0
+        recognised = raw.str.contains(self.line_pattern) | raw.str.contains(TB_FRAME)
+        keep_pattern = "|".join(f"(?:{p})" for p in (self.notable, TB_NOTABLE, ctx.keywords) if p)
+        keep = pl.lit(True) if ctx.keep_all else raw.str.contains(keep_pattern)
+        flags = lines.select(
+            blank.alias("blank"), (recognised & ~blank).alias("rec"), (keep & ~blank).alias("keep")
+        )
+        n_blank = int(flags["blank"].sum())
+        n_rec = int(flags["rec"].sum())
+        kept = lines.filter(flags["keep"])
+        counts = Counts(lines=lines.height, blank=n_blank, kept=kept.height)
+        if kept.height == 0:
+            counts.events, counts.unparsed = n_rec, lines.height - n_blank - n_rec
+            return schema.empty(), counts
+        kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
+        rows = self.parse_rows(kept)
+        rows = assemble_tracebacks(rows)
+        # A line the adapter could not place but that belongs to a traceback is still an event.
+        rows = rows.with_columns(
+            pl.when(pl.col("kind").is_null()).then(pl.lit("unparsed")).otherwise(pl.col("kind")).alias("kind"),
+        )
+        unparsed_kept = int((rows["kind"] == "unparsed").sum())
+        rec_kept = kept.height - unparsed_kept
+        # lines not kept: recognised ones are events, the rest unparsed
+        not_kept_rec = n_rec - int(flags.filter(pl.col("keep"))["rec"].sum())
+        counts.events = rec_kept + not_kept_rec
+        counts.unparsed = lines.height - n_blank - counts.events
+        rows = rows.with_columns(
+            pl.col("raw").alias("text"),
+            pl.lit(ctx.label).alias("source"),
+            pl.lit(self.origin).alias("origin") if "origin" not in rows.columns else pl.col("origin").fill_null(self.origin),
+            pl.coalesce(pl.col("ts"), pl.col("wrap_ts")).alias("ts") if "ts" in rows.columns else pl.col("wrap_ts").alias("ts"),
+        )
+        return schema.conform(rows.drop([c for c in ("raw", "body", "key", "wrap_ts") if c in rows.columns])), counts
+
+
+def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield chunks of whole lines (the last may lack its newline)."""
+    rest = b""
+    while True:
+        block = stream.read(size)
+        if not block:
+            break
+        block = rest + block
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            rest = block
+            continue
+        rest = block[cut + 1 :]
+        yield block[: cut + 1]
+    if rest:
+        yield rest
+
+
+def lines_frame(chunk: bytes, first_line: int = 1) -> pl.DataFrame:
+    """One row per line: `line` (1-based), `raw` (ANSI colours and trailing CR removed)."""
+    try:
+        df = pl.read_lines(io.BytesIO(chunk), name="raw")
+    except pl.exceptions.ComputeError:
+        # undecodable bytes: replace them rather than lose the line
+        df = pl.read_lines(io.BytesIO(chunk.decode("utf-8", "replace").encode("utf-8")), name="raw")
+    expected = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    if df.height != expected:  # a reader that drops trailing empty lines: pad them back
+        df = pl.concat([df, pl.DataFrame({"raw": [""] * (expected - df.height)}, schema={"raw": pl.String})])
+    raw = pl.col("raw")
+    if b"\x1b" in chunk:
+        raw = raw.str.replace_all(ANSI, "")
+    if b"\r" in chunk:
+        raw = raw.str.replace_all(r"\r", "")
+    return df.select(pl.int_range(first_line, first_line + df.height, dtype=pl.Int64).alias("line"), raw.alias("raw"))
+
+
+def unwrap(lines: pl.DataFrame) -> pl.DataFrame:
+    """Strip kubectl timestamps or docker json-file wrapping; the wrapper's time goes to `wrap_ts`."""
+    raw = pl.col("raw")
+    sample = lines["raw"].head(200)
+    if (sample.str.contains(KUBECTL_TS).mean() or 0) > 0.5:
+        stamp = raw.str.extract(KUBECTL_TS, 1)
+        return lines.with_columns(
+            raw.str.replace(KUBECTL_TS, "").alias("raw"),
+            _iso(stamp).alias("wrap_ts"),
+        )
+    if (sample.str.contains(DOCKER_JSON).mean() or 0) > 0.5:
+        is_json = raw.str.starts_with('{"log":')
+        log = raw.str.json_path_match("$.log").str.strip_chars_end("\n").str.replace_all(ANSI, "").str.replace_all(r"\r", "")
+        return lines.with_columns(
+            pl.when(is_json).then(log).otherwise(raw).alias("raw"),
+            _iso(pl.when(is_json).then(raw.str.json_path_match("$.time"))).alias("wrap_ts"),
+        )
+    return lines.with_columns(pl.lit(None, dtype=pl.Datetime("us")).alias("wrap_ts"))
+
+
+def _iso(expr: pl.Expr) -> pl.Expr:
+    return (
+        expr.str.replace(r"(\.\d{6})\d+", "$1")
+        .str.replace(r"Z$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC")
+        .dt.replace_time_zone(None)
+        .cast(pl.Datetime("us"))
+    )
+
+
+def assemble_tracebacks(rows: pl.DataFrame) -> pl.DataFrame:
+    """Find Python traceback chains in the kept rows and mark their exception lines.
+
+    Walks only the kept rows (a prefiltered few), keyed by the producing process so that
+    interleaved tracebacks of two vLLM processes are not merged. The exception that starts a chain
+    is its root; the last one is what the caller finally saw.
+    """
+    bodies = rows["body"].to_list()
+    keys = rows["key"].to_list() if "key" in rows.columns else [None] * len(bodies)
+    state: dict[object, str] = {}          # key -> "tb" (inside a traceback) | "sep" (after a separator)
+    open_chain: dict[object, list[int]] = {}
+    chains: list[list[int]] = []
+    links: dict[int, str] = {}              # row -> how it links to the previous exception
+    exc: dict[int, tuple[str, str]] = {}
+    trace_rows: set[int] = set()
+    for i, body in enumerate(bodies):
+        if body is None:
+            continue
+        k = keys[i]
+        if TB_HEADER.match(body):
+            if state.get(k) != "sep" and open_chain.get(k):
+                chains.append(open_chain.pop(k))
+            state[k] = "tb"
+            trace_rows.add(i)
+            continue
+        if TB_CAUSE.match(body) or TB_CONTEXT.match(body):
+            state[k] = "sep"
+            links[i] = "cause" if TB_CAUSE.match(body) else "context"
+            trace_rows.add(i)
+            continue
+        stripped = body.strip("` ")
+        m = EXC_LINE.match(stripped) if body[:1] not in (" ", "\t") else None
+        if m is None:
+            continue
+        if m.group("msg") is None and state.get(k) != "tb":
+            continue  # a bare word like `ValueError` outside a traceback is not evidence
+        exc[i] = (m.group("type"), (m.group("msg") or "").strip())
+        if state.get(k) == "tb":
+            open_chain.setdefault(k, []).append(i)
+        else:
+            if open_chain.get(k):
+                chains.append(open_chain.pop(k))
+            chains.append([i])
+        state[k] = "done"
+    chains.extend(c for c in open_chain.values() if c)
+    n = len(bodies)
+    cols: dict[str, list] = {c: [None] * n for c in (
+        "exc_type", "exc_message", "exc_chain", "exc_root_type", "exc_root_message", "exc_outer_type", "exc_position")}
+    groups: list = [None] * n
+    for number, chain in enumerate(chains, 1):
+        types = [exc[i][0] for i in chain]
+        chain_text = " -> ".join(types)
+        root, outer = chain[0], chain[-1]
+        for pos, i in enumerate(chain):
+            cols["exc_type"][i], cols["exc_message"][i] = exc[i]
+            cols["exc_chain"][i] = chain_text
+            cols["exc_root_type"][i], cols["exc_root_message"][i] = exc[root]
+            cols["exc_outer_type"][i] = exc[outer][0]
+            groups[i] = number
+            cols["exc_position"][i] = (
+                "only" if len(chain) == 1 else "root" if pos == 0 else "outer" if pos == len(chain) - 1 else "cause"
+            )
+    kind = rows["kind"].to_list() if "kind" in rows.columns else [None] * n
+    for i in trace_rows:
+        if kind[i] in (None, "log", "unparsed"):
+            kind[i] = "trace"
+    for i in exc:
+        if cols["exc_type"][i] is not None:
+            kind[i] = "exception"
+    out = rows.with_columns(
+        *[pl.Series(c, v, dtype=pl.String) for c, v in cols.items()],
+        pl.Series("kind", kind, dtype=pl.String),
+        pl.Series("exc_group", groups, dtype=pl.Int64),
+    )
+    # Exception lines inherit the time of the nearest earlier stamped line of the same process.
+    if "ts" in out.columns:
+        out = out.with_columns(
+            pl.when(pl.col("kind").is_in(["exception", "trace"]) & pl.col("ts").is_null())
+            .then(pl.col("ts").forward_fill().over("key") if "key" in out.columns else pl.col("ts").forward_fill())
+            .otherwise(pl.col("ts"))
+            .alias("ts")
+        )
+    return out
