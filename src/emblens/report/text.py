@@ -26,12 +26,10 @@ def _finding(f, console_width: int) -> Group:
     if f.explained_by:
         parts.append(Text(f"explained by {f.explained_by}", style="dim"))
     parts.append(Padding(Text(f.summary), (0, 0, 0, 2)))
-    ev = Table.grid(padding=(0, 1))
-    ev.add_column(style="cyan", no_wrap=True, overflow="fold", max_width=max(20, console_width // 3))
-    ev.add_column(overflow="fold")
+    parts.append(Text("  Evidence", style="bold"))
     for e in f.evidence:
-        ev.add_row(f"{e.source}:{e.line}", Text(e.text))
-    parts += [Text("  Evidence", style="bold"), Padding(ev, (0, 0, 0, 4))]
+        parts.append(Padding(Text(f"{e.source}:{e.line}", style="cyan", overflow="fold"), (0, 0, 0, 4)))
+        parts.append(Padding(Text(e.text, overflow="fold"), (0, 0, 0, 6)))
     if f.role != "symptom":
         fix = Table.grid(padding=(0, 1))
         fix.add_column(no_wrap=True)
@@ -60,14 +58,13 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
     tl = timeline(analysis)
     if tl and analysis.findings:
         console.print(Text("Timeline", style="bold underline"))
-        t = Table.grid(padding=(0, 1))
-        t.add_column(no_wrap=True, style="dim")
-        t.add_column(style="cyan", overflow="fold", max_width=width // 3)
-        t.add_column(overflow="fold")
         for r in tl:
-            t.add_row((r["ts"] or "?")[:19].replace("T", " "), f"{r['source']}:{r['line']}",
-                      Text(f"[{r['rule']}] " if r["rule"] else "") + Text(r["text"][:200]))
-        console.print(Padding(t, (0, 0, 0, 2)))
+            head = Text((r["ts"] or "time unknown")[:19].replace("T", " ") + "  ", style="dim")
+            head.append(f"{r['source']}:{r['line']}", style="cyan")
+            if r["rule"]:
+                head.append(f"  [{r['rule']}]", style="bold")
+            console.print(Padding(head, (0, 0, 0, 2)))
+            console.print(Padding(Text(r["text"][:200], overflow="fold"), (0, 0, 0, 4)))
         console.print()
     console.print(Text("Coverage", style="bold underline"))
     cov = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")

@@ -157,6 +157,7 @@ def _pick_evidence(matched: pl.DataFrame) -> list[Evidence]:
 
 
 # -- message templates ---------------------------------------------------------------------------
+_CONDITIONAL = re.compile(r"\{\?([a-z_][a-z0-9_]*):((?:[^{}]|\{[^{}]*\})*)\}")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)(?:\(([^)]*)\))?(?:\|([^}]*))?\}")
 
 
@@ -184,7 +185,8 @@ def _fmt(value: object) -> str:
 
 
 def render(template: str, context: dict[str, object]) -> str:
-    """Fill `{name}`, `{name|fallback}` and `{closest(a, b)}` from the context."""
+    """Fill `{name}`, `{name|fallback}`, `{closest(a, b)}` and `{?name: shown only when name is known}`."""
+    template = _CONDITIONAL.sub(lambda m: m.group(2) if context.get(m.group(1)) not in (None, "", []) else "", template)
 
     def sub(m: re.Match[str]) -> str:
         name, args, fallback = m.group(1), m.group(2), m.group(3)

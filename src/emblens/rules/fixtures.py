@@ -14,7 +14,7 @@ from pathlib import Path
 
 from emblens.rules.loader import Rule, RuleSet, rule_files
 
-FIXTURE_RE = re.compile(r"^(?P<stem>[^.]+)\.(?P<kind>pos|neg)(?:-[\w-]+)?(?:\.[\w.]+)?$")
+FIXTURE_RE = re.compile(r"^(?P<stem>[^.]+)\.(?P<kind>pos|neg)(?:[-.].*)?$")
 
 
 @dataclass

@@ -235,6 +235,8 @@ def assemble_tracebacks(rows: pl.DataFrame) -> pl.DataFrame:
         stripped = body.strip("` ")
         m = EXC_LINE.match(stripped) if body[:1] not in (" ", "\t") else None
         if m is None:
+            if state.get(k) == "tb":
+                trace_rows.add(i)  # a frame or source line inside the traceback
             continue
         if m.group("msg") is None and state.get(k) != "tb":
             continue  # a bare word like `ValueError` outside a traceback is not evidence

@@ -84,4 +84,11 @@ class VLLMLog(Source):
             pl.col("_a__client").alias("http_client"),
         )
         df = ft.server_facts(df, software="vllm")
+        # uvicorn's lines (the ready line among them) carry no time: take the last stamp before
+        df = df.with_columns(
+            pl.when(pl.col("fact").is_not_null() & pl.col("ts_text").is_null())
+            .then(pl.col("ts_text").forward_fill())
+            .otherwise(pl.col("ts_text"))
+            .alias("ts_text")
+        )
         return df.drop([c for c in df.columns if c.startswith("_")])
