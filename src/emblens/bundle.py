@@ -277,8 +277,7 @@ class Reader:
         if _magic(inner) == "tar":
             yield from self._tar(label, opener, depth, disk_path, compressed=True)
             return
-        inner_label = label[:-3] if label.endswith(".gz") else label
-        yield from self._item(inner_label if inner_label != label else label, bounded, None, depth + 1)
+        yield from self._item(label, bounded, None, depth + 1)
 
     def _slurp(self, label: str, opener: Callable[[], BinaryIO]) -> bytes:
         with opener() as f:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -17,9 +16,10 @@ SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
 
 
-def _finding(f, console_width: int) -> Group:
+def _finding(f, console_width: int, first: bool = False) -> Group:
     head = Text()
-    head.append(f"{ROLE_LABEL[f.role]} ", style="bold reverse" if f.role == "root_cause" else "bold")
+    label = "MOST LIKELY CAUSE" if first and f.role == "finding" else ROLE_LABEL[f.role]
+    head.append(f"{label} ", style="bold reverse" if f.role == "root_cause" else "bold")
     head.append(f.rule, style=SEV_STYLE[f.severity])
     head.append(f"  {f.severity}, confidence {f.confidence:.2f}, seen {f.count}x", style="dim")
     parts: list = [head, Text(f.title, style="bold")]
@@ -53,8 +53,8 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         if analysis.unexplained:
             console.print("Error lines that no rule explains are listed below; they may still matter.")
         console.print()
-    for f in analysis.findings:
-        console.print(_finding(f, width) if f.role != "symptom" else Padding(_finding(f, width - 4), (0, 0, 0, 4)))
+    for n, f in enumerate(analysis.findings):
+        console.print(_finding(f, width, first=n == 0) if f.role != "symptom" else Padding(_finding(f, width - 4), (0, 0, 0, 4)))
     tl = timeline(analysis)
     if tl and analysis.findings:
         console.print(Text("Timeline", style="bold underline"))
@@ -67,16 +67,35 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
             console.print(Padding(Text(r["text"][:200], overflow="fold"), (0, 0, 0, 4)))
         console.print()
     console.print(Text("Coverage", style="bold underline"))
-    cov = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    cov.add_column("input", overflow="fold")
-    cov.add_column("read as")
-    cov.add_column("events", justify="right")
-    cov.add_column("unparsed", justify="right")
     for i in analysis.inputs:
-        cov.add_row(escape(i.source), i.kind, f"{i.events:,}", f"{i.unparsed:,}")
+        console.print(Padding(Text(i.source, style="cyan", overflow="fold"), (0, 0, 0, 2)))
+        console.print(Padding(Text(f"{i.kind}, {i.events:,} events, {i.unparsed:,} unparsed lines"), (0, 0, 0, 4)))
     for s in analysis.skipped:
-        cov.add_row(escape(s.label), Text("skipped", style="yellow"), "", Text(s.reason, style="yellow"))
-    console.print(Padding(cov, (0, 0, 0, 2)))
+        console.print(Padding(Text(s.label, style="yellow", overflow="fold"), (0, 0, 0, 2)))
+        console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))
+    if analysis.unexplained:
+            console.print("Error lines that no rule explains are listed below; they may still matter.")
+        console.print()
+    for n, f in enumerate(analysis.findings):
+        console.print(_finding(f, width, first=n == 0) if f.role != "symptom" else Padding(_finding(f, width - 4), (0, 0, 0, 4)))
+    tl = timeline(analysis)
+    if tl and analysis.findings:
+        console.print(Text("Timeline", style="bold underline"))
+        for r in tl:
+            head = Text((r["ts"] or "time unknown")[:19].replace("T", " ") + "  ", style="dim")
+            head.append(f"{r['source']}:{r['line']}", style="cyan")
+            if r["rule"]:
+                head.append(f"  [{r['rule']}]", style="bold")
+            console.print(Padding(head, (0, 0, 0, 2)))
+            console.print(Padding(Text(r["text"][:200], overflow="fold"), (0, 0, 0, 4)))
+        console.print()
+    console.print(Text("Coverage", style="bold underline"))
+    for i in analysis.inputs:
+        console.print(Padding(Text(i.source, style="cyan", overflow="fold"), (0, 0, 0, 2)))
+        console.print(Padding(Text(f"{i.kind}, {i.events:,} events, {i.unparsed:,} unparsed lines"), (0, 0, 0, 4)))
+    for s in analysis.skipped:
+        console.print(Padding(Text(s.label, style="yellow", overflow="fold"), (0, 0, 0, 2)))
+        console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))
     if analysis.unexplained:
         console.print()
         console.print(Text(f"Error lines no rule explains ({sum(u.count for u in analysis.unexplained)})",

@@ -1,0 +1,101 @@
+"""The same incident however it is packed; broken members are reported and skipped."""
+
+import gzip
+import io
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+from emblens import analyze
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "samples" / "model-name-mismatch"
+
+
+def _ids(paths):
+    return [(f.rule, f.role, f.count) for f in analyze([str(p) for p in paths]).findings]
+
+
+def test_same_findings_from_files_folder_tar_and_zip(tmp_path):
+    files = sorted(SAMPLE_DIR.iterdir())
+    expected = _ids(files)
+    assert expected and expected[0][0] == "model.not_found"
+    tgz = tmp_path / "incident.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        for f in files:
+            tf.add(f, arcname=f"incident/{f.name}")
+    zp = tmp_path / "incident.zip"
+    with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            zf.write(f, f"incident/{f.name}")
+    gz_dir = tmp_path / "rotated"
+    gz_dir.mkdir()
+    for f in files:  # rotated logs are often gzip'd
+        (gz_dir / (f.name + ".gz")).write_bytes(gzip.compress(f.read_bytes()))
+    assert _ids([SAMPLE_DIR]) == expected
+    assert _ids([tgz]) == expected
+    assert _ids([zp]) == expected
+    assert _ids([gz_dir]) == expected
+
+
+def test_broken_members_are_skipped_with_reasons(tmp_path):
+    zp = tmp_path / "bundle.zip"
+    good = (SAMPLE_DIR / "client-traceback.txt").read_bytes()
+    log = "".join(f"INFO 01-01 00:00:{i % 60:02d} [x.py:{i}] request {i * 7919 % 100003} done\n" for i in range(5000))
+    with zipfile.ZipFile(zp, "w") as zf:
+        zf.writestr("client.txt", good)
+        zf.writestr("server.log.gz", gzip.compress(log.encode())[:20000])  # truncated gzip
+        zf.writestr("core.bin", bytes(range(256)) * 40)
+        zf.writestr("empty.log", b"")
+        zf.writestr("../../etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n")
+    a = analyze([str(zp)])
+    reasons = {s.label.split(":", 1)[1]: s.reason for s in a.skipped}
+    assert set(reasons) == {"server.log.gz", "core.bin", "empty.log"}
+    assert reasons["server.log.gz"].startswith("corrupt gzip data: Compressed file ended")
+    assert "binary" in reasons["core.bin"]
+    assert "empty" in reasons["empty.log"]
+    assert a.findings[0].rule == "model.not_found"
+    # a hostile name is only a label: nothing was written anywhere
+    assert any(i.source.endswith(":../../etc/passwd") for i in a.inputs)
+
+
+def test_cli_exit_0_with_skipped_members(tmp_path):
+    from typer.testing import CliRunner
+
+    from emblens.cli import app
+
+    zp = tmp_path / "b.zip"
+    with zipfile.ZipFile(zp, "w") as zf:
+        zf.writestr("client.txt", (SAMPLE_DIR / "client-traceback.txt").read_bytes())
+        zf.writestr("blob.bin", b"\x00\x01\x02" * 100)
+        zf.writestr("zero.txt", b"")
+    r = CliRunner().invoke(app, ["analyze", str(zp), "--width", "200"])
+    assert r.exit_code == 0
+    assert f"{zp}:blob.bin\n    skipped: binary file (contains NUL bytes)" in r.output
+    assert f"{zp}:zero.txt\n    skipped: empty (0 bytes)" in r.output
+
+
+def test_nested_and_limits(tmp_path):
+    from emblens.bundle import Limits
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("client.txt", (SAMPLE_DIR / "client-traceback.txt").read_bytes())
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as zf:
+        zf.writestr("inner.zip", inner.getvalue())
+    assert analyze([str(outer)]).findings[0].rule == "model.not_found"
+    a = analyze([str(outer)], limits=Limits(max_depth=1))
+    assert not a.findings and "nested deeper" in a.skipped[0].reason
+
+
+def test_healthy_busy_log_has_no_findings(repo):
+    for name, served in (("engine/startup_failed.neg-vllm0.33-healthy.log", "Qwen3-Embedding-4B"),
+                         ("auth/invalid_key.neg-vllm0.11-healthy.log", "Qwen3-Embedding-4B"),
+                         ("gpu/oom.neg-vllm0.6.6-healthy.log", "bge-m3")):
+        a = analyze([str(repo / "rules" / name)])
+        assert a.findings == [], name
+        assert a.unexplained == [], name
+        assert [(i.kind, i.unparsed) for i in a.inputs] == [("vllm-log", 0)]
+        assert a.inputs[0].events > 400
+        assert a.facts.served_models == [served]

@@ -1,0 +1,28 @@
+"""Every rule's positive fixtures make it the root cause; its negative fixtures leave it silent.
+The same runner backs `emblens rules test`."""
+
+import pytest
+
+from emblens.rules.fixtures import fixtures_for, run_fixtures
+from emblens.rules.loader import load_rules
+
+RULESET = load_rules(())
+CATALOGUE_IDS_OF_ISSUE_2 = {
+    "auth.empty_key", "auth.missing_key", "auth.invalid_key", "auth.forbidden", "model.not_found",
+    "model.load_failed", "engine.startup_failed", "server.not_ready", "gpu.oom", "net.connection_refused",
+    "net.timeout", "http.wrong_path", "http.rate_limited", "http.gateway_error", "http.payload_too_large",
+    "embed.wrong_model_type", "embed.input_too_long", "embed.bad_input", "client.version_outdated",
+}
+
+
+def test_every_catalogue_id_of_this_release_has_a_rule():
+    assert CATALOGUE_IDS_OF_ISSUE_2 <= {r.id for r in RULESET.rules}
+
+
+@pytest.mark.parametrize("rule", RULESET.rules, ids=lambda r: r.id)
+def test_rule_fixtures(rule):
+    kinds = {expect for _, expect in fixtures_for(rule)}
+    assert kinds == {"fires", "silent"}, f"{rule.id} needs positive and negative fixtures"
+    results = list(run_fixtures(RULESET, only=[rule]))
+    failures = [f"{r.fixture}: {r.detail}" for r in results if not r.ok]
+    assert not failures, "\n".join(failures)
