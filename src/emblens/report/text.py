@@ -74,29 +74,6 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         console.print(Padding(Text(s.label, style="yellow", overflow="fold"), (0, 0, 0, 2)))
         console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))
     if analysis.unexplained:
-            console.print("Error lines that no rule explains are listed below; they may still matter.")
-        console.print()
-    for n, f in enumerate(analysis.findings):
-        console.print(_finding(f, width, first=n == 0) if f.role != "symptom" else Padding(_finding(f, width - 4), (0, 0, 0, 4)))
-    tl = timeline(analysis)
-    if tl and analysis.findings:
-        console.print(Text("Timeline", style="bold underline"))
-        for r in tl:
-            head = Text((r["ts"] or "time unknown")[:19].replace("T", " ") + "  ", style="dim")
-            head.append(f"{r['source']}:{r['line']}", style="cyan")
-            if r["rule"]:
-                head.append(f"  [{r['rule']}]", style="bold")
-            console.print(Padding(head, (0, 0, 0, 2)))
-            console.print(Padding(Text(r["text"][:200], overflow="fold"), (0, 0, 0, 4)))
-        console.print()
-    console.print(Text("Coverage", style="bold underline"))
-    for i in analysis.inputs:
-        console.print(Padding(Text(i.source, style="cyan", overflow="fold"), (0, 0, 0, 2)))
-        console.print(Padding(Text(f"{i.kind}, {i.events:,} events, {i.unparsed:,} unparsed lines"), (0, 0, 0, 4)))
-    for s in analysis.skipped:
-        console.print(Padding(Text(s.label, style="yellow", overflow="fold"), (0, 0, 0, 2)))
-        console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))
-    if analysis.unexplained:
         console.print()
         console.print(Text(f"Error lines no rule explains ({sum(u.count for u in analysis.unexplained)})",
                            style="bold underline"))
