@@ -42,6 +42,8 @@ FACT_NAMES = {
     "served_models", "model_paths", "listen_ports", "listen_port", "api_key_required", "max_model_len",
     "server_ready", "server_loading", "server_log",
 }
+# columns whose text comes straight from a line: only their patterns can prefilter lines
+LINE_TEXT_COLUMNS = {"message", "text", "exc_message", "exc_root_message", "exc_type", "exc_root_type", "resp_error"}
 TEXT_OPS = {"regex", "contains", "icontains", "startswith"}
 REGEX_TIMEOUT_S = 0.05
 _NUMERIC = (pl.Int64, pl.Float64)
@@ -275,7 +277,7 @@ def _text_patterns(node: object) -> Iterable[str]:
                     yield from _text_patterns(child)
             elif key == "not" or key in ("before", "after", "facts"):
                 continue  # a negated pattern says nothing about which lines matter
-            elif key in SCHEMA and SCHEMA[key] == pl.String() and isinstance(value, dict):
+            elif key in LINE_TEXT_COLUMNS and isinstance(value, dict):
                 for op, v in value.items():
                     needles = v if isinstance(v, list) else [v]
                     if op == "regex":
