@@ -2,7 +2,6 @@
 
 import gzip
 import io
-import shutil
 import tarfile
 import zipfile
 from pathlib import Path

@@ -1,12 +1,10 @@
 """The CLI as a user meets it: exit codes, one-line errors, formats, rule commands."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from emblens.cli import app

@@ -34,7 +34,7 @@ class Log:
     def access(self, client: str, method: str, path: str, status: int, reason: str) -> None:
         text = f'INFO:     {client} - "{method} {path} HTTP/1.1" {status} {reason}'
         if self.version == "0.11":
-            text = f"\x1b[1;36m(APIServer pid=3999075)\x1b[0;0m " + text
+            text = "\x1b[1;36m(APIServer pid=3999075)\x1b[0;0m " + text
         self.out.write(text + "\n")
 
     def traceback(self, proc: str, pid: int, file: str, frames: list[tuple[str, int, str, str]], exc: str) -> None:
@@ -104,6 +104,24 @@ def traffic(log: Log, rng: random.Random, n: int, incident: str) -> None:
                      f"throughput: 0.0 tokens/s, Running: {rng.randint(0, 8)} reqs, Waiting: 0 reqs, GPU KV cache usage: "
                      f"{rng.uniform(0, 3):.1f}%, Prefix cache hit rate: {rng.uniform(0, 60):.1f}%")
 
+PKG = "/usr/local/lib/python3.12/dist-packages"
+
+
+def startup_failures(model: str) -> dict[str, tuple[float, list, str]]:
+    """Incidents where the engine dies at start: (seconds in, traceback frames, exception line)."""
+    return {
+        "oom": (9, [(f"{PKG}/vllm/v1/engine/core.py", 699, "run_engine_core", "engine_core = EngineCoreProc(*args, **kwargs)"),
+                    (f"{PKG}/torch/nn/modules/module.py", 1355, "to", "return self._apply(convert)")],
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.16 GiB. GPU 0 has a total capacity of 23.57 GiB of which 612.44 MiB is free. "
+                "Process 2113 has 14.20 GiB memory in use. Including non-PyTorch memory, this process has 8.71 GiB memory in use. Of the allocated memory 8.29 GiB "
+                "is allocated by PyTorch, and 43.12 MiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+                "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."),
+        "kv_cache": (30, [(f"{PKG}/vllm/v1/core/kv_cache_utils.py", 686, "check_enough_kv_cache_memory", "raise ValueError(")],
+                     "ValueError: To serve at least one request with the models's max seq len (32768), (4.50 GiB KV cache is needed, which is larger than the available KV cache memory (2.13 GiB). Based on the available memory, the estimated maximum model length is 15504. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."),
+        "load_failed": (2, [(f"{PKG}/vllm/model_executor/model_loader/default_loader.py", 246, "load_weights", "raise ValueError(")],
+                        f"ValueError: Cannot find any model weights with `{model}`"),
+    }
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,28 +138,11 @@ def main(argv=None) -> None:
     rng = random.Random(a.seed)
     log = Log(a.version, datetime.fromisoformat(a.start), sys.stdout)
     startup(log, a.model, a.served_name, a.port, a.api_key)
-    eng = ("EngineCore_DP0", 3999312)
-    if a.incident == "oom":
-        log.tick(9)
-        log.traceback(*eng, "core.py:708", [
-            ("/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core.py", 699, "run_engine_core", "engine_core = EngineCoreProc(*args, **kwargs)"),
-            ("/usr/local/lib/python3.12/dist-packages/torch/nn/modules/module.py", 1355, "to", "return self._apply(convert)")],
-            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.16 GiB. GPU 0 has a total capacity of 23.57 GiB of which 612.44 MiB is free. "
-            "Process 2113 has 14.20 GiB memory in use. Including non-PyTorch memory, this process has 8.71 GiB memory in use. Of the allocated memory 8.29 GiB "
-            "is allocated by PyTorch, and 43.12 MiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
-            "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.")
-        log.out.write("(APIServer pid=3999075) RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {'EngineCore_DP0': 1}\n")
-        return
-    if a.incident == "kv_cache":
-        log.tick(30)
-        log.traceback(*eng, "core.py:708", [("/usr/local/lib/python3.12/dist-packages/vllm/v1/core/kv_cache_utils.py", 686, "check_enough_kv_cache_memory", "raise ValueError(")],
-                      "ValueError: To serve at least one request with the models's max seq len (32768), (4.50 GiB KV cache is needed, which is larger than the available KV cache memory (2.13 GiB). Based on the available memory, the estimated maximum model length is 15504. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.")
-        log.out.write("(APIServer pid=3999075) RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {'EngineCore_DP0': 1}\n")
-        return
-    if a.incident == "load_failed":
-        log.tick(2)
-        log.traceback(*eng, "core.py:708", [("/usr/local/lib/python3.12/dist-packages/vllm/model_executor/model_loader/default_loader.py", 246, "load_weights", "raise ValueError(")],
-                      f"ValueError: Cannot find any model weights with `{a.model}`")
+    failure = startup_failures(a.model).get(a.incident)
+    if failure:
+        delay, frames, exc = failure
+        log.tick(delay)
+        log.traceback("EngineCore_DP0", 3999312, "core.py:708", frames, exc)
         log.out.write("(APIServer pid=3999075) RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {'EngineCore_DP0': 1}\n")
         return
     loaded(log, a.port)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import polars as pl
@@ -73,7 +73,6 @@ class Source:
     line_pattern: str = r"."
     # lines always kept: facts, warnings, errors
     notable: str = r"(?i)\b(?:error|critical|fatal|exception|warning|traceback|failed)\b"
-    extra: dict = field(default_factory=dict)
 
     def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden
         return 0.0
