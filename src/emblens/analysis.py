@@ -8,9 +8,6 @@ No printing here: front ends render `Analysis` with `emblens.report`.
 
 from __future__ import annotations
 
-import io
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +15,10 @@ from pathlib import Path
 import polars as pl
 
 from emblens import schema
-from emblens.bundle import LimitExceeded, Limits, Member, Skipped, read_members
+from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
 from emblens.facts import Facts, combine
 from emblens.sniff import HEAD_BYTES, sniff
+from emblens.sources import base
 from emblens.sources.base import SourceContext
 
 Progress = Callable[[str, int], None]   # (member label, bytes read so far in it)
@@ -36,6 +34,7 @@ class InputInfo:
     unparsed: int
     lines: int = 0
     blank: int = 0
+    note: str | None = None          # e.g. where reading stopped on corrupt data
 
 
 @dataclass
@@ -49,39 +48,23 @@ class Analysis:
     rules_run: int = 0
 
 
-class _Counting(io.RawIOBase):
-    def __init__(self, raw, label: str, progress: Progress | None) -> None:
-        self._raw, self._label, self._progress, self.count = raw, label, progress, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buf))
-        buf[: len(data)] = data
-        self.count += len(data)
-        if self._progress:
-            self._progress(self._label, self.count)
-        return len(data)
-
-
-READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, LimitExceeded, UnicodeError)
+READ_ERRORS = (*base.READ_ERRORS, LimitExceeded)
 
 
 def _read_member(member: Member, *, keep_all: bool, keywords: str | None, progress: Progress | None):
     with member.open() as f:
-        head = f.read(HEAD_BYTES)
+        head = base.read_head(f, HEAD_BYTES)
     if not head:
         return None, "empty (0 bytes)"
     adapter, why = sniff(head)
     if adapter is None:
         return None, why
     with member.open() as f:
-        stream = io.BufferedReader(_Counting(f, member.label, progress), buffer_size=1024 * 1024)
+        stream = Metered(f, member.label, on_read=progress)
         events, counts = adapter.parse_stream(stream, SourceContext(member.label, keep_all=keep_all, keywords=keywords))
     if counts.lines - counts.blank == 0:
         return None, "only blank lines"
-    return (events, InputInfo(member.label, adapter.name, counts.events, counts.unparsed, counts.lines, counts.blank)), None
+    return (events, InputInfo(member.label, adapter.name, counts.events, counts.unparsed, counts.lines, counts.blank, counts.stopped)), None
 
 
 def load_events(
@@ -103,7 +86,7 @@ def load_events(
         try:
             result, why = _read_member(item, keep_all=keep_all, keywords=keywords, progress=progress)
         except READ_ERRORS as e:
-            result, why = None, f"cannot read: {(str(e) or type(e).__name__).splitlines()[0][:160]}"
+            result, why = None, f"cannot read: {base.describe_read_error(e)}"
         if result is None:
             skipped.append(Skipped(item.label, why or "unreadable"))
             continue

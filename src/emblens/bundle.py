@@ -66,35 +66,44 @@ class LimitExceeded(Exception):
     pass
 
 
-class _Bounded(io.RawIOBase):
-    """Wraps a stream and stops it at a byte budget or a compression ratio."""
+class Metered:
+    """A read-only stream over another that counts bytes, stops at a byte budget or a compression
+    ratio, and reports progress. `read` hands the inner stream's bytes through without copying."""
 
-    def __init__(self, raw: BinaryIO, label: str, limits: Limits, compressed: int | None) -> None:
-        self._raw = raw
-        self._label = label
-        self._limit = limits.max_member_bytes
-        self._ratio_cap = None if not compressed else max(compressed * limits.max_ratio, 64 * MiB)
+    def __init__(
+        self,
+        raw: BinaryIO,
+        label: str,
+        *,
+        limit: int | None = None,
+        ratio_cap: int | None = None,
+        on_read: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._raw, self._label = raw, label
+        self._limit, self._ratio_cap, self._on_read = limit, ratio_cap, on_read
         self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buf))
-        n = len(data)
-        buf[:n] = data
-        self.count += n
-        if self.count > self._limit:
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = (self._limit + 1) if self._limit is not None else -1
+        data = self._raw.read(n)
+        self.count += len(data)
+        if self._limit is not None and self.count > self._limit:
             raise LimitExceeded(f"larger than the {self._limit // MiB} MiB member limit")
         if self._ratio_cap is not None and self.count > self._ratio_cap:
             raise LimitExceeded("compression ratio above the limit (possible archive bomb)")
-        return n
+        if self._on_read is not None and data:
+            self._on_read(self._label, self.count)
+        return data
 
     def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
+        self._raw.close()
+
+    def __enter__(self) -> "Metered":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _magic(head: bytes) -> str | None:
@@ -191,7 +200,8 @@ class Reader:
 
     def _bounded(self, label: str, opener: Callable[[], BinaryIO], compressed: int | None) -> Callable[[], BinaryIO]:
         def open_bounded() -> BinaryIO:
-            return io.BufferedReader(_Bounded(opener(), label, self.limits, compressed), buffer_size=MiB)
+            ratio_cap = None if not compressed else max(compressed * self.limits.max_ratio, 64 * MiB)
+            return Metered(opener(), label, limit=self.limits.max_member_bytes, ratio_cap=ratio_cap)  # type: ignore[return-value]
 
         return open_bounded
 

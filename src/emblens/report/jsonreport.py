@@ -29,7 +29,8 @@ def to_dict(analysis) -> dict:
     return {
         "version": __version__,
         "inputs": [
-            {"source": i.source, "kind": i.kind, "events": i.events, "unparsed": i.unparsed, "lines": i.lines}
+            {"source": i.source, "kind": i.kind, "events": i.events, "unparsed": i.unparsed, "lines": i.lines,
+             "note": i.note}
             for i in analysis.inputs
         ],
         "skipped": [{"source": s.label, "reason": s.reason} for s in analysis.skipped],

@@ -52,7 +52,8 @@ def to_markdown(analysis) -> str:
             out.append(f"| {r['ts'] or '?'} | `{_cell(r['source'])}:{r['line']}` | {_cell(what)} |")
         out.append("")
     out += ["## Coverage", "", "| input | read as | events | unparsed |", "|---|---|---:|---:|"]
-    out += [f"| `{_cell(i.source)}` | {i.kind} | {i.events} | {i.unparsed} |" for i in analysis.inputs]
+    out += [f"| `{_cell(i.source)}` | {i.kind}{' (incomplete: ' + _cell(i.note) + ')' if i.note else ''} | {i.events} | {i.unparsed} |"
+            for i in analysis.inputs]
     out += [f"| `{_cell(s.label)}` | skipped: {_cell(s.reason)} | | |" for s in analysis.skipped]
     out.append("")
     if analysis.unexplained:

@@ -70,6 +70,8 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
     for i in analysis.inputs:
         console.print(Padding(Text(i.source, style="cyan", overflow="fold"), (0, 0, 0, 2)))
         console.print(Padding(Text(f"{i.kind}, {i.events:,} events, {i.unparsed:,} unparsed lines"), (0, 0, 0, 4)))
+        if i.note:
+            console.print(Padding(Text(f"incomplete: {i.note}", style="yellow"), (0, 0, 0, 4)))
     for s in analysis.skipped:
         console.print(Padding(Text(s.label, style="yellow", overflow="fold"), (0, 0, 0, 2)))
         console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))

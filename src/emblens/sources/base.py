@@ -9,8 +9,11 @@ few vectorised passes and little memory. `keep_all` keeps every line (for `emble
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -19,8 +22,10 @@ import polars as pl
 
 from emblens import redact, schema
 
+READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeError)
 CHUNK_BYTES = 32 * 1024 * 1024
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
+ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 # Container wrappers: `kubectl logs --timestamps` and docker's json-file driver.
 KUBECTL_TS = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) "
@@ -57,6 +62,7 @@ class Counts:
     unparsed: int = 0
     blank: int = 0
     kept: int = 0
+    stopped: str | None = None       # why reading ended early (corrupt data after the first chunk)
 
     def add(self, other: "Counts") -> None:
         for f in ("lines", "events", "unparsed", "blank", "kept"):
@@ -86,7 +92,17 @@ class Source:
         frames: list[pl.DataFrame] = []
         counts = Counts()
         first = 1
-        for chunk in read_chunks(stream):
+        chunks = read_chunks(stream)
+        while True:
+            try:
+                chunk = next(chunks, None)
+            except READ_ERRORS as e:
+                if first == 1:
+                    raise
+                counts.stopped = f"read stopped after line {first - 1:,}: {describe_read_error(e)}"
+                break
+            if chunk is None:
+                break
             lines = lines_frame(chunk, first)
             first += lines.height
             df, c = self.parse_lines(lines, ctx)
@@ -135,22 +151,63 @@ class Source:
         return schema.conform(rows.drop([c for c in ("raw", "body", "key", "wrap_ts") if c in rows.columns])), counts
 
 
-def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Yield chunks of whole lines (the last may lack its newline)."""
-    rest = b""
-    while True:
-        block = stream.read(size)
+def describe_read_error(e: BaseException) -> str:
+    text = (str(e) or type(e).__name__).splitlines()[0][:160]
+    if isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return f"corrupt compressed data: {text}"
+    return text
+
+
+def read_head(stream: BinaryIO, n: int) -> bytes:
+    """The first `n` bytes, or as many as could be read before the stream broke."""
+    pieces: list[bytes] = []
+    got = 0
+    while got < n:
+        try:
+            block = stream.read(min(n - got, 16 * 1024))
+        except READ_ERRORS:
+            if pieces:
+                break
+            raise
         if not block:
             break
-        block = rest + block
-        cut = block.rfind(b"\n")
-        if cut < 0:
-            rest = block
+        pieces.append(block)
+        got += len(block)
+    return b"".join(pieces)
+
+
+def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, piece: int = 64 * 1024) -> Iterator[bytes]:
+    """Yield chunks of whole lines (the last may lack its newline). The stream is read in pieces,
+    so when it breaks (a truncated gzip) the whole lines before the break are still yielded, and
+    then the error is raised."""
+    rest = b""
+    eof = False
+    while not eof:
+        pieces, got, error = [rest], len(rest), None
+        while got < size:
+            try:
+                block = stream.read(piece)
+            except READ_ERRORS as e:
+                error = e
+                break
+            if not block:
+                eof = True
+                break
+            pieces.append(block)
+            got += len(block)
+        data = b"".join(pieces)
+        if error is not None:
+            if data:
+                yield data
+            raise error
+        cut = data.rfind(b"\n")
+        if eof or cut < 0:
+            rest = b"" if eof else data
+            if eof and data:
+                yield data
             continue
-        rest = block[cut + 1 :]
-        yield block[: cut + 1]
-    if rest:
-        yield rest
+        rest = data[cut + 1 :]
+        yield data[: cut + 1]
 
 
 def lines_frame(chunk: bytes, first_line: int = 1) -> pl.DataFrame:
@@ -163,12 +220,25 @@ def lines_frame(chunk: bytes, first_line: int = 1) -> pl.DataFrame:
     expected = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
     if df.height != expected:  # a reader that drops trailing empty lines: pad them back
         df = pl.concat([df, pl.DataFrame({"raw": [""] * (expected - df.height)}, schema={"raw": pl.String})])
-    raw = pl.col("raw")
+    raw = df["raw"]
     if b"\x1b" in chunk:
-        raw = raw.str.replace_all(ANSI, "")
+        raw = strip_ansi(raw, chunk)
     if b"\r" in chunk:
-        raw = raw.str.replace_all(r"\r", "")
-    return df.select(pl.int_range(first_line, first_line + df.height, dtype=pl.Int64).alias("line"), raw.alias("raw"))
+        raw = raw.str.replace_all("\r", "", literal=True)
+    return pl.DataFrame({"line": pl.int_range(first_line, first_line + df.height, dtype=pl.Int64, eager=True), "raw": raw})
+
+
+def strip_ansi(raw: pl.Series, chunk: bytes) -> pl.Series:
+    """Remove ANSI colour codes. A log repeats a handful of sequences, so they are removed as
+    literals (one Aho-Corasick pass) and the regex runs only on the rare lines still holding one."""
+    seqs = sorted({m.decode("ascii") for m in ANSI_BYTES.findall(chunk, 0, 1 << 20)})
+    if seqs:
+        raw = raw.str.replace_many(seqs, [""] * len(seqs))
+    left = raw.str.contains("\x1b", literal=True)
+    if left.any():
+        idx = left.arg_true()
+        raw = raw.scatter(idx, raw.gather(idx).str.replace_all(ANSI, ""))
+    return raw
 
 
 def unwrap(lines: pl.DataFrame) -> pl.DataFrame:
