@@ -57,3 +57,28 @@ def test_kubectl_and_docker_wrappers(tmp_path):
     e, info = _events(tmp_path, "c-json.log", first + docker)
     assert info.kind == "vllm-log"
     assert e.filter(pl.col("kind") == "http")["http_status"].to_list() == [413]
+
+
+def test_chunk_boundaries_never_cut_or_repeat_a_line():
+    """Lines split across read blocks (also inside a multi-byte character), CRs, colours and a
+    last line without a newline come out the same whatever the block size."""
+    import io
+    import random
+
+    from emblens.sources import base
+
+    rng = random.Random(1)
+    choices = ["héllo wörld ✓", "x" * 40, "", "\x1b[1;36m(APIServer pid=1)\x1b[0;0m INFO a", "ab\r"]
+    data = ("".join(rng.choice(choices) + "\n" for _ in range(3000)) + "tail-no-newline").encode()
+    want = base.lines_frame(data)["raw"].to_list()
+    assert len(want) == 3001 and want[-1] == "tail-no-newline" and "ab" in want
+
+    class Stream(io.BytesIO):
+        fragile = False
+
+    for size in (7, 64, 1000, 4096):
+        for fragile in (False, True):
+            s = Stream(data)
+            s.fragile = fragile
+            got = [r for c in base.read_chunks(s, size=size, piece=5) for r in base.lines_frame(c)["raw"].to_list()]
+            assert got == want, (size, fragile)

@@ -82,6 +82,8 @@ class Metered:
         self._raw, self._label = raw, label
         self._limit, self._ratio_cap, self._on_read = limit, ratio_cap, on_read
         self.count = 0
+        # compressed data can break part-way; readers then take it in small pieces
+        self.fragile = ratio_cap is not None or getattr(raw, "fragile", False)
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:

@@ -10,11 +10,12 @@ few vectorised passes and little memory. `keep_all` keeps every line (for `emble
 from __future__ import annotations
 
 import gzip
-import io
 import re
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -24,6 +25,7 @@ from emblens import redact, schema
 
 READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeError)
 CHUNK_BYTES = 32 * 1024 * 1024
+WORKERS = 2          # chunks scanned at once; each holds a chunk and its line frame in memory
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -62,10 +64,11 @@ class Counts:
     unparsed: int = 0
     blank: int = 0
     kept: int = 0
+    recognised: int = 0
     stopped: str | None = None       # why reading ended early (corrupt data after the first chunk)
 
     def add(self, other: "Counts") -> None:
-        for f in ("lines", "events", "unparsed", "blank", "kept"):
+        for f in ("lines", "events", "unparsed", "blank", "kept", "recognised"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
 
@@ -89,31 +92,49 @@ class Source:
 
     # -- the shared pipeline --------------------------------------------------------------
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
-        frames: list[pl.DataFrame] = []
+        """Read `stream` in chunks, filter each on the worker threads (polars releases the GIL, so
+        reading the next chunk overlaps the scan of the last), then parse the kept lines of the
+        whole member at once, so a traceback may span a chunk boundary."""
+        kept_parts: list[pl.DataFrame] = []
         counts = Counts()
-        first = 1
-        chunks = read_chunks(stream)
-        while True:
-            try:
-                chunk = next(chunks, None)
-            except READ_ERRORS as e:
-                if first == 1:
-                    raise
-                counts.stopped = f"read stopped after line {first - 1:,}: {describe_read_error(e)}"
-                break
-            if chunk is None:
-                break
-            lines = lines_frame(chunk, first)
-            first += lines.height
-            df, c = self.parse_lines(lines, ctx)
-            counts.add(c)
-            if df.height:
-                frames.append(df)
-        events = pl.concat(frames, how="vertical") if frames else schema.empty()
-        return events, counts
+        offset = 0
+        pending: deque[Future] = deque()
 
-    def parse_lines(self, lines: pl.DataFrame, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
-        lines = unwrap(lines)
+        def collect(limit: int) -> None:
+            nonlocal offset
+            while len(pending) > limit:
+                kept, c = pending.popleft().result()
+                if kept.height:
+                    kept_parts.append(kept.with_columns(pl.col("line") + offset))
+                offset += c.lines
+                counts.add(c)
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            chunks = read_chunks(stream)
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except READ_ERRORS as e:
+                    collect(0)
+                    if offset == 0:
+                        raise
+                    counts.stopped = f"read stopped after line {offset:,}: {describe_read_error(e)}"
+                    break
+                if chunk is None:
+                    break
+                pending.append(pool.submit(self.scan_chunk, chunk, ctx))
+                collect(WORKERS - 1)
+            collect(0)
+        if not kept_parts:
+            counts.events = counts.recognised
+            counts.unparsed = counts.lines - counts.blank - counts.events
+            return schema.empty(), counts
+        return self.parse_kept(pl.concat(kept_parts, how="vertical"), counts, ctx), counts
+
+    def scan_chunk(self, chunk: bytes, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
+        """Split a chunk into lines, count them, and keep only those that can matter (masked).
+        Line numbers are relative to the chunk."""
+        lines = unwrap(lines_frame(chunk))
         raw = pl.col("raw")
         blank = raw.str.strip_chars().str.len_bytes() == 0
         recognised = raw.str.contains(self.line_pattern) | raw.str.contains(TB_FRAME)
@@ -122,33 +143,33 @@ class Source:
         flags = lines.select(
             blank.alias("blank"), (recognised & ~blank).alias("rec"), (keep & ~blank).alias("keep")
         )
-        n_blank = int(flags["blank"].sum())
-        n_rec = int(flags["rec"].sum())
-        kept = lines.filter(flags["keep"])
-        counts = Counts(lines=lines.height, blank=n_blank, kept=kept.height)
-        if kept.height == 0:
-            counts.events, counts.unparsed = n_rec, lines.height - n_blank - n_rec
-            return schema.empty(), counts
-        kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
-        rows = self.parse_rows(kept)
+        kept = lines.filter(flags["keep"]).with_columns(flags.filter(flags["keep"])["rec"].alias("_rec"))
+        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), kept=kept.height,
+                        recognised=int(flags["rec"].sum()))
+        if kept.height:
+            kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
+        return kept, counts
+
+    def parse_kept(self, kept: pl.DataFrame, counts: Counts, ctx: SourceContext) -> pl.DataFrame:
+        """Parse the kept lines of a member into events and settle the event/unparsed counts."""
+        rec_kept = int(kept["_rec"].sum())
+        rows = self.parse_rows(kept.drop("_rec"))
         rows = assemble_tracebacks(rows)
         # A line the adapter could not place but that belongs to a traceback is still an event.
         rows = rows.with_columns(
             pl.when(pl.col("kind").is_null()).then(pl.lit("unparsed")).otherwise(pl.col("kind")).alias("kind"),
         )
         unparsed_kept = int((rows["kind"] == "unparsed").sum())
-        rec_kept = kept.height - unparsed_kept
         # lines not kept: recognised ones are events, the rest unparsed
-        not_kept_rec = n_rec - int(flags.filter(pl.col("keep"))["rec"].sum())
-        counts.events = rec_kept + not_kept_rec
-        counts.unparsed = lines.height - n_blank - counts.events
+        counts.events = (counts.recognised - rec_kept) + (kept.height - unparsed_kept)
+        counts.unparsed = counts.lines - counts.blank - counts.events
         rows = rows.with_columns(
             pl.col("raw").alias("text"),
             pl.lit(ctx.label).alias("source"),
             pl.lit(self.origin).alias("origin") if "origin" not in rows.columns else pl.col("origin").fill_null(self.origin),
             pl.coalesce(pl.col("ts"), pl.col("wrap_ts")).alias("ts") if "ts" in rows.columns else pl.col("wrap_ts").alias("ts"),
         )
-        return schema.conform(rows.drop([c for c in ("raw", "body", "key", "wrap_ts") if c in rows.columns])), counts
+        return schema.conform(rows.drop([c for c in ("raw", "body", "key", "wrap_ts") if c in rows.columns]))
 
 
 def describe_read_error(e: BaseException) -> str:
@@ -176,14 +197,31 @@ def read_head(stream: BinaryIO, n: int) -> bytes:
     return b"".join(pieces)
 
 
-def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, piece: int = 64 * 1024) -> Iterator[bytes]:
-    """Yield chunks of whole lines (the last may lack its newline). The stream is read in pieces,
-    so when it breaks (a truncated gzip) the whole lines before the break are still yielded, and
-    then the error is raised."""
-    rest = b""
-    eof = False
-    while not eof:
-        pieces, got, error = [rest], len(rest), None
+@dataclass
+class Chunk:
+    """Whole lines of a member without copying the block they were read in: `parts` are read as
+    one run of lines; a line cut at the block's start is completed by a small `head` part (then
+    the block's own first row is dropped), and a line cut at its end is left to the next chunk."""
+
+    parts: list[bytes]
+    drop_first: bool = False
+    drop_last: bool = False
+
+    def contains(self, needle: bytes) -> bool:
+        return any(needle in p for p in self.parts)
+
+
+def _blocks(stream: BinaryIO, size: int, piece: int) -> Iterator[bytes]:
+    """Blocks of about `size` bytes. A compressed (`fragile`) stream is read in small pieces so
+    that, when it breaks, the bytes before the break are still yielded before the error."""
+    if not getattr(stream, "fragile", False):
+        while block := stream.read(size):
+            yield block
+        return
+    while True:
+        pieces: list[bytes] = []
+        got = 0
+        error = None
         while got < size:
             try:
                 block = stream.read(piece)
@@ -191,41 +229,66 @@ def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, piece: int = 64 * 102
                 error = e
                 break
             if not block:
-                eof = True
                 break
             pieces.append(block)
             got += len(block)
-        data = b"".join(pieces)
+        if pieces:
+            yield b"".join(pieces) if len(pieces) > 1 else pieces[0]
         if error is not None:
-            if data:
-                yield data
             raise error
-        cut = data.rfind(b"\n")
-        if eof or cut < 0:
-            rest = b"" if eof else data
-            if eof and data:
-                yield data
+        if got < size:
+            return
+
+
+def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, piece: int = 64 * 1024) -> Iterator[Chunk]:
+    """Yield chunks of whole lines. When the stream breaks, the lines before the break (the last
+    one possibly cut) are yielded first, then the error is raised."""
+    rest = b""
+    blocks = _blocks(stream, size, piece)
+    while True:
+        try:
+            block = next(blocks, None)
+        except READ_ERRORS:
+            if rest:
+                yield Chunk([rest])
+            raise
+        if block is None:
+            break
+        first_nl = block.find(b"\n")
+        if first_nl < 0:          # a line longer than a block: keep gathering it
+            rest += block
             continue
-        rest = data[cut + 1 :]
-        yield data[: cut + 1]
+        last_nl = block.rfind(b"\n")
+        if rest:
+            chunk = Chunk([rest + block[: first_nl + 1], block], drop_first=True)
+        else:
+            chunk = Chunk([block])
+        chunk.drop_last = last_nl != len(block) - 1
+        rest = block[last_nl + 1 :]
+        yield chunk
+    if rest:
+        yield Chunk([rest])
 
 
-def lines_frame(chunk: bytes, first_line: int = 1) -> pl.DataFrame:
+def lines_frame(chunk: Chunk | bytes, first_line: int = 1) -> pl.DataFrame:
     """One row per line: `line` (1-based), `raw` (ANSI colours and trailing CR removed)."""
+    if isinstance(chunk, bytes):
+        chunk = Chunk([chunk])
     try:
-        df = pl.read_lines(io.BytesIO(chunk), name="raw")
+        df = pl.read_lines(chunk.parts, name="raw")
     except pl.exceptions.ComputeError:
         # undecodable bytes: replace them rather than lose the line
-        df = pl.read_lines(io.BytesIO(chunk.decode("utf-8", "replace").encode("utf-8")), name="raw")
-    expected = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-    if df.height != expected:  # a reader that drops trailing empty lines: pad them back
-        df = pl.concat([df, pl.DataFrame({"raw": [""] * (expected - df.height)}, schema={"raw": pl.String})])
+        df = pl.read_lines([p.decode("utf-8", "replace").encode("utf-8") for p in chunk.parts], name="raw")
     raw = df["raw"]
-    if b"\x1b" in chunk:
-        raw = strip_ansi(raw, chunk)
-    if b"\r" in chunk:
+    if chunk.drop_first:            # the block's first row is the tail of the head part's line
+        raw = pl.concat([raw.head(1), raw.slice(2)])
+    if chunk.drop_last:             # cut line: it comes whole with the next chunk
+        raw = raw.head(raw.len() - 1)
+    if chunk.contains(b"\x1b"):
+        raw = strip_ansi(raw, chunk.parts[-1])
+    if chunk.contains(b"\r"):
         raw = raw.str.replace_all("\r", "", literal=True)
-    return pl.DataFrame({"line": pl.int_range(first_line, first_line + df.height, dtype=pl.Int64, eager=True), "raw": raw})
+    return pl.DataFrame({"line": pl.int_range(first_line, first_line + raw.len(), dtype=pl.Int64, eager=True), "raw": raw})
 
 
 def strip_ansi(raw: pl.Series, chunk: bytes) -> pl.Series:
