@@ -14,22 +14,33 @@ real openai client produces its real exceptions. The first path segment picks th
     /notembed/...              400 SGLang's "does not appear to be an embedding model"
     /forbidden/...             403 {"error":"Forbidden"}
     /slow/...                  sleeps 5 s before answering
-Run: python mock_server.py PORT   (listens on 127.0.0.1 only)
+    /strict/...                400 when the body has fields the embeddings API does not take
+    /dims/...                  answers with 1024-dimensional vectors (a 0.6B model behind the name)
+    GET .../v1/models          the served model list
+Run: python mock_server.py PORT [SCENARIO]   (listens on 127.0.0.1 only)
+With SCENARIO, every path behaves as that scenario and keeps its real form (/v1/embeddings), which
+is what a capture in front of a real server looks like.
 """
 
+import base64
 import json
+import struct
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SERVED = "Qwen3-Embedding-4B"
+SCENARIO = sys.argv[2] if len(sys.argv) > 2 else None
+GENERATION = ("max_tokens", "temperature", "top_p", "stream", "stop", "n")
 KEY = "s3cret-demo-key"
 NGINX = "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
 
 
 class Handler(BaseHTTPRequestHandler):
-    server_version = "uvicorn"
-    sys_version = ""
+    protocol_version = "HTTP/1.1"   # as uvicorn answers
+
+    def version_string(self):
+        return "uvicorn"
 
     def _send(self, code, body, ctype="application/json", headers=()):
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -47,13 +58,15 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-        scenario = self.path.strip("/").split("/", 1)[0]
+        scenario = SCENARIO or self.path.strip("/").split("/", 1)[0]
         model = body.get("model")
         err = lambda msg, typ, code: {"error": {"message": msg, "type": typ, "param": None, "code": code}}
         if scenario == "auth" and self.headers.get("authorization") != f"Bearer {KEY}":
             return self._send(401, {"error": "Unauthorized"})
         if scenario == "forbidden":
             return self._send(403, {"error": "Forbidden"})
+        if self.path.rstrip("/").endswith("/models"):
+            return self._send(200, {"object": "list", "data": [{"id": SERVED, "object": "model", "created": 1763779200, "owned_by": "vllm", "root": f"/models/{SERVED}", "parent": None, "max_model_len": 8192}]})
         if scenario == "model" and model != SERVED:
             return self._send(404, err(f"The model `{model}` does not exist.", "NotFoundError", 404))
         if scenario == "path" or not self.path.rstrip("/").endswith(("/embeddings", "/chat/completions", "/models")):
@@ -72,9 +85,20 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(400, err("please provide at least one prompt", "BadRequestError", 400))
         if scenario == "notembed":
             return self._send(400, {"object": "error", "message": "This model does not appear to be an embedding model by default. Please add `--is-embedding` when launching the server or try another model.", "type": "BadRequestError", "param": None, "code": 400})
+        if scenario == "strict":
+            extra = [k for k in body if k in GENERATION]
+            if extra:
+                return self._send(400, {"object": "error", "message": "[{'type': 'extra_forbidden', 'loc': ('body', '" + extra[0] + "'), 'msg': 'Extra inputs are not permitted', 'input': " + json.dumps(body[extra[0]]) + "}]", "type": "BadRequestError", "param": None, "code": 400})
         if scenario == "slow":
             time.sleep(5)
-        return self._send(200, {"object": "list", "model": SERVED, "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+        inputs = body.get("input")
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        dim = 1024 if scenario == "dims" else 2560
+        vectors = [[round(0.001 * ((i + j) % 97), 3) for j in range(dim)] for i in range(len(inputs))]
+        if body.get("encoding_format") == "base64":  # what openai-python asks for by default
+            vectors = [base64.b64encode(struct.pack(f"<{dim}f", *v)).decode() for v in vectors]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        return self._send(200, {"id": "embd-0", "object": "list", "created": 1763779200, "model": model or SERVED, "data": data, "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs), "completion_tokens": 0}})
 
     def log_message(self, fmt, *args):
         pass

@@ -18,7 +18,8 @@ from emblens import schema
 from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
 from emblens.facts import Facts, combine
 from emblens.sniff import HEAD_BYTES, sniff
-from emblens.sources import base
+from emblens.sources import base, traffic
+from emblens.sources.records import RecordError
 from emblens.sources.base import SourceContext
 
 Progress = Callable[[str, int], None]   # (member label, bytes read so far in it)
@@ -48,10 +49,11 @@ class Analysis:
     rules_run: int = 0
 
 
-READ_ERRORS = (*base.READ_ERRORS, LimitExceeded)
+READ_ERRORS = (*base.READ_ERRORS, LimitExceeded, RecordError)
 
 
-def _read_member(member: Member, *, keep_all: bool, keywords: str | None, progress: Progress | None):
+def _read_member(member: Member, *, keep_all: bool, keywords: str | None, progress: Progress | None,
+                 rule_dirs: tuple[str, ...] = ()):
     with member.open() as f:
         head = base.read_head(f, HEAD_BYTES)
     if not head:
@@ -61,7 +63,7 @@ def _read_member(member: Member, *, keep_all: bool, keywords: str | None, progre
         return None, why
     with member.open() as f:
         stream = Metered(f, member.label, on_read=progress)
-        events, counts = adapter.parse_stream(stream, SourceContext(member.label, keep_all=keep_all, keywords=keywords))
+        events, counts = adapter.parse_stream(stream, SourceContext(member.label, keep_all=keep_all, keywords=keywords, rule_dirs=rule_dirs))
     if counts.lines - counts.blank == 0:
         return None, "only blank lines"
     return (events, InputInfo(member.label, adapter.name, counts.events, counts.unparsed, counts.lines, counts.blank, counts.stopped)), None
@@ -74,6 +76,7 @@ def load_events(
     keywords: str | None = None,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    rule_dirs: Sequence[str | Path] = (),
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
     """Read every member of `paths` into one event table. Broken members are skipped, not fatal."""
     frames: list[pl.DataFrame] = []
@@ -84,7 +87,8 @@ def load_events(
             skipped.append(item)
             continue
         try:
-            result, why = _read_member(item, keep_all=keep_all, keywords=keywords, progress=progress)
+            result, why = _read_member(item, keep_all=keep_all, keywords=keywords, progress=progress,
+                                       rule_dirs=tuple(str(d) for d in rule_dirs))
         except READ_ERRORS as e:
             result, why = None, f"cannot read: {base.describe_read_error(e)}"
         if result is None:
@@ -95,6 +99,7 @@ def load_events(
         if events.height:
             frames.append(events)
     events = pl.concat(frames, how="vertical") if frames else schema.empty()
+    events = traffic.derive(events, traffic.model_data(rule_dirs))
     return _fill_years(events), inputs, skipped
 
 
@@ -130,7 +135,8 @@ def analyze(
 
     ruleset = load_rules(rule_dirs, include_builtin=include_builtin)
     events, inputs, skipped = load_events(
-        [str(p) for p in paths], keep_all=False, keywords=ruleset.keywords(), limits=limits, progress=progress
+        [str(p) for p in paths], keep_all=False, keywords=ruleset.keywords(), limits=limits, progress=progress,
+        rule_dirs=rule_dirs,
     )
     facts = combine(events)
     findings = rank(evaluate(ruleset, events, facts), ruleset)

@@ -39,6 +39,25 @@ OPTIONAL: dict[str, pl.DataType] = {
     "req_input_count": pl.Int64(),
     "req_body_keys": pl.String(),
     "resp_error": pl.String(),
+    # traffic (captures, HAR, curl -v): credentials only by shape, inputs only by count and kind
+    "auth_other_headers": pl.String(),      # "X-API-Key: <key: 32 chars>"
+    "http_server": pl.String(),             # Server header (uvicorn, nginx/1.24.0, ...)
+    "http_via": pl.String(),
+    "http_content_type": pl.String(),
+    "req_dimensions": pl.Int64(),           # the `dimensions` the request asked for
+    "req_extra_params": pl.String(),        # generation parameters in the body (max_tokens, ...)
+    "req_input_kinds": pl.String(),         # string, empty string, token ids, list, ...
+    "req_prefixed": pl.Int64(),             # inputs that start with a known instruction prefix
+    "req_unprefixed": pl.Int64(),
+    "req_prefixes": pl.String(),            # the prefixes seen
+    "req_unprefixed_example": pl.String(),  # a clipped start of one input without a prefix
+    "req_prefix_missing": pl.Int64(),       # derived: unprefixed inputs where a prefix is expected
+    "req_prefix_family": pl.String(),       # derived: the model family and its prefixes
+    "resp_dim": pl.Int64(),                 # embedding length returned
+    "resp_dims": pl.String(),               # all lengths in one response
+    "resp_models": pl.String(),             # ids listed by /v1/models
+    "resp_dim_expected": pl.Int64(),        # derived: what the request or the model implies
+    "resp_dim_why": pl.String(),            # derived: where the expectation comes from
     "latency_ms": pl.Float64(),
     "retry_after": pl.Float64(),
     # exceptions

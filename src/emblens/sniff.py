@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from emblens.sources import REGISTRY, Source
+from emblens.sources import RECORDS, REGISTRY, Source
 
 HEAD_BYTES = 64 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -14,6 +14,9 @@ _DOCKER = re.compile(r'^\{"log":"((?:[^"\\]|\\.)*)"')
 
 def sniff(head: bytes) -> tuple[Source | None, str]:
     """The best adapter for a member starting with `head`, or None and why it cannot be read."""
+    for record in RECORDS:
+        if record.sniff_bytes(head) > 0.5:
+            return record, record.name
     if b"\x00" in head[:8192]:
         return None, "binary file (contains NUL bytes)"
     text = head.decode("utf-8", "replace")

@@ -182,7 +182,11 @@ def load_file(path: Path) -> Rule:
 
 
 def rule_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    """Rule files of a folder; its `data/` subfolder holds data the rules use, not rules."""
+    return sorted(
+        p for p in directory.rglob("*")
+        if p.suffix in (".yaml", ".yml") and p.is_file() and p.relative_to(directory).parts[0] != "data"
+    )
 
 
 def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True) -> RuleSet:

@@ -7,20 +7,24 @@ An adapter is a `Source` (see `base.py`): a name, a `sniff` score on a member's 
 from __future__ import annotations
 
 from emblens.sources.base import Source, SourceContext
+from emblens.sources.curl import CurlVerbose
+from emblens.sources.records import HarFile, MitmFlows, RecordSource
 from emblens.sources.generic import GenericLog
 from emblens.sources.sglang import SGLangLog
 from emblens.sources.traceback import ClientText
 from emblens.sources.vllm import VLLMLog
 
 # Highest sniff score wins; GenericLog scores 0.1 on any text, so it is the fallback.
-REGISTRY: tuple[Source, ...] = (VLLMLog(), SGLangLog(), ClientText(), GenericLog())
+REGISTRY: tuple[Source, ...] = (VLLMLog(), SGLangLog(), CurlVerbose(), ClientText(), GenericLog())
+# Sources recognised from raw bytes before any text check (a flow file is not text).
+RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile())
 
 
 def by_name(name: str) -> Source:
-    for s in REGISTRY:
+    for s in (*RECORDS, *REGISTRY):
         if s.name == name:
             return s
     raise KeyError(name)
 
 
-__all__ = ["REGISTRY", "Source", "SourceContext", "by_name"]
+__all__ = ["RECORDS", "REGISTRY", "Source", "SourceContext", "by_name"]

@@ -55,6 +55,7 @@ class SourceContext:
     label: str
     keep_all: bool = False
     keywords: str | None = None      # one regex of every rule text pattern (the prefilter)
+    rule_dirs: tuple[str, ...] = ()  # user rule folders (their data/ extends the built-in data)
 
 
 @dataclass

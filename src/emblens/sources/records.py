@@ -1,0 +1,205 @@
+"""Sources whose unit is a record, not a log line: mitmproxy flow files and HAR archives.
+
+Both are read whole by their own readers (mitmproxy's `FlowReader`, the json module) and turned
+into one `http` event per exchange through `traffic.exchange`; the event's `line` is the
+exchange's number in the file (flow 1, 2, ... or HAR entry 1, 2, ...). A `/v1/models` answer adds
+a fact row with the served names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import BinaryIO
+
+import polars as pl
+
+from emblens import schema
+from emblens.sources import traffic
+from emblens.sources.base import Counts, Source, SourceContext
+
+MAX_RECORD_BYTES = 512 * 1024 * 1024
+
+
+class RecordSource(Source):
+    """A source read whole; `sniff_bytes` looks at raw bytes (flow files are not text)."""
+
+    def sniff(self, head: list[str]) -> float:
+        return 0.0
+
+    def sniff_bytes(self, head: bytes) -> float:  # pragma: no cover - overridden
+        return 0.0
+
+    def records(self, stream: BinaryIO, counts: Counts) -> Iterator[dict]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
+        counts = Counts()
+        rows: list[dict] = []
+        data = traffic.model_data(ctx.rule_dirs)
+        try:
+            for number, row in enumerate(self.records(stream, counts, data), 1):
+                counts.lines += 1
+                if row is None:
+                    counts.unparsed += 1
+                    continue
+                counts.events += 1
+                row.update(source=ctx.label, line=number)
+                rows.append(row)
+                fact = traffic.models_fact(row)
+                if fact:
+                    rows.append({**fact, "source": ctx.label, "line": number})
+        except RecordError as e:
+            if not rows and counts.lines == 0:
+                raise
+            counts.stopped = f"read stopped after record {counts.lines:,}: {e}"
+        if not rows:
+            return schema.empty(), counts
+        frame = pl.DataFrame(rows, schema={k: schema.SCHEMA[k] for k in _keys(rows)}, strict=False)
+        return schema.conform(frame), counts
+
+
+class RecordError(ValueError):
+    """A record file that its reader cannot continue (corrupt, truncated, too new)."""
+
+
+def _keys(rows: list[dict]) -> list[str]:
+    keys: dict[str, None] = {}
+    for r in rows:
+        keys.update(dict.fromkeys(r))
+    return list(keys)
+
+
+def _read_all(stream: BinaryIO) -> bytes:
+    data = stream.read(MAX_RECORD_BYTES + 1)
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordError(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
+    return data
+
+
+# -- mitmproxy -----------------------------------------------------------------------------------
+_TNET_HEAD = re.compile(rb"^\d{1,10}:")
+
+
+class MitmFlows(RecordSource):
+    """`mitmdump -w` flow files (format 20 of mitmproxy 10, 21 of 11), read with mitmproxy's reader."""
+
+    def __init__(self) -> None:
+        super().__init__(name="mitmproxy-flows", origin="capture")
+
+    def sniff_bytes(self, head: bytes) -> float:
+        if _TNET_HEAD.match(head) and b"version;" in head[:4096] and (b"type;" in head[:4096] or b"request;" in head[:65536]):
+            return 0.99
+        return 0.0
+
+    def records(self, stream: BinaryIO, counts: Counts, data=None) -> Iterator[dict | None]:
+        import io
+
+        from mitmproxy import exceptions, http
+        from mitmproxy.io import FlowReader
+
+        raw = _read_all(stream)
+        reader = FlowReader(io.BytesIO(raw))
+        try:
+            for flow in reader.stream():
+                yield flow_row(flow, data) if isinstance(flow, http.HTTPFlow) else None
+        except exceptions.FlowReadException as e:
+            raise RecordError(str(e).splitlines()[0][:200]) from None
+        except Exception as e:  # a hostile or damaged file must not crash the analysis
+            raise RecordError(f"damaged flow file ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def flow_row(flow, data: traffic.ModelData | None = None) -> dict:
+    """One event row for a mitmproxy `HTTPFlow` (used for files and by the live addon)."""
+    req, resp = flow.request, flow.response
+    started = datetime.fromtimestamp(req.timestamp_start, tz=timezone.utc).replace(tzinfo=None) if req.timestamp_start else None
+    latency = None
+    if resp is not None and resp.timestamp_end and req.timestamp_start:
+        latency = round((resp.timestamp_end - req.timestamp_start) * 1000, 3)
+    error = flow.error.msg if flow.error else None
+    return traffic.exchange(
+        method=req.method,
+        url=req.pretty_url,
+        request_headers=list(req.headers.items(multi=True)),
+        request_body=req.get_content(strict=False),
+        status=resp.status_code if resp is not None else None,
+        reason=resp.reason if resp is not None else None,
+        response_headers=list(resp.headers.items(multi=True)) if resp is not None else [],
+        response_body=resp.get_content(strict=False) if resp is not None else None,
+        started=started,
+        latency_ms=latency,
+        error=error,
+        data=data,
+    )
+
+
+# -- HAR -----------------------------------------------------------------------------------------
+class HarFile(RecordSource):
+    """HAR 1.2 as exported by a browser's network panel or `mitmdump --set hardump=`."""
+
+    def __init__(self) -> None:
+        super().__init__(name="har", origin="capture")
+
+    def sniff_bytes(self, head: bytes) -> float:
+        text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+        if text.startswith(b"{") and b'"log"' in text[:4096] and (b'"entries"' in text or b'"creator"' in text[:4096]):
+            return 0.99
+        return 0.0
+
+    def records(self, stream: BinaryIO, counts: Counts, data=None) -> Iterator[dict | None]:
+        raw = _read_all(stream)
+        try:
+            doc = json.loads(raw.decode("utf-8-sig"))
+            entries = doc["log"]["entries"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise RecordError(f"not a HAR document: {str(e).splitlines()[0][:160]}") from None
+        for entry in entries:
+            try:
+                yield har_row(entry, data)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                yield None
+
+
+def _pairs(items: object) -> list[tuple[str, str]]:
+    return [(str(h.get("name", "")), str(h.get("value", ""))) for h in items or [] if isinstance(h, dict)]
+
+
+def har_row(entry: dict, data: traffic.ModelData | None = None) -> dict:
+    import base64
+
+    req, resp = entry["request"], entry.get("response") or {}
+    content = resp.get("content") or {}
+    body = content.get("text")
+    if body and content.get("encoding") == "base64":
+        body = base64.b64decode(body)
+    status = resp.get("status")
+    started = None
+    if entry.get("startedDateTime"):
+        try:
+            started = datetime.fromisoformat(entry["startedDateTime"].replace("Z", "+00:00"))
+            if started.tzinfo:
+                started = started.astimezone(timezone.utc).replace(tzinfo=None)
+        except ValueError:
+            started = None
+    failed = not status  # browsers write status 0 for a request that got no answer
+    headers = _pairs(req.get("headers"))
+    row = traffic.exchange(
+        method=req["method"],
+        url=req["url"],
+        request_headers=headers,
+        request_body=(req.get("postData") or {}).get("text"),
+        status=None if failed else int(status),
+        reason=resp.get("statusText"),
+        response_headers=_pairs(resp.get("headers")),
+        response_body=body,
+        started=started,
+        latency_ms=float(entry["time"]) if isinstance(entry.get("time"), (int, float)) and entry["time"] >= 0 else None,
+        error=(resp.get("_error") or "no response (status 0)") if failed else None,
+        data=data,
+    )
+    if traffic.header(headers, "authorization") is None:
+        # a browser's default (sanitized) export drops Authorization: absent is unknown, not missing
+        row["auth_scheme"] = "not recorded"
+    return row
