@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SERVED = "Qwen3-Embedding-4B"
 SCENARIO = sys.argv[2] if len(sys.argv) > 2 else None
+DIMS = {"qwen3-embedding-4b": 2560, "multilingual-e5-large": 1024, "nomic-embed-text-v1.5": 768}
 GENERATION = ("max_tokens", "temperature", "top_p", "stream", "stop", "n")
 KEY = "s3cret-demo-key"
 NGINX = "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
@@ -69,7 +70,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"object": "list", "data": [{"id": SERVED, "object": "model", "created": 1763779200, "owned_by": "vllm", "root": f"/models/{SERVED}", "parent": None, "max_model_len": 8192}]})
         if scenario == "model" and model != SERVED:
             return self._send(404, err(f"The model `{model}` does not exist.", "NotFoundError", 404))
-        if scenario == "path" or not self.path.rstrip("/").endswith(("/embeddings", "/chat/completions", "/models")):
+        routes = ("/v1/embeddings", "/v1/chat/completions", "/v1/models") if SCENARIO else ("/embeddings", "/chat/completions", "/models")
+        if scenario == "path" or not self.path.rstrip("/").endswith(routes):
             return self._send(404, {"detail": "Not Found"})
         if scenario == "ratelimit":
             return self._send(429, err("Too many requests", "RateLimitError", 429), headers=[("retry-after", "7")])
@@ -93,7 +95,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(5)
         inputs = body.get("input")
         inputs = inputs if isinstance(inputs, list) else [inputs]
-        dim = 1024 if scenario == "dims" else 2560
+        # the native size of what is asked for; "dims" puts a 0.6B model (1024) behind the 4B name
+        dim = 1024 if scenario == "dims" else DIMS.get(str(model).rsplit("/", 1)[-1].lower(), 2560)
         vectors = [[round(0.001 * ((i + j) % 97), 3) for j in range(dim)] for i in range(len(inputs))]
         if body.get("encoding_format") == "base64":  # what openai-python asks for by default
             vectors = [base64.b64encode(struct.pack(f"<{dim}f", *v)).decode() for v in vectors]

@@ -58,6 +58,7 @@ OPTIONAL: dict[str, pl.DataType] = {
     "resp_models": pl.String(),             # ids listed by /v1/models
     "resp_dim_expected": pl.Int64(),        # derived: what the request or the model implies
     "resp_dim_why": pl.String(),            # derived: where the expectation comes from
+    "resp_dim_mismatch": pl.Boolean(),      # derived: resp_dim differs from resp_dim_expected
     "latency_ms": pl.Float64(),
     "retry_after": pl.Float64(),
     # exceptions

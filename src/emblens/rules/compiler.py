@@ -79,6 +79,8 @@ def _slow_search(pattern: str):
 # -- validation (at load) -----------------------------------------------------------------------
 def validate(rule: Rule) -> None:
     _check_node(rule.match, rule, line_of(rule.match))
+    if rule.supporting is not None:
+        _check_node(rule.supporting, rule, line_of(rule.supporting))
     for name, pred in rule.where.items():
         if not _is_fact_name(name):
             raise RuleError(f"unknown fact {name!r} in where; known: {', '.join(sorted(FACT_NAMES))}, <software>_version",
@@ -296,7 +298,7 @@ def _unanchor(pattern: str) -> str:
 def keywords(rules: Iterable[Rule]) -> str | None:
     patterns: list[str] = []
     for rule in rules:
-        for p in _text_patterns(rule.match):
+        for p in [*_text_patterns(rule.match), *(_text_patterns(rule.supporting) if rule.supporting else [])]:
             if not rust_ok(p):
                 return "."  # a look-around pattern cannot prefilter: keep every line
             if p not in patterns:

@@ -65,7 +65,10 @@ def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts) -> list[Findi
     if not rules:
         return []
     # All rules in one pass: one boolean column per rule.
-    masks = events.select([compiler.node(r.match).alias(r.id) for r in rules])
+    masks = events.select(
+        [compiler.node(r.match).alias(r.id) for r in rules]
+        + [compiler.node(r.supporting).alias(f"{r.id}\x00supporting") for r in rules if r.supporting is not None]
+    )
     findings = []
     for rule in rules:
         hit = masks[rule.id]
@@ -74,8 +77,34 @@ def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts) -> list[Findi
         matched = events.filter(hit).sort(["ts", "source", "line"], nulls_last=True)
         if not _enough(matched, rule):
             continue
-        findings.append(_finding(rule, matched, values))
+        finding = _finding(rule, matched, values)
+        if rule.supporting is not None:
+            _support(finding, events.filter(masks[f"{rule.id}\x00supporting"] & ~hit))
+        findings.append(finding)
     return findings
+
+
+MAX_SUPPORTING = 2
+
+
+def _support(finding: "Finding", rows: pl.DataFrame) -> None:
+    """Quote what other sources say in favour of a finding (the server's --api-key, the served
+    names), sources not yet quoted first; the finding then counts as seen in those sources too."""
+    if rows.height == 0:
+        return
+    quoted = {e.source for e in finding.evidence}
+    picked = []
+    for s, l, t, ts in rows.sort(["source", "line"]).select("source", "line", "text", "ts").rows():
+        if len(picked) >= MAX_SUPPORTING:
+            break
+        if s not in quoted or len(picked) == 0:
+            picked.append(Evidence(s, l, (t or "").strip(), ts))
+            quoted.add(s)
+    new_sources = [e.source for e in picked if e.source not in finding.sources]
+    finding.evidence = finding.evidence[: MAX_EVIDENCE - len(picked)] + picked
+    if new_sources:
+        finding.sources = finding.sources + new_sources
+        finding.confidence = round(min(0.99, finding.confidence + 0.05), 2)
 
 
 def _enough(matched: pl.DataFrame, rule: Rule) -> bool:

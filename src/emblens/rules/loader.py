@@ -12,6 +12,8 @@ The format, in short (README.md has the full reference):
     message: ...                   # summary; {placeholders} quote values seen
     remedy: [step, ...]            # concrete fix steps, placeholders allowed
     explains: [id, ...]            # findings this one is the root cause of
+    supporting: <node>             # optional: other events quoted once it fires (the server's
+                                   #   --api-key line, the /v1/models answer), from other sources
     references: [url, ...]
 """
 
@@ -31,7 +33,7 @@ SEVERITIES = ("error", "warning", "info")
 ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 TOP_KEYS = {
     "id", "title", "severity", "means", "match", "where", "count", "message", "remedy", "explains",
-    "references", "confidence",
+    "references", "confidence", "supporting",
 }
 REQUIRED = ("id", "title", "severity", "means", "match", "message", "remedy")
 
@@ -89,6 +91,7 @@ class Rule:
     explains: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     confidence: float = 0.8
+    supporting: dict | None = None     # events quoted as evidence too, once the rule has fired
 
 
 @dataclass
@@ -150,11 +153,14 @@ def parse_rule(data: object, path: str) -> Rule:
         raise RuleError("confidence must be a number in (0, 1]", path=path, line=line_of(data, "confidence"))
     if not isinstance(data["match"], dict):
         raise RuleError("`match` must be a mapping", path=path, line=line_of(data, "match"))
+    supporting = data.get("supporting")
+    if supporting is not None and not isinstance(supporting, dict):
+        raise RuleError("`supporting` must be a match node (a mapping)", path=path, line=line_of(data, "supporting"))
     rule = Rule(
         id=rid, title=str(data["title"]).strip(), severity=data["severity"], means=str(data["means"]).strip(),
         match=data["match"], message=str(data["message"]).strip(), remedy=remedy, path=path, line=data.line,
         where=where, count_min=count_min, within_s=within, explains=tuple(explains), references=tuple(refs),
-        confidence=float(conf),
+        confidence=float(conf), supporting=supporting,
     )
     from emblens.rules.compiler import validate
 

@@ -80,7 +80,11 @@ def _read_all(stream: BinaryIO) -> bytes:
 
 
 # -- mitmproxy -----------------------------------------------------------------------------------
-_TNET_HEAD = re.compile(rb"^\d{1,10}:")
+# a tnetstring dict whose first key is one of a flow's state keys (their order differs by version)
+_TNET_HEAD = re.compile(
+    rb"^\d{1,10}:\d{1,2}:(?:websocket|response|request|error|client_conn|server_conn|type|version|id|"
+    rb"intercepted|is_replay|marked|metadata|comment|timestamp_created|backup|live);"
+)
 
 
 class MitmFlows(RecordSource):
@@ -90,7 +94,7 @@ class MitmFlows(RecordSource):
         super().__init__(name="mitmproxy-flows", origin="capture")
 
     def sniff_bytes(self, head: bytes) -> float:
-        if _TNET_HEAD.match(head) and b"version;" in head[:4096] and (b"type;" in head[:4096] or b"request;" in head[:65536]):
+        if _TNET_HEAD.match(head):
             return 0.99
         return 0.0
 

@@ -384,4 +384,9 @@ def derive(events, data: ModelData):
         pl.coalesce(pl.col("resp_dim_expected"), expected).alias("resp_dim_expected"),
         pl.coalesce(pl.col("resp_dim_why"), why).alias("resp_dim_why"),
     ).sort("_i")
+    out = out.with_columns(
+        pl.when(pl.col("resp_dim").is_not_null() & pl.col("resp_dim_expected").is_not_null())
+        .then(pl.col("resp_dim") != pl.col("resp_dim_expected"))
+        .otherwise(pl.col("resp_dim_mismatch")).alias("resp_dim_mismatch")
+    )
     return out.drop("_i", "_mode", "_fam", "_dim", "_why")
