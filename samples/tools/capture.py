@@ -73,6 +73,14 @@ CASES = [
     ("embed/dimension_mismatch.pos-small-model.flow", "dims", 11, [embed()]),
     ("embed/dimension_mismatch.pos-dimensions-ignored.flow", "ok", 11, [embed(dimensions=512)]),
     ("embed/dimension_mismatch.neg-healthy.flow", "ok", 10, [embed(), embed(inputs=[Q, P])]),
+    # cross-source bundles: the capture beside a server log or a client traceback
+    ("auth/invalid_key.pos-capture-and-vllm/capture.flow", "auth", 11, [embed(key="sk-wrong-0123456789abcdef")]),
+    ("model/not_found.pos-traceback-and-models/models.flow", "ok", 11, [MODELS]),
+]
+# the other members of those bundles
+EXTRA = [
+    ("auth/invalid_key.pos-capture-and-vllm/vllm.log", ["vllm_log.py", "--version", "0.11", "--requests", "40", "--api-key", KEY]),
+    ("model/not_found.pos-traceback-and-models/client.txt", "model/not_found.pos-openai1.109.txt"),
 ]
 # curl -v transcripts, straight to the mock server: (fixture, scenario, curl args)
 CURL_CASES = [
@@ -187,6 +195,14 @@ def main() -> None:
     for fixture, scenario, args in CURL_CASES:
         if not a.only or a.only in fixture:
             curl_transcript(fixture, scenario, args)
+    for fixture, how in EXTRA:
+        if not a.only or a.only in fixture:
+            if isinstance(how, list):
+                (RULES / fixture).write_bytes(subprocess.run([sys.executable, str(HERE / how[0]), *how[1:]],
+                                                             capture_output=True, check=True).stdout)
+            else:
+                shutil.copy(RULES / how, RULES / fixture)
+            print(f"{fixture}: written")
     for fixture, flow in HAR_CASES:
         if not a.only or a.only in fixture:
             har(fixture, flow, a.mitm11)

@@ -254,6 +254,77 @@ def rules_test(directory: DirArg = None) -> None:
         raise typer.Exit(1)
 
 
+@app.command("addon-path")
+def addon_path() -> None:
+    """Print the path of the mitmproxy addon, for `mitmdump -s "$(emblens addon-path)"`.
+
+    The addon runs emblens's rules on live traffic: it prints each finding once when it first
+    appears, never changes a request or response, and writes emblens-report.md and
+    emblens-report.json on exit (mitmproxy options emblens_report, emblens_json, emblens_save,
+    emblens_rules, emblens_interval, emblens_window; set them with --set name=value)."""
+    from emblens import mitm_addon
+
+    typer.echo(str(Path(mitm_addon.__file__).resolve()))
+
+
+def _mitmdump() -> str | None:
+    import shutil
+
+    here = Path(sys.executable).parent / "mitmdump"
+    return str(here) if here.exists() else shutil.which("mitmdump")
+
+
+@app.command()
+def live(
+    upstream: Annotated[str, typer.Option("--upstream", "-u", help="The server to watch, e.g. http://127.0.0.1:8000.",
+                                          show_default=False)],
+    port: Annotated[int, typer.Option("--port", "-p", help="Port the proxy listens on; point your client's base_url at it.")] = 8001,
+    listen_host: Annotated[str, typer.Option("--listen-host", help="Address the proxy listens on.")] = "127.0.0.1",
+    report: Annotated[Path, typer.Option("--report", help="Markdown report written on exit.")] = Path("emblens-report.md"),
+    json_report: Annotated[Path, typer.Option("--json", help="JSON report written on exit.")] = Path("emblens-report.json"),
+    save: Annotated[Optional[Path], typer.Option("--save", help="Also save the flows to this file (feed it to `emblens analyze` later).",
+                                                 show_default=False)] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """Run a reverse proxy in front of a server and report failures as they happen.
+
+    Starts mitmdump with the emblens addon: your client talks to http://LISTEN_HOST:PORT instead of
+    the server, traffic passes through unchanged, each new finding is printed once, and on Ctrl-C
+    the reports are written.
+
+    Example:  emblens live --upstream http://127.0.0.1:8000 --port 8001 --save flows.mitm
+    """
+    import subprocess
+
+    from emblens import mitm_addon
+
+    if not upstream.startswith(("http://", "https://")):
+        _fail(f"--upstream must be a URL such as http://127.0.0.1:8000, not {upstream!r}")
+    exe = _mitmdump()
+    if exe is None:
+        _fail("mitmdump not found: install mitmproxy in this environment (pip install mitmproxy)")
+    cmd = [exe, "--mode", f"reverse:{upstream}", "--listen-host", listen_host, "-p", str(port),
+           "-s", str(Path(mitm_addon.__file__).resolve()), "--set", "flow_detail=0", "--set", "termlog_verbosity=warn",
+           "--set", f"emblens_report={report}", "--set", f"emblens_json={json_report}"]
+    if save is not None:
+        cmd += ["--set", f"emblens_save={save}"]
+    if rules:
+        cmd += ["--set", "emblens_rules=" + ",".join(str(r) for r in rules)]
+    typer.echo(f"emblens: proxy on http://{listen_host}:{port} -> {upstream}; Ctrl-C writes {report} and {json_report}",
+               err=True)
+    import signal
+
+    proc = subprocess.Popen(cmd)
+    # a service manager stops us with SIGTERM: let mitmdump shut down cleanly so the reports are written
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)   # mitmdump shuts down cleanly; the addon writes the reports
+        code = proc.wait()
+    raise typer.Exit(0 if code in (0, -signal.SIGINT, 130) else code)
+
+
 def main() -> None:
     try:
         app()

@@ -14,9 +14,10 @@ from typing import BinaryIO
 
 import polars as pl
 
-from emblens import redact, schema
+
 from emblens.sources import traffic
 from emblens.sources.base import ANSI, Counts, Source, SourceContext
+from emblens.sources.records import frame
 
 MAX_BYTES = 64 * 1024 * 1024
 REQ_LINE = re.compile(r"^> ([A-Z]+) (\S+) HTTP/[\d.]+\s*$")
@@ -66,15 +67,7 @@ class CurlVerbose(Source):
         counts.blank = sum(1 for line in lines if not line.strip())
         counts.events = sum(1 for i, line in enumerate(lines, 1) if line.strip() and (i in used or line[:2] in ("* ", "> ", "< ", "{ ", "} ") or line.startswith(("curl: ", "  % Total", "                                 Dload"))))
         counts.unparsed = counts.lines - counts.blank - counts.events
-        if not rows:
-            return schema.empty(), counts
-        for r in rows:
-            r["text"] = redact.mask_text(str(r.get("text") or ""))
-        keys: dict[str, None] = {}
-        for r in rows:
-            keys.update(dict.fromkeys(r))
-        frame = pl.DataFrame(rows, schema={k: schema.SCHEMA[k] for k in keys}, strict=False)
-        return schema.conform(frame), counts
+        return frame(rows), counts
 
 
 def _exchanges(lines: list[str]):

@@ -55,21 +55,21 @@ class RecordSource(Source):
             if not rows and counts.lines == 0:
                 raise
             counts.stopped = f"read stopped after record {counts.lines:,}: {e}"
-        if not rows:
-            return schema.empty(), counts
-        frame = pl.DataFrame(rows, schema={k: schema.SCHEMA[k] for k in _keys(rows)}, strict=False)
-        return schema.conform(frame), counts
+        return frame(rows), counts
 
 
 class RecordError(ValueError):
     """A record file that its reader cannot continue (corrupt, truncated, too new)."""
 
 
-def _keys(rows: list[dict]) -> list[str]:
+def frame(rows: list[dict]) -> pl.DataFrame:
+    """An event table from row dicts (each holding some of the schema's columns)."""
+    if not rows:
+        return schema.empty()
     keys: dict[str, None] = {}
     for r in rows:
         keys.update(dict.fromkeys(r))
-    return list(keys)
+    return schema.conform(pl.DataFrame(rows, schema={k: schema.SCHEMA[k] for k in keys}, strict=False))
 
 
 def _read_all(stream: BinaryIO) -> bytes:

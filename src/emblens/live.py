@@ -1,0 +1,213 @@
+"""emblens as a mitmproxy addon: the same sources, rules and reports, live in front of a server.
+
+    mitmdump --mode reverse:http://127.0.0.1:8000 -p 8001 -s "$(emblens addon-path)"
+    emblens live --upstream http://127.0.0.1:8000 --port 8001        # the same, in one command
+
+How it stays out of the way of traffic:
+- The `response` and `error` hooks only append the flow to a bounded queue (O(1), no parsing);
+  a background thread turns flows into events, runs the rules every `emblens_interval` ms and
+  prints each finding once when it first appears, then again only when its count doubles.
+- Nothing in a flow is ever changed; every error inside the addon is logged and swallowed.
+- Memory is bounded: at most `emblens_window` exchanges are kept as events (the oldest go first);
+  captured flows, when asked for, go straight to disk.
+On shutdown the addon writes the markdown and JSON reports and closes the flow file, which
+`emblens analyze` reads back to the same findings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+log = logging.getLogger("emblens")
+
+DEFAULT_WINDOW = 50_000
+QUEUE_MAX = 10_000
+
+
+class EmblensAddon:
+    def __init__(self) -> None:
+        self._queue: deque = deque(maxlen=QUEUE_MAX)   # flows waiting for the worker
+        self._rows: deque = deque(maxlen=DEFAULT_WINDOW)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reported: dict[str, int] = {}
+        self._writer = None
+        self._save_file = None
+        self._ruleset = None
+        self._data = None
+        self._dirty = False
+        self.seen = 0
+        self.dropped = 0
+        self.analysis = None   # the last Analysis, for the reports
+
+    # -- mitmproxy hooks ------------------------------------------------------------------------
+    def load(self, loader) -> None:
+        loader.add_option("emblens_rules", str, "", "Extra emblens rule folders, separated by commas.")
+        loader.add_option("emblens_report", str, "emblens-report.md", "Markdown report written on exit ('' for none).")
+        loader.add_option("emblens_json", str, "emblens-report.json", "JSON report written on exit ('' for none).")
+        loader.add_option("emblens_save", str, "", "Also write the flows to this file, for `emblens analyze` later.")
+        loader.add_option("emblens_interval", int, 1000, "How often the rules run, in milliseconds.")
+        loader.add_option("emblens_window", int, DEFAULT_WINDOW, "How many recent exchanges are kept for the rules.")
+
+    def configure(self, updated) -> None:
+        from mitmproxy import ctx
+
+        try:
+            if "emblens_rules" in updated or self._ruleset is None:
+                from emblens.rules.loader import load_rules
+                from emblens.sources import traffic
+
+                dirs = [d.strip() for d in ctx.options.emblens_rules.split(",") if d.strip()]
+                self._ruleset = load_rules(dirs)
+                self._data = traffic.model_data(dirs)
+                log.warning(f"emblens: watching traffic with {len(self._ruleset.rules)} rules")
+            if "emblens_window" in updated:
+                with self._lock:
+                    self._rows = deque(self._rows, maxlen=max(100, ctx.options.emblens_window))
+            if "emblens_save" in updated and ctx.options.emblens_save:
+                from mitmproxy.io import FlowWriter
+
+                self._close_writer()
+                self._save_file = open(Path(ctx.options.emblens_save).expanduser(), "wb")
+                self._writer = FlowWriter(self._save_file)
+        except Exception as e:  # never raise into mitmproxy
+            log.error(f"emblens: configuration failed, analysis is off: {e}")
+
+    def running(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="emblens", daemon=True)
+            self._thread.start()
+
+    def response(self, flow) -> None:
+        self._enqueue(flow)
+
+    def error(self, flow) -> None:
+        self._enqueue(flow)
+
+    def done(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        try:
+            self._drain()
+            self._evaluate(announce=True)
+            self._write_reports()
+        except Exception as e:
+            log.error(f"emblens: could not finish the report: {e}")
+        finally:
+            self._close_writer()
+
+    # -- the hot path -------------------------------------------------------------------------
+    def _enqueue(self, flow) -> None:
+        try:
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append(flow)
+            self._wake.set()
+        except Exception:  # pragma: no cover - deque.append does not fail
+            pass
+
+    # -- the worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        from mitmproxy import ctx
+
+        last = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            try:
+                self._drain()
+                interval = max(50, ctx.options.emblens_interval) / 1000
+                if self._dirty and time.monotonic() - last >= interval:
+                    last = time.monotonic()
+                    self._evaluate(announce=True)
+                elif self._dirty:
+                    time.sleep(max(0.0, interval - (time.monotonic() - last)))
+                    self._wake.set()
+            except Exception as e:
+                log.error(f"emblens: rule run failed (traffic is not affected): {e}")
+
+    def _drain(self) -> None:
+        from emblens.sources import traffic
+        from emblens.sources.records import flow_row
+
+        while True:
+            try:
+                flow = self._queue.popleft()
+            except IndexError:
+                return
+            try:
+                row = flow_row(flow, self._data)
+                self.seen += 1
+                row.update(source="live", line=self.seen)
+                fact = traffic.models_fact(row)
+                with self._lock:
+                    self._rows.append(row)
+                    if fact:
+                        self._rows.append({**fact, "source": "live", "line": self.seen})
+                self._dirty = True
+                if self._writer is not None:
+                    self._writer.add(flow)
+            except Exception as e:
+                log.error(f"emblens: could not read a flow: {e}")
+
+    def _evaluate(self, announce: bool) -> None:
+        if self._ruleset is None:
+            return
+        from emblens.analysis import Analysis, InputInfo
+        from emblens.facts import combine
+        from emblens.rules.engine import evaluate, unexplained
+        from emblens.rules.rank import rank
+        from emblens.sources import traffic
+        from emblens.sources.records import frame
+
+        with self._lock:
+            rows = list(self._rows)
+            self._dirty = False
+        events = traffic.derive(frame(rows), self._data or traffic.model_data())
+        facts = combine(events)
+        findings = rank(evaluate(self._ruleset, events, facts), self._ruleset)
+        self.analysis = Analysis(
+            events=events,
+            inputs=[InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0,
+                              f"last {len(rows):,} of {self.seen:,} exchanges" if self.seen > len(rows) else None)],
+            skipped=[], facts=facts, findings=findings, unexplained=unexplained(events, findings),
+            rules_run=len(self._ruleset.rules),
+        )
+        if announce:
+            for f in findings:
+                before = self._reported.get(f.rule, 0)
+                if before == 0:
+                    log.warning(f"emblens: [{f.rule}] {f.title} ({f.severity}). {f.summary}")
+                    self._reported[f.rule] = f.count
+                elif f.count >= 2 * before:
+                    log.warning(f"emblens: [{f.rule}] seen {f.count} times now")
+                    self._reported[f.rule] = f.count
+
+    def _write_reports(self) -> None:
+        from mitmproxy import ctx
+
+        if self.analysis is None:
+            return
+        from emblens.report import to_json, to_markdown
+
+        for option, render in (("emblens_report", to_markdown), ("emblens_json", to_json)):
+            path = getattr(ctx.options, option)
+            if path:
+                Path(path).expanduser().write_text(render(self.analysis), encoding="utf-8")
+                log.warning(f"emblens: wrote {path}")
+
+    def _close_writer(self) -> None:
+        if self._save_file is not None:
+            try:
+                self._save_file.close()
+            finally:
+                self._save_file = None
+                self._writer = None
