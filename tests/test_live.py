@@ -1,0 +1,152 @@
+"""The live addon: with mitmproxy's own test helpers, and once end to end (local test server, real
+mitmdump, a real HTTP client) on 127.0.0.1."""
+
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mitmproxy.test import taddons, tflow
+
+from emblens.analysis import analyze
+from emblens.live import EmblensAddon
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _unauthorized(i: int):
+    f = tflow.tflow(resp=True)
+    f.request.method, f.request.path = "POST", "/v1/embeddings"
+    f.request.headers["authorization"] = f"Bearer sk-wrong-key-{i:04d}-abcdefgh"
+    f.request.content = b'{"model": "Qwen3-Embedding-4B", "input": ["query: a"]}'
+    f.response.status_code = 401
+    f.response.content = b'{"error": "Unauthorized"}'
+    return f
+
+
+def test_findings_are_printed_once_and_counted_and_traffic_is_untouched(tmp_path, caplog):
+    addon = EmblensAddon()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, emblens_report=str(tmp_path / "r.md"), emblens_json=str(tmp_path / "r.json"),
+                       emblens_save=str(tmp_path / "flows.mitm"))
+        caplog.set_level(logging.INFO, logger="emblens")
+        for i in range(8):
+            f = _unauthorized(i)
+            before = f.get_state()
+            addon.response(f)
+            assert f.get_state() == before          # never modifies traffic
+            addon._drain()
+            addon._evaluate(announce=True)
+        addon.done()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("emblens: [")]
+    assert lines[0].startswith("emblens: [auth.invalid_key] The server rejected the API key")
+    assert sum("auth.invalid_key] The server" in m for m in lines) == 1      # printed once
+    assert [m for m in lines[1:]] == ["emblens: [auth.invalid_key] seen 2 times now",
+                                      "emblens: [auth.invalid_key] seen 4 times now",
+                                      "emblens: [auth.invalid_key] seen 8 times now"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["findings"][0]["rule"] == "auth.invalid_key" and report["findings"][0]["count"] == 8
+    assert "sk-wrong-key" not in (tmp_path / "r.md").read_text() + (tmp_path / "r.json").read_text()
+    # the saved flows say the same to `emblens analyze`
+    again = analyze([str(tmp_path / "flows.mitm")])
+    assert [(f.rule, f.count) for f in again.findings] == [("auth.invalid_key", 8)]
+
+
+def test_errors_inside_the_addon_never_reach_mitmproxy(tmp_path, caplog, monkeypatch):
+    addon = EmblensAddon()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, emblens_report="", emblens_json="")
+        broken = tflow.tflow(resp=True)
+        broken.request = None                      # flow_row cannot read this
+        addon.response(broken)
+        addon.error(tflow.tflow(err=True))         # a flow that ended in an error is fine
+        addon._drain()
+
+        def boom(*a, **k):
+            raise RuntimeError("rule engine exploded")
+
+        monkeypatch.setattr("emblens.rules.engine.evaluate", boom)
+        addon._wake.set()
+        addon.done()                               # logs, does not raise
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "could not read a flow" in messages and "rule engine exploded" in messages
+
+
+def test_memory_is_bounded_by_the_window(tmp_path):
+    addon = EmblensAddon()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, emblens_window=100, emblens_report="", emblens_json="")
+        for i in range(300):
+            addon.response(_unauthorized(i))
+        addon._drain()
+        assert len(addon._rows) == 100 and addon.seen == 300
+        addon._evaluate(announce=False)
+        assert addon.analysis.inputs[0].note == "last 100 of 300 exchanges"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(port: int, timeout: float = 30) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def _post(url: str, body: dict, key: str) -> int:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_end_to_end_real_mitmdump_in_front_of_a_server(tmp_path):
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    if not mitmdump.exists():
+        pytest.skip("mitmdump is not installed next to this Python")
+    sport, pport = _free_port(), _free_port()
+    server = subprocess.Popen([sys.executable, str(REPO / "samples/tools/mock_server.py"), str(sport), "model"])
+    live = subprocess.Popen(
+        [sys.executable, "-m", "emblens", "live", "--upstream", f"http://127.0.0.1:{sport}", "--port", str(pport),
+         "--report", str(tmp_path / "live.md"), "--json", str(tmp_path / "live.json"), "--save", str(tmp_path / "flows.mitm")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        _wait(sport)
+        _wait(pport)
+        base = f"http://127.0.0.1:{pport}/v1"
+        with urllib.request.urlopen(base + "/models", timeout=10) as r:
+            assert json.load(r)["data"][0]["id"] == "Qwen3-Embedding-4B"   # traffic passes unchanged
+        codes = [_post(base + "/embeddings", {"model": "qwen3-embedding-4b", "input": ["query: hi"]}, "EMPTY") for _ in range(6)]
+        assert codes == [404] * 6
+        time.sleep(2.5)   # the rules run every second
+    finally:
+        live.send_signal(signal.SIGTERM)
+        out, _ = live.communicate(timeout=60)
+        server.terminate()
+        server.wait()
+    assert live.returncode == 0, out
+    printed = [line for line in out.splitlines() if "emblens: [model.not_found] The requested model" in line]
+    assert len(printed) == 1 and "Did you mean `Qwen3-Embedding-4B`" in printed[0], out
+    live_report = json.loads((tmp_path / "live.json").read_text())
+    saved = analyze([str(tmp_path / "flows.mitm")])
+    assert [(f["rule"], f["count"]) for f in live_report["findings"]] == [(f.rule, f.count) for f in saved.findings]
+    assert [f["summary"] for f in live_report["findings"]] == [f.summary for f in saved.findings]
+    assert "## Root cause" in (tmp_path / "live.md").read_text()
