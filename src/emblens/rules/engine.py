@@ -204,6 +204,8 @@ def closest(asked: object, candidates: object) -> str | None:
 
 
 def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(f"`{v}`" for v in value) if value else ""
     if isinstance(value, datetime):
