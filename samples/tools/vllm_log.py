@@ -13,7 +13,8 @@ import random
 import sys
 from datetime import datetime, timedelta
 
-INCIDENTS = ("none", "unauthorized", "wrong_path", "model_404", "oom", "kv_cache", "load_failed", "port_in_use", "too_long")
+INCIDENTS = ("none", "unauthorized", "wrong_path", "model_404", "oom", "kv_cache", "load_failed", "port_in_use", "too_long",
+             "oom_fragmented", "oom_weights", "free_memory", "driver")
 
 
 class Log:
@@ -118,6 +119,28 @@ def startup_failures(model: str) -> dict[str, tuple[float, list, str]]:
                 "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."),
         "kv_cache": (30, [(f"{PKG}/vllm/v1/core/kv_cache_utils.py", 686, "check_enough_kv_cache_memory", "raise ValueError(")],
                      "ValueError: To serve at least one request with the models's max seq len (32768), (4.50 GiB KV cache is needed, which is larger than the available KV cache memory (2.13 GiB). Based on the available memory, the estimated maximum model length is 15504. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."),
+        # PyTorch holds much reserved-but-unallocated memory: fragmentation, not a full card
+        "oom_fragmented": (9, [(f"{PKG}/vllm/v1/engine/core.py", 699, "run_engine_core", "engine_core = EngineCoreProc(*args, **kwargs)"),
+                               (f"{PKG}/vllm/v1/worker/gpu_model_runner.py", 2731, "_dummy_run", "outputs = self.model(")],
+                           "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.57 GiB of which 1.21 GiB is free. "
+                           "Process 3999312 has 22.35 GiB memory in use. Including non-PyTorch memory, this process has 22.35 GiB memory in use. Of the allocated memory 15.62 GiB "
+                           "is allocated by PyTorch, and 6.35 GiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+                           "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See documentation for Memory Management  (https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)"),
+        # the weights alone are larger than the card (run with --model of a 32B model on a 24 GiB GPU)
+        "oom_weights": (6, [(f"{PKG}/vllm/model_executor/model_loader/default_loader.py", 269, "load_weights", "loaded_weights = model.load_weights(")],
+                        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 270.00 MiB. GPU 0 has a total capacity of 23.57 GiB of which 180.44 MiB is free. "
+                        "Process 3999312 has 23.38 GiB memory in use. Including non-PyTorch memory, this process has 23.38 GiB memory in use. Of the allocated memory 22.98 GiB "
+                        "is allocated by PyTorch, and 19.86 MiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+                        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."),
+        # something else already holds memory when vLLM checks at start (0.11 wording)
+        "free_memory": (3, [(f"{PKG}/vllm/v1/worker/gpu_worker.py", 211, "init_device", "self.init_snapshot = MemorySnapshot()"),
+                            (f"{PKG}/vllm/v1/worker/utils.py", 305, "request_memory", "raise ValueError(")],
+                        "ValueError: Free memory on device (10.21/23.57 GiB) on startup is less than desired GPU memory utilization (0.9, 21.21 GiB). "
+                        "Decrease GPU memory utilization or reduce GPU memory used by other processes."),
+        # a CUDA 12.x build of torch on a host whose driver only speaks CUDA 11.x
+        "driver": (2, [(f"{PKG}/vllm/v1/worker/gpu_worker.py", 174, "init_device", "torch.cuda.set_device(self.device)"),
+                       (f"{PKG}/torch/cuda/__init__.py", 399, "set_device", "torch._C._cuda_setDevice(device)")],
+                   "RuntimeError: CUDA error: CUDA driver version is insufficient for CUDA runtime version"),
         "load_failed": (2, [(f"{PKG}/vllm/model_executor/model_loader/default_loader.py", 246, "load_weights", "raise ValueError(")],
                         f"ValueError: Cannot find any model weights with `{model}`"),
     }

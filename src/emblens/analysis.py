@@ -17,6 +17,7 @@ import polars as pl
 from emblens import schema
 from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
 from emblens.facts import Facts, combine
+from emblens.gpu import diagnose
 from emblens.sniff import HEAD_BYTES, sniff
 from emblens.sources import base, traffic
 from emblens.sources.records import RecordError
@@ -139,6 +140,7 @@ def analyze(
         rule_dirs=rule_dirs,
     )
     facts = combine(events)
+    events = diagnose(events, facts)
     findings = rank(evaluate(ruleset, events, facts), ruleset)
     return Analysis(
         events=events,

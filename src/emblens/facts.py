@@ -33,6 +33,8 @@ class Facts:
     ready: list[Mark] = field(default_factory=list)
     loading: list[Mark] = field(default_factory=list)
     servers: list[str] = field(default_factory=list)   # sources that are server logs
+    gpus: list[dict] = field(default_factory=list)      # last nvidia-smi snapshot per GPU (see gpu_state)
+    gpu_series: list[dict] = field(default_factory=list)  # memory per snapshot, when there are several
 
     def as_values(self) -> dict[str, object]:
         """The facts rules may name as `$name`."""
@@ -65,6 +67,7 @@ def combine(events: pl.DataFrame) -> Facts:
     f = events.filter(pl.col("kind") == "fact").sort(["source", "line"])
     facts = Facts()
     facts.servers = _unique(events.filter(pl.col("origin").is_in(["vllm", "sglang"]))["source"].unique(maintain_order=True).to_list())
+    facts.gpus, facts.gpu_series = gpu_state(events)
     if f.height == 0:
         return facts
     served: list[str] = []
@@ -85,3 +88,31 @@ def combine(events: pl.DataFrame) -> Facts:
     facts.ready = [Mark(s, l, t) for s, l, t in f.filter(pl.col("fact") == "ready").select("source", "line", "ts").iter_rows()]
     facts.loading = [Mark(s, l, t) for s, l, t in f.filter(pl.col("fact") == "loading").select("source", "line", "ts").iter_rows()]
     return facts
+
+
+def gpu_state(events: pl.DataFrame) -> tuple[list[dict], list[dict]]:
+    """The last snapshot of each GPU (memory, top processes) and, where a source holds several
+    snapshots, memory used per snapshot."""
+    gpus = events.filter((pl.col("kind") == "gpu") & pl.col("gpu_proc_pid").is_null())
+    if gpus.height == 0:
+        return [], []
+    last = gpus.sort(["source", "gpu_snapshot", "line"]).group_by(["source", "gpu_index"], maintain_order=True).last()
+    procs = events.filter(pl.col("gpu_proc_pid").is_not_null())
+    state = []
+    for r in last.iter_rows(named=True):
+        mine = procs.filter((pl.col("source") == r["source"]) & (pl.col("gpu_snapshot") == r["gpu_snapshot"])
+                            & ((pl.col("gpu_index") == r["gpu_index"]) if r["gpu_index"] is not None else pl.lit(True)))
+        top = mine.sort("gpu_proc_mem_mib", descending=True, nulls_last=True).head(3)
+        state.append({
+            "source": r["source"], "line": r["line"], "index": r["gpu_index"], "name": r["gpu_name"],
+            "used_mib": r["gpu_mem_used_mib"], "total_mib": r["gpu_mem_total_mib"], "free_mib": r["gpu_mem_free_mib"],
+            "ts": r["ts"], "mig": r["gpu_mig"],
+            "processes": [{"pid": p["gpu_proc_pid"], "name": p["gpu_proc_name"], "used_mib": p["gpu_proc_mem_mib"]}
+                          for p in top.iter_rows(named=True)],
+        })
+    series = []
+    multi = gpus.group_by("source").agg(pl.col("gpu_snapshot").n_unique().alias("n")).filter(pl.col("n") > 1)["source"].to_list()
+    for r in gpus.filter(pl.col("source").is_in(multi)).sort(["source", "gpu_snapshot", "gpu_index"]).iter_rows(named=True):
+        series.append({"source": r["source"], "line": r["line"], "ts": r["ts"], "snapshot": r["gpu_snapshot"],
+                       "index": r["gpu_index"], "used_mib": r["gpu_mem_used_mib"], "total_mib": r["gpu_mem_total_mib"]})
+    return state, series

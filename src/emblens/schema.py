@@ -75,7 +75,20 @@ OPTIONAL: dict[str, pl.DataType] = {
     "gpu_name": pl.String(),
     "gpu_mem_used_mib": pl.Float64(),
     "gpu_mem_total_mib": pl.Float64(),
-    "gpu_processes": pl.String(),
+    "gpu_processes": pl.String(),          # "2443 /usr/bin/python3 71,200 MiB; ..." largest first
+    "gpu_mem_free_mib": pl.Float64(),
+    "gpu_util_pct": pl.Float64(),
+    "gpu_mig": pl.String(),                # MIG mode: Enabled, Disabled
+    "gpu_snapshot": pl.Int64(),            # which snapshot of its source (nvidia-smi -l loops)
+    "gpu_proc_pid": pl.Int64(),
+    "gpu_proc_type": pl.String(),          # C, G, C+G
+    "gpu_proc_name": pl.String(),
+    "gpu_proc_mem_mib": pl.Float64(),
+    "gpu_proc_other": pl.Boolean(),        # derived: not a process of the model server
+    "oom_cause": pl.String(),              # derived on out-of-memory lines: other_process, memory_fraction,
+                                           #   kv_cache, fragmentation, weights, undecided (see gpu.py)
+    "oom_detail": pl.String(),             # derived: the cause, with its figures
+    "oom_lever": pl.String(),              # derived: the fix (flag and value, or the pid to stop)
     # server facts
     "fact": pl.String(),              # version, served_models, listen, api_key, ready, loading, args
     "software": pl.String(),          # vllm, sglang, openai, httpx, ...
