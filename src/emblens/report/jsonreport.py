@@ -18,11 +18,34 @@ def timeline(analysis, limit: int = 40) -> list[dict]:
     for f in analysis.findings:
         for e in f.evidence:
             rows.append({"ts": _iso(e.ts), "source": e.source, "line": e.line, "rule": f.rule, "text": e.text})
+    series = analysis.facts.gpu_series
+    step = max(1, len(series) // 12)   # memory over time: at most a dozen points per series
+    for s in series[::step]:
+        if s["used_mib"] is not None and s["total_mib"]:
+            rows.append({"ts": _iso(s["ts"]), "source": s["source"], "line": s["line"], "rule": None,
+                         "text": f"GPU {s['index']} memory {s['used_mib']:,.0f} / {s['total_mib']:,.0f} MiB"})
     for m in analysis.facts.loading[:1] + analysis.facts.ready[:1]:
         label = "server ready" if m in analysis.facts.ready else "model loading started"
         rows.append({"ts": _iso(m.ts), "source": m.source, "line": m.line, "rule": None, "text": label})
     rows.sort(key=lambda r: (r["ts"] is None, r["ts"] or "", r["source"], r["line"]))
     return rows[:limit]
+
+
+def gpu_lines(analysis) -> list[tuple[str, str, list[str]]]:
+    """Per GPU: (title, memory line, top process lines), from the last nvidia-smi snapshot."""
+    out = []
+    for g in analysis.facts.gpus:
+        title = f"GPU {g['index'] if g['index'] is not None else '?'} {g['name'] or ''}".strip()
+        if g["mig"] == "Enabled":
+            title += " (MIG)"
+        used, total = g["used_mib"], g["total_mib"]
+        if used is not None and total:
+            mem = f"{used:,.0f} / {total:,.0f} MiB used ({used / total:.0%}), {total - used:,.0f} MiB free"
+        else:
+            mem = "memory not reported"
+        procs = [f"pid {p['pid']} {p['name'] or ''} {p['used_mib'] or 0:,.0f} MiB".replace("  ", " ") for p in g["processes"]]
+        out.append((title, f"{mem}  [{g['source']}:{g['line']}]", procs))
+    return out
 
 
 def to_dict(analysis) -> dict:
@@ -64,6 +87,7 @@ def to_dict(analysis) -> dict:
             "api_key_required": analysis.facts.api_key_required,
             "versions": analysis.facts.versions,
             "ready": bool(analysis.facts.ready),
+            "gpus": [{k: (_iso(v) if k == "ts" else v) for k, v in g.items()} for g in analysis.facts.gpus],
         },
         "timeline": timeline(analysis),
     }

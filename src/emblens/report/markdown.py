@@ -4,7 +4,7 @@ remedy, timeline, coverage."""
 from __future__ import annotations
 
 from emblens import __version__
-from emblens.report.jsonreport import timeline
+from emblens.report.jsonreport import gpu_lines, timeline
 
 
 def _code(text: str) -> str:
@@ -50,6 +50,11 @@ def to_markdown(analysis) -> str:
         for r in tl:
             what = (f"`{r['rule']}` " if r["rule"] else "") + _code(r["text"][:160])
             out.append(f"| {r['ts'] or '?'} | `{_cell(r['source'])}:{r['line']}` | {_cell(what)} |")
+        out.append("")
+    gpus = gpu_lines(analysis)
+    if gpus:
+        out += ["## GPUs", "", "Last nvidia-smi snapshot of each GPU.", "", "| GPU | memory | top processes |", "|---|---|---|"]
+        out += [f"| {_cell(t)} | {_cell(m)} | {_cell('; '.join(p) or 'none listed')} |" for t, m, p in gpus]
         out.append("")
     out += ["## Coverage", "", "| input | read as | events | unparsed |", "|---|---|---:|---:|"]
     out += [f"| `{_cell(i.source)}` | {i.kind}{' (incomplete: ' + _cell(i.note) + ')' if i.note else ''} | {i.events} | {i.unparsed} |"

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emblens import __version__
-from emblens.report.jsonreport import timeline
+from emblens.report.jsonreport import gpu_lines, timeline
 
 SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
@@ -65,6 +65,15 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
                 head.append(f"  [{r['rule']}]", style="bold")
             console.print(Padding(head, (0, 0, 0, 2)))
             console.print(Padding(Text(r["text"][:200], overflow="fold"), (0, 0, 0, 4)))
+        console.print()
+    gpus = gpu_lines(analysis)
+    if gpus:
+        console.print(Text("GPUs (last nvidia-smi snapshot)", style="bold underline"))
+        for title, mem, procs in gpus:
+            console.print(Padding(Text(title, style="bold"), (0, 0, 0, 2)))
+            console.print(Padding(Text(mem, overflow="fold"), (0, 0, 0, 4)))
+            for p in procs:
+                console.print(Padding(Text(p, overflow="fold"), (0, 0, 0, 4)))
         console.print()
     console.print(Text("Coverage", style="bold underline"))
     for i in analysis.inputs:

@@ -24,7 +24,7 @@ GPU_ROW = re.compile(r"^\|\s+(?P<idx>\d+)\s+(?P<name>.+?)\s+(?:On|Off)\s+\|\s+(?
 MEM_ROW = re.compile(r"^\|.*?\|\s*(?P<used>\d+)MiB\s*/\s*(?P<total>\d+)MiB\s*\|\s*(?P<util>\d+|N/A)%?")
 PROC_ROW = re.compile(r"^\|\s+(?P<gpu>\d+)\s+(?P<gi>\S+)\s+(?P<ci>\S+)\s+(?P<pid>\d+)\s+(?P<type>C\+G|C|G)\s+(?P<name>.+?)\s+(?P<mem>\d+MiB|N/A)\s*\|$")
 TABLE_NOISE = re.compile(
-    r"^(?:\+[-=+]+\+|\|[-=+|]+\||\|\s*(?:GPU\s+Name|Fan\s+Temp|GPU\s+GI|ID\s+ID|Processes:|No running processes found)"
+    r"^(?:[|+][-=+|]+[|+]|\|\s*(?:GPU\s+Name|Fan\s+Temp|GPU\s+GI|ID\s+ID|Processes:|No running processes found)"
     r".*\||\|[\s|]*(?:MIG M\.|Usage|Disabled|Enabled|N/A|Default)?[\s|]*\||\|\s+\|.*\|)$"
 )
 STAMP = re.compile(r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \w{3} +\d{1,2} \d{2}:\d{2}:\d{2} \d{4}$")
