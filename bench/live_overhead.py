@@ -18,22 +18,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MOCK = HERE.parent / "samples" / "tools" / "mock_server.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(port: int) -> None:
-    end = time.time() + 30
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
+sys.path.insert(0, str(MOCK.parent))
+from localnet import free_port, wait_port  # noqa: E402
 
 
 def run(n: int, sport: int, addon: bool) -> list[float]:
@@ -46,7 +32,7 @@ def run(n: int, sport: int, addon: bool) -> list[float]:
         cmd += ["-s", mitm_addon.__file__, "--set", "emblens_report=", "--set", "emblens_json="]
     proxy = subprocess.Popen(cmd)
     try:
-        wait(pport)
+        wait_port(pport)
         conn = http.client.HTTPConnection("127.0.0.1", pport, timeout=10)
         conn.connect()
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -76,7 +62,7 @@ def main() -> None:
     sport = free_port()
     server = subprocess.Popen([sys.executable, str(MOCK), str(sport), "auth"])
     try:
-        wait(sport)
+        wait_port(sport)
         plain = run(a.requests, sport, addon=False)
         with_addon = run(a.requests, sport, addon=True)
     finally:

@@ -4,7 +4,6 @@ mitmdump, a real HTTP client) on 127.0.0.1."""
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from emblens.analysis import analyze
 from emblens.live import EmblensAddon
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "samples" / "tools"))
+from localnet import free_port, wait_port  # noqa: E402
 
 
 def _unauthorized(i: int):
@@ -91,22 +92,6 @@ def test_memory_is_bounded_by_the_window(tmp_path):
         assert addon.analysis.inputs[0].note == "last 100 of 300 exchanges"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(port: int, timeout: float = 30) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 def _post(url: str, body: dict, key: str) -> int:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
@@ -121,7 +106,7 @@ def test_end_to_end_real_mitmdump_in_front_of_a_server(tmp_path):
     mitmdump = Path(sys.executable).parent / "mitmdump"
     if not mitmdump.exists():
         pytest.skip("mitmdump is not installed next to this Python")
-    sport, pport = _free_port(), _free_port()
+    sport, pport = free_port(), free_port()
     server = subprocess.Popen([sys.executable, str(REPO / "samples/tools/mock_server.py"), str(sport), "model"])
     live = subprocess.Popen(
         [sys.executable, "-m", "emblens", "live", "--upstream", f"http://127.0.0.1:{sport}", "--port", str(pport),
@@ -129,8 +114,8 @@ def test_end_to_end_real_mitmdump_in_front_of_a_server(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        _wait(sport)
-        _wait(pport)
+        wait_port(sport)
+        wait_port(pport)
         base = f"http://127.0.0.1:{pport}/v1"
         with urllib.request.urlopen(base + "/models", timeout=10) as r:
             assert json.load(r)["data"][0]["id"] == "Qwen3-Embedding-4B"   # traffic passes unchanged

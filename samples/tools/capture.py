@@ -14,12 +14,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from localnet import free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
 RULES = HERE.parent.parent / "rules"
@@ -99,22 +99,6 @@ HAR_CASES = [
     ("auth/invalid_key.pos-openai1.109.har", "auth/invalid_key.pos-openai1.109.flow"),
     ("embed/missing_prefix.pos-e5-mixed.har", "embed/missing_prefix.pos-e5-mixed.flow"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def server(scenario: str) -> tuple[subprocess.Popen, int]:
