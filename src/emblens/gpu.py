@@ -104,7 +104,8 @@ def _setting(events: pl.DataFrame, pattern: re.Pattern[str]) -> float | None:
 
 
 def _decide(lines, events, procs, server_pids, facts) -> tuple[str, str, str]:
-    torch = _first(TORCH, lines) or _first(TORCH_OLD, lines)
+    torch_line = next((line for line in lines if TORCH.search(line) or TORCH_OLD.search(line)), "")
+    torch = TORCH.search(torch_line) or TORCH_OLD.search(torch_line)
     gpu = int(torch.group("gpu")) if torch else None
     total_mib = mib(torch.group("total")) if torch else None
     is_sglang = "sglang" in facts.versions or events.filter(pl.col("origin") == "sglang").height > 0
@@ -118,7 +119,7 @@ def _decide(lines, events, procs, server_pids, facts) -> tuple[str, str, str]:
     ).sort("gpu_proc_mem_mib", descending=True).unique(subset=["gpu_proc_pid"], keep="first", maintain_order=True)
     named = [(r["gpu_proc_pid"], r["gpu_proc_name"], r["gpu_proc_mem_mib"], r["gpu_index"]) for r in holders.iter_rows(named=True)]
     if not named and torch:
-        this = TORCH_THIS.search(next(line for line in lines if TORCH.search(line) or TORCH_OLD.search(line)))
+        this = TORCH_THIS.search(torch_line)
         this_mib = mib(this.group("this")) if this else None
         for line in lines:
             for m in TORCH_PROC.finditer(line):
@@ -183,8 +184,7 @@ def _decide(lines, events, procs, server_pids, facts) -> tuple[str, str, str]:
 
     # 4. fragmentation: reserved but unallocated memory larger than what was asked for
     if torch:
-        line = next(line for line in lines if TORCH.search(line) or TORCH_OLD.search(line))
-        res = TORCH_RESERVED.search(line)
+        res = TORCH_RESERVED.search(torch_line)
         alloc = mib(torch.group("alloc"))
         if res and alloc and (mib(res.group("reserved")) or 0) >= alloc:
             return ("fragmentation",

@@ -182,20 +182,27 @@ def describe_read_error(e: BaseException) -> str:
 
 def read_head(stream: BinaryIO, n: int) -> bytes:
     """The first `n` bytes, or as many as could be read before the stream broke."""
+    data, error = _gather(stream, n, 16 * 1024)
+    if error is not None and not data:
+        raise error
+    return data
+
+
+def _gather(stream: BinaryIO, size: int, piece: int) -> tuple[bytes, BaseException | None]:
+    """Up to `size` bytes read `piece` at a time, and the read error that stopped it, if any:
+    the bytes read before a break are kept."""
     pieces: list[bytes] = []
     got = 0
-    while got < n:
+    while got < size:
         try:
-            block = stream.read(min(n - got, 16 * 1024))
-        except READ_ERRORS:
-            if pieces:
-                break
-            raise
+            block = stream.read(min(piece, size - got))
+        except READ_ERRORS as e:
+            return b"".join(pieces), e
         if not block:
             break
         pieces.append(block)
         got += len(block)
-    return b"".join(pieces)
+    return (b"".join(pieces) if len(pieces) != 1 else pieces[0]), None
 
 
 @dataclass
@@ -220,24 +227,12 @@ def _blocks(stream: BinaryIO, size: int, piece: int) -> Iterator[bytes]:
             yield block
         return
     while True:
-        pieces: list[bytes] = []
-        got = 0
-        error = None
-        while got < size:
-            try:
-                block = stream.read(piece)
-            except READ_ERRORS as e:
-                error = e
-                break
-            if not block:
-                break
-            pieces.append(block)
-            got += len(block)
-        if pieces:
-            yield b"".join(pieces) if len(pieces) > 1 else pieces[0]
+        data, error = _gather(stream, size, piece)
+        if data:
+            yield data
         if error is not None:
             raise error
-        if got < size:
+        if len(data) < size:
             return
 
 

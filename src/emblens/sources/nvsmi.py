@@ -71,14 +71,13 @@ class _Rows:
                                   "line": line, "text": text, "message": f"{software} {v}", "origin": "gpu", "level": "INFO"})
 
     def gpu(self, line: int, text: str, index: int | None, name: str | None, used: float | None, total: float | None,
-            free: float | None = None, util: float | None = None, mig: str | None = None) -> dict:
+            free: float | None = None, util: float | None = None, mig: str | None = None) -> None:
         if free is None and used is not None and total is not None:
             free = total - used
         row = {"kind": "gpu", "origin": "gpu", "line": line, "text": text, "ts": self.ts, "gpu_snapshot": self.snapshot,
                "gpu_index": index, "gpu_name": name, "gpu_mem_used_mib": used, "gpu_mem_total_mib": total,
                "gpu_mem_free_mib": free, "gpu_util_pct": util, "gpu_mig": mig, "level": "INFO"}
         self.rows.append(row)
-        return row
 
     def proc(self, line: int, text: str, index: int | None, pid: int | None, typ: str | None, name: str | None,
              mem: float | None) -> None:
@@ -212,13 +211,8 @@ def _query(lines: list[str], out: _Rows) -> None:
         nonlocal gpu
         flush_proc()
         if gpu is not None:
-            row = out.gpu(gpu.get("mem_line", gpu["line"]), gpu.get("mem_text", gpu["text"]), gpu["index"], gpu.get("name"),
-                          gpu.get("used"), gpu.get("total"), gpu.get("free"), gpu.get("util"), gpu.get("mig"))
-            # keep process rows after their GPU row in the table
-            out.rows.remove(row)
-            at = next((i for i, r in enumerate(out.rows) if r.get("gpu_snapshot") == out.snapshot
-                       and r.get("gpu_index") == gpu["index"] and r.get("gpu_proc_pid") is not None), len(out.rows))
-            out.rows.insert(at, row)
+            out.gpu(gpu.get("mem_line", gpu["line"]), gpu.get("mem_text", gpu["text"]), gpu["index"], gpu.get("name"),
+                    gpu.get("used"), gpu.get("total"), gpu.get("free"), gpu.get("util"), gpu.get("mig"))
         gpu = None
 
     for n, line in enumerate(lines, 1):

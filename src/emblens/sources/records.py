@@ -32,7 +32,8 @@ class RecordSource(Source):
     def sniff_bytes(self, head: bytes) -> float:  # pragma: no cover - overridden
         return 0.0
 
-    def records(self, stream: BinaryIO, counts: Counts) -> Iterator[dict]:  # pragma: no cover - overridden
+    def records(self, stream: BinaryIO, data: traffic.ModelData) -> Iterator[dict | None]:  # pragma: no cover
+        """One event row per record (None for a record that cannot be read)."""
         raise NotImplementedError
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
@@ -40,7 +41,7 @@ class RecordSource(Source):
         rows: list[dict] = []
         data = traffic.model_data(ctx.rule_dirs)
         try:
-            for number, row in enumerate(self.records(stream, counts, data), 1):
+            for number, row in enumerate(self.records(stream, data), 1):
                 counts.lines += 1
                 if row is None:
                     counts.unparsed += 1
@@ -98,7 +99,7 @@ class MitmFlows(RecordSource):
             return 0.99
         return 0.0
 
-    def records(self, stream: BinaryIO, counts: Counts, data=None) -> Iterator[dict | None]:
+    def records(self, stream: BinaryIO, data: traffic.ModelData) -> Iterator[dict | None]:
         import io
 
         from mitmproxy import exceptions, http
@@ -152,7 +153,7 @@ class HarFile(RecordSource):
             return 0.99
         return 0.0
 
-    def records(self, stream: BinaryIO, counts: Counts, data=None) -> Iterator[dict | None]:
+    def records(self, stream: BinaryIO, data: traffic.ModelData) -> Iterator[dict | None]:
         raw = _read_all(stream)
         try:
             doc = json.loads(raw.decode("utf-8-sig"))

@@ -295,9 +295,12 @@ def exchange(
     if error:
         row["resp_error"] = redact.mask_text(error)[:500]
     # the quoted evidence: request line, credentials by shape, body summary, then the answer
-    auth = f"Authorization: {scheme} {shape}" if scheme and scheme not in ("none",) else "no Authorization header"
-    if scheme == "none":
+    if scheme is None:
+        auth = "no Authorization header"
+    elif scheme == "none":
         auth = "Authorization: (empty)"
+    else:
+        auth = f"Authorization: {scheme} {shape}"
     if others:
         auth += f"; {others}"
     answer = (f"-> {status} {reason or ''}".rstrip() if status is not None else "-> no response")
