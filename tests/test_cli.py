@@ -110,8 +110,12 @@ def test_rules_list_and_show():
     out = run("rules", "list").output
     assert "auth.empty_key" in out and "gpu.oom" in out
     show = run("rules", "show", "auth.empty_key")
-    assert show.exit_code == 0 and "Fix:" in show.output
-    assert run("rules", "show", "no.such").exit_code == 2
+    written = (Path(__file__).resolve().parents[1] / "rules/auth/empty_key.yaml").read_text()
+    assert show.exit_code == 0 and written.strip() in show.output      # as written, match block included
+    oom = run("rules", "show", "gpu.oom").output
+    assert "# cause other_process (order 10):" in oom and "when:" in oom and "match:" in oom
+    bad = run("rules", "show", "gpu.oomm")
+    assert bad.exit_code == 2 and "did you mean `gpu.oom`?" in bad.output
 
 
 def test_events_dump(tmp_path):

@@ -1,9 +1,10 @@
-"""Every rule's positive fixtures make it the root cause; its negative fixtures leave it silent.
-The same runner backs `emblens rules test`."""
+"""Every rule file's positive fixtures make its rule the root cause (worded by its cause, for a
+cause file) and meet their expectations; its negative fixtures do not. `emblens rules test`
+runs the same check (emblens.fixtures)."""
 
 import pytest
 
-from emblens.rules.fixtures import fixtures_for, run_fixtures
+from emblens.fixtures import fixtures_for, run_fixtures
 from emblens.rules.loader import load_rules
 
 RULESET = load_rules(())
@@ -21,8 +22,9 @@ def test_every_catalogue_id_of_this_release_has_a_rule():
 
 @pytest.mark.parametrize("rule", RULESET.rules, ids=lambda r: r.id)
 def test_rule_fixtures(rule):
-    kinds = {expect for _, expect in fixtures_for(rule)}
-    assert kinds == {"fires", "silent"}, f"{rule.id} needs positive and negative fixtures"
-    results = list(run_fixtures(RULESET, only=[rule]))
+    for part in rule.parts:
+        kinds = {expect for _, expect in fixtures_for(part.path)}
+        assert kinds == {"fires", "silent"}, f"{part.path} needs positive and negative fixtures"
+    results = list(run_fixtures(RULESET, [rule]))
     failures = [f"{r.fixture}: {r.detail}" for r in results if not r.ok]
     assert not failures, "\n".join(failures)

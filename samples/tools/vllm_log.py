@@ -13,7 +13,7 @@ import random
 import sys
 from datetime import datetime, timedelta
 
-INCIDENTS = ("none", "unauthorized", "wrong_path", "model_404", "oom", "kv_cache", "load_failed", "port_in_use", "too_long",
+INCIDENTS = ("none", "unauthorized", "wrong_path", "model_404", "oom", "kv_cache", "kv_cache_old", "no_cache_blocks", "load_failed", "port_in_use", "too_long",
              "oom_fragmented", "oom_weights", "free_memory", "driver")
 
 
@@ -117,6 +117,15 @@ def startup_failures(model: str) -> dict[str, tuple[float, list, str]]:
                 "Process 2113 has 14.20 GiB memory in use. Including non-PyTorch memory, this process has 8.71 GiB memory in use. Of the allocated memory 8.29 GiB "
                 "is allocated by PyTorch, and 43.12 MiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
                 "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."),
+        # the weights fit, but nothing is left for the KV cache (0.11 wording)
+        "no_cache_blocks": (28, [(f"{PKG}/vllm/v1/core/kv_cache_utils.py", 665, "check_enough_kv_cache_memory", "raise ValueError(")],
+                            "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
+                            "initializing the engine."),
+        # the pre-0.8 check, in tokens
+        "kv_cache_old": (30, [(f"{PKG}/vllm/engine/llm_engine.py", 423, "_initialize_kv_caches", "self.model_executor.initialize_cache(num_gpu_blocks, num_cpu_blocks)"),
+                              (f"{PKG}/vllm/worker/worker.py", 263, "initialize_cache", "raise_if_cache_size_invalid(num_gpu_blocks,")],
+                         "ValueError: The model's max seq len (32768) is larger than the maximum number of tokens that can be stored in KV cache (23648). "
+                         "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."),
         "kv_cache": (30, [(f"{PKG}/vllm/v1/core/kv_cache_utils.py", 686, "check_enough_kv_cache_memory", "raise ValueError(")],
                      "ValueError: To serve at least one request with the models's max seq len (32768), (4.50 GiB KV cache is needed, which is larger than the available KV cache memory (2.13 GiB). Based on the available memory, the estimated maximum model length is 15504. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."),
         # PyTorch holds much reserved-but-unallocated memory: fragmentation, not a full card

@@ -16,12 +16,12 @@ import polars as pl
 
 from emblens import schema
 from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
-from emblens.facts import Facts, combine
-from emblens.gpu import diagnose
+from emblens.combiners import Facts, enrich
+from emblens.modeldata import ModelData
 from emblens.sniff import HEAD_BYTES, sniff
-from emblens.sources import base, traffic
-from emblens.sources.records import RecordError
+from emblens.sources import base
 from emblens.sources.base import SourceContext
+from emblens.sources.records import RecordError
 
 Progress = Callable[[str, int], None]   # (member label, bytes read so far in it)
 
@@ -48,13 +48,13 @@ class Analysis:
     findings: list = field(default_factory=list)       # list[emblens.rules.engine.Finding]
     unexplained: list = field(default_factory=list)    # list[emblens.rules.engine.Unexplained]
     rules_run: int = 0
+    notices: list[str] = field(default_factory=list)   # e.g. a user rule replacing a built-in one
 
 
 READ_ERRORS = (*base.READ_ERRORS, LimitExceeded, RecordError)
 
 
-def _read_member(member: Member, *, keep_all: bool, keywords: str | None, progress: Progress | None,
-                 rule_dirs: tuple[str, ...] = ()):
+def _read_member(member: Member, ctx: SourceContext, progress: Progress | None):
     with member.open() as f:
         head = base.read_head(f, HEAD_BYTES)
     if not head:
@@ -64,22 +64,23 @@ def _read_member(member: Member, *, keep_all: bool, keywords: str | None, progre
         return None, why
     with member.open() as f:
         stream = Metered(f, member.label, on_read=progress)
-        events, counts = adapter.parse_stream(stream, SourceContext(member.label, keep_all=keep_all, keywords=keywords, rule_dirs=rule_dirs))
+        events, counts = adapter.parse_stream(stream, ctx)
     if counts.lines - counts.blank == 0:
         return None, "only blank lines"
     return (events, InputInfo(member.label, adapter.name, counts.events, counts.unparsed, counts.lines, counts.blank, counts.stopped)), None
 
 
-def load_events(
-    paths: Sequence[str],
+def read_events(
+    paths: Sequence[str | Path],
     *,
     keep_all: bool = True,
     keywords: str | None = None,
+    models: ModelData = ModelData(),
     limits: Limits | None = None,
     progress: Progress | None = None,
-    rule_dirs: Sequence[str | Path] = (),
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
-    """Read every member of `paths` into one event table. Broken members are skipped, not fatal."""
+    """Read every member of `paths` into one event table, as the sources see it. Broken members
+    are skipped with a reason, never fatal."""
     frames: list[pl.DataFrame] = []
     inputs: list[InputInfo] = []
     skipped: list[Skipped] = []
@@ -87,9 +88,9 @@ def load_events(
         if isinstance(item, Skipped):
             skipped.append(item)
             continue
+        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models)
         try:
-            result, why = _read_member(item, keep_all=keep_all, keywords=keywords, progress=progress,
-                                       rule_dirs=tuple(str(d) for d in rule_dirs))
+            result, why = _read_member(item, ctx, progress)
         except READ_ERRORS as e:
             result, why = None, f"cannot read: {base.describe_read_error(e)}"
         if result is None:
@@ -99,26 +100,24 @@ def load_events(
         inputs.append(info)
         if events.height:
             frames.append(events)
-    events = pl.concat(frames, how="vertical") if frames else schema.empty()
-    events = traffic.derive(events, traffic.model_data(rule_dirs))
-    return _fill_years(events), inputs, skipped
+    return (pl.concat(frames, how="vertical") if frames else schema.empty()), inputs, skipped
 
 
-def _fill_years(events: pl.DataFrame) -> pl.DataFrame:
-    """vLLM stamps are `MM-DD HH:MM:SS`: take the year from other sources of the same bundle."""
-    if events.height == 0:
-        return events
-    missing = events["ts"].is_null() & events["ts_text"].str.contains(r"^\d{2}-\d{2} ").fill_null(False)
-    if not missing.any():
-        return events
-    years = events.filter(pl.col("ts").is_not_null())["ts"].dt.year()
-    if years.len() == 0:
-        return events
-    year = int(years.mode().sort()[-1])
-    stamped = (pl.lit(f"{year}-") + pl.col("ts_text")).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us"))
-    return events.with_columns(
-        pl.when(pl.col("ts").is_null() & pl.col("ts_text").str.contains(r"^\d{2}-\d{2} ")).then(stamped).otherwise(pl.col("ts")).alias("ts")
-    )
+def load_events(
+    paths: Sequence[str | Path],
+    *,
+    keep_all: bool = True,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+    rule_dirs: Sequence[str | Path] = (),
+) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
+    """The event table of `paths` with the combiners' columns (years filled in, embedding
+    figures, other GPU processes): what `emblens events` writes."""
+    from emblens.rules.loader import load_rules
+
+    models = load_rules(rule_dirs).models
+    events, inputs, skipped = read_events(paths, keep_all=keep_all, models=models, limits=limits, progress=progress)
+    return enrich(events, models), inputs, skipped
 
 
 def analyze(
@@ -128,26 +127,17 @@ def analyze(
     include_builtin: bool = True,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    ruleset=None,
 ) -> Analysis:
-    """Read, run the rules, rank. Raises InputError / RuleError for unusable input or rules."""
-    from emblens.rules.engine import evaluate, unexplained
+    """Read, run the rules, rank. Raises InputError / RuleError for unusable input or rules.
+    `ruleset` (from `load_rules`) saves loading the rules again when analysing many inputs."""
+    from emblens.pipeline import diagnose
     from emblens.rules.loader import load_rules
-    from emblens.rules.rank import rank
 
-    ruleset = load_rules(rule_dirs, include_builtin=include_builtin)
-    events, inputs, skipped = load_events(
-        [str(p) for p in paths], keep_all=False, keywords=ruleset.keywords(), limits=limits, progress=progress,
-        rule_dirs=rule_dirs,
-    )
-    facts = combine(events)
-    events = diagnose(events, facts)
-    findings = rank(evaluate(ruleset, events, facts), ruleset)
-    return Analysis(
-        events=events,
-        inputs=inputs,
-        skipped=skipped,
-        facts=facts,
-        findings=findings,
-        unexplained=unexplained(events, findings),
-        rules_run=len(ruleset.rules),
-    )
+    if ruleset is None:
+        ruleset = load_rules(rule_dirs, include_builtin=include_builtin)
+    events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
+                                          limits=limits, progress=progress)
+    d = diagnose(events, ruleset)
+    return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
+                    unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=list(ruleset.notices))

@@ -11,8 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from emblens import __version__
+from emblens._version import __version__
 from emblens.errors import EmblensError
+from emblens.severity import SEVERITIES
 
 app = typer.Typer(
     name="emblens",
@@ -38,10 +39,7 @@ class Format(str, Enum):
     json = "json"
 
 
-class Severity(str, Enum):
-    error = "error"
-    warning = "warning"
-    info = "info"
+Severity = Enum("Severity", {s: s for s in SEVERITIES}, type=str)
 
 
 def _fail(message: str) -> None:
@@ -119,15 +117,16 @@ def analyze(
     try:
         with _Progress(quiet) as progress:
             analysis = run(paths, rule_dirs=rules or [], progress=progress)
+        for notice in analysis.notices:
+            typer.echo(f"emblens: note: {notice}", err=True)
         color = output is None and format == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         text = render(analysis, format.value, width=width, color=color)
         _write(text, output)
     except EmblensError as e:
         _fail(str(e))
     if fail_on is not None:
-        order = ["error", "warning", "info"]
-        worst = order.index(fail_on.value)
-        if any(order.index(f.severity) <= worst for f in analysis.findings):
+        worst = SEVERITIES.index(fail_on.value)
+        if any(SEVERITIES.index(f.severity) <= worst for f in analysis.findings):
             raise typer.Exit(1)
 
 
@@ -182,12 +181,14 @@ def rules_list(rules: RulesOpt = None) -> None:
     except EmblensError as e:
         _fail(str(e))
     for r in sorted(ruleset.rules, key=lambda r: r.id):
-        typer.echo(f"{r.id:<26} {r.severity:<8} {r.title}")
+        extra = f"  ({len(r.causes)} causes)" if r.causes else ""
+        typer.echo(f"{r.id:<26} {r.severity:<8} {r.title}{extra}")
 
 
 @rules_app.command("show")
 def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. model.not_found.")], rules: RulesOpt = None) -> None:
-    """Show one rule: what it means, what it matches, the fix, its file."""
+    """Show a rule as written: each of its files (the rule, its signals and causes), match included."""
+    from emblens.redact import printable
     from emblens.rules.loader import load_rules
 
     try:
@@ -196,16 +197,17 @@ def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. mode
         _fail(str(e))
     r = ruleset.get(rule_id)
     if r is None:
-        _fail(f"no rule {rule_id!r}; `emblens rules list` shows the ids")
-    typer.echo(f"{r.id}  ({r.severity})\n{r.title}\n\n{' '.join(r.means.split())}\n")
-    typer.echo("Fix:")
-    for i, s in enumerate(r.remedy, 1):
-        typer.echo(f"  {i}. {' '.join(s.split())}")
-    if r.explains:
-        typer.echo(f"\nRoot cause of: {', '.join(r.explains)}")
-    if r.references:
-        typer.echo("\nReferences:\n" + "\n".join(f"  {u}" for u in r.references))
-    typer.echo(f"\nDefined in {r.path}")
+        from emblens.rules.spec import suggest
+
+        _fail(f"no rule {rule_id!r}{suggest(rule_id, [x.id for x in ruleset.rules])}; `emblens rules list` shows the ids")
+    typer.echo(f"{r.id}  ({r.severity})  {r.title}")
+    for part in r.parts:
+        what = "rule" if part.kind == "head" else f"{part.kind} {part.name}" + (f" (order {part.order})" if part.kind == "cause" else "")
+        typer.echo(f"\n# {what}: {part.path}\n")
+        try:
+            typer.echo(printable(Path(part.path).read_text(encoding="utf-8")).rstrip())
+        except OSError as e:
+            typer.echo(f"(cannot read: {e.strerror})")
 
 
 DirArg = Annotated[Optional[Path], typer.Argument(help="Folder of rule files (default: the built-in rules).", show_default=False)]
@@ -213,45 +215,75 @@ DirArg = Annotated[Optional[Path], typer.Argument(help="Folder of rule files (de
 
 @rules_app.command("lint")
 def rules_lint(directory: DirArg = None) -> None:
-    """Check rule files: YAML, fields, columns, operators, regexes, fixtures. Exit 2 on errors."""
+    """Check every rule file of a folder and report every problem as file:line (exit 2 on any):
+    keys, match nodes, columns and their values, operators, facts, regexes, templates, explains,
+    and the fixtures beside each file. A misspelt name gets a suggestion."""
     from emblens.rules import builtin_dir
-    from emblens.rules.fixtures import lint
+    from emblens.rules.lint import lint
 
     folder = directory or builtin_dir()
     if not folder.is_dir():
         _fail(f"{folder}: not a folder")
-    errors, notes = lint(folder)
-    for n in notes:
+    report = lint(folder)
+    for n in report.notes:
         typer.echo(f"note: {n}", err=True)
-    for e in errors:
+    for e in report.errors:
         typer.echo(e, err=True)
-    if errors:
+    if report.errors:
+        typer.echo(f"{len(report.errors)} problem(s) in {folder}", err=True)
         raise typer.Exit(2)
     typer.echo(f"{folder}: rules are well-formed")
 
 
 @rules_app.command("test")
-def rules_test(directory: DirArg = None) -> None:
-    """Run each rule's fixtures: positive ones must make it the root cause, negative ones must not fire."""
+def rules_test(directory: DirArg = None,
+               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print failures and the total only.")] = False) -> None:
+    """Run each rule file's fixtures: positive ones must make it the root cause (worded by the
+    cause, for a cause file) and meet their .expect.yaml; negative ones must not. Exit 1 on a failure."""
+    from emblens.fixtures import run_fixtures
     from emblens.rules import builtin_dir
-    from emblens.rules.fixtures import run_fixtures
     from emblens.rules.loader import load_rules
 
     folder = directory or builtin_dir()
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
     try:
         user = [folder] if directory is not None else []
         ruleset = load_rules(user)
-        mine = [r for r in ruleset.rules if Path(r.path).resolve().is_relative_to(folder.resolve())]
-        results = list(run_fixtures(ruleset, rule_dirs=user, only=mine))
     except EmblensError as e:
         _fail(str(e))
-    failed = [r for r in results if not r.ok]
-    for r in results:
-        mark = "ok  " if r.ok else "FAIL"
-        typer.echo(f"{mark} {r.rule:<26} {Path(r.fixture).name} ({r.expect})" + ("" if r.ok else f": {r.detail}"))
-    typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    inside = folder.resolve()
+    mine = [r for r in ruleset.rules if any(Path(p.path).resolve().is_relative_to(inside) for p in r.parts)]
+    passed = failed = 0
+    try:
+        for r in run_fixtures(ruleset, mine, jobs=min(2, os.cpu_count() or 1), dirs=user):
+            passed, failed = passed + r.ok, failed + (not r.ok)
+            if not quiet or not r.ok:
+                mark = "ok  " if r.ok else "FAIL"
+                typer.echo(f"{mark} {r.rule:<26} {Path(r.fixture).name} ({r.expect})" + ("" if r.ok else f": {r.detail}"))
+    except EmblensError as e:
+        _fail(str(e))
+    typer.echo(f"{passed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@rules_app.command("schema")
+def rules_schema(output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write it to this file.")] = None) -> None:
+    """Print the JSON Schema of rule files (the same as rules/schema.json), for editors."""
+    from emblens.rules.schemagen import render
+
+    _write(render(), output)
+
+
+@rules_app.command("facts")
+def rules_facts() -> None:
+    """List the facts rules may test (`facts:`) or quote (`$name`, `{{ name }}`), with what each holds."""
+    from emblens.rules.spec import FACTS, VERSION_SUFFIX
+
+    for name, f in FACTS.items():
+        typer.echo(f"{name:<26} {f.type:<7} {f.doc}")
+    typer.echo(f"{'<software>' + VERSION_SUFFIX:<26} {'text':<7} a version seen (vllm_version, openai_version, nvidia_driver_version, ...)")
 
 
 @app.command("addon-path")

@@ -40,7 +40,6 @@ class EmblensAddon:
         self._writer = None
         self._save_file = None
         self._ruleset = None
-        self._data = None
         self._dirty = False
         self.seen = 0
         self.dropped = 0
@@ -61,11 +60,9 @@ class EmblensAddon:
         try:
             if "emblens_rules" in updated or self._ruleset is None:
                 from emblens.rules.loader import load_rules
-                from emblens.sources import traffic
 
                 dirs = [d.strip() for d in ctx.options.emblens_rules.split(",") if d.strip()]
                 self._ruleset = load_rules(dirs)
-                self._data = traffic.model_data(dirs)
                 log.warning(f"emblens: watching traffic with {len(self._ruleset.rules)} rules")
             if "emblens_window" in updated:
                 with self._lock:
@@ -144,7 +141,7 @@ class EmblensAddon:
             except IndexError:
                 return
             try:
-                row = flow_row(flow, self._data)
+                row = flow_row(flow, self._ruleset.models if self._ruleset is not None else None)
                 self.seen += 1
                 row.update(source="live", line=self.seen)
                 fact = traffic.models_fact(row)
@@ -162,24 +159,24 @@ class EmblensAddon:
         if self._ruleset is None:
             return
         from emblens.analysis import Analysis, InputInfo
-        from emblens.facts import combine
-        from emblens.rules.engine import evaluate, unexplained
-        from emblens.rules.rank import rank
-        from emblens.sources import traffic
-        from emblens.sources.records import frame
+        from emblens.pipeline import diagnose
+        from emblens.sources.base import frame
 
         with self._lock:
             rows = list(self._rows)
             self._dirty = False
-        events = traffic.derive(frame(rows), self._data or traffic.model_data())
-        facts = combine(events)
-        findings = rank(evaluate(self._ruleset, events, facts), self._ruleset)
+        d = diagnose(frame(rows), self._ruleset)
+        findings = d.findings
+        notes = []
+        if self.seen > len(rows):
+            notes.append(f"last {len(rows):,} of {self.seen:,} exchanges")
+        if self.dropped:
+            notes.append(f"{self.dropped:,} flows dropped: they arrived faster than emblens could read them")
         self.analysis = Analysis(
-            events=events,
-            inputs=[InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0,
-                              f"last {len(rows):,} of {self.seen:,} exchanges" if self.seen > len(rows) else None)],
-            skipped=[], facts=facts, findings=findings, unexplained=unexplained(events, findings),
-            rules_run=len(self._ruleset.rules),
+            events=d.events,
+            inputs=[InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)],
+            skipped=[], facts=d.facts, findings=findings, unexplained=d.unexplained,
+            rules_run=len(self._ruleset.rules), notices=list(self._ruleset.notices),
         )
         if announce:
             for f in findings:

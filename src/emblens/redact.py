@@ -93,3 +93,12 @@ def mask_series(lines: pl.Series) -> pl.Series:
     idx = hits.arg_true()
     masked = pl.Series([mask_text(t) for t in lines.gather(idx).to_list()], dtype=pl.String)
     return lines.scatter(idx, masked)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text with control characters (terminal escape sequences among them) shown as \\xNN
+    instead of acted on; newlines and tabs are kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

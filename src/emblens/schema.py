@@ -7,6 +7,8 @@ capture columns a rule makes itself), so a typo in a rule is a load error.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import polars as pl
 
 CORE: dict[str, pl.DataType] = {
@@ -14,8 +16,8 @@ CORE: dict[str, pl.DataType] = {
     "line": pl.Int64(),          # 1-based line number within the member
     "ts": pl.Datetime("us"),     # null when unknown (vLLM's MM-DD stamps carry no year)
     "ts_text": pl.String(),      # the stamp as written
-    "origin": pl.String(),       # vllm, sglang, client, generic
-    "kind": pl.String(),         # log, http, exception, fact, trace, unparsed
+    "origin": pl.String(),       # who wrote it: see ORIGINS
+    "kind": pl.String(),         # what it is: see KINDS
     "level": pl.String(),        # DEBUG INFO WARNING ERROR CRITICAL (null when none)
     "message": pl.String(),      # the line without its prefix, secrets masked
     "text": pl.String(),         # the whole line as written (colours removed, secrets masked)
@@ -26,7 +28,7 @@ OPTIONAL: dict[str, pl.DataType] = {
     "proc": pl.String(),         # process name from a vLLM (Name pid=N) prefix, or SGLang ranks
     "pid": pl.Int64(),
     "logger": pl.String(),       # file:line of the logging call
-    # HTTP exchanges (uvicorn access lines here; captures later)
+    # HTTP exchanges (uvicorn access lines, captures, HAR, curl -v)
     "http_method": pl.String(),
     "http_path": pl.String(),
     "http_host": pl.String(),
@@ -52,12 +54,14 @@ OPTIONAL: dict[str, pl.DataType] = {
     "req_prefixes": pl.String(),            # the prefixes seen
     "req_unprefixed_example": pl.String(),  # a clipped start of one input without a prefix
     "req_prefix_missing": pl.Int64(),       # derived: unprefixed inputs where a prefix is expected
-    "req_prefix_family": pl.String(),       # derived: the model family and its prefixes
+    "req_prefix_family": pl.String(),       # derived: the model family (E5, nomic-embed-text, ...)
+    "req_prefix_expected": pl.String(),     # derived: the family's prefixes, comma-separated
+    "req_prefix_basis": pl.String(),        # derived: why a prefix is expected: family | mixed | others
     "resp_dim": pl.Int64(),                 # embedding length returned
     "resp_dims": pl.String(),               # all lengths in one response
     "resp_models": pl.String(),             # ids listed by /v1/models
     "resp_dim_expected": pl.Int64(),        # derived: what the request or the model implies
-    "resp_dim_why": pl.String(),            # derived: where the expectation comes from
+    "resp_dim_basis": pl.String(),          # derived: requested | known (model data) | usual (other calls)
     "resp_dim_mismatch": pl.Boolean(),      # derived: resp_dim differs from resp_dim_expected
     "latency_ms": pl.Float64(),
     "retry_after": pl.Float64(),
@@ -70,7 +74,7 @@ OPTIONAL: dict[str, pl.DataType] = {
     "exc_outer_type": pl.String(),    # what the caller finally saw
     "exc_position": pl.String(),      # root, cause, outer, only
     "exc_group": pl.Int64(),          # which chain of its source the exception belongs to
-    # GPU state (nvidia-smi sources, later)
+    # GPU state (nvidia-smi)
     "gpu_index": pl.Int64(),
     "gpu_name": pl.String(),
     "gpu_mem_used_mib": pl.Float64(),
@@ -85,10 +89,6 @@ OPTIONAL: dict[str, pl.DataType] = {
     "gpu_proc_name": pl.String(),
     "gpu_proc_mem_mib": pl.Float64(),
     "gpu_proc_other": pl.Boolean(),        # derived: not a process of the model server
-    "oom_cause": pl.String(),              # derived on out-of-memory lines: other_process, memory_fraction,
-                                           #   kv_cache, fragmentation, weights, undecided (see gpu.py)
-    "oom_detail": pl.String(),             # derived: the cause, with its figures
-    "oom_lever": pl.String(),              # derived: the fix (flag and value, or the pid to stop)
     # server facts
     "fact": pl.String(),              # version, served_models, listen, api_key, ready, loading, args
     "software": pl.String(),          # vllm, sglang, openai, httpx, ...
@@ -101,10 +101,23 @@ OPTIONAL: dict[str, pl.DataType] = {
 }
 
 SCHEMA: dict[str, pl.DataType] = {**CORE, **OPTIONAL}
-COLUMNS: tuple[str, ...] = tuple(SCHEMA)
 
+# The values a column can hold, where they are a closed set: rule lint checks against these.
 KINDS = ("log", "http", "exception", "fact", "trace", "unparsed", "gpu")
+ORIGINS = ("vllm", "sglang", "client", "generic", "capture", "gpu")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENUMS: dict[str, tuple[str, ...]] = {
+    "kind": KINDS,
+    "origin": ORIGINS,
+    "level": LEVELS,
+    "fact": ("args", "version", "listen", "ready", "loading", "max_model_len", "served_models"),
+    "exc_position": ("root", "cause", "outer", "only"),
+    "auth_scheme": ("Bearer", "Basic", "Token", "Digest", "Apikey", "Api-key", "raw", "Bearer(glued)", "none",
+                    "not recorded"),
+    "gpu_proc_type": ("C", "G", "C+G"),
+    "req_prefix_basis": ("family", "mixed", "others"),
+    "resp_dim_basis": ("requested", "known", "usual"),
+}
 
 
 def empty() -> pl.DataFrame:
@@ -117,9 +130,12 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
     unknown = [c for c in df.columns if c not in SCHEMA]
     if unknown:
         raise ValueError(f"columns not in the event schema: {unknown}")
-    return df.select(
-        [
-            (pl.col(name).cast(dtype) if name in df.columns else pl.lit(None, dtype=dtype)).alias(name)
-            for name, dtype in SCHEMA.items()
-        ]
-    )
+    return df.select(_conforming(frozenset(df.columns)))
+
+
+@lru_cache(maxsize=256)
+def _conforming(present: frozenset[str]) -> list[pl.Expr]:
+    return [
+        (pl.col(name).cast(dtype) if name in present else pl.lit(None, dtype=dtype)).alias(name)
+        for name, dtype in SCHEMA.items()
+    ]

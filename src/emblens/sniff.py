@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 from emblens.sources import RECORDS, REGISTRY, Source
+from emblens.sources.base import ANSI, DOCKER_JSON, KUBECTL_TS
 
 HEAD_BYTES = 64 * 1024
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_KUBECTL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}) ")
-_DOCKER = re.compile(r'^\{"log":"((?:[^"\\]|\\.)*)"')
+_ANSI = re.compile(ANSI)
+_KUBECTL = re.compile(KUBECTL_TS)
+_DOCKER = re.compile(DOCKER_JSON + r'((?:[^"\\]|\\.)*)"')
 
 
 def sniff(head: bytes) -> tuple[Source | None, str]:

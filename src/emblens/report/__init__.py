@@ -6,9 +6,6 @@ from emblens.report.jsonreport import to_dict, to_json
 from emblens.report.markdown import to_markdown
 from emblens.report.text import to_text
 
-FORMATS = ("text", "markdown", "json")
-
-
 def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
     if fmt == "json":
         return to_json(analysis)
@@ -17,4 +14,4 @@ def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
     return to_text(analysis, width=width, color=color)
 
 
-__all__ = ["FORMATS", "render", "to_dict", "to_json", "to_markdown", "to_text"]
+__all__ = ["render", "to_dict", "to_json", "to_markdown", "to_text"]

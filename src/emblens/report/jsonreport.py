@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from emblens import __version__
+from emblens._version import __version__
 
 
 def _iso(ts: datetime | None) -> str | None:

@@ -3,7 +3,7 @@ remedy, timeline, coverage."""
 
 from __future__ import annotations
 
-from emblens import __version__
+from emblens._version import __version__
 from emblens.report.jsonreport import gpu_lines, timeline
 
 

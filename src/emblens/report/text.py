@@ -9,7 +9,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from emblens import __version__
+from emblens._version import __version__
 from emblens.report.jsonreport import gpu_lines, timeline
 
 SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}

@@ -1,22 +1,31 @@
 """Run compiled rules over the event table: findings with evidence, counts and quoted values;
-and the error lines no rule explained, grouped by template so nothing is hidden."""
+and the error lines no rule explained, grouped by template so nothing is hidden.
+
+Every rule's match, its supporting nodes and its causes' conditions are evaluated in one polars
+pass. When a rule fires, the first of its causes (in order) whose `when` holds on the matched
+events words the finding.
+"""
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 import polars as pl
-import regex as slow_regex
+import regex as backtracking
+from jinja2 import meta
 
-from emblens.facts import Facts
-from emblens.rules.compiler import Compiler, _fact_holds, capture_patterns
-from emblens.rules.loader import Rule, RuleSet
+from emblens.combiners import Facts
+from emblens.rules import templates
+from emblens.rules import tree as t
+from emblens.rules.compiler import REGEX_TIMEOUT_S, Compiler
+from emblens.rules.loader import Part, Rule, RuleSet
 
 MAX_EVIDENCE = 5
+MAX_SUPPORTING = 2
+CONTEXT_NAMES = ("count", "sources", "first_seen", "last_seen")   # values every template may use
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Finding:
     references: list[str]
     explains: list[str]
     sources: list[str]
+    cause: str | None = None               # the cause file that worded it, when the rule has causes
     role: str = "finding"                  # root_cause | symptom | finding
     explained_by: str | None = None
     matched: set = field(default_factory=set, repr=False)   # (source, line) of every matched event
@@ -57,48 +67,49 @@ class Unexplained:
 
 
 def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts) -> list[Finding]:
-    if events.height == 0:
+    if events.height == 0 or not ruleset.rules:
         return []
     compiler = Compiler(facts)
+    exprs: list[pl.Expr] = []
+    for i, rule in enumerate(ruleset.rules):
+        exprs.append(compiler.node(rule.match).alias(f"m{i}"))
+        for j, part in enumerate(rule.parts):
+            if part.supporting is not None:
+                exprs.append(compiler.node(part.supporting).alias(f"s{i}.{j}"))
+            if part.when is not None:
+                exprs.append(compiler.node(part.when).alias(f"w{i}.{j}"))
+    masks = events.select(exprs)
     values = facts.as_values()
-    rules = [r for r in ruleset.rules if all(_fact_holds(values.get(k), p, values) for k, p in r.where.items())]
-    if not rules:
-        return []
-    # All rules in one pass: one boolean column per rule.
-    masks = events.select(
-        [compiler.node(r.match).alias(r.id) for r in rules]
-        + [compiler.node(r.supporting).alias(f"{r.id}\x00supporting") for r in rules if r.supporting is not None]
-    )
     findings = []
-    for rule in rules:
-        hit = masks[rule.id]
+    for i, rule in enumerate(ruleset.rules):
+        hit = masks[f"m{i}"]
         if not hit.any():
             continue
         matched = events.filter(hit).sort(["ts", "source", "line"], nulls_last=True)
         if not _enough(matched, rule):
             continue
-        finding = _finding(rule, matched, values)
-        if rule.supporting is not None:
-            _support(finding, events.filter(masks[f"{rule.id}\x00supporting"] & ~hit))
+        parts = list(rule.parts)
+        cause = next((p for p in rule.causes if (masks[f"w{i}.{parts.index(p)}"] & hit).any()), None)
+        finding = _finding(rule, cause, matched, values)
+        owner = cause if cause is not None and cause.supporting is not None else rule.head
+        if owner.supporting is not None:
+            _support(finding, events.filter(masks[f"s{i}.{parts.index(owner)}"] & ~hit))
         findings.append(finding)
     return findings
 
 
-MAX_SUPPORTING = 2
-
-
-def _support(finding: "Finding", rows: pl.DataFrame) -> None:
+def _support(finding: Finding, rows: pl.DataFrame) -> None:
     """Quote what other sources say in favour of a finding (the server's --api-key, the served
     names), sources not yet quoted first; the finding then counts as seen in those sources too."""
     if rows.height == 0:
         return
     quoted = {e.source for e in finding.evidence}
     picked = []
-    for s, l, t, ts in rows.sort(["source", "line"]).select("source", "line", "text", "ts").rows():
+    for s, l, text, ts in rows.sort(["source", "line"]).select("source", "line", "text", "ts").rows():
         if len(picked) >= MAX_SUPPORTING:
             break
         if s not in quoted or len(picked) == 0:
-            picked.append(Evidence(s, l, (t or "").strip(), ts))
+            picked.append(Evidence(s, l, (text or "").strip(), ts))
             quoted.add(s)
     new_sources = [e.source for e in picked if e.source not in finding.sources]
     finding.evidence = finding.evidence[: MAX_EVIDENCE - len(picked)] + picked
@@ -122,10 +133,13 @@ def _enough(matched: pl.DataFrame, rule: Rule) -> bool:
 
 def _captures(rule: Rule, matched: pl.DataFrame) -> dict[str, str]:
     found: dict[str, Counter] = {}
-    patterns = [(col, slow_regex.compile(p)) for col, p in capture_patterns(rule.match)]
-    for col, rx in patterns:
+    for col, pattern in t.captures(rule.match):
+        rx = backtracking.compile(pattern)
         for value in matched[col].drop_nulls().head(200).to_list():
-            m = rx.search(value, timeout=0.05)
+            try:
+                m = rx.search(value, timeout=REGEX_TIMEOUT_S)
+            except TimeoutError:
+                continue
             if m:
                 for name, v in m.groupdict().items():
                     if v is not None:
@@ -133,9 +147,16 @@ def _captures(rule: Rule, matched: pl.DataFrame) -> dict[str, str]:
     return {name: c.most_common(1)[0][0] for name, c in found.items()}
 
 
-def _column_values(matched: pl.DataFrame) -> dict[str, object]:
+@lru_cache(maxsize=4096)
+def names_used(source: str) -> frozenset[str]:
+    """The values a template refers to."""
+    return frozenset(meta.find_undeclared_variables(templates.ENV.parse(templates.collapse(source))))
+
+
+def _column_values(matched: pl.DataFrame, wanted: set[str]) -> dict[str, object]:
+    """The most common value of each wanted column among the matched events."""
     out: dict[str, object] = {}
-    for col in matched.columns:
+    for col in wanted & set(matched.columns):
         s = matched[col].drop_nulls()
         if s.len():
             out[col] = s.mode().sort()[0] if s.dtype != pl.Boolean else bool(s[0])
@@ -148,23 +169,33 @@ def occurrences(matched: pl.DataFrame) -> int:
     return matched.height - chained.height + chained.select("source", "exc_group").n_unique()
 
 
-def _finding(rule: Rule, matched: pl.DataFrame, facts: dict[str, object]) -> Finding:
+def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[str, object]) -> Finding:
     ts = matched["ts"].drop_nulls()
     first = ts.min() if ts.len() else None
     last = ts.max() if ts.len() else None
     sources = matched["source"].unique(maintain_order=True).to_list()
-    context: dict[str, object] = {**facts, **_column_values(matched), **_captures(rule, matched)}
+    var_sources = list(rule.head.vars) + (list(cause.vars) if cause is not None else [])
+    message = (cause.message if cause is not None and cause.message else None) or rule.message
+    remedy = (cause.remedy if cause is not None and cause.remedy else None) or rule.remedy
+    used: set[str] = set()
+    for source in [message, *remedy, *(s for _, s in var_sources)]:
+        used |= names_used(source)
     count = occurrences(matched)
+    context: dict[str, object] = {**facts, **_column_values(matched, used), **_captures(rule, matched)}
     context.update(count=count, sources=sources, first_seen=first, last_seen=last)
-    evidence = _pick_evidence(matched)
-    confidence = min(0.99, rule.confidence + (0.05 if len(sources) > 1 else 0.0))
+    for name, source in var_sources:
+        context[name] = templates.render(source, context)
+    conf = cause.confidence if cause is not None and cause.confidence is not None else rule.confidence
+    confidence = min(0.99, conf + (0.05 if len(sources) > 1 else 0.0))
     return Finding(
         rule=rule.id, title=rule.title, severity=rule.severity, confidence=round(confidence, 2),
         count=count, first_seen=first, last_seen=last,
-        summary=render(rule.message, context), remedy=[render(s, context) for s in rule.remedy],
-        means=rule.means, evidence=evidence, references=list(rule.references), explains=list(rule.explains),
-        sources=sources, matched=set(zip(matched["source"].to_list(), matched["line"].to_list())),
-        chains={(s, g) for s, g in zip(matched["source"].to_list(), matched["exc_group"].to_list()) if g is not None},
+        summary=templates.render(message, context), remedy=[templates.render(s, context) for s in remedy],
+        means=rule.means, evidence=_pick_evidence(matched),
+        references=list(rule.references) + (list(cause.references) if cause is not None else []),
+        explains=list(rule.explains), sources=sources, cause=cause.name if cause is not None else None,
+        matched=set(zip(matched["source"].to_list(), matched["line"].to_list(), strict=True)),
+        chains={(s, g) for s, g in zip(matched["source"].to_list(), matched["exc_group"].to_list(), strict=True) if g is not None},
     )
 
 
@@ -182,58 +213,7 @@ def _pick_evidence(matched: pl.DataFrame) -> list[Evidence]:
         if row not in picked:
             picked.append(row)
     picked = picked[:MAX_EVIDENCE]
-    return [Evidence(s, l, (t or "").strip(), ts) for s, l, t, ts in picked]
-
-
-# -- message templates ---------------------------------------------------------------------------
-_CONDITIONAL = re.compile(r"\{\?([a-z_][a-z0-9_]*):((?:[^{}]|\{[^{}]*\})*)\}")
-_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)(?:\(([^)]*)\))?(?:\|([^}]*))?\}")
-
-
-def closest(asked: object, candidates: object) -> str | None:
-    """The served name closest to what was asked; case and separators count for little."""
-    if not asked or not candidates:
-        return None
-    names = [str(c) for c in (candidates if isinstance(candidates, list) else [candidates])]
-    norm = {re.sub(r"[^a-z0-9]", "", n.lower().rsplit("/", 1)[-1]): n for n in names}
-    key = re.sub(r"[^a-z0-9]", "", str(asked).lower().rsplit("/", 1)[-1])
-    if key in norm:
-        return norm[key]
-    best = difflib.get_close_matches(key, list(norm), n=1, cutoff=0.5)
-    return norm[best[0]] if best else names[0]
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(f"`{v}`" for v in value) if value else ""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def render(template: str, context: dict[str, object]) -> str:
-    """Fill `{name}`, `{name|fallback}`, `{closest(a, b)}` and `{?name: shown only when name is known}`."""
-    template = _CONDITIONAL.sub(lambda m: m.group(2) if context.get(m.group(1)) not in (None, "", []) else "", template)
-
-    def sub(m: re.Match[str]) -> str:
-        name, args, fallback = m.group(1), m.group(2), m.group(3)
-        if args is not None:
-            if name == "closest":
-                a, b = [x.strip() for x in args.split(",", 1)]
-                value = closest(context.get(a), context.get(b))
-            else:
-                value = None
-        else:
-            value = context.get(name)
-        if value in (None, "", []):
-            return fallback if fallback is not None else "unknown"
-        return _fmt(value)
-
-    return _PLACEHOLDER.sub(sub, " ".join(template.split()))
+    return [Evidence(s, l, (text or "").strip(), ts) for s, l, text, ts in picked]
 
 
 # -- unexplained error lines ---------------------------------------------------------------------

@@ -1,20 +1,9 @@
-"""Load rule files: YAML (safely) → validated, frozen `Rule` objects, errors as `file:line:`.
+"""Load rule files: YAML (safely, keeping lines) -> typed, frozen `Part`s -> `Rule`s by id.
 
-The format, in short (README.md has the full reference):
-
-    id: model.not_found            # catalogue id
-    title: ...                     # one line
-    severity: error                # error | warning | info
-    means: ...                     # what it means, in plain words
-    match: <node>                  # which events are evidence (see compiler.py)
-    where: {fact: predicate}       # optional: conditions on the facts
-    count: {min: 3, within: 60s}   # optional: how many matches, in what window
-    message: ...                   # summary; {placeholders} quote values seen
-    remedy: [step, ...]            # concrete fix steps, placeholders allowed
-    explains: [id, ...]            # findings this one is the root cause of
-    supporting: <node>             # optional: other events quoted once it fires (the server's
-                                   #   --api-key line, the /v1/models answer), from other sources
-    references: [url, ...]
+Every problem is collected with its file and line, and a suggestion where a near name exists
+(`mesage` -> did you mean `message`?); `load_rules` raises the first as a `RuleError` (with a
+count of the others), `emblens rules lint` prints them all. The format is described in
+`spec.py` and README.md ("Rules").
 """
 
 from __future__ import annotations
@@ -22,30 +11,34 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 
+from emblens import modeldata
 from emblens.errors import RuleError
-from emblens.rules import builtin_dir
+from emblens.modeldata import ModelData
+from emblens.rules import builtin_dir, spec
+from emblens.rules import templates as tpl
+from emblens.rules import tree as t
+from emblens.schema import SCHEMA
 
-SEVERITIES = ("error", "warning", "info")
-ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-TOP_KEYS = {
-    "id", "title", "severity", "means", "match", "where", "count", "message", "remedy", "explains",
-    "references", "confidence", "supporting",
-}
-REQUIRED = ("id", "title", "severity", "means", "match", "message", "remedy")
+MAX_DEPTH = 32                     # nesting of any/all/not in one match tree
+FIXTURE_NAME = re.compile(r"^(?P<stem>[^.]+)\.(?P<kind>pos|neg)(?:[-.].*)?$")
+_ID = re.compile(spec.ID_PATTERN)
+_NAME = re.compile(spec.NAME_PATTERN)
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class LineDict(dict):
-    """A mapping that remembers the line of itself and of each key."""
+    """A mapping that remembers its own line and the line of each key."""
 
-    line: int = 0
+    line: int = 1
     key_lines: dict
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
     pass
 
 
@@ -57,7 +50,7 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in out:
-            raise RuleError(f"duplicate key {key!r}", path=getattr(loader, "name", None), line=key_node.start_mark.line + 1)
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
@@ -66,149 +59,484 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def line_of(node: object, key: str | None = None, default: int = 1) -> int:
+def _line(node: object, key: str | None = None, default: int = 1) -> int:
     if isinstance(node, LineDict):
-        if key is not None and key in node.key_lines:
-            return node.key_lines[key]
-        return node.line
+        return node.key_lines.get(key, node.line) if key is not None else node.line
     return default
 
 
 @dataclass(frozen=True)
-class Rule:
+class Part:
+    """One rule file: a head, a signal or a cause (see spec.py)."""
+
+    kind: str                              # head | signal | cause
     id: str
-    title: str
-    severity: str
-    means: str
-    match: dict
-    message: str
-    remedy: tuple[str, ...]
     path: str
     line: int
-    where: dict = field(default_factory=dict)
+    name: str | None = None                # the signal's or cause's name
+    title: str = ""
+    severity: str = "error"
+    means: str = ""
+    match: t.Node | None = None
+    message: str | None = None
+    remedy: tuple[str, ...] | None = None
+    explains: tuple[str, ...] = ()
+    supporting: t.Node | None = None
+    references: tuple[str, ...] = ()
+    confidence: float | None = None
     count_min: int = 1
     within_s: float | None = None
-    explains: tuple[str, ...] = ()
-    references: tuple[str, ...] = ()
-    confidence: float = 0.8
-    supporting: dict | None = None     # events quoted as evidence too, once the rule has fired
+    vars: tuple[tuple[str, str], ...] = ()
+    when: t.Node | None = None
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule id: its head, and the signals and causes written for it (causes in order)."""
+
+    head: Part
+    signals: tuple[Part, ...] = ()
+    causes: tuple[Part, ...] = ()
+
+    id = property(lambda self: self.head.id)
+    title = property(lambda self: self.head.title)
+    severity = property(lambda self: self.head.severity)
+    means = property(lambda self: self.head.means)
+    message = property(lambda self: self.head.message or "")
+    remedy = property(lambda self: self.head.remedy or ())
+    explains = property(lambda self: self.head.explains)
+    references = property(lambda self: self.head.references)
+    confidence = property(lambda self: self.head.confidence if self.head.confidence is not None else 0.8)
+    count_min = property(lambda self: self.head.count_min)
+    within_s = property(lambda self: self.head.within_s)
+    supporting = property(lambda self: self.head.supporting)
+    path = property(lambda self: self.head.path)
+    line = property(lambda self: self.head.line)
+
+    @cached_property
+    def match(self) -> t.Node:
+        if not self.signals:
+            return self.head.match  # type: ignore[return-value]
+        return t.AnyOf((self.head.match, *(s.match for s in self.signals)), loc=self.head.match.loc)  # type: ignore[arg-type]
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        return (self.head, *self.signals, *self.causes)
 
 
 @dataclass
 class RuleSet:
     rules: list[Rule]
-    notes: list[str] = field(default_factory=list)     # lint notes (fallback regexes, ...)
+    models: ModelData = field(default_factory=ModelData)
+    notes: list[str] = field(default_factory=list)     # advice: fallback regexes, ...
+    notices: list[str] = field(default_factory=list)   # a user rule replacing a built-in one
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
+    @cached_property
     def keywords(self) -> str | None:
         """One regex of every text pattern the rules look for: the line prefilter."""
-        from emblens.rules.compiler import keywords
+        from emblens.rules.compiler import rust_ok
 
-        return keywords(self.rules)
-
-
-def _duration(value: object, path: str, line: int) -> float:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(value))
-    if not m:
-        raise RuleError(f"`within` must be a duration like 30s, 5m or 1h, not {value!r}", path=path, line=line)
-    n = float(m.group(1))
-    return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-
-
-def parse_rule(data: object, path: str) -> Rule:
-    if not isinstance(data, LineDict):
-        raise RuleError("a rule file must hold one mapping (id, title, severity, ...)", path=path, line=1)
-    for key in data:
-        if key not in TOP_KEYS:
-            raise RuleError(f"unknown key {key!r}; allowed: {', '.join(sorted(TOP_KEYS))}", path=path, line=line_of(data, key))
-    for key in REQUIRED:
-        if key not in data or data[key] in (None, "", []):
-            raise RuleError(f"missing {key!r}", path=path, line=data.line)
-    rid = str(data["id"])
-    if not ID_RE.match(rid):
-        raise RuleError(f"id {rid!r} must look like area.name (lowercase)", path=path, line=line_of(data, "id"))
-    if data["severity"] not in SEVERITIES:
-        raise RuleError(f"severity must be one of {', '.join(SEVERITIES)}", path=path, line=line_of(data, "severity"))
-    remedy = data["remedy"]
-    remedy = (remedy,) if isinstance(remedy, str) else tuple(str(r) for r in remedy)
-    count = data.get("count") or {}
-    if count and not isinstance(count, dict):
-        raise RuleError("`count` must be a mapping like {min: 3, within: 60s}", path=path, line=line_of(data, "count"))
-    for key in count:
-        if key not in ("min", "within"):
-            raise RuleError(f"unknown key {key!r} in count; allowed: min, within", path=path, line=line_of(count, key))
-    count_min = count.get("min", 1)
-    if not isinstance(count_min, int) or count_min < 1:
-        raise RuleError("count.min must be a whole number of at least 1", path=path, line=line_of(count, "min"))
-    within = _duration(count["within"], path, line_of(count, "within")) if "within" in count else None
-    where = data.get("where") or {}
-    if not isinstance(where, dict):
-        raise RuleError("`where` must map fact names to predicates", path=path, line=line_of(data, "where"))
-    explains = data.get("explains") or []
-    refs = data.get("references") or []
-    conf = data.get("confidence", 0.8)
-    if not isinstance(conf, (int, float)) or not 0 < conf <= 1:
-        raise RuleError("confidence must be a number in (0, 1]", path=path, line=line_of(data, "confidence"))
-    if not isinstance(data["match"], dict):
-        raise RuleError("`match` must be a mapping", path=path, line=line_of(data, "match"))
-    supporting = data.get("supporting")
-    if supporting is not None and not isinstance(supporting, dict):
-        raise RuleError("`supporting` must be a match node (a mapping)", path=path, line=line_of(data, "supporting"))
-    rule = Rule(
-        id=rid, title=str(data["title"]).strip(), severity=data["severity"], means=str(data["means"]).strip(),
-        match=data["match"], message=str(data["message"]).strip(), remedy=remedy, path=path, line=data.line,
-        where=where, count_min=count_min, within_s=within, explains=tuple(explains), references=tuple(refs),
-        confidence=float(conf), supporting=supporting,
-    )
-    from emblens.rules.compiler import validate
-
-    validate(rule)
-    return rule
+        patterns: list[str] = []
+        for rule in self.rules:
+            nodes = [rule.match] + [p.supporting for p in rule.parts if p.supporting is not None]
+            for node in nodes:
+                for p in t.text_patterns(node, spec.LINE_TEXT_COLUMNS):
+                    if not rust_ok(p):
+                        return "."   # a look-around pattern cannot prefilter: keep every line
+                    if p not in patterns:
+                        patterns.append(p)
+        return "|".join(f"(?:{p})" for p in patterns) if patterns else None
 
 
-def load_file(path: Path) -> Rule:
+# -- parsing one file ---------------------------------------------------------------------------
+class _File:
+    """Parses one rule file into a Part, collecting every problem."""
+
+    def __init__(self, path: str, errors: list[RuleError], notes: list[str]) -> None:
+        self.path, self.errors, self.notes = path, errors, notes
+
+    def error(self, line: int, message: str) -> None:
+        self.errors.append(RuleError(message, path=self.path, line=line))
+
+    def loc(self, line: int) -> t.Loc:
+        return t.Loc(self.path, line)
+
+    # -- top level
+    def part(self, data: object) -> Part | None:
+        if not isinstance(data, LineDict):
+            self.error(1, "a rule file must hold one mapping (id, title, severity, ...)")
+            return None
+        kind = "signal" if "signal" in data else "cause" if "cause" in data else "head"
+        if "signal" in data and "cause" in data:
+            self.error(_line(data, "cause"), "a file is a signal or a cause, not both")
+            return None
+        allowed, required = spec.PARTS[kind]["allowed"], spec.PARTS[kind]["required"]
+        for key in data:
+            if key not in allowed:
+                where = [k for k, p in spec.PARTS.items() if key in p["allowed"]]
+                hint = (f" (`{key}` belongs in a {where[0]} file)" if where and key in spec.KEYS
+                        else spec.suggest(key, allowed))
+                self.error(_line(data, key), f"unknown key {key!r} in a {kind} rule file{hint}")
+        for key in required:
+            if key not in data or data[key] in (None, "", [], {}):
+                self.error(data.line, f"missing {key!r} (a {kind} rule file needs {', '.join(required)})")
+        rid = str(data.get("id", ""))
+        if rid and not _ID.match(rid):
+            self.error(_line(data, "id"), f"id {rid!r} must look like area.name, lowercase (auth.empty_key)")
+        values: dict = {"kind": kind, "id": rid, "path": self.path, "line": data.line}
+        for key, value in data.items():
+            if key in allowed and key != "id" and value not in (None, "", [], {}):
+                got = self.value(key, value, _line(data, key))
+                if got is not _BAD:
+                    values.update(got)
+        if kind != "head":
+            values["name"] = str(data.get(kind) or "")
+        try:
+            return Part(**values)
+        except TypeError:   # a required value was missing: already reported
+            return None
+
+    def value(self, key: str, value: object, line: int) -> dict | object:
+        kind = spec.KEYS[key].type
+        if kind in ("text", "name"):
+            if not isinstance(value, str):
+                self.error(line, f"`{key}` must be text")
+                return _BAD
+            if kind == "name" and not _NAME.match(value):
+                self.error(line, f"`{key}` must be a lowercase name like other_process")
+                return _BAD
+            return {"name" if kind == "name" else key: value.strip()}
+        if kind == "severity":
+            if value not in spec.SEVERITIES:
+                self.error(line, f"severity must be one of {', '.join(spec.SEVERITIES)}{spec.suggest(value, spec.SEVERITIES)}")
+                return _BAD
+            return {"severity": value}
+        if kind == "node":
+            node = self.node(value, line, 0)
+            return _BAD if node is None else {key: node}
+        if kind == "template":
+            source = self.template(value, line, key)
+            return _BAD if source is None else {key: source}
+        if kind == "templates":
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+                self.error(line, f"`{key}` must be a text or a list of texts")
+                return _BAD
+            for i, item in enumerate(items):
+                self.template(item, line + (i + 1 if not isinstance(value, str) else 0), key)
+            return {key: tuple(i.strip() for i in items)}
+        if kind in ("ids", "urls"):
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                self.error(line, f"`{key}` must be a list of {'rule ids' if kind == 'ids' else 'links'}")
+                return _BAD
+            for i in items if kind == "ids" else ():
+                if not _ID.match(i):
+                    self.error(line, f"{i!r} in `{key}` is not a rule id (area.name)")
+            return {key: tuple(items)}
+        if kind == "confidence":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                self.error(line, "confidence must be a number in (0, 1]")
+                return _BAD
+            return {"confidence": float(value)}
+        if kind == "order":
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.error(line, "order must be a whole number")
+                return _BAD
+            return {"order": value}
+        if kind == "count":
+            return self.count(value, line)
+        if kind == "vars":
+            if not isinstance(value, dict):
+                self.error(line, "`vars` maps names to templates")
+                return _BAD
+            out = []
+            for name, source in value.items():
+                vline = _line(value, name, line)
+                if not isinstance(name, str) or not _NAME.match(name) or not isinstance(source, str):
+                    self.error(vline, "each of `vars` is a lowercase name and a template (text)")
+                    continue
+                self.template(source, vline, f"vars.{name}")
+                out.append((name, source.strip()))
+            return {"vars": tuple(out)}
+        raise AssertionError(kind)
+
+    def template(self, value: object, line: int, key: str) -> str | None:
+        if not isinstance(value, str):
+            self.error(line, f"`{key}` must be text (a template)")
+            return None
+        try:
+            tpl.check(value, path=self.path, line=line)
+        except RuleError as e:
+            self.errors.append(e)
+            return None
+        return value.strip()
+
+    def count(self, value: object, line: int) -> dict | object:
+        if not isinstance(value, dict):
+            self.error(line, "`count` must be a mapping like {min: 3, within: 60s}")
+            return _BAD
+        out: dict = {}
+        for key, v in value.items():
+            kline = _line(value, key, line)
+            if key == "min":
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    self.error(kline, "count.min must be a whole number of at least 1")
+                else:
+                    out["count_min"] = v
+            elif key == "within":
+                m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(v))
+                if not m:
+                    self.error(kline, f"`within` must be a duration like 30s, 5m or 1h, not {v!r}")
+                else:
+                    out["within_s"] = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+            else:
+                self.error(kline, f"unknown key {key!r} in count; allowed: min, within{spec.suggest(key, spec.COUNT_KEYS)}")
+        return out
+
+    # -- match trees
+    def node(self, value: object, line: int, depth: int) -> t.Node | None:
+        if depth > MAX_DEPTH:
+            self.error(line, f"match tree nested deeper than {MAX_DEPTH} levels")
+            return None
+        if not isinstance(value, dict) or not value:
+            self.error(line, "a match node must be a non-empty mapping")
+            return None
+        line = _line(value, default=line)
+        children: list[t.Node] = []
+        for key, v in value.items():
+            kline = _line(value, key, line)
+            loc = self.loc(kline)
+            child: t.Node | None = None
+            if key in ("any", "all"):
+                if not isinstance(v, list) or not v:
+                    self.error(kline, f"`{key}` takes a non-empty list of nodes")
+                    continue
+                items = [self.node(c, _line(c, default=kline), depth + 1) for c in v]
+                if all(i is not None for i in items):
+                    child = (t.AnyOf if key == "any" else t.AllOf)(tuple(items), loc=loc)  # type: ignore[arg-type]
+            elif key == "not":
+                inner = self.node(v, _line(v, default=kline), depth + 1)
+                child = t.Not(inner, loc=loc) if inner is not None else None
+            elif key in ("before", "after"):
+                if v not in spec.MARKS:
+                    self.error(kline, f"`{key}` takes one of {', '.join(spec.MARKS)}{spec.suggest(v, spec.MARKS)}")
+                    continue
+                child = t.Order(key, v, loc=loc)
+            elif key == "facts":
+                if not isinstance(v, dict) or not v:
+                    self.error(kline, "`facts` takes a mapping of fact names to predicates")
+                    continue
+                tests = []
+                for name, pred in v.items():
+                    fline = _line(v, name, kline)
+                    if not spec.is_fact(str(name)):
+                        self.error(fline, f"unknown fact {name!r}{spec.suggest(name, spec.FACTS)}")
+                        continue
+                    p = self.pred(pred, fline, None)
+                    if p is not None:
+                        tests.append(t.FactTest(str(name), p, loc=self.loc(fline)))
+                if len(tests) == len(v):
+                    child = tests[0] if len(tests) == 1 else t.AllOf(tuple(tests), loc=loc)
+            elif key in SCHEMA:
+                p = self.pred(v, kline, key)
+                child = t.Field(key, p, loc=loc) if p is not None else None
+            else:
+                choices = [*spec.NODES, *SCHEMA]
+                self.error(kline, f"unknown column or node {key!r}: not in the event schema and not one of "
+                                  f"{', '.join(spec.NODES)}{spec.suggest(key, choices)}")
+                continue
+            if child is not None:
+                children.append(child)
+        if len(children) != len(value):
+            return None
+        return children[0] if len(children) == 1 else t.AllOf(tuple(children), loc=self.loc(line))
+
+    def pred(self, value: object, line: int, column: str | None) -> t.Pred | None:
+        loc = self.loc(line)
+        if value is None:
+            return t.Pred((t.Op("null", None, loc),))
+        if not isinstance(value, dict):
+            op = t.Op("in" if isinstance(value, list) else "equals",
+                      tuple(value) if isinstance(value, list) else self.ref(value, line), loc)
+            return t.Pred((op,)) if self.check_op(op, column) else None
+        ops = []
+        ok = True
+        for name, v in value.items():
+            oline = _line(value, name, line)
+            if name not in spec.OPS:
+                self.error(oline, f"unknown operator {name!r}{spec.suggest(name, spec.OPS)}; known: {', '.join(spec.OPS)}")
+                ok = False
+                continue
+            if isinstance(v, list):
+                v = tuple(v)
+            op = t.Op(name, self.ref(v, oline), self.loc(oline))
+            ok = self.check_op(op, column) and ok
+            ops.append(op)
+        if not ops:
+            self.error(line, "an empty predicate: give a value, a list, or operators like {regex: ...}")
+            return None
+        return t.Pred(tuple(ops)) if ok else None
+
+    def ref(self, value: object, line: int) -> object:
+        if isinstance(value, str) and value.startswith("$"):
+            if not spec.is_fact(value[1:]):
+                self.error(line, f"unknown fact {value!r}{spec.suggest(value[1:], spec.FACTS)}")
+            return t.FactRef(value[1:])
+        return value
+
+    def check_op(self, op: t.Op, column: str | None) -> bool:
+        line = op.loc.line
+        info = spec.OPS.get(op.name)
+        ctype = spec.column_type(column) if column else None
+        if info is not None and ctype is not None:
+            if info.text_only and ctype != "text":
+                self.error(line, f"`{op.name}` needs a text column; {column} holds {ctype} values")
+                return False
+            if info.number_only and ctype not in ("number", "time"):
+                self.error(line, f"`{op.name}` needs a number column; {column} holds {ctype} values")
+                return False
+        if op.name in ("regex", "not_regex"):
+            return self.check_regex(op)
+        if info is not None and info.value == "number" and not isinstance(op.value, (int, float, t.FactRef)):
+            self.error(line, f"`{op.name}` takes a number")
+            return False
+        allowed = spec.enum_values(column) if column else None
+        if allowed and op.name in ("equals", "not_equals", "in", "not_in"):
+            values = op.value if isinstance(op.value, tuple) else (op.value,)
+            for v in values:
+                if not isinstance(v, t.FactRef) and v not in allowed:
+                    self.error(line, f"{column} is never {v!r}; it is one of {', '.join(allowed)}{spec.suggest(v, allowed)}")
+                    return False
+        return True
+
+    def check_regex(self, op: t.Op) -> bool:
+        from emblens.rules.compiler import REGEX_TIMEOUT_S, rust_ok
+
+        import regex as backtracking
+
+        if not isinstance(op.value, str):
+            self.error(op.loc.line, f"`{op.name}` takes a regex (text)")
+            return False
+        if rust_ok(op.value):
+            return True
+        try:
+            backtracking.compile(op.value)
+        except backtracking.error as e:
+            self.error(op.loc.line, f"bad regex: {e}")
+            return False
+        self.notes.append(f"{self.path}:{op.loc.line}: regex {op.value!r} needs the backtracking engine (look-around or "
+                          f"back-references): it runs with a {REGEX_TIMEOUT_S}s timeout per value and keeps every line")
+        return True
+
+
+_BAD = object()
+
+
+def read_file(path: Path, errors: list[RuleError], notes: list[str]) -> Part | None:
+    """Parse one rule file; problems go to `errors`, advice to `notes`."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(f"cannot read: {e}", path=str(path)) from None
+        errors.append(RuleError(f"cannot read: {e}", path=str(path)))
+        return None
     loader = _Loader(text)
-    loader.name = str(path)
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise RuleError(f"YAML: {e.problem or e.context}", path=str(path), line=(mark.line + 1) if mark else 1) from None
-    except yaml.YAMLError as e:
-        raise RuleError(f"YAML: {e}", path=str(path), line=1) from None
+        errors.append(RuleError(f"YAML: {e.problem or e.context}", path=str(path), line=(mark.line + 1) if mark else 1))
+        return None
+    except (yaml.YAMLError, RecursionError) as e:
+        errors.append(RuleError(f"YAML: {str(e)[:200] or type(e).__name__}", path=str(path), line=1))
+        return None
     finally:
         loader.dispose()
-    return parse_rule(data, str(path))
+    return _File(str(path), errors, notes).part(data)
 
 
 def rule_files(directory: Path) -> list[Path]:
-    """Rule files of a folder; its `data/` subfolder holds data the rules use, not rules."""
+    """Rule files of a folder: its `data/` subfolder holds data the rules use, and
+    `NAME.pos-*.expect.yaml` files are fixture expectations, not rules."""
     return sorted(
         p for p in directory.rglob("*")
         if p.suffix in (".yaml", ".yml") and p.is_file() and p.relative_to(directory).parts[0] != "data"
+        and not FIXTURE_NAME.match(p.name)
     )
 
 
-def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True) -> RuleSet:
-    """Load the built-in rules and those in `dirs`; a user rule with a built-in id replaces it."""
-    folders = ([builtin_dir()] if include_builtin else []) + [Path(d) for d in dirs]
-    by_id: dict[str, Rule] = {}
+# -- assembling ids -----------------------------------------------------------------------------
+def assemble(folders: Sequence[tuple[Path, list[Part]]], errors: list[RuleError], notices: list[str]) -> list[Rule]:
+    """Rules from the parts of each folder, in order: a later folder's head, signal or cause
+    replaces an earlier one of the same id (and name), with a notice; within one folder the same
+    id (or signal, or cause) twice is an error naming both files."""
+    heads: dict[str, Part] = {}
+    extras: dict[tuple[str, str, str], Part] = {}
+    for _folder, parts in folders:
+        seen: dict[tuple, Part] = {}
+        for part in parts:
+            key = (part.kind, part.id, part.name)
+            if key in seen:
+                first = seen[key]
+                what = f"id {part.id}" if part.kind == "head" else f"{part.kind} {part.name!r} of {part.id}"
+                errors.append(RuleError(f"{what} is also defined in {first.path}:{first.line}", path=part.path, line=part.line))
+                continue
+            seen[key] = part
+            earlier = heads.get(part.id) if part.kind == "head" else extras.get(key)  # type: ignore[arg-type]
+            if earlier is not None:
+                notices.append(f"{part.path}: replaces {part.kind if part.kind != 'head' else 'rule'} "
+                               f"{part.id}{'' if part.kind == 'head' else ' ' + str(part.name)} of {earlier.path}")
+            if part.kind == "head":
+                heads[part.id] = part
+            else:
+                extras[key] = part  # type: ignore[index]
+    rules = []
+    for rid, head in heads.items():
+        signals = tuple(p for (k, i, _), p in extras.items() if i == rid and k == "signal")
+        causes = tuple(sorted((p for (k, i, _), p in extras.items() if i == rid and k == "cause"), key=lambda p: (p.order, p.path)))
+        rules.append(Rule(head, signals, causes))
+    for (kind, rid, _), part in extras.items():
+        if rid not in heads:
+            errors.append(RuleError(f"{kind} {part.name!r} is for {rid}, which has no rule file (id, title, match, ...)"
+                                    f"{spec.suggest(rid, heads)}", path=part.path, line=part.line))
+    return rules
+
+
+def folders_of(dirs: Sequence[str | Path], include_builtin: bool) -> list[Path]:
+    return ([builtin_dir()] if include_builtin else []) + [Path(d) for d in dirs]
+
+
+def read_folders(folders: Sequence[Path], errors: list[RuleError], notes: list[str]) -> list[tuple[Path, list[Part]]]:
+    out = []
     for folder in folders:
         if not folder.is_dir():
-            raise RuleError("not a folder of rules", path=str(folder))
+            errors.append(RuleError("not a folder of rules", path=str(folder)))
+            continue
         files = rule_files(folder)
         if not files and folder != builtin_dir():
-            raise RuleError("no rule files (*.yaml) in this folder", path=str(folder))
-        for f in files:
-            rule = load_file(f)
-            by_id[rule.id] = rule
-    rules = list(by_id.values())
-    from emblens.rules.compiler import fallback_notes
+            errors.append(RuleError("no rule files (*.yaml) in this folder", path=str(folder)))
+        parts = [p for p in (read_file(f, errors, notes) for f in files) if p is not None]
+        out.append((folder, parts))
+    return out
 
-    return RuleSet(rules, notes=fallback_notes(rules))
+
+def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True) -> RuleSet:
+    """The built-in rules and those in `dirs` (a user rule with a built-in id replaces it, with a
+    notice), and the model data of their `data/` folders. Raises RuleError for the first problem."""
+    folders = folders_of(dirs, include_builtin)
+    errors: list[RuleError] = []
+    notes: list[str] = []
+    notices: list[str] = []
+    rules = assemble(read_folders(folders, errors, notes), errors, notices)
+    if errors:
+        first = errors[0]
+        if len(errors) > 1:
+            raise RuleError(f"{first} (and {len(errors) - 1} more: run `emblens rules lint` on the folder)")
+        raise first
+    data = [d / modeldata.FILE for d in reversed(folders)]
+    models = modeldata.load([p for p in data if p.is_file()])
+    return RuleSet(rules, models=models, notes=notes, notices=notices)

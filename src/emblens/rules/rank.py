@@ -4,12 +4,12 @@ likely root cause, each followed by the symptoms it explains."""
 from __future__ import annotations
 
 from emblens.rules.engine import Finding
-from emblens.rules.loader import RuleSet
+from emblens.rules.spec import SEVERITIES
 
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
 
 
-def rank(findings: list[Finding], ruleset: RuleSet | None = None) -> list[Finding]:
+def rank(findings: list[Finding]) -> list[Finding]:
     by_id = {f.rule: f for f in findings}
 
     def order_key(f: Finding):

@@ -1,7 +1,8 @@
 """Source adapters: one per input format. Each turns a frame of raw lines into event rows.
 
 An adapter is a `Source` (see `base.py`): a name, a `sniff` score on a member's first bytes, and
-`parse`. The registry below is the seam later formats plug into (traffic captures, nvidia-smi).
+a parser. Line-oriented logs go through the shared streaming path; small whole-file formats
+(curl -v, nvidia-smi) through `WholeFileSource`; record files (flows, HAR) through `RecordSource`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,4 @@ REGISTRY: tuple[Source, ...] = (VLLMLog(), SGLangLog(), NvidiaSmi(), CurlVerbose
 RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile())
 
 
-def by_name(name: str) -> Source:
-    for s in (*RECORDS, *REGISTRY):
-        if s.name == name:
-            return s
-    raise KeyError(name)
-
-
-__all__ = ["RECORDS", "REGISTRY", "Source", "SourceContext", "by_name"]
+__all__ = ["RECORDS", "REGISTRY", "Source", "SourceContext"]

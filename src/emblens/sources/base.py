@@ -10,6 +10,7 @@ few vectorised passes and little memory. `keep_all` keeps every line (for `emble
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
 import zipfile
 import zlib
@@ -22,6 +23,7 @@ from typing import BinaryIO
 import polars as pl
 
 from emblens import redact, schema
+from emblens.modeldata import ModelData
 
 READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeError)
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -32,6 +34,10 @@ ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 # Container wrappers: `kubectl logs --timestamps` and docker's json-file driver.
 KUBECTL_TS = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) "
 DOCKER_JSON = r'^\{"log":"'
+
+# uvicorn's lines, which vLLM and SGLang both print (FORMATS.md §1, §2): access lines and level lines.
+ACCESS = r'^INFO: +(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})(?: (?P<reason>.*))?$'
+UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
 
 # Python traceback anatomy (CPython 3.11+, also when pasted without indentation).
 TB_HEADER = re.compile(r"^\s*(?:Exception Group )?Traceback \(most recent call last\):\s*$")
@@ -55,7 +61,7 @@ class SourceContext:
     label: str
     keep_all: bool = False
     keywords: str | None = None      # one regex of every rule text pattern (the prefilter)
-    rule_dirs: tuple[str, ...] = ()  # user rule folders (their data/ extends the built-in data)
+    models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
 
 
 @dataclass
@@ -64,12 +70,11 @@ class Counts:
     events: int = 0
     unparsed: int = 0
     blank: int = 0
-    kept: int = 0
     recognised: int = 0
     stopped: str | None = None       # why reading ended early (corrupt data after the first chunk)
 
     def add(self, other: "Counts") -> None:
-        for f in ("lines", "events", "unparsed", "blank", "kept", "recognised"):
+        for f in ("lines", "events", "unparsed", "blank", "recognised"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
 
@@ -84,7 +89,7 @@ class Source:
     # lines always kept: facts, warnings, errors
     notable: str = r"(?i)\b(?:error|critical|fatal|exception|warning|traceback|failed)\b"
 
-    def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden
+    def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden  # noqa: ARG002
         return 0.0
 
     def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:  # pragma: no cover - overridden
@@ -110,8 +115,24 @@ class Source:
                 offset += c.lines
                 counts.add(c)
 
+        chunks = read_chunks(stream)
+        first = next(chunks, None)   # a read error here is the caller's: nothing was read
+        try:
+            second = next(chunks, None) if first is not None else None
+            broke = None
+        except READ_ERRORS as e:
+            second, broke = None, e
+        if second is None:           # one chunk (most members): no threads needed
+            if first is not None:
+                kept, c = self.scan_chunk(first, ctx)
+                kept_parts += [kept] if kept.height else []
+                counts.add(c)
+            if broke is not None:
+                counts.stopped = f"read stopped after line {counts.lines:,}: {describe_read_error(broke)}"
+            chunks = iter(())
+        else:
+            chunks = itertools.chain((first, second), chunks)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            chunks = read_chunks(stream)
             while True:
                 try:
                     chunk = next(chunks, None)
@@ -145,8 +166,7 @@ class Source:
             blank.alias("blank"), (recognised & ~blank).alias("rec"), (keep & ~blank).alias("keep")
         )
         kept = lines.filter(flags["keep"]).with_columns(flags.filter(flags["keep"])["rec"].alias("_rec"))
-        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), kept=kept.height,
-                        recognised=int(flags["rec"].sum()))
+        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()))
         if kept.height:
             kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
         return kept, counts
@@ -171,6 +191,49 @@ class Source:
             pl.coalesce(pl.col("ts"), pl.col("wrap_ts")).alias("ts") if "ts" in rows.columns else pl.col("wrap_ts").alias("ts"),
         )
         return schema.conform(rows.drop([c for c in ("raw", "body", "key", "wrap_ts") if c in rows.columns]))
+
+
+class WholeFileSource(Source):
+    """A source whose members are small and read whole (up to MAX_BYTES), then walked line by
+    line in Python: curl -v transcripts and nvidia-smi dumps. Subclasses implement `parse_lines`;
+    lines they report as used are events, the other non-blank lines are unparsed."""
+
+    MAX_BYTES = 64 * 1024 * 1024
+
+    def parse_lines(self, lines: list[str], ctx: SourceContext) -> tuple[list[dict], set[int], str | None]:  # pragma: no cover
+        """Event rows (with `line`, 1-based), the numbers of the lines they account for, and a
+        note when the member was understood only in part."""
+        raise NotImplementedError
+
+    def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
+        raw = stream.read(self.MAX_BYTES + 1)
+        counts = Counts()
+        if len(raw) > self.MAX_BYTES:
+            counts.stopped = f"only the first {self.MAX_BYTES // 2**20} MiB read"
+            raw = raw[: self.MAX_BYTES]
+        text = re.sub(ANSI, "", raw.decode("utf-8", "replace")).replace("\r", "")
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        rows, used, note = self.parse_lines(lines, ctx)
+        counts.stopped = counts.stopped or note
+        for row in rows:
+            row["source"] = ctx.label
+        counts.lines = len(lines)
+        counts.blank = sum(1 for line in lines if not line.strip())
+        counts.events = sum(1 for i in used if 0 < i <= len(lines) and lines[i - 1].strip())
+        counts.unparsed = counts.lines - counts.blank - counts.events
+        return frame(rows), counts
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    """An event table from row dicts (each holding some of the schema's columns)."""
+    if not rows:
+        return schema.empty()
+    keys: dict[str, None] = {}
+    for r in rows:
+        keys.update(dict.fromkeys(r))
+    return schema.conform(pl.DataFrame(rows, schema={k: schema.SCHEMA[k] for k in keys}, strict=False))
 
 
 def describe_read_error(e: BaseException) -> str:

@@ -4,22 +4,16 @@ One `http` event per request (at the line of its `> METHOD path` line), with the
 the `-d`/`--data` echo when curl shows it (`} [N bytes data]` hides it; then only the response
 body is known) and the response body from the lines after the blank `< ` line. A transcript
 that ends in `curl: (N) …` (connection refused, timeout, ...) gives an event with that error.
-Transcripts are small, so this adapter reads them whole (up to 64 MiB) and walks the lines.
+Transcripts are small, so this adapter reads them whole (`WholeFileSource`) and walks the lines.
 """
 
 from __future__ import annotations
 
 import re
-from typing import BinaryIO
-
-import polars as pl
-
 
 from emblens.sources import traffic
-from emblens.sources.base import ANSI, Counts, Source, SourceContext
-from emblens.sources.records import frame
+from emblens.sources.base import SourceContext, WholeFileSource
 
-MAX_BYTES = 64 * 1024 * 1024
 REQ_LINE = re.compile(r"^> ([A-Z]+) (\S+) HTTP/[\d.]+\s*$")
 STATUS_LINE = re.compile(r"^< HTTP/[\d.]+ (\d{3})(?: (.*?))?\s*$")
 CONNECT = re.compile(r"^\* +(?:Connected to|Trying|connect to|Established connection to) \[?([^\s\]]+)\]?(?: \([^)]*\))? port (\d+)")
@@ -28,7 +22,7 @@ CURL_CMD = re.compile(r"^(?:\S*[$#] )?curl\s")
 DATA_MARK = re.compile(r"^[{}] \[\d+ bytes data\]$")
 
 
-class CurlVerbose(Source):
+class CurlVerbose(WholeFileSource):
     def __init__(self) -> None:
         super().__init__(name="curl-verbose", origin="capture")
 
@@ -42,32 +36,21 @@ class CurlVerbose(Source):
             return 0.9
         return 0.0
 
-    def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
-        raw = stream.read(MAX_BYTES + 1)
-        counts = Counts()
-        if len(raw) > MAX_BYTES:
-            counts.stopped = f"only the first {MAX_BYTES // 2**20} MiB read"
-            raw = raw[:MAX_BYTES]
-        text = re.sub(ANSI, "", raw.decode("utf-8", "replace"))
-        lines = [line.rstrip("\r") for line in text.split("\n")]
-        if lines and lines[-1] == "":
-            lines.pop()
-        counts.lines = len(lines)
-        data = traffic.model_data(ctx.rule_dirs)
+    def parse_lines(self, lines: list[str], ctx: SourceContext) -> tuple[list[dict], set[int], str | None]:
         rows: list[dict] = []
-        used = set()
+        used: set[int] = set()
         for start, ex in _exchanges(lines):
-            row = traffic.exchange(data=data, **ex["args"])
-            row.update(source=ctx.label, line=start)
+            row = traffic.exchange(data=ctx.models, **ex["args"])
+            row.update(line=start)
             rows.append(row)
             used.update(ex["lines"])
             fact = traffic.models_fact(row)
             if fact:
-                rows.append({**fact, "source": ctx.label, "line": start})
-        counts.blank = sum(1 for line in lines if not line.strip())
-        counts.events = sum(1 for i, line in enumerate(lines, 1) if line.strip() and (i in used or line[:2] in ("* ", "> ", "< ", "{ ", "} ") or line.startswith(("curl: ", "  % Total", "                                 Dload"))))
-        counts.unparsed = counts.lines - counts.blank - counts.events
-        return frame(rows), counts
+                rows.append({**fact, "line": start})
+        # curl's own chatter (info lines, header lines, the progress meter) is understood too
+        used.update(i for i, line in enumerate(lines, 1) if line[:2] in ("* ", "> ", "< ", "{ ", "} ")
+                    or line.startswith(("curl: ", "  % Total", "                                 Dload")))
+        return rows, used, None
 
 
 def _exchanges(lines: list[str]):

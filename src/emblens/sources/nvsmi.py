@@ -4,7 +4,7 @@
 
 Each snapshot becomes one `gpu` event per GPU (memory used/total/free, utilisation, a summary of
 its processes) and one per process (pid, name, MiB), numbered by `gpu_snapshot`; driver and CUDA
-versions become facts. Dumps are small, so this adapter reads the member whole (up to 64 MiB)
+versions become facts. Dumps are small, so this adapter reads the member whole (`WholeFileSource`)
 and walks its lines; a line it cannot place is counted as unparsed, never an error.
 """
 
@@ -13,12 +13,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
-from typing import BinaryIO
 
-from emblens.sources.base import ANSI, Counts, Source, SourceContext
-from emblens.sources.records import frame
+from emblens.sources.base import SourceContext, WholeFileSource
 
-MAX_BYTES = 64 * 1024 * 1024
 HEADER = re.compile(r"NVIDIA-SMI (?P<smi>\S+)\s+(?:Driver|KMD) Version: (?P<drv>\S+)\s+CUDA (?:UMD )?Version: (?P<cuda>\S+)")
 GPU_ROW = re.compile(r"^\|\s+(?P<idx>\d+)\s+(?P<name>.+?)\s+(?:On|Off)\s+\|\s+(?P<bus>[0-9A-Fa-f]{8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)")
 MEM_ROW = re.compile(r"^\|.*?\|\s*(?P<used>\d+)MiB\s*/\s*(?P<total>\d+)MiB\s*\|\s*(?P<util>\d+|N/A)%?")
@@ -55,8 +52,7 @@ def _stamp(text: str) -> datetime | None:
 class _Rows:
     """Collects event rows and which lines were understood."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self) -> None:
         self.rows: list[dict] = []
         self.used: set[int] = set()
         self.snapshot = 0
@@ -102,12 +98,10 @@ class _Rows:
                 mem = f"{used:,.0f} / {total:,.0f} MiB used" if used is not None and total is not None else "memory not reported"
                 r["message"] = f"GPU {r['gpu_index']} {r.get('gpu_name') or ''}: {mem}".replace("  ", " ") + (
                     f"; processes: {r['gpu_processes']}" if r.get("gpu_processes") else "")
-        for r in self.rows:
-            r["source"] = self.label
         return self.rows
 
 
-class NvidiaSmi(Source):
+class NvidiaSmi(WholeFileSource):
     def __init__(self) -> None:
         super().__init__(name="nvidia-smi", origin="gpu")
 
@@ -123,20 +117,13 @@ class NvidiaSmi(Source):
             return 0.9
         return 0.0
 
-    def parse_stream(self, stream: BinaryIO, ctx: SourceContext):
-        raw = stream.read(MAX_BYTES + 1)
-        counts = Counts()
-        if len(raw) > MAX_BYTES:
-            counts.stopped = f"only the first {MAX_BYTES // 2**20} MiB read"
-            raw = raw[:MAX_BYTES]
-        text = re.sub(ANSI, "", raw.decode("utf-8", "replace")).replace("\r", "")
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        out = _Rows(ctx.label)
+    def parse_lines(self, lines: list[str], ctx: SourceContext) -> tuple[list[dict], set[int], str | None]:  # noqa: ARG002
+        text = "\n".join(lines)
+        out = _Rows()
+        note = None
         try:
             if "<nvidia_smi_log" in text:
-                _xml(text, lines, out)
+                _xml(text, out)
             elif Q_START in text:
                 _query(lines, out)
             elif HEADER.search(text):
@@ -144,12 +131,8 @@ class NvidiaSmi(Source):
             else:
                 _csv(lines, out)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:  # a dump like no other
-            counts.stopped = f"nvidia-smi output not understood past what was read ({type(e).__name__})"
-        counts.lines = len(lines)
-        counts.blank = sum(1 for line in lines if not line.strip())
-        counts.events = sum(1 for i in out.used if 0 < i <= len(lines) and lines[i - 1].strip())
-        counts.unparsed = counts.lines - counts.blank - counts.events
-        return frame(out.finish()), counts
+            note = f"nvidia-smi output not understood past what was read ({type(e).__name__})"
+        return out.finish(), out.used, note
 
 
 def _table(lines: list[str], out: _Rows) -> None:
@@ -289,7 +272,7 @@ def _query(lines: list[str], out: _Rows) -> None:
     flush_gpu()
 
 
-def _xml(text: str, lines: list[str], out: _Rows) -> None:
+def _xml(text: str, out: _Rows) -> None:
     # `-q -x -l 1` concatenates whole documents: parse each one
     marker = "<?xml" if "<?xml" in text else "<nvidia_smi_log"
     docs = [m.start() for m in re.finditer(re.escape(marker), text)]
@@ -308,7 +291,7 @@ def _xml(text: str, lines: list[str], out: _Rows) -> None:
         span = range(first_line, first_line + chunk.count("\n") + 1)
         out.used.update(span)
 
-        def line_of(needle: str, default: int = first_line) -> int:
+        def line_of(needle: str, default: int = first_line, chunk: str = chunk, first_line: int = first_line) -> int:
             at = chunk.find(needle)
             return first_line + chunk.count("\n", 0, at) if at >= 0 else default
 

@@ -16,9 +16,9 @@ from typing import BinaryIO
 
 import polars as pl
 
-from emblens import schema
+from emblens.modeldata import ModelData
 from emblens.sources import traffic
-from emblens.sources.base import Counts, Source, SourceContext
+from emblens.sources.base import Counts, Source, SourceContext, frame
 
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 
@@ -26,20 +26,20 @@ MAX_RECORD_BYTES = 512 * 1024 * 1024
 class RecordSource(Source):
     """A source read whole; `sniff_bytes` looks at raw bytes (flow files are not text)."""
 
-    def sniff(self, head: list[str]) -> float:
+    def sniff(self, head: list[str]) -> float:  # noqa: ARG002 - records are sniffed from bytes
         return 0.0
 
     def sniff_bytes(self, head: bytes) -> float:  # pragma: no cover - overridden
-        return 0.0
+        raise NotImplementedError
 
-    def records(self, stream: BinaryIO, data: traffic.ModelData) -> Iterator[dict | None]:  # pragma: no cover
+    def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:  # pragma: no cover
         """One event row per record (None for a record that cannot be read)."""
         raise NotImplementedError
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
         counts = Counts()
         rows: list[dict] = []
-        data = traffic.model_data(ctx.rule_dirs)
+        data = ctx.models
         try:
             for number, row in enumerate(self.records(stream, data), 1):
                 counts.lines += 1
@@ -61,16 +61,6 @@ class RecordSource(Source):
 
 class RecordError(ValueError):
     """A record file that its reader cannot continue (corrupt, truncated, too new)."""
-
-
-def frame(rows: list[dict]) -> pl.DataFrame:
-    """An event table from row dicts (each holding some of the schema's columns)."""
-    if not rows:
-        return schema.empty()
-    keys: dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
-    return schema.conform(pl.DataFrame(rows, schema={k: schema.SCHEMA[k] for k in keys}, strict=False))
 
 
 def _read_all(stream: BinaryIO) -> bytes:
@@ -99,7 +89,7 @@ class MitmFlows(RecordSource):
             return 0.99
         return 0.0
 
-    def records(self, stream: BinaryIO, data: traffic.ModelData) -> Iterator[dict | None]:
+    def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:
         import io
 
         from mitmproxy import exceptions, http
@@ -116,7 +106,7 @@ class MitmFlows(RecordSource):
             raise RecordError(f"damaged flow file ({type(e).__name__}: {str(e)[:120]})") from None
 
 
-def flow_row(flow, data: traffic.ModelData | None = None) -> dict:
+def flow_row(flow, data: ModelData | None = None) -> dict:
     """One event row for a mitmproxy `HTTPFlow` (used for files and by the live addon)."""
     req, resp = flow.request, flow.response
     started = datetime.fromtimestamp(req.timestamp_start, tz=timezone.utc).replace(tzinfo=None) if req.timestamp_start else None
@@ -153,7 +143,7 @@ class HarFile(RecordSource):
             return 0.99
         return 0.0
 
-    def records(self, stream: BinaryIO, data: traffic.ModelData) -> Iterator[dict | None]:
+    def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:
         raw = _read_all(stream)
         try:
             doc = json.loads(raw.decode("utf-8-sig"))
@@ -171,7 +161,7 @@ def _pairs(items: object) -> list[tuple[str, str]]:
     return [(str(h.get("name", "")), str(h.get("value", ""))) for h in items or [] if isinstance(h, dict)]
 
 
-def har_row(entry: dict, data: traffic.ModelData | None = None) -> dict:
+def har_row(entry: dict, data: ModelData | None = None) -> dict:
     import base64
 
     req, resp = entry["request"], entry.get("response") or {}

@@ -10,14 +10,12 @@ from __future__ import annotations
 import polars as pl
 
 from emblens.sources import facts_text as ft
-from emblens.sources.base import Source
+from emblens.sources.base import ACCESS, UVICORN, Source
 
 PREFIX = (
     r"^(?:\([^()]*? pid=\d+(?:, ip=[^)]*)?\) )?\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?P<ms>\.\d{3})?"
     r"(?P<ranks>(?: [A-Za-z_]+\[?\d+\]?)*)\] (?P<msg>.*)$"
 )
-ACCESS = r'^INFO: +(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})(?: (?P<reason>.*))?$'
-UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
 ERROR_WORDS = (
     r"(?i)\b(?:error|exception|traceback|out of memory|failed|failure|killed)\b|Not enough memory|"
     r"Received sigquit|Scheduler hit an exception"

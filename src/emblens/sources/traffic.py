@@ -13,81 +13,17 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
-
 from emblens import redact
+from emblens.modeldata import ModelData
 
 OPENAI_ROUTE = re.compile(r"/v1/(?:embeddings|chat/completions|completions|models|rerank|score|pooling)\b")
 CRED_HEADERS = ("x-api-key", "api-key", "apikey", "x-auth-token", "proxy-authorization")
 CLIP = 20   # characters of an input shown as an example, never the whole input
 GENERATION_KEYS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stream",
                    "stop", "n", "presence_penalty", "frequency_penalty", "logprobs", "messages", "prompt")
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    match: re.Pattern[str]
-    prefixes: tuple[str, ...]
-    sides: str          # both | queries
-
-
-@dataclass(frozen=True)
-class ModelData:
-    families: tuple[Family, ...]
-    dimensions: dict[str, int]
-
-    def family(self, model: str | None) -> Family | None:
-        if not model:
-            return None
-        return next((f for f in self.families if f.match.search(model)), None)
-
-    def dimension(self, model: str | None) -> int | None:
-        if not model:
-            return None
-        key = model.rsplit("/", 1)[-1].lower()
-        return self.dimensions.get(key)
-
-    @property
-    def all_prefixes(self) -> tuple[str, ...]:
-        seen: list[str] = []
-        for f in self.families:
-            seen += [p for p in f.prefixes if p not in seen]
-        return tuple(seen)
-
-
-def model_data(rule_dirs: Iterable[str | Path] = ()) -> ModelData:
-    """The built-in embedding model data, extended by `<dir>/data/embedding_models.yaml` files."""
-    from emblens.rules import builtin_dir
-
-    paths = [Path(d) / "data" / "embedding_models.yaml" for d in rule_dirs]
-    return _load(tuple(str(p) for p in paths if p.is_file()) + (str(builtin_dir() / "data" / "embedding_models.yaml"),))
-
-
-@lru_cache(maxsize=8)
-def _load(paths: tuple[str, ...]) -> ModelData:
-    from emblens.errors import RuleError
-
-    families: list[Family] = []
-    dims: dict[str, int] = {}
-    for path in paths:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            for f in data.get("families") or []:
-                families.append(Family(str(f["name"]), re.compile(str(f["match"]), re.IGNORECASE),
-                                       tuple(str(p) for p in f.get("prefixes") or ()), str(f.get("sides", "both"))))
-            for name, dim in (data.get("dimensions") or {}).items():
-                dims.setdefault(str(name).lower(), int(dim))
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, re.error, AttributeError) as e:
-            raise RuleError(f"embedding model data: {type(e).__name__}: {e}", path=path) from None
-    return ModelData(tuple(families), dims)
 
 
 # -- headers -------------------------------------------------------------------------------------
@@ -257,7 +193,7 @@ def exchange(
     data: ModelData | None = None,
 ) -> dict[str, object]:
     """One event row (a dict of event-table columns) for one request and its response or error."""
-    data = data or model_data()
+    data = data or ModelData()
     parts = urlsplit(url)
     path = parts.path or "/"
     port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
@@ -330,66 +266,3 @@ def models_fact(row: dict[str, object]) -> dict[str, object] | None:
         "ts": row.get("ts"), "ts_text": row.get("ts_text"), "level": "INFO",
         "message": f"GET /v1/models lists {names}", "text": row["text"],
     }
-
-
-def derive(events, data: ModelData):
-    """Columns that need more than one exchange: which inputs lack a prefix their model expects
-    (by family, or because other inputs to the same model carry one), and which embedding length
-    was expected (asked for, known for the model, or what other calls to it returned)."""
-    import polars as pl
-
-    http = events.filter((pl.col("kind") == "http") & pl.col("req_model").is_not_null())
-    if http.height == 0:
-        return events
-    per_model = http.group_by("req_model").agg(
-        pl.col("req_prefixed").sum().alias("prefixed"),
-        pl.col("resp_dim").drop_nulls().mode().first().alias("usual_dim"),
-        pl.col("resp_dim").drop_nulls().n_unique().alias("dim_kinds"),
-    )
-    rows = []
-    for model, prefixed, usual, kinds in per_model.iter_rows():
-        fam = data.family(model)
-        known = data.dimension(model)
-        if fam is not None and fam.sides == "both":
-            mode, fam_text = "all", f"{fam.name} expects one of " + ", ".join(f"`{p.strip()}`" for p in fam.prefixes)
-        elif fam is not None and (prefixed or 0) > 0:
-            mode, fam_text = "mixed", (f"{fam.name} puts `{fam.prefixes[0].strip()}` on queries only, "
-                                       "but here one request mixes inputs with and without it")
-        elif (prefixed or 0) > 0:
-            mode, fam_text = "all", "other inputs to this model carry a prefix"
-        else:
-            mode, fam_text = None, None
-        if known is not None:
-            dim, why = known, f"`{model}` returns {known}-dimensional vectors"
-        elif (kinds or 0) > 1 and usual is not None:
-            dim, why = usual, f"other calls to `{model}` returned {usual}"
-        else:
-            dim, why = None, None
-        rows.append((model, mode, fam_text, dim, why))
-    info = pl.DataFrame(rows, schema={"req_model": pl.String, "_mode": pl.String, "_fam": pl.String,
-                                      "_dim": pl.Int64, "_why": pl.String}, orient="row")
-    out = events.with_row_index("_i").join(info, on="req_model", how="left")
-    unpref = pl.col("req_unprefixed").fill_null(0)
-    missing = (
-        pl.when(pl.col("kind") != "http").then(None)
-        .when(pl.col("_mode") == "all").then(unpref)
-        .when((pl.col("_mode") == "mixed") & (pl.col("req_prefixed").fill_null(0) > 0)).then(unpref)
-        .otherwise(None)
-    )
-    asked = pl.col("req_dimensions")
-    expected = pl.when(pl.col("kind") != "http").then(None).when(asked.is_not_null()).then(asked).otherwise(pl.col("_dim"))
-    why = (pl.when(pl.col("kind") != "http").then(None)
-           .when(asked.is_not_null()).then(pl.format("the request asked for dimensions={}", asked))
-           .otherwise(pl.col("_why")))
-    out = out.with_columns(
-        pl.when(missing > 0).then(missing).otherwise(pl.col("req_prefix_missing")).alias("req_prefix_missing"),
-        pl.when(missing > 0).then(pl.col("_fam")).otherwise(pl.col("req_prefix_family")).alias("req_prefix_family"),
-        pl.coalesce(pl.col("resp_dim_expected"), expected).alias("resp_dim_expected"),
-        pl.coalesce(pl.col("resp_dim_why"), why).alias("resp_dim_why"),
-    ).sort("_i")
-    out = out.with_columns(
-        pl.when(pl.col("resp_dim").is_not_null() & pl.col("resp_dim_expected").is_not_null())
-        .then(pl.col("resp_dim") != pl.col("resp_dim_expected"))
-        .otherwise(pl.col("resp_dim_mismatch")).alias("resp_dim_mismatch")
-    )
-    return out.drop("_i", "_mode", "_fam", "_dim", "_why")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.sources.base import Source
+from emblens.sources.base import ACCESS, UVICORN, Source
 from emblens.sources import facts_text as ft
 
 PROC = r"^\((?P<proc>[^()]*?) pid=(?P<pid>\d+)\) "
@@ -18,8 +18,6 @@ LEVEL = (
     r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<ts>\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:\.\d+)? "
     r"\[?(?P<file>[^\]\s]+:\d+)\] ?(?P<msg>.*)$"
 )
-ACCESS = r'^INFO: +(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})(?: (?P<reason>.*))?$'
-UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
 
 FACT_LINES = (
     r"vLLM (?:API )?server version|args: Namespace\(|non-default args:|Starting vLLM (?:API )?server|"

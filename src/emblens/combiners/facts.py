@@ -2,7 +2,8 @@
 
 Served model names come from the server's own arguments (`--served-model-name`, else `--model`
 as given, the last path component too since clients often use it); the listen ports, whether an
-API key is required, versions, and where the ready and loading lines stand.
+API key is required, versions, and where the ready and loading lines stand. Other combiners add
+their figures to `Facts.figures`; rules see all of them by name (`as_values`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A fact rules may name: its type (text, number, bool, list) and what it holds."""
+
+    type: str
+    doc: str
+
+
+FACTS: dict[str, Fact] = {
+    "served_models": Fact("list", "served model names (--served-model-name, else --model; /v1/models answers)"),
+    "model_paths": Fact("list", "the --model arguments as given"),
+    "listen_ports": Fact("list", "ports the servers said they listen on"),
+    "listen_port": Fact("number", "the first of listen_ports"),
+    "api_key_required": Fact("bool", "whether a server was started with --api-key"),
+    "max_model_len": Fact("number", "the server's max_model_len / context_length"),
+    "server_ready": Fact("bool", "a ready line was seen (Application startup complete, fired up and ready to roll)"),
+    "server_loading": Fact("bool", "a model loading line was seen"),
+    "server_log": Fact("bool", "the inputs hold a vLLM or SGLang server log"),
+}
+VERSION_SUFFIX = "_version"   # <software>_version, e.g. vllm_version, openai_version, nvidia_driver_version
 
 
 @dataclass(frozen=True)
@@ -35,9 +58,10 @@ class Facts:
     servers: list[str] = field(default_factory=list)   # sources that are server logs
     gpus: list[dict] = field(default_factory=list)      # last nvidia-smi snapshot per GPU (see gpu_state)
     gpu_series: list[dict] = field(default_factory=list)  # memory per snapshot, when there are several
+    figures: dict[str, object] = field(default_factory=dict)  # what the other combiners computed
 
     def as_values(self) -> dict[str, object]:
-        """The facts rules may name as `$name`."""
+        """The facts rules may name as `$name` or test in a `facts:` node."""
         values: dict[str, object] = {
             "served_models": self.served_models,
             "model_paths": self.model_paths,
@@ -50,7 +74,8 @@ class Facts:
             "server_log": bool(self.servers),
         }
         for software, version in self.versions.items():
-            values[f"{software}_version"] = version
+            values[f"{software}{VERSION_SUFFIX}"] = version
+        values.update(self.figures)
         return values
 
 
@@ -62,7 +87,7 @@ def _unique(values) -> list:
     return out
 
 
-def combine(events: pl.DataFrame) -> Facts:
+def server_facts(events: pl.DataFrame) -> Facts:
     """Build the facts from the fact rows of the event table."""
     f = events.filter(pl.col("kind") == "fact").sort(["source", "line"])
     facts = Facts()

@@ -1,0 +1,42 @@
+"""Combiners: figures computed across sources, for the rules to decide on.
+
+Sources turn each input into events; combiners look across all of them and compute what no
+single line says: the year of vLLM's stamps, which embedding inputs lack a prefix, who holds GPU
+memory and how much, the server's facts. They write columns and facts (numbers, names, flags),
+never sentences: every conclusion and its wording lives in the YAML rules.
+
+    events = enrich(events, models)   # columns: years, embedding figures, other GPU processes
+    facts = combine(events)           # bundle-wide facts, as rules see them (`$name`, `facts:`)
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from emblens.combiners import embeddings, gpu, time
+from emblens.combiners.facts import FACTS as SERVER_FACTS
+from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
+from emblens.modeldata import ModelData
+
+FACTS: dict[str, Fact] = {**SERVER_FACTS, **gpu.FACTS}
+
+
+def enrich(events: pl.DataFrame, models: ModelData) -> pl.DataFrame:
+    """Columns computed across events."""
+    events = time.fill_years(events)
+    events = embeddings.derive(events, models)
+    return gpu.mark_other_processes(events)
+
+
+def combine(events: pl.DataFrame) -> Facts:
+    """The facts of a bundle: what the servers said, and the figures computed from everything."""
+    facts = server_facts(events)
+    facts.figures.update(gpu.figures(events, facts))
+    return facts
+
+
+def is_fact(name: str) -> bool:
+    return name in FACTS or name.endswith(VERSION_SUFFIX)
+
+
+__all__ = ["FACTS", "Fact", "Facts", "Mark", "combine", "enrich", "is_fact"]

@@ -1,0 +1,30 @@
+"""The one pipeline from events to ranked findings, used by `analyze` and by the live addon.
+
+    events (from the sources) -> combiners (columns, facts) -> rules -> ranking -> unexplained lines
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from emblens.combiners import Facts, combine, enrich
+from emblens.rules.engine import Finding, Unexplained, evaluate, unexplained
+from emblens.rules.loader import RuleSet
+from emblens.rules.rank import rank
+
+
+@dataclass
+class Diagnosis:
+    events: pl.DataFrame
+    facts: Facts
+    findings: list[Finding]
+    unexplained: list[Unexplained]
+
+
+def diagnose(events: pl.DataFrame, ruleset: RuleSet) -> Diagnosis:
+    events = enrich(events, ruleset.models)
+    facts = combine(events)
+    findings = rank(evaluate(ruleset, events, facts))
+    return Diagnosis(events, facts, findings, unexplained(events, findings))

@@ -1,0 +1,134 @@
+"""The rule format, described once: the keys a rule file may hold, the nodes and operators of a
+match tree, and the values each takes. The loader checks files against it, lint suggests from
+it, and `rules/schema.json` (for editors) is generated from it (`emblens rules schema`).
+
+A rule id is made of one or more files:
+- a *head* (one per id): title, severity, means, match, message, remedy, and the rest;
+- *signal* files (`signal: NAME`): another way to recognise the same failure; their `match` is
+  OR-ed into the head's (a user folder adds "HIP out of memory" to `gpu.oom` this way);
+- *cause* files (`cause: NAME`): one specific cause of the failure. When the rule fires, the
+  first cause (by `order`) whose `when` holds is chosen: its `vars` (and `message`, `remedy`,
+  `supporting`, `confidence`, if given) replace the head's, and the finding names the cause.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from emblens.combiners import FACTS, VERSION_SUFFIX  # noqa: F401 - VERSION_SUFFIX is part of the spec
+from emblens.schema import ENUMS, SCHEMA
+from emblens.severity import SEVERITIES  # noqa: F401 - part of the spec
+ID_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+@dataclass(frozen=True)
+class Key:
+    """A top-level key of a rule file. `type` is one of: id, name, text, template, templates,
+    severity, node, ids, urls, confidence, count, vars, order."""
+
+    type: str
+    doc: str
+
+
+KEYS: dict[str, Key] = {
+    "id": Key("id", "catalogue id, area.name (auth.empty_key); several files may share one id"),
+    "title": Key("text", "one line saying what went wrong"),
+    "severity": Key("severity", "error (requests fail), warning (results degrade), info (advice)"),
+    "means": Key("text", "what it means, in plain words: what happened and why it matters"),
+    "match": Key("node", "which events are evidence (a match node)"),
+    "count": Key("count", "how many matches it takes: {min: 3, within: 60s}"),
+    "message": Key("template", "the summary, a Jinja template quoting the values seen"),
+    "remedy": Key("templates", "fix steps, each a Jinja template naming the values seen"),
+    "explains": Key("ids", "ids this rule is the root cause of (their findings become its symptoms)"),
+    "supporting": Key("node", "events quoted as evidence too once the rule fires (the server's --api-key line)"),
+    "references": Key("urls", "links to documentation or threads"),
+    "confidence": Key("confidence", "how sure a match makes us, in (0, 1]; 0.8 by default"),
+    "vars": Key("vars", "named Jinja templates rendered before message and remedy, which may use them"),
+    "signal": Key("name", "this file adds another way to recognise the rule id's failure"),
+    "cause": Key("name", "this file is one specific cause of the rule id's failure"),
+    "when": Key("node", "a cause applies when this holds on the matched events and the facts"),
+    "order": Key("order", "causes are tried in this order (lowest first); 100 by default"),
+}
+PARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    # part: {"required": ..., "allowed": ...}
+    "head": {"required": ("id", "title", "severity", "means", "match", "message", "remedy"),
+             "allowed": ("id", "title", "severity", "means", "match", "count", "message", "remedy", "explains",
+                         "supporting", "references", "confidence", "vars")},
+    "signal": {"required": ("id", "signal", "match"), "allowed": ("id", "signal", "match")},
+    "cause": {"required": ("id", "cause", "when"),
+              "allowed": ("id", "cause", "when", "order", "vars", "message", "remedy", "supporting", "confidence",
+                          "references")},
+}
+COUNT_KEYS = {"min": "at least this many occurrences (a traceback chain counts once)",
+              "within": "all inside a window of this long: 30s, 5m, 1h"}
+
+NODES: dict[str, str] = {
+    "any": "a list of nodes: at least one holds",
+    "all": "a list of nodes: every one holds",
+    "not": "a node that must not hold",
+    "before": "ready or loading: the event comes before the server's ready (or loading) line",
+    "after": "ready or loading: the event comes after it",
+    "facts": "a mapping of fact names to predicates: conditions on the bundle's facts",
+}
+MARKS = ("ready", "loading")
+
+
+@dataclass(frozen=True)
+class Op:
+    """A predicate operator and the value it takes: scalar, list (a value or a list of them),
+    regex, number, bool, version."""
+
+    value: str
+    doc: str
+    text_only: bool = False       # needs a text column
+    number_only: bool = False     # needs a number (or time) column
+
+
+OPS: dict[str, Op] = {
+    "equals": Op("scalar", "the value equals"),
+    "not_equals": Op("scalar", "the value is present and differs"),
+    "in": Op("list", "the value is one of"),
+    "not_in": Op("list", "the value is present and none of"),
+    "regex": Op("regex", "a regex matches somewhere in the text; named groups become message values", text_only=True),
+    "not_regex": Op("regex", "the text is present and the regex does not match", text_only=True),
+    "contains": Op("list", "the text contains this (or one of these)", text_only=True),
+    "icontains": Op("list", "the same, ignoring ASCII case", text_only=True),
+    "not_contains": Op("list", "the text is present and contains none of these", text_only=True),
+    "startswith": Op("list", "the text starts with this (or one of these)", text_only=True),
+    "gt": Op("number", "greater than", number_only=True),
+    "gte": Op("number", "greater than or equal", number_only=True),
+    "lt": Op("number", "less than", number_only=True),
+    "lte": Op("number", "less than or equal", number_only=True),
+    "exists": Op("bool", "true: the value is present (and not empty); false: it is absent"),
+    "version_lt": Op("version", "a version (1.2.3) below this one", text_only=True),
+    "version_gte": Op("version", "a version at or above this one", text_only=True),
+}
+# columns whose text comes straight from a line: only their patterns can prefilter lines
+LINE_TEXT_COLUMNS = frozenset({"message", "text", "exc_message", "exc_root_message", "exc_type", "exc_root_type", "resp_error"})
+FACT_TYPES = {"text": "string", "number": "number", "bool": "boolean", "list": "array"}
+
+
+def is_fact(name: str) -> bool:
+    return name in FACTS or name.endswith(VERSION_SUFFIX)
+
+
+def column_type(column: str) -> str:
+    """text, number, bool or time: the kind of values a column holds."""
+    dtype = SCHEMA[column]
+    if dtype.is_numeric():
+        return "number"
+    if dtype.is_temporal():
+        return "time"
+    return "bool" if str(dtype) == "Boolean" else "text"
+
+
+def enum_values(column: str) -> tuple[str, ...] | None:
+    return ENUMS.get(column)
+
+
+def suggest(word: object, choices) -> str:
+    """' (did you mean `x`?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
