@@ -6,6 +6,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from emblens import analyze
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "samples" / "model-name-mismatch"
@@ -101,3 +103,77 @@ def test_healthy_busy_log_has_no_findings(repo):
         assert [(i.kind, i.unparsed) for i in a.inputs] == [("vllm-log", 0)]
         assert a.inputs[0].events > 300
         assert a.facts.served_models == [served]
+
+
+def _zip(path, members, compression=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _log(n_bytes: int, seed: int = 0) -> bytes:
+    """A vLLM access log of about n_bytes that does not compress to nothing."""
+    lines, size, i = [], 0, seed
+    while size < n_bytes:
+        line = f'INFO:     10.0.{i % 256}.{i * 7 % 256}:{40000 + i % 9999} - "POST /v1/embeddings HTTP/1.1" 200 OK\n'
+        lines.append(line)
+        size += len(line)
+        i += 1
+    return "".join(lines).encode()
+
+
+def test_every_limit_is_enforced_and_reported(tmp_path):
+    from emblens.bundle import Limits, MiB
+
+    client = (SAMPLE_DIR / "client-traceback.txt").read_bytes()
+    # members: only the first 3 of 5 are read
+    a = analyze([str(_zip(tmp_path / "many.zip", {f"{i}.txt": client for i in range(5)}))], limits=Limits(max_members=3))
+    assert [s.reason for s in a.skipped] == ["over the limit of 3 members"] * 2 and len(a.inputs) == 3
+    # bytes per member: the big one is skipped, the small one read
+    a = analyze([str(_zip(tmp_path / "big.zip", {"big.log": _log(2 * MiB), "client.txt": client}))],
+                limits=Limits(max_member_bytes=1 * MiB))
+    assert [(s.label.rsplit(":", 1)[1], s.reason) for s in a.skipped] == [("big.log", "larger than the 1 MiB member limit")]
+    assert a.findings[0].rule == "model.not_found"
+    # bytes in total: once the bundle is over, the member being read and the rest are skipped
+    a = analyze([str(_zip(tmp_path / "total.zip", {"a.log": _log(MiB + MiB // 2), "b.log": _log(MiB, 1), "c.txt": client}))],
+                limits=Limits(max_total_bytes=2 * MiB))
+    assert [i.source.rsplit(":", 1)[1] for i in a.inputs] == ["a.log"]
+    assert {s.label.rsplit(":", 1)[1] for s in a.skipped} == {"b.log", "c.txt"}
+    assert all("over its total limit of 2 MiB" in s.reason for s in a.skipped)
+    # compression ratio: a member that inflates 1000-fold is refused, from the archive's own sizes
+    a = analyze([str(_zip(tmp_path / "bomb.zip", {"bomb.log": b"A" * (3 * MiB), "client.txt": client}))],
+                limits=Limits(ratio_floor_bytes=MiB))
+    assert [s.reason for s in a.skipped] == ["compression ratio above the limit (possible archive bomb)"]
+    # ... and a gzip member, whose size is known only while it is read
+    gz = tmp_path / "bomb.log.gz"
+    gz.write_bytes(gzip.compress(b"A" * (3 * MiB)))
+    a = analyze([str(gz)], limits=Limits(ratio_floor_bytes=MiB))
+    assert a.skipped[0].reason == "cannot read: compression ratio above the limit (possible archive bomb)"
+    # archives held in memory (nested ones): the inner zip is too big to hold, the rest is read
+    import os
+
+    inner = io.BytesIO()
+    _zip(inner, {"noise.bin": os.urandom(MiB + MiB // 2)}, zipfile.ZIP_STORED)
+    outer = _zip(tmp_path / "outer.zip", {"inner.zip": inner.getvalue(), "client.txt": client}, zipfile.ZIP_STORED)
+    a = analyze([str(outer)], limits=Limits(max_inmemory_bytes=MiB))
+    assert [s.reason for s in a.skipped] == ["not a readable zip archive: nested archive larger than 1 MiB"]
+    assert a.findings[0].rule == "model.not_found"
+    with pytest.raises(ValueError, match="max_total_bytes must be at least 1"):
+        Limits(max_total_bytes=0)
+
+
+def test_archives_are_closed_after_reading(tmp_path):
+    import warnings
+
+    zp = _zip(tmp_path / "b.zip", {"client.txt": (SAMPLE_DIR / "client-traceback.txt").read_bytes()})
+    tp = tmp_path / "b.tar"
+    with tarfile.open(tp, "w") as tf:
+        tf.add(SAMPLE_DIR / "client-traceback.txt", arcname="client.txt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)   # an unclosed file would warn when collected
+        for path in (zp, tp):
+            assert analyze([str(path)]).findings[0].rule == "model.not_found"
+            import gc
+
+            gc.collect()

@@ -115,7 +115,7 @@ def test_user_rule_replacing_a_builtin_gives_a_notice_and_duplicates_in_one_fold
     assert rules.get("auth.forbidden").confidence == 0.7
     assert any("replaces rule auth.forbidden" in n for n in rules.notices)
     (tmp_path / "forbidden_again.yaml").write_text(mine)
-    with pytest.raises(RuleError, match=r"forbidden_again.yaml:1: id auth.forbidden is also defined in .*forbidden.yaml:1"):
+    with pytest.raises(RuleError, match=r"forbidden_again.yaml:2: id auth.forbidden is also defined in .*forbidden.yaml:2"):
         load_rules([tmp_path])
 
 

@@ -67,7 +67,10 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}") if length else {}
         scenario = SCENARIO or self.path.strip("/").split("/", 1)[0]
         model = body.get("model")
-        err = lambda msg, typ, code: {"error": {"message": msg, "type": typ, "param": None, "code": code}}
+
+        def err(msg, typ, code):
+            return {"error": {"message": msg, "type": typ, "param": None, "code": code}}
+
         if scenario == "auth" and self.headers.get("authorization") != f"Bearer {KEY}":
             return self._send(401, {"error": "Unauthorized"})
         if scenario == "forbidden":

@@ -155,7 +155,7 @@ def xml(gpus, procs, when, driver, cuda) -> str:
 
 
 def csv(gpus, procs, when, header=True, units=True, apps=False, stamp=False) -> str:
-    u = (lambda v, unit: f"{v} {unit}") if units else (lambda v, unit: str(v))
+    u = (lambda v, unit: f"{v} {unit}") if units else (lambda v, _unit: str(v))
     if apps:
         rows = ["pid, process_name, used_gpu_memory" + (" [MiB]" if units else "")] if header else []
         rows += [f"{p['pid']}, {p['name']}, {u(p['mem'], 'MiB')}" for p in procs]

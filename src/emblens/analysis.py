@@ -75,7 +75,7 @@ def read_events(
     *,
     keep_all: bool = True,
     keywords: str | None = None,
-    models: ModelData = ModelData(),
+    models: ModelData | None = None,
     limits: Limits | None = None,
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
@@ -88,7 +88,7 @@ def read_events(
         if isinstance(item, Skipped):
             skipped.append(item)
             continue
-        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models)
+        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models or ModelData())
         try:
             result, why = _read_member(item, ctx, progress)
         except READ_ERRORS as e:

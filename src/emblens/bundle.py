@@ -36,11 +36,13 @@ class Limits:
     max_member_bytes: int = 8 * GiB
     max_total_bytes: int = 32 * GiB
     max_ratio: float = 250.0          # decompressed bytes per compressed byte
+    ratio_floor_bytes: int = 64 * MiB   # a member this small is never refused for its ratio (logs compress well)
     max_depth: int = 3                # archives inside archives
     max_inmemory_bytes: int = 512 * MiB  # nested zips and stdin are held in memory
 
     def __post_init__(self) -> None:
-        for name in ("max_members", "max_member_bytes", "max_total_bytes", "max_depth", "max_inmemory_bytes"):
+        for name in ("max_members", "max_member_bytes", "max_total_bytes", "max_depth", "max_inmemory_bytes",
+                     "ratio_floor_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be at least 1")
 
@@ -64,6 +66,15 @@ class Skipped:
 
 class LimitExceeded(Exception):
     pass
+
+
+def size_text(n: int | float) -> str:
+    """A byte count as people read it in a limit message.
+
+    >>> size_text(512 * MiB), size_text(64 * 1024), size_text(8 * GiB)
+    ('512 MiB', '64 KiB', '8 GiB')
+    """
+    return f"{n / GiB:,.0f} GiB" if n >= GiB and n % GiB == 0 else f"{n / MiB:,.0f} MiB" if n >= MiB else f"{n / 1024:,.0f} KiB"
 
 
 class Metered:
@@ -91,7 +102,7 @@ class Metered:
         data = self._raw.read(n)
         self.count += len(data)
         if self._limit is not None and self.count > self._limit:
-            raise LimitExceeded(f"larger than the {self._limit // MiB} MiB member limit")
+            raise LimitExceeded(f"larger than the {size_text(self._limit)} member limit")
         if self._ratio_cap is not None and self.count > self._ratio_cap:
             raise LimitExceeded("compression ratio above the limit (possible archive bomb)")
         if self._on_read is not None and data:
@@ -129,7 +140,8 @@ class Reader:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self._members = 0
-        self._announced_cap = False
+        self._total = 0                       # decompressed bytes read, over all members
+        self._read: dict[str, int] = {}       # the most read of each member (it is opened twice)
 
     # -- entry ---------------------------------------------------------------------------
     def read(self, paths: list[str]) -> Iterator[Member | Skipped]:
@@ -142,7 +154,7 @@ class Reader:
             if p == "-":
                 data = sys.stdin.buffer.read(self.limits.max_inmemory_bytes + 1)
                 if len(data) > self.limits.max_inmemory_bytes:
-                    yield Skipped("<stdin>", f"larger than {self.limits.max_inmemory_bytes // MiB} MiB; pass a file instead")
+                    yield Skipped("<stdin>", f"larger than {size_text(self.limits.max_inmemory_bytes)}; pass a file instead")
                     continue
                 yield from self._item("<stdin>", lambda d=data: io.BytesIO(d), len(data), depth=0)
             else:
@@ -191,7 +203,7 @@ class Reader:
             yield self._count(Skipped(label, f"archive nested deeper than {self.limits.max_depth} levels"))
             return
         if kind == "zip":
-            yield from self._zip(label, opener, size, depth, disk_path)
+            yield from self._zip(label, opener, depth, disk_path)
         elif kind == "tar":
             yield from self._tar(label, opener, depth, disk_path, compressed=False)
         elif kind == "gzip":
@@ -202,10 +214,21 @@ class Reader:
 
     def _bounded(self, label: str, opener: Callable[[], BinaryIO], compressed: int | None) -> Callable[[], BinaryIO]:
         def open_bounded() -> BinaryIO:
-            ratio_cap = None if not compressed else max(compressed * self.limits.max_ratio, 64 * MiB)
-            return Metered(opener(), label, limit=self.limits.max_member_bytes, ratio_cap=ratio_cap)  # type: ignore[return-value]
+            ratio_cap = None if not compressed else max(compressed * self.limits.max_ratio, self.limits.ratio_floor_bytes)
+            return Metered(opener(), label, limit=self.limits.max_member_bytes, ratio_cap=ratio_cap,  # type: ignore[return-value]
+                           on_read=self._spend)
 
         return open_bounded
+
+    def _spend(self, label: str, count: int) -> None:
+        """Count a member's bytes against the bundle's total (once, though it is read twice)."""
+        before = self._read.get(label, 0)
+        if count > before:
+            self._read[label] = count
+            self._total += count - before
+            if self._total > self.limits.max_total_bytes:
+                raise LimitExceeded(f"the bundle is over its total limit of {size_text(self.limits.max_total_bytes)} "
+                                    "(decompressed); this member and the rest were not read")
 
     def _count(self, item: Member | Skipped) -> Member | Skipped:
         self._members += 1
@@ -214,18 +237,21 @@ class Reader:
         return item
 
     # -- archives --------------------------------------------------------------------------
-    def _zip(self, label, opener, size, depth, disk_path) -> Iterator[Member | Skipped]:
+    def _zip(self, label, opener, depth, disk_path) -> Iterator[Member | Skipped]:
         try:
             if disk_path is not None:
                 zf = zipfile.ZipFile(disk_path)
             else:
-                data = self._slurp(label, opener)
-                zf = zipfile.ZipFile(io.BytesIO(data))
+                zf = zipfile.ZipFile(io.BytesIO(self._slurp(opener)))
         except (zipfile.BadZipFile, OSError, LimitExceeded, EOFError) as e:
             if depth == 0:
                 raise InputError(f"{label}: not a readable zip archive ({_reason(e)})") from None
             yield self._count(Skipped(label, f"not a readable zip archive: {_reason(e)}"))
             return
+        with zf:   # closed once its members have been read
+            yield from self._zip_members(zf, label, depth)
+
+    def _zip_members(self, zf: zipfile.ZipFile, label: str, depth: int) -> Iterator[Member | Skipped]:
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
             if info.is_dir():
                 continue
@@ -234,9 +260,10 @@ class Reader:
                 yield self._count(Skipped(mlabel, "encrypted"))
                 continue
             if info.file_size > self.limits.max_member_bytes:
-                yield self._count(Skipped(mlabel, f"larger than the {self.limits.max_member_bytes // MiB} MiB member limit"))
+                yield self._count(Skipped(mlabel, f"larger than the {size_text(self.limits.max_member_bytes)} member limit"))
                 continue
-            if info.compress_size and info.file_size / max(info.compress_size, 1) > self.limits.max_ratio and info.file_size > 64 * MiB:
+            if (info.compress_size and info.file_size / max(info.compress_size, 1) > self.limits.max_ratio
+                    and info.file_size > self.limits.ratio_floor_bytes):
                 yield self._count(Skipped(mlabel, "compression ratio above the limit (possible archive bomb)"))
                 continue
             yield from self._item(
@@ -247,20 +274,26 @@ class Reader:
             )
 
     def _tar(self, label, opener, depth, disk_path, compressed: bool) -> Iterator[Member | Skipped]:
+        tf = None
         try:
             if disk_path is not None and not compressed:
                 tf = tarfile.open(disk_path, mode="r:")
             elif disk_path is not None:
                 tf = tarfile.open(disk_path, mode="r:gz")
             else:
-                data = self._slurp(label, opener)
-                tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
+                tf = tarfile.open(fileobj=io.BytesIO(self._slurp(opener)), mode="r:*")
             infos = tf.getmembers()
         except (tarfile.TarError, OSError, EOFError, zlib.error, LimitExceeded) as e:
+            if tf is not None:
+                tf.close()
             if depth == 0:
                 raise InputError(f"{label}: not a readable tar archive ({_reason(e)})") from None
             yield self._count(Skipped(label, f"not a readable tar archive: {_reason(e)}"))
             return
+        with tf:   # closed once its members have been read
+            yield from self._tar_members(tf, infos, label, depth)
+
+    def _tar_members(self, tf: tarfile.TarFile, infos: list, label: str, depth: int) -> Iterator[Member | Skipped]:
         for info in sorted(infos, key=lambda i: i.name):
             mlabel = f"{label}:{info.name}"
             if info.isdir():
@@ -272,7 +305,7 @@ class Reader:
                 yield self._count(Skipped(mlabel, "not a regular file"))
                 continue
             if info.size > self.limits.max_member_bytes:
-                yield self._count(Skipped(mlabel, f"larger than the {self.limits.max_member_bytes // MiB} MiB member limit"))
+                yield self._count(Skipped(mlabel, f"larger than the {size_text(self.limits.max_member_bytes)} member limit"))
                 continue
             yield from self._item(mlabel, lambda i=info: tf.extractfile(i), info.size, depth + 1)
 
@@ -291,11 +324,11 @@ class Reader:
             return
         yield from self._item(label, bounded, None, depth + 1)
 
-    def _slurp(self, label: str, opener: Callable[[], BinaryIO]) -> bytes:
+    def _slurp(self, opener: Callable[[], BinaryIO]) -> bytes:
         with opener() as f:
             data = f.read(self.limits.max_inmemory_bytes + 1)
         if len(data) > self.limits.max_inmemory_bytes:
-            raise LimitExceeded(f"nested archive larger than {self.limits.max_inmemory_bytes // MiB} MiB")
+            raise LimitExceeded(f"nested archive larger than {size_text(self.limits.max_inmemory_bytes)}")
         return data
 
 

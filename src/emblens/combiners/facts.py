@@ -110,8 +110,8 @@ def server_facts(events: pl.DataFrame) -> Facts:
         facts.versions[software] = version
     lens = [v for v in f["max_model_len"].to_list() if v is not None]
     facts.max_model_len = lens[-1] if lens else None
-    facts.ready = [Mark(s, l, t) for s, l, t in f.filter(pl.col("fact") == "ready").select("source", "line", "ts").iter_rows()]
-    facts.loading = [Mark(s, l, t) for s, l, t in f.filter(pl.col("fact") == "loading").select("source", "line", "ts").iter_rows()]
+    facts.ready = [Mark(*row) for row in f.filter(pl.col("fact") == "ready").select("source", "line", "ts").iter_rows()]
+    facts.loading = [Mark(*row) for row in f.filter(pl.col("fact") == "loading").select("source", "line", "ts").iter_rows()]
     return facts
 
 

@@ -97,7 +97,11 @@ FACTS: dict[str, Fact] = {
 
 
 def mib(size: str | None) -> float | None:
-    """'2.00 GiB' -> 2048.0"""
+    """A size as PyTorch prints it, in MiB.
+
+    >>> mib("2.00 GiB"), mib("612.44 MiB"), mib("0 bytes")
+    (2048.0, 612.44, 0.0)
+    """
     if not size:
         return None
     value, unit = size.split()

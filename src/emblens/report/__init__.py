@@ -6,6 +6,7 @@ from emblens.report.jsonreport import to_dict, to_json
 from emblens.report.markdown import to_markdown
 from emblens.report.text import to_text
 
+
 def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
     if fmt == "json":
         return to_json(analysis)

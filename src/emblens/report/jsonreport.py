@@ -65,6 +65,7 @@ def to_dict(analysis) -> dict:
                 "confidence": f.confidence,
                 "role": f.role,
                 "explained_by": f.explained_by,
+                "cause": f.cause,
                 "count": f.count,
                 "first_seen": _iso(f.first_seen),
                 "last_seen": _iso(f.last_seen),

@@ -29,7 +29,8 @@ def to_markdown(analysis) -> str:
     for f in roots:
         heading = "Root cause" if f is analysis.findings[0] else "Finding"
         out += [f"## {heading}: {f.title} (`{f.rule}`)", ""]
-        out += [f"Severity **{f.severity}**, confidence {f.confidence:.2f}, seen {f.count} time(s)"
+        out += [f"Severity **{f.severity}**" + (f", cause `{f.cause}`" if f.cause else "")
+                + f", confidence {f.confidence:.2f}, seen {f.count} time(s)"
                 + (f", first {f.first_seen.isoformat(sep=' ')}" if f.first_seen else "") + ".", ""]
         out += [f.summary, "", f"_What it means:_ {' '.join(f.means.split())}", "", "**Evidence**", ""]
         out += [f"- `{e.source}:{e.line}` {_code(e.text)}" for e in f.evidence]

@@ -16,11 +16,13 @@ SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
 
 
-def _finding(f, console_width: int, first: bool = False) -> Group:
+def _finding(f, first: bool = False) -> Group:
     head = Text()
     label = "MOST LIKELY CAUSE" if first and f.role == "finding" else ROLE_LABEL[f.role]
     head.append(f"{label} ", style="bold reverse" if f.role == "root_cause" else "bold")
     head.append(f.rule, style=SEV_STYLE[f.severity])
+    if f.cause:
+        head.append(f" ({f.cause})", style=SEV_STYLE[f.severity])
     head.append(f"  {f.severity}, confidence {f.confidence:.2f}, seen {f.count}x", style="dim")
     parts: list = [head, Text(f.title, style="bold")]
     if f.explained_by:
@@ -54,7 +56,7 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
             console.print("Error lines that no rule explains are listed below; they may still matter.")
         console.print()
     for n, f in enumerate(analysis.findings):
-        console.print(_finding(f, width, first=n == 0) if f.role != "symptom" else Padding(_finding(f, width - 4), (0, 0, 0, 4)))
+        console.print(_finding(f, first=n == 0) if f.role != "symptom" else Padding(_finding(f), (0, 0, 0, 4)))
     tl = timeline(analysis)
     if tl and analysis.findings:
         console.print(Text("Timeline", style="bold underline"))

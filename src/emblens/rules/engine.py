@@ -105,12 +105,12 @@ def _support(finding: Finding, rows: pl.DataFrame) -> None:
         return
     quoted = {e.source for e in finding.evidence}
     picked = []
-    for s, l, text, ts in rows.sort(["source", "line"]).select("source", "line", "text", "ts").rows():
+    for source, line, text, ts in rows.sort(["source", "line"]).select("source", "line", "text", "ts").rows():
         if len(picked) >= MAX_SUPPORTING:
             break
-        if s not in quoted or len(picked) == 0:
-            picked.append(Evidence(s, l, (text or "").strip(), ts))
-            quoted.add(s)
+        if source not in quoted or len(picked) == 0:
+            picked.append(Evidence(source, line, (text or "").strip(), ts))
+            quoted.add(source)
     new_sources = [e.source for e in picked if e.source not in finding.sources]
     finding.evidence = finding.evidence[: MAX_EVIDENCE - len(picked)] + picked
     if new_sources:
@@ -213,7 +213,7 @@ def _pick_evidence(matched: pl.DataFrame) -> list[Evidence]:
         if row not in picked:
             picked.append(row)
     picked = picked[:MAX_EVIDENCE]
-    return [Evidence(s, l, (text or "").strip(), ts) for s, l, text, ts in picked]
+    return [Evidence(source, line, (text or "").strip(), ts) for source, line, text, ts in picked]
 
 
 # -- unexplained error lines ---------------------------------------------------------------------

@@ -415,9 +415,9 @@ class _File:
         return True
 
     def check_regex(self, op: t.Op) -> bool:
-        from emblens.rules.compiler import REGEX_TIMEOUT_S, rust_ok
-
         import regex as backtracking
+
+        from emblens.rules.compiler import REGEX_TIMEOUT_S, rust_ok
 
         if not isinstance(op.value, str):
             self.error(op.loc.line, f"`{op.name}` takes a regex (text)")

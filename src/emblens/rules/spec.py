@@ -16,9 +16,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from emblens.combiners import FACTS, VERSION_SUFFIX  # noqa: F401 - VERSION_SUFFIX is part of the spec
+from emblens.combiners import FACTS, VERSION_SUFFIX
 from emblens.schema import ENUMS, SCHEMA
 from emblens.severity import SEVERITIES  # noqa: F401 - part of the spec
+
 ID_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -129,6 +130,12 @@ def enum_values(column: str) -> tuple[str, ...] | None:
 
 
 def suggest(word: object, choices) -> str:
-    """' (did you mean `x`?)' for the closest choice, or ''."""
+    """' (did you mean `x`?)' for the closest choice, or ''.
+
+    >>> suggest("mesage", ["message", "means", "match"])
+    ' (did you mean `message`?)'
+    >>> suggest("zzz", ["message"])
+    ''
+    """
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean `{close[0]}`?)" if close else ""

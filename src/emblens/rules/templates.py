@@ -19,7 +19,6 @@ Whitespace in a template is collapsed to single spaces, as in a YAML folded stri
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -43,7 +42,13 @@ class Unknown(Undefined):
 
 
 def closest(asked: object, candidates: object) -> object:
-    """The served name closest to what was asked; case and separators count for little."""
+    """The served name closest to what was asked; case and separators count for little.
+
+    >>> closest("qwen3-embedding-4b", ["Qwen/Qwen3-Embedding-4B", "bge-m3"])
+    'Qwen/Qwen3-Embedding-4B'
+    >>> closest("bge_m3", ["Qwen3-Embedding-4B", "bge-m3"])
+    'bge-m3'
+    """
     if isinstance(asked, Undefined) or isinstance(candidates, Undefined) or not asked or not candidates:
         return Unknown()
     names = [str(c) for c in (candidates if isinstance(candidates, (list, tuple)) else [candidates])]
@@ -56,11 +61,14 @@ def closest(asked: object, candidates: object) -> object:
 
 
 def num(value: object, digits: int = 0) -> object:
+    """Thousands separators and a fixed number of decimals.
+
+    >>> num(13650.0), num(10.2149, 2)
+    ('13,650', '10.21')
+    """
     if isinstance(value, Undefined) or value is None:
         return Unknown()
-    if digits == 0:
-        return f"{float(value):,.0f}"
-    return f"{math.floor(float(value) * 10**digits + 0.5) / 10**digits:,.{digits}f}" if digits < 0 else f"{float(value):,.{digits}f}"
+    return f"{float(value):,.{max(0, int(digits))}f}"
 
 
 def codes(value: object) -> object:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from emblens.sources.base import Source, SourceContext
 from emblens.sources.curl import CurlVerbose
-from emblens.sources.records import HarFile, MitmFlows, RecordSource
 from emblens.sources.generic import GenericLog
 from emblens.sources.nvsmi import NvidiaSmi
+from emblens.sources.records import HarFile, MitmFlows, RecordSource
 from emblens.sources.sglang import SGLangLog
 from emblens.sources.traceback import ClientText
 from emblens.sources.vllm import VLLMLog

@@ -25,7 +25,7 @@ class GenericLog(Source):
             notable=r"(?i)\b(?:error|critical|fatal|exception|warn(?:ing)?|traceback|failed|refused|timed? ?out)\b|==\d|OpenAI/Python",
         )
 
-    def sniff(self, head: list[str]) -> float:
+    def sniff(self, head: list[str]) -> float:  # noqa: ARG002 - any text will do
         return 0.1
 
     def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.sources.base import ACCESS, UVICORN, Source
 from emblens.sources import facts_text as ft
+from emblens.sources.base import ACCESS, UVICORN, Source
 
 PROC = r"^\((?P<proc>[^()]*?) pid=(?P<pid>\d+)\) "
 LEVEL = (
