@@ -45,7 +45,7 @@ def main() -> None:
     bundle = make_bundle(a.size_mib, HERE / "out" / "bundle")
     from emblens.rules.loader import load_rules
 
-    pattern = load_rules(()).keywords().replace("\\ ", " ")  # ripgrep does not take an escaped space
+    pattern = load_rules(()).keywords.replace("\\ ", " ")  # ripgrep does not take an escaped space
     size = sum(f.stat().st_size for f in bundle.iterdir())
     subprocess.run(["cat", *map(str, bundle.iterdir())], stdout=subprocess.DEVNULL)  # warm the page cache
     if shutil.which("rg"):

@@ -150,7 +150,7 @@ def _captures(rule: Rule, matched: pl.DataFrame) -> dict[str, str]:
 @lru_cache(maxsize=4096)
 def names_used(source: str) -> frozenset[str]:
     """The values a template refers to."""
-    return frozenset(meta.find_undeclared_variables(templates.ENV.parse(templates.collapse(source))))
+    return frozenset(meta.find_undeclared_variables(templates.parse(source)))
 
 
 def _column_values(matched: pl.DataFrame, wanted: set[str]) -> dict[str, object]:

@@ -119,10 +119,16 @@ def compile_template(source: str):
     return ENV.from_string(collapse(source))
 
 
+@lru_cache(maxsize=4096)
+def parse(source: str):
+    """The template's syntax tree: enough to check it and to see which values it uses."""
+    return ENV.parse(collapse(source))
+
+
 def check(source: str, *, path: str, line: int) -> None:
-    """Raise RuleError (file:line) when a template does not parse."""
+    """Raise RuleError (file:line) when a template does not parse (it is compiled when first rendered)."""
     try:
-        compile_template(source)
+        parse(source)
     except TemplateError as e:
         lineno = getattr(e, "lineno", None) or 1
         raise RuleError(f"template: {e.message or e}", path=path, line=line + lineno - 1) from None
