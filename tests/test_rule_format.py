@@ -23,34 +23,37 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "emblens"
 
 GOOD = """\
-id: site.embed_404
-title: Embedding calls got 404 from our gateway
+id: site.embed_409
+title: Embedding calls got 409 from our gateway
 severity: warning
-means: Our gateway answers 404 on embeddings when a tenant is not provisioned yet.
-match: {kind: http, http_status: 404, http_path: /v1/embeddings}
-message: "{{ count }} embedding call(s) got 404 on {{ http_path }}"
+means: Our gateway answers 409 on embeddings while a tenant's quota is being moved.
+match: {kind: http, http_status: 409, http_path: /v1/embeddings}
+message: "{{ count }} embedding call(s) got 409 on {{ http_path }}"
 remedy: [Provision the tenant.]
 """
 BROKEN = {
     # a misspelt top-level key
-    "typo_key.yaml": GOOD.replace("id: site.embed_404", "id: site.typo_key").replace("message:", "mesage:"),
+    "typo_key.yaml": GOOD.replace("id: site.embed_409", "id: site.typo_key").replace("message:", "mesage:"),
     # a kind that does not exist, and a misspelt column
-    "bad_kind.yaml": GOOD.replace("id: site.embed_404", "id: site.bad_kind").replace(
-        "match: {kind: http, http_status: 404, http_path: /v1/embeddings}",
+    "bad_kind.yaml": GOOD.replace("id: site.embed_409", "id: site.bad_kind").replace(
+        "match: {kind: http, http_status: 409, http_path: /v1/embeddings}",
         "match:\n  all:\n    - {kind: htp}\n    - {http_stauts: 404}"),
     # a regex polars cannot compile and the backtracking engine cannot either, and an unknown fact
-    "bad_regex.yaml": GOOD.replace("id: site.embed_404", "id: site.bad_regex").replace(
-        "match: {kind: http, http_status: 404, http_path: /v1/embeddings}",
+    "bad_regex.yaml": GOOD.replace("id: site.embed_409", "id: site.bad_regex").replace(
+        "match: {kind: http, http_status: 409, http_path: /v1/embeddings}",
         "match:\n  any:\n    - message: {regex: \"(unclosed\"}\n    - facts: {served_model: {exists: true}}"),
 }
+
+
+VLLM = "INFO 11-20 09:14:02 [api_server.py:1839] vLLM API server version 0.11.0\n"
 
 
 def _folder(tmp_path, files):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
         stem = name.rsplit(".", 1)[0]
-        (tmp_path / f"{stem}.pos-a.log").write_text('INFO:     127.0.0.1:1 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n')
-        (tmp_path / f"{stem}.neg-a.log").write_text('INFO:     127.0.0.1:1 - "POST /v1/embeddings HTTP/1.1" 200 OK\n')
+        (tmp_path / f"{stem}.pos-a.log").write_text(VLLM + 'INFO:     127.0.0.1:1 - "POST /v1/embeddings HTTP/1.1" 409 Conflict\n')
+        (tmp_path / f"{stem}.neg-a.log").write_text(VLLM + 'INFO:     127.0.0.1:1 - "POST /v1/embeddings HTTP/1.1" 200 OK\n')
     return tmp_path
 
 
@@ -69,7 +72,7 @@ def test_lint_reports_every_broken_rule_with_line_and_suggestion(tmp_path):
 
 
 def test_lint_checks_template_names_and_explains(tmp_path):
-    text = GOOD.replace('"{{ count }} embedding call(s) got 404 on {{ http_path }}"', '"404 on {{ htp_path }}"')
+    text = GOOD.replace('"{{ count }} embedding call(s) got 409 on {{ http_path }}"', '"409 on {{ htp_path }}"')
     text += "explains: [auth.invalid_kye]\n"
     folder = _folder(tmp_path, {"mine.yaml": text})
     r = CliRunner().invoke(app, ["rules", "lint", str(folder)])
@@ -196,3 +199,12 @@ def test_sources_do_not_import_rules_and_the_runner_is_outside_the_rules_package
         rel = path.relative_to(SRC.parent).with_suffix("")
         assert not any(m.startswith("emblens.rules") for m in _imports(path, ".".join(rel.parts))), path
     assert not (SRC / "rules" / "fixtures.py").exists()
+
+
+def test_rules_test_runs_the_fixtures_of_a_user_folder_only(tmp_path):
+    r = CliRunner().invoke(app, ["rules", "test", str(_folder(tmp_path, {"good.yaml": GOOD}))])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-1] == "2 passed, 0 failed"
+    (tmp_path / "good.pos-a.log").write_text(VLLM + 'INFO:     127.0.0.1:1 - "POST /v1/embeddings HTTP/1.1" 200 OK\n')
+    r = CliRunner().invoke(app, ["rules", "test", str(tmp_path)])
+    assert r.exit_code == 1 and "FAIL site.embed_409" in r.output and "did not fire" in r.output

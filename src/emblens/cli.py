@@ -252,11 +252,9 @@ def rules_test(directory: DirArg = None,
         ruleset = load_rules(user)
     except EmblensError as e:
         _fail(str(e))
-    inside = folder.resolve()
-    mine = [r for r in ruleset.rules if any(Path(p.path).resolve().is_relative_to(inside) for p in r.parts)]
     passed = failed = 0
     try:
-        for r in run_fixtures(ruleset, mine, jobs=min(2, os.cpu_count() or 1), dirs=user):
+        for r in run_fixtures(ruleset, jobs=min(2, os.cpu_count() or 1), dirs=user, under=folder):
             passed, failed = passed + r.ok, failed + (not r.ok)
             if not quiet or not r.ok:
                 mark = "ok  " if r.ok else "FAIL"

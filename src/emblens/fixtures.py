@@ -68,13 +68,15 @@ def _expectations(fixture: Path) -> dict:
 
 
 def run_fixtures(ruleset: RuleSet, rules: list[Rule] | None = None, *, jobs: int = 1,
-                 dirs: Sequence[str | Path] = ()) -> Iterator[FixtureResult]:
-    """A FixtureResult per fixture of every part of every rule (or of `rules`), in order. With
-    `jobs` > 1 the fixtures run in that many worker processes, each loading the rules (the
-    built-in ones and `dirs`, as `ruleset` was loaded) once."""
+                 dirs: Sequence[str | Path] = (), under: Path | None = None) -> Iterator[FixtureResult]:
+    """A FixtureResult per fixture of every part of every rule (or of `rules`; of the rule files
+    inside `under`, when given), in order. With `jobs` > 1 the fixtures run in that many worker
+    processes, each loading the rules (the built-in ones and `dirs`, as `ruleset` was) once."""
     units = []
     for rule in rules if rules is not None else ruleset.rules:
         for part in rule.parts:
+            if under is not None and not Path(part.path).resolve().is_relative_to(under.resolve()):
+                continue
             fixtures = fixtures_for(part.path)
             for expect, name in (("fires", "positive (NAME.pos-*)"), ("silent", "negative (NAME.neg-*)")):
                 if not any(e == expect for _, e in fixtures):
