@@ -19,7 +19,7 @@ from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read
 from emblens.combiners import Facts, enrich
 from emblens.modeldata import ModelData
 from emblens.sniff import HEAD_BYTES, sniff
-from emblens.sources import base
+from emblens.sources import PASTE, base
 from emblens.sources.base import SourceContext
 from emblens.sources.records import RecordError
 
@@ -62,12 +62,15 @@ def _read_member(member: Member, ctx: SourceContext, progress: Progress | None):
     adapter, why = sniff(head)
     if adapter is None:
         return None, why
+    small = (member.size is not None and member.size <= PASTE.MAX_BYTES) or len(head) < HEAD_BYTES
+    if adapter.name in ("text", "python-traceback") and small:
+        adapter = PASTE    # not one known format: read it region by region, as a paste
     with member.open() as f:
         stream = Metered(f, member.label, on_read=progress)
         events, counts = adapter.parse_stream(stream, ctx)
     if counts.lines - counts.blank == 0:
         return None, "only blank lines"
-    return (events, InputInfo(member.label, adapter.name, counts.events, counts.unparsed, counts.lines, counts.blank, counts.stopped)), None
+    return (events, InputInfo(member.label, counts.kind or adapter.name, counts.events, counts.unparsed, counts.lines, counts.blank, counts.stopped)), None
 
 
 def read_events(
@@ -88,7 +91,7 @@ def read_events(
         if isinstance(item, Skipped):
             skipped.append(item)
             continue
-        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models or ModelData())
+        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models or ModelData(), sniff=sniff)
         try:
             result, why = _read_member(item, ctx, progress)
         except READ_ERRORS as e:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.combiners import embeddings, gpu, time
+from emblens.combiners import client, embeddings, gpu, time
 from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
 from emblens.modeldata import ModelData
 
-FACTS: dict[str, Fact] = {**SERVER_FACTS, **gpu.FACTS}
+FACTS: dict[str, Fact] = {**SERVER_FACTS, **gpu.FACTS, **client.FACTS}
 
 
 def enrich(events: pl.DataFrame, models: ModelData) -> pl.DataFrame:
@@ -32,6 +32,7 @@ def combine(events: pl.DataFrame) -> Facts:
     """The facts of a bundle: what the servers said, and the figures computed from everything."""
     facts = server_facts(events)
     facts.figures.update(gpu.figures(events, facts))
+    facts.figures.update(client.figures(events))
     return facts
 
 

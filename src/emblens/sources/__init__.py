@@ -11,15 +11,17 @@ from emblens.sources.base import Source, SourceContext
 from emblens.sources.curl import CurlVerbose
 from emblens.sources.generic import GenericLog
 from emblens.sources.nvsmi import NvidiaSmi
+from emblens.sources.paste import Paste
 from emblens.sources.records import HarFile, MitmFlows, RecordSource
 from emblens.sources.sglang import SGLangLog
 from emblens.sources.traceback import ClientText
 from emblens.sources.vllm import VLLMLog
 
 # Highest sniff score wins; GenericLog scores 0.1 on any text, so it is the fallback.
-REGISTRY: tuple[Source, ...] = (VLLMLog(), SGLangLog(), NvidiaSmi(), CurlVerbose(), ClientText(), GenericLog())
+REGISTRY: tuple[Source, ...] = (Paste(), VLLMLog(), SGLangLog(), NvidiaSmi(), CurlVerbose(), ClientText(), GenericLog())
+PASTE = REGISTRY[0]
 # Sources recognised from raw bytes before any text check (a flow file is not text).
 RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile())
 
 
-__all__ = ["RECORDS", "REGISTRY", "Source", "SourceContext"]
+__all__ = ["PASTE", "RECORDS", "REGISTRY", "Source", "SourceContext"]

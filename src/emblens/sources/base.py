@@ -15,7 +15,7 @@ import re
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -62,6 +62,7 @@ class SourceContext:
     keep_all: bool = False
     keywords: str | None = None      # one regex of every rule text pattern (the prefilter)
     models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
+    sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.sniff.sniff)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Counts:
     blank: int = 0
     recognised: int = 0
     stopped: str | None = None       # why reading ended early (corrupt data after the first chunk)
+    kind: str | None = None          # what the member turned out to be, when the adapter read it as a paste
 
     def add(self, other: "Counts") -> None:
         for f in ("lines", "events", "unparsed", "blank", "recognised"):
@@ -206,6 +208,15 @@ class WholeFileSource(Source):
         raise NotImplementedError
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
+        lines, counts = self.read_lines(stream)
+        rows, used, note = self.parse_lines(lines, ctx)
+        for row in rows:
+            row["source"] = ctx.label
+        self.account(counts, lines, used, note)
+        return frame(rows), counts
+
+    def read_lines(self, stream: BinaryIO) -> tuple[list[str], Counts]:
+        """The member's lines (up to MAX_BYTES), colours and CRs removed."""
         raw = stream.read(self.MAX_BYTES + 1)
         counts = Counts()
         if len(raw) > self.MAX_BYTES:
@@ -215,15 +226,16 @@ class WholeFileSource(Source):
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
-        rows, used, note = self.parse_lines(lines, ctx)
-        counts.stopped = counts.stopped or note
-        for row in rows:
-            row["source"] = ctx.label
+        return lines, counts
+
+    @staticmethod
+    def account(counts: Counts, lines: list[str], used: set[int], note: str | None) -> None:
+        """Lines accounted for are events; the other non-blank lines are unparsed."""
+        counts.stopped = "; ".join(x for x in (counts.stopped, note) if x) or None
         counts.lines = len(lines)
         counts.blank = sum(1 for line in lines if not line.strip())
         counts.events = sum(1 for i in used if 0 < i <= len(lines) and lines[i - 1].strip())
         counts.unparsed = counts.lines - counts.blank - counts.events
-        return frame(rows), counts
 
 
 def frame(rows: list[dict]) -> pl.DataFrame:

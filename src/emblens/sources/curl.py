@@ -62,7 +62,7 @@ def _exchanges(lines: list[str]):
     while i < n:
         line = lines[i]
         if CURL_CMD.match(line):
-            command = _command(line)
+            command = command_args(line)
         m = CONNECT.match(line)
         if m:
             host, port = m.group(1), int(m.group(2))
@@ -143,7 +143,7 @@ def _exchanges(lines: list[str]):
                       "lines": used}
 
 
-def _command(line: str) -> dict | None:
+def command_args(line: str) -> dict | None:
     """Method, URL, headers and `-d` body of a pasted curl command line (the transcript itself
     does not show the body)."""
     import shlex

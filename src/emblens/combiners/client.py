@@ -1,0 +1,25 @@
+"""What the client sent, counted across captures and pasted commands: requests that carried no
+credential at all, and requests that carried one."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from emblens.combiners.facts import Fact
+
+FACTS: dict[str, Fact] = {
+    "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "
+                                           "(no Authorization or key header): pasted curl commands, captures"),
+    "requests_with_key": Fact("number", "requests seen leaving the client with a credential"),
+}
+
+
+def figures(events: pl.DataFrame) -> dict[str, object]:
+    sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
+    if sent.height == 0:
+        return {}
+    # a browser's sanitized HAR drops the header: "not recorded" says nothing either way
+    bare = sent.filter(pl.col("auth_scheme").is_null() & pl.col("auth_other_headers").is_null()).height
+    keyed = sent.filter(pl.col("auth_scheme").is_not_null() & (pl.col("auth_scheme") != "not recorded")
+                        | pl.col("auth_other_headers").is_not_null()).height
+    return {"requests_without_key": bare, "requests_with_key": keyed}
