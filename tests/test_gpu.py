@@ -76,11 +76,13 @@ def test_other_process_from_nvidia_smi_is_the_root_cause_with_its_row_as_evidenc
     assert [g.rule for g in a.findings if g.explained_by == "gpu.oom"] == ["engine.startup_failed"]
 
 
-def test_driver_mismatch_is_the_cause_of_the_startup_failure():
-    a = analyze([str(REPO / "rules" / "engine" / "startup_failed.pos-driver-nvidia-smi")])
+def test_driver_mismatch_is_the_root_cause_with_nvidia_smi_figures():
+    a = analyze([str(REPO / "rules" / "engine" / "cuda_driver_too_old.pos-nvidia-smi")])
     f = a.findings[0]
-    assert f.rule == "engine.startup_failed" and f.role in ("root_cause", "finding")
+    assert f.rule == "engine.cuda_driver_too_old" and f.role == "root_cause"
     assert "CUDA driver version is insufficient" in f.summary and "driver 470.82.01" in f.summary
+    assert any(e.source.endswith("nvidia-smi.txt") for e in f.evidence)
+    assert [g.rule for g in a.findings if g.explained_by == f.rule] == ["engine.startup_failed"]
     assert "gpu.oom" not in [g.rule for g in a.findings]
 
 

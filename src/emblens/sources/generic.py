@@ -17,6 +17,9 @@ USER_AGENT = r"(?i)user-agent['\"]?\s*[:=]\s*['\"]?OpenAI/Python (?P<ver>\d+\.\d
 # what pasting or a wrapper put before a server's line: indentation, quote markers, a vLLM process
 # prefix, a bracketed stamp (SGLang, CI systems); an access line after it is still an access line
 LEAD = r"^[\s>|]*(?:\((?P<proc>[^()]*?) pid=\d+\)\s+)?(?:\[[^\]]{8,40}\]\s*)?"
+# httpx's own log line (openai-python, LiteLLM and most Python clients log through it)
+HTTPX = (r'HTTP Request: (?P<method>[A-Z]+) (?P<scheme>https?)://(?P<host>\[[^\]]+\]|[^/:\s"]+)(?::(?P<port>\d+))?'
+         r'(?P<path>/[^\s"?]*)?\S* "HTTP/[\d.]+ (?P<status>\d{3})')
 
 
 class GenericLog(Source):
@@ -26,7 +29,7 @@ class GenericLog(Source):
             origin=origin,
             line_pattern=r".",
             notable=r"(?i)\b(?:error|critical|fatal|exception|warn(?:ing)?|traceback|failed|refused|timed? ?out)\b|==\d|OpenAI/Python"
-                    r'|HTTP/[\d.]+" [45]\d\d',
+                    r'|HTTP/[\d.]+" [45]\d\d|"HTTP/[\d.]+ [45]\d\d',
         )
 
     def sniff(self, head: list[str]) -> float:  # noqa: ARG002 - any text will do
@@ -41,20 +44,27 @@ class GenericLog(Source):
             raw.str.extract(USER_AGENT, 1).alias("_ua"),
             raw.str.replace(LEAD, "").str.extract_groups(ACCESS).alias("_a"),
             raw.str.extract(LEAD, 1).alias("_proc"),
-        ).unnest("_t", "_pin", "_a", separator="__")
-        is_http = pl.col("_a__status").is_not_null()
+            raw.str.extract_groups(HTTPX).alias("_x"),
+        ).unnest("_t", "_pin", "_a", "_x", separator="__")
+        is_access = pl.col("_a__status").is_not_null()
+        is_httpx = pl.col("_x__status").is_not_null() & ~is_access
+        is_http = is_access | is_httpx
         frac = pl.col("_t__frac").str.replace(",", ".").fill_null(".0")
         level = pl.col("_level").replace({"WARN": "WARNING", "FATAL": "CRITICAL"})
         version = pl.coalesce(pl.col("_pin__ver"), pl.col("_ua"))
         df = df.with_columns(
             pl.when(version.is_not_null()).then(pl.lit("fact")).when(is_http).then(pl.lit("http")).otherwise(pl.lit("log")).alias("kind"),
             pl.when(is_http).then(pl.lit("INFO")).otherwise(level).alias("level"),
-            pl.col("_a__method").alias("http_method"),
-            pl.col("_a__path").alias("http_path"),
-            pl.col("_a__status").cast(pl.Int64).alias("http_status"),
+            pl.coalesce(pl.col("_a__method"), pl.col("_x__method")).alias("http_method"),
+            pl.coalesce(pl.col("_a__path"), pl.when(is_httpx).then(pl.col("_x__path").fill_null("/"))).alias("http_path"),
+            pl.coalesce(pl.col("_a__status"), pl.col("_x__status")).cast(pl.Int64).alias("http_status"),
             pl.col("_a__client").alias("http_client"),
-            # an access line behind vLLM's process prefix is the vLLM server's own
-            pl.when(is_http & pl.col("_proc").is_not_null()).then(pl.lit("vllm")).alias("origin"),
+            pl.col("_x__host").str.strip_chars("[]").alias("http_host"),
+            pl.coalesce(pl.col("_x__port").cast(pl.Int64),
+                        pl.when(is_httpx).then(pl.when(pl.col("_x__scheme") == "https").then(443).otherwise(80))).alias("http_port"),
+            # an access line behind vLLM's process prefix is the vLLM server's own; httpx logs the client's side
+            pl.when(is_access & pl.col("_proc").is_not_null()).then(pl.lit("vllm"))
+            .when(is_httpx).then(pl.lit("client")).alias("origin"),
             raw.alias("message"),
             raw.str.replace(TS + r"\s*", "").alias("body"),
             pl.col("_t__ts").alias("ts_text"),
