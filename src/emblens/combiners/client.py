@@ -11,15 +11,22 @@ FACTS: dict[str, Fact] = {
     "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "
                                            "(no Authorization or key header): pasted curl commands, captures"),
     "requests_with_key": Fact("number", "requests seen leaving the client with a credential"),
+    "container_seen": Fact("bool", "the evidence shows a container: a docker run/compose command, compose log "
+                                   "prefixes, host.docker.internal, a docker json-file or kubectl log"),
 }
+CONTAINER = (r"docker (?:run|compose|exec)|docker-compose|--add-host|host\.docker\.internal|"
+             r"^[\w.-]+-\d+\s+\| |kubectl ")
 
 
 def figures(events: pl.DataFrame) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if events.height and events.select(pl.col("text").str.contains(CONTAINER).any()).item():
+        out["container_seen"] = True
     sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
     if sent.height == 0:
-        return {}
+        return out
     # a browser's sanitized HAR drops the header: "not recorded" says nothing either way
     bare = sent.filter(pl.col("auth_scheme").is_null() & pl.col("auth_other_headers").is_null()).height
     keyed = sent.filter(pl.col("auth_scheme").is_not_null() & (pl.col("auth_scheme") != "not recorded")
                         | pl.col("auth_other_headers").is_not_null()).height
-    return {"requests_without_key": bare, "requests_with_key": keyed}
+    return {**out, "requests_without_key": bare, "requests_with_key": keyed}
