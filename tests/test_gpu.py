@@ -68,12 +68,14 @@ def test_truncated_dumps_are_unparsed_lines_not_crashes(name):
     assert info.unparsed > 0
 
 
-def test_other_process_from_nvidia_smi_is_the_root_cause_with_its_row_as_evidence():
-    a = analyze([str(REPO / "rules" / "gpu" / "oom_other_process.pos-nvidia-smi")])
-    f = a.findings[0]
-    assert f.role == "root_cause"
-    assert any(e.source.endswith("nvidia-smi.txt") and "180233" in e.text for e in f.evidence)
-    assert [g.rule for g in a.findings if g.explained_by == "gpu.oom"] == ["engine.startup_failed"]
+def test_a_process_holding_the_gpu_is_the_root_cause_of_the_oom():
+    a = analyze([str(REPO / "rules" / "gpu" / "memory_held.pos-training-job-nvidia-smi")])
+    held, oom = a.findings[0], next(f for f in a.findings if f.rule == "gpu.oom")
+    assert held.rule == "gpu.memory_held" and held.role == "root_cause"
+    assert any(e.source.endswith("nvidia-smi.txt") and "180233" in e.text for e in held.evidence)
+    # the OOM keeps its own analysis (the cause and the lever) as a symptom
+    assert oom.explained_by == "gpu.memory_held" and oom.cause == "other_process"
+    assert "Stop pid 180233" in oom.remedy[0]
 
 
 def test_driver_mismatch_is_the_root_cause_with_nvidia_smi_figures():
@@ -87,7 +89,7 @@ def test_driver_mismatch_is_the_root_cause_with_nvidia_smi_figures():
 
 
 def test_gpu_table_in_text_and_markdown_reports():
-    path = str(REPO / "rules" / "gpu" / "oom_other_process.pos-nvidia-smi")
+    path = str(REPO / "rules" / "gpu" / "memory_held.pos-training-job-nvidia-smi")
     text = CliRunner().invoke(app, ["analyze", path]).stdout
     assert "GPUs (last nvidia-smi snapshot)" in text and "13,720 / 24,150 MiB used (57%)" in text
     md = CliRunner().invoke(app, ["analyze", path, "-f", "markdown"]).stdout

@@ -110,10 +110,12 @@ def mib(size: str | None) -> float | None:
 
 def mark_other_processes(events: pl.DataFrame) -> pl.DataFrame:
     """`gpu_proc_other` on nvidia-smi process rows: a process that is not the model server and
-    holds at least HOLDER_MIN_MIB."""
+    holds at least HOLDER_MIN_MIB. Unknown (null) when no server log names the server's pids."""
     if events.height == 0 or events["gpu_proc_pid"].null_count() == events.height:
         return events
     servers = _server_pids(events)
+    if not servers:
+        return events
     other = ~pl.col("gpu_proc_pid").is_in(servers) & (pl.col("gpu_proc_mem_mib").fill_null(0) >= HOLDER_MIN_MIB)
     return events.with_columns(pl.when(pl.col("gpu_proc_pid").is_not_null()).then(other).otherwise(None).alias("gpu_proc_other"))
 
