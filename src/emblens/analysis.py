@@ -49,6 +49,7 @@ class Analysis:
     unexplained: list = field(default_factory=list)    # list[emblens.rules.engine.Unexplained]
     rules_run: int = 0
     notices: list[str] = field(default_factory=list)   # e.g. a user rule replacing a built-in one
+    lead: object = None     # emblens.rules.engine.Lead: where to start when no rule fired
 
 
 READ_ERRORS = (*base.READ_ERRORS, LimitExceeded, RecordError)
@@ -143,4 +144,4 @@ def analyze(
                                           limits=limits, progress=progress)
     d = diagnose(events, ruleset)
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
-                    unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=list(ruleset.notices))
+                    unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=list(ruleset.notices), lead=d.lead)

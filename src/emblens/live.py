@@ -176,7 +176,7 @@ class EmblensAddon:
             events=d.events,
             inputs=[InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)],
             skipped=[], facts=d.facts, findings=findings, unexplained=d.unexplained,
-            rules_run=len(self._ruleset.rules), notices=list(self._ruleset.notices),
+            rules_run=len(self._ruleset.rules), notices=list(self._ruleset.notices), lead=d.lead,
         )
         if announce:
             for f in findings:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from emblens.combiners import Facts, combine, enrich
-from emblens.rules.engine import Finding, Unexplained, evaluate, unexplained
+from emblens.rules.engine import Finding, Lead, Unexplained, evaluate, lead, unexplained
 from emblens.rules.loader import RuleSet
 from emblens.rules.rank import rank
 
@@ -21,10 +21,11 @@ class Diagnosis:
     facts: Facts
     findings: list[Finding]
     unexplained: list[Unexplained]
+    lead: Lead | None = None       # where to start when no rule fired
 
 
 def diagnose(events: pl.DataFrame, ruleset: RuleSet) -> Diagnosis:
     events = enrich(events, ruleset.models)
     facts = combine(events)
     findings = rank(evaluate(ruleset, events, facts))
-    return Diagnosis(events, facts, findings, unexplained(events, findings))
+    return Diagnosis(events, facts, findings, unexplained(events, findings), None if findings else lead(events))

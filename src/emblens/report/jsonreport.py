@@ -77,6 +77,7 @@ def to_dict(analysis) -> dict:
             }
             for f in analysis.findings
         ],
+        "lead": _lead(getattr(analysis, "lead", None)),
         "unexplained": [
             {"template": u.template, "count": u.count,
              "example": {"source": u.example.source, "line": u.example.line, "text": u.example.text}}
@@ -92,6 +93,15 @@ def to_dict(analysis) -> dict:
         },
         "timeline": timeline(analysis),
     }
+
+
+def _lead(lead) -> dict | None:
+    """Where to start when no rule fired: the innermost exception of the last traceback, or the
+    first error line."""
+    if lead is None:
+        return None
+    e = lead.evidence
+    return {"what": lead.what, "message": lead.message, "source": e.source, "line": e.line, "text": e.text}
 
 
 def to_json(analysis) -> str:

@@ -24,6 +24,10 @@ def to_markdown(analysis) -> str:
     if analysis.findings:
         top = analysis.findings[0]
         out += [f"**Summary:** {top.title} (`{top.rule}`). {top.summary}", ""]
+    elif getattr(analysis, "lead", None) is not None:
+        lead = analysis.lead
+        out += [f"**Summary:** no rule matched, but the inputs hold errors. Start from `{_cell(lead.what)}` at "
+                f"`{_cell(lead.evidence.source)}:{lead.evidence.line}`: {_code(lead.message[:300])}", ""]
     else:
         out += ["**Summary:** no known failure found in these inputs.", ""]
     for f in roots:

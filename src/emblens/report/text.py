@@ -50,7 +50,15 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
     console.print(Text(f"emblens {__version__}: {n_sources} input(s) read, {len(analysis.skipped)} skipped, "
                        f"{len(analysis.findings)} finding(s)", style="bold"))
     console.print()
-    if not analysis.findings:
+    lead = getattr(analysis, "lead", None)
+    if not analysis.findings and lead is not None:
+        console.print(Text("No rule matched, but the inputs hold errors. Start from this one:", style="bold yellow"))
+        console.print(Padding(Text(f"{lead.what}: {lead.message}"[:400], style="bold"), (0, 0, 0, 2)))
+        console.print(Padding(Text(f"{lead.evidence.source}:{lead.evidence.line}", style="cyan", overflow="fold"), (0, 0, 0, 2)))
+        console.print(Padding(Text("(for a traceback: the innermost exception of the last one, where the chain began)",
+                                   style="dim"), (0, 0, 0, 2)))
+        console.print()
+    elif not analysis.findings:
         console.print(Text("No known failure found in these inputs.", style="bold green"))
         if analysis.unexplained:
             console.print("Error lines that no rule explains are listed below; they may still matter.")
