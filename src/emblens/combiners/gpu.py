@@ -133,7 +133,8 @@ def figures(events: pl.DataFrame, facts: Facts) -> dict[str, object]:
     lines = [t for t in rows.select(text.alias("t"))["t"].to_list() if t]
     procs = events.filter(pl.col("gpu_proc_pid").is_not_null())
     out: dict[str, object] = {}
-    sglang = "sglang" in facts.versions or events.filter(pl.col("origin") == "sglang").height > 0
+    sglang = ("sglang" in facts.versions or events.filter(pl.col("origin") == "sglang").height > 0
+              or any("mem_fraction_static" in line or "mem-fraction-static" in line for line in lines))  # SGLang's own wording
     if sglang or facts.servers or "vllm" in facts.versions:
         out["engine"] = "sglang" if sglang else "vllm"
     share = _setting(events, FRACTION if sglang else UTIL)
