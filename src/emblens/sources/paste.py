@@ -23,7 +23,26 @@ from emblens import schema
 from emblens.sources import traffic
 from emblens.sources.base import Counts, SourceContext, WholeFileSource, frame
 
-FENCE = re.compile(r"^\s{0,3}(?:>\s?)*(```+|~~~+)")
+FENCE = re.compile(r"^\s{0,3}(?:>\s?)*(```+|~~~+)(.*)$")
+
+
+def fence_mark(line: str, inside: str | None = None) -> str | None:
+    """The fence a line opens (or, `inside` a block, closes), as CommonMark reads it: a backtick
+    fence's info string holds no backtick, so ```docker run ...``` on one line is inline code; a
+    closing fence is at least as long as the opening one and carries nothing after it.
+
+    >>> fence_mark("```python"), fence_mark("```docker run x```"), fence_mark("```", "````"), fence_mark("````", "```")
+    ('```', None, None, '````')
+    """
+    m = FENCE.match(line)
+    if not m:
+        return None
+    mark, rest = m.group(1), m.group(2)
+    if inside is None:
+        return None if mark[0] == "`" and "`" in rest else mark
+    if mark[0] != inside[0] or len(mark) < len(inside) or rest.strip():
+        return None
+    return mark
 QUOTE = re.compile(r"^\s*>\s?")
 CURL = re.compile(r"^\s*(?:[$#>]\s+)?curl\s")
 MAX_BYTES = 4 * 1024 * 1024   # larger text members stream as plain logs
@@ -48,11 +67,11 @@ def split_regions(lines: list[str]) -> list[Region]:
     start = 1
     fence: str | None = None
     for n, line in enumerate(lines, 1):
-        m = FENCE.match(line)
-        if m and (fence is None or (m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence))):
+        mark = fence_mark(line, fence)
+        if mark:
             if current:
                 regions.append(Region(start, current, fenced=fence is not None))
-            fence = None if fence is not None else m.group(1)
+            fence = None if fence is not None else mark
             current, start = [], n + 1
             continue
         if not current:
@@ -101,7 +120,7 @@ class Paste(WholeFileSource):
         super().__init__(name="paste", origin="generic")
 
     def sniff(self, head: list[str]) -> float:
-        return 0.99 if sum(1 for h in head if FENCE.match(h)) >= 2 else 0.0
+        return 0.99 if sum(1 for h in head if fence_mark(h) is not None) >= 2 else 0.0
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext, depth: int = 0) -> tuple[pl.DataFrame, Counts]:
         lines, counts = self.read_lines(stream)
@@ -136,7 +155,7 @@ class Paste(WholeFileSource):
                 used.add(line)
         if rows:
             frames.append(frame(rows))
-        fenced = any(FENCE.match(line) for line in lines)
+        fenced = any(fence_mark(line) is not None for line in lines)
         if not fenced and not rows and len(kinds) == 1 and sum(kinds.values()) == 1:
             counts.kind, note = next(iter(kinds)), None       # one format after all: say which
         else:
