@@ -45,12 +45,12 @@ TB_CAUSE = re.compile(r"^\s*The above exception was the direct cause of the foll
 TB_CONTEXT = re.compile(r"^\s*During handling of the above exception, another exception occurred:\s*$")
 EXC_LINE = re.compile(
     r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Interrupt|Refused|Failure|Warning)"
-    r"|OutOfMemoryError)|(?:[a-z_]\w*\.)+[A-Z]\w*)(?:: (?P<msg>.*))?$"
+    r"|OutOfMemoryError|Exception)|(?:[a-z_]\w*\.)+[A-Z]\w*)(?:: (?P<msg>.*))?$"
 )
 TB_FRAME = r"^\s*File \"[^\"]*\", line \d+|^\s+\S|^\s*[\^~]+\s*$"
 TB_NOTABLE = (
     r"Traceback \(most recent call last\)|The above exception was the direct cause|"
-    r"During handling of the above exception|(?:^|[\s\]:])(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Interrupt):"
+    r"During handling of the above exception|(?:^|[\s\]:])(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Interrupt)|Exception):"
 )
 
 
