@@ -124,20 +124,45 @@ def captures(node: Node) -> list[tuple[str, str]]:
     return out
 
 
-def text_patterns(node: Node, line_columns: frozenset[str]) -> Iterator[str]:
+def text_patterns(node: Node, line_columns: frozenset[str]) -> list[str]:
     """Regex fragments (for polars' engine) that a line must contain for this tree to match it
-    through a text column: the prefilter. Negated patterns say nothing about which lines matter."""
-    for leaf, negated in walk(node):
-        if negated or not isinstance(leaf, Field) or leaf.column not in line_columns:
-            continue
-        for op in leaf.pred.ops:
-            needles = op.value if isinstance(op.value, tuple) else (op.value,)
-            if op.name == "regex":
-                yield _unanchor(str(op.value))
-            elif op.name in ("contains", "startswith"):
-                yield from (re.escape(str(n)) for n in needles)
-            elif op.name == "icontains":
-                yield from ("(?i:" + re.escape(str(n)) + ")" for n in needles)
+    through a text column: the prefilter. Negated patterns say nothing about which lines matter.
+    Of the conjuncts of an `all` (or the operators of one field), one is enough: a line must
+    match each of them, so the prefilter keeps it for the most selective one. Keeping a line for
+    every conjunct would keep every line a loose helper pattern (say `(?i)embed`) matches.
+
+    >>> a, b = Field("message", Pred((Op("regex", "(?i)embed"),))), Field("message", Pred((Op("regex", "Input length of [0-9]+"),)))
+    >>> text_patterns(AllOf((a, b)), frozenset({"message"})), text_patterns(AnyOf((a, b)), frozenset({"message"}))
+    (['Input length of [0-9]+'], ['(?i)embed', 'Input length of [0-9]+'])
+    """
+    out: list[str] = []
+    match node:
+        case AnyOf(children=children):
+            for child in children:
+                out += [p for p in text_patterns(child, line_columns) if p not in out]
+        case AllOf(children=children):
+            options = [found for child in children if (found := text_patterns(child, line_columns))]
+            out = max(options, key=_selectivity) if options else []
+        case Field(column=column, pred=pred) if column in line_columns:
+            options = [found for op in pred.ops if (found := _op_patterns(op))]
+            out = max(options, key=_selectivity) if options else []
+    return out
+
+
+def _op_patterns(op: Op) -> list[str]:
+    needles = op.value if isinstance(op.value, tuple) else (op.value,)
+    if op.name == "regex":
+        return [_unanchor(str(op.value))]
+    if op.name in ("contains", "startswith"):
+        return [re.escape(str(n)) for n in needles]
+    if op.name == "icontains":
+        return ["(?i:" + re.escape(str(n)) + ")" for n in needles]
+    return []
+
+
+def _selectivity(patterns: list[str]) -> int:
+    """How many literal characters the weakest alternative holds (a rough guide)."""
+    return min(len(re.sub(r"\\.|[][(){}?*+|^$.:<>=!]", "", p)) for p in patterns)
 
 
 def _unanchor(pattern: str) -> str:
