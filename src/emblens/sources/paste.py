@@ -24,6 +24,10 @@ from emblens.sources import traffic
 from emblens.sources.base import Counts, SourceContext, WholeFileSource, frame
 
 FENCE = re.compile(r"^\s{0,3}(?:>\s?)*(```+|~~~+)(.*)$")
+QUOTE = re.compile(r"^\s*>\s?")
+CURL = re.compile(r"^\s*(?:[$#>]\s+)?curl\s")
+MAX_BYTES = 4 * 1024 * 1024   # larger text members stream as plain logs
+MAX_NESTING = 4               # a fenced block holding a paste with fences of its own, and so on
 
 
 def fence_mark(line: str, inside: str | None = None) -> str | None:
@@ -43,10 +47,6 @@ def fence_mark(line: str, inside: str | None = None) -> str | None:
     if mark[0] != inside[0] or len(mark) < len(inside) or rest.strip():
         return None
     return mark
-QUOTE = re.compile(r"^\s*>\s?")
-CURL = re.compile(r"^\s*(?:[$#>]\s+)?curl\s")
-MAX_BYTES = 4 * 1024 * 1024   # larger text members stream as plain logs
-MAX_NESTING = 4               # a fenced block holding a paste with fences of its own, and so on
 
 
 @dataclass
@@ -125,7 +125,7 @@ class Paste(WholeFileSource):
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext, depth: int = 0) -> tuple[pl.DataFrame, Counts]:
         lines, counts = self.read_lines(stream)
         frames: list[pl.DataFrame] = []
-        used = {n for n, line in enumerate(lines, 1) if FENCE.match(line)}
+        used = {n for n, line in enumerate(lines, 1) if fence_mark(line) is not None}
         kinds: Counter = Counter()
         for region in split_regions(lines):
             body = clean(region.lines)
