@@ -190,7 +190,7 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
     return Finding(
         rule=rule.id, title=rule.title, severity=rule.severity, confidence=round(confidence, 2),
         count=count, first_seen=first, last_seen=last,
-        summary=templates.render(message, context), remedy=[templates.render(s, context) for s in remedy],
+        summary=templates.render(message, context), remedy=[r for s in remedy if (r := templates.render(s, context).strip())],   # a step may apply only sometimes
         means=rule.means, evidence=_pick_evidence(matched),
         references=list(rule.references) + (list(cause.references) if cause is not None else []),
         explains=list(rule.explains), sources=sources, cause=cause.name if cause is not None else None,
