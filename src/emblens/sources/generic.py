@@ -29,7 +29,8 @@ class GenericLog(Source):
             origin=origin,
             line_pattern=r".",
             notable=r"(?i)\b(?:error|critical|fatal|exception|warn(?:ing)?|traceback|failed|refused|timed? ?out)\b|==\d|OpenAI/Python"
-                    r'|HTTP/[\d.]+" [45]\d\d|"HTTP/[\d.]+ [45]\d\d|docker (?:run|compose)|--add-host|host\.docker\.internal',
+                    r'|HTTP/[\d.]+" [45]\d\d|"HTTP/[\d.]+ [45]\d\d|docker (?:run|compose)|--add-host|host\.docker\.internal'
+                    r"|\bvllm serve\b|vllm\.entrypoints\.|sglang\.launch_server",   # start commands: facts
         )
 
     def sniff(self, head: list[str]) -> float:  # noqa: ARG002 - any text will do
