@@ -14,9 +14,11 @@ TS = r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?P<frac>[.,]\d+)?(?:Z|
 LEVEL = r"^.{0,60}?\b(?P<level>DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\b"
 PIN = r"^(?P<pkg>openai|vllm|sglang|httpx|httpcore|requests|urllib3|open-webui|langchain-openai|langchain|transformers|torch|sentence-transformers)(?:==|\s+)(?P<ver>\d+\.\d+[\w.+-]*)\s*$"
 USER_AGENT = r"(?i)user-agent['\"]?\s*[:=]\s*['\"]?OpenAI/Python (?P<ver>\d+\.\d+[\w.]*)"
-# what pasting or a wrapper put before a server's line: indentation, quote markers, a vLLM process
-# prefix, a bracketed stamp (SGLang, CI systems); an access line after it is still an access line
-LEAD = r"^[\s>|]*(?:\((?P<proc>[^()]*?) pid=\d+\)\s+)?(?:\[[^\]]{8,40}\]\s*)?"
+# what pasting or a wrapper put before a server's line: indentation, quote markers, backticks, a
+# `time | LEVEL | logger | ` prefix (FastChat, loguru-style), a vLLM process prefix, a bracketed
+# stamp (SGLang, CI systems); an access line after it is still an access line
+LEAD = (r"^[\s>|`]*(?:\d{4}-\d\d-\d\d[ T][\d:.,]+ \| [A-Z]+ +\| [\w.:-]+ \| )?"
+        r"(?:\((?P<proc>[^()]*?) pid=\d+\)\s+)?(?:\[[^\]]{8,40}\]\s*)?")
 # httpx's own log line (openai-python, LiteLLM and most Python clients log through it)
 HTTPX = (r'HTTP Request: (?P<method>[A-Z]+) (?P<scheme>https?)://(?P<host>\[[^\]]+\]|[^/:\s"]+)(?::(?P<port>\d+))?'
          r'(?P<path>/[^\s"?]*)?\S* "HTTP/[\d.]+ (?P<status>\d{3})')
