@@ -19,6 +19,9 @@ USER_AGENT = r"(?i)user-agent['\"]?\s*[:=]\s*['\"]?OpenAI/Python (?P<ver>\d+\.\d
 # stamp (SGLang, CI systems); an access line after it is still an access line
 LEAD = (r"^[\s>|`]*(?:\d{4}-\d\d-\d\d[ T][\d:.,]+ \| [A-Z]+ +\| [\w.:-]+ \| )?"
         r"(?:\((?P<proc>[^()]*?) pid=\d+\)\s+)?(?:\[[^\]]{8,40}\]\s*)?")
+# a quoted request line and its status anywhere in a line: nginx's access log, or a sentence that
+# quotes a server's access line ("the vllm log displays "GET /v1//models HTTP/1.1" 404 Not Found")
+REQUEST_LINE = r'"(?P<method>GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) (?P<path>/[^\s"]*) HTTP/[\d.]+" (?P<status>[1-5]\d\d)\b'
 # httpx's own log line (openai-python, LiteLLM and most Python clients log through it)
 HTTPX = (r'HTTP Request: (?P<method>[A-Z]+) (?P<scheme>https?)://(?P<host>\[[^\]]+\]|[^/:\s"]+)(?::(?P<port>\d+))?'
          r'(?P<path>/[^\s"?]*)?\S* "HTTP/[\d.]+ (?P<status>\d{3})')
@@ -48,19 +51,22 @@ class GenericLog(Source):
             raw.str.replace(LEAD, "").str.extract_groups(ACCESS).alias("_a"),
             raw.str.extract(LEAD, 1).alias("_proc"),
             raw.str.extract_groups(HTTPX).alias("_x"),
-        ).unnest("_t", "_pin", "_a", "_x", separator="__")
+            raw.str.extract_groups(REQUEST_LINE).alias("_r"),
+        ).unnest("_t", "_pin", "_a", "_x", "_r", separator="__")
         is_access = pl.col("_a__status").is_not_null()
         is_httpx = pl.col("_x__status").is_not_null() & ~is_access
-        is_http = is_access | is_httpx
+        is_quoted = pl.col("_r__status").is_not_null() & ~is_access & ~is_httpx
+        is_http = is_access | is_httpx | is_quoted
         frac = pl.col("_t__frac").str.replace(",", ".").fill_null(".0")
         level = pl.col("_level").replace({"WARN": "WARNING", "FATAL": "CRITICAL"})
         version = pl.coalesce(pl.col("_pin__ver"), pl.col("_ua"))
         df = df.with_columns(
             pl.when(version.is_not_null()).then(pl.lit("fact")).when(is_http).then(pl.lit("http")).otherwise(pl.lit("log")).alias("kind"),
             pl.when(is_http).then(pl.lit("INFO")).otherwise(level).alias("level"),
-            pl.coalesce(pl.col("_a__method"), pl.col("_x__method")).alias("http_method"),
-            pl.coalesce(pl.col("_a__path"), pl.when(is_httpx).then(pl.col("_x__path").fill_null("/"))).alias("http_path"),
-            pl.coalesce(pl.col("_a__status"), pl.col("_x__status")).cast(pl.Int64).alias("http_status"),
+            pl.coalesce(pl.col("_a__method"), pl.col("_x__method"), pl.col("_r__method")).alias("http_method"),
+            pl.coalesce(pl.col("_a__path"), pl.when(is_httpx).then(pl.col("_x__path").fill_null("/")),
+                        pl.col("_r__path")).alias("http_path"),
+            pl.coalesce(pl.col("_a__status"), pl.col("_x__status"), pl.col("_r__status")).cast(pl.Int64).alias("http_status"),
             pl.col("_a__client").alias("http_client"),
             pl.col("_x__host").str.strip_chars("[]").alias("http_host"),
             pl.coalesce(pl.col("_x__port").cast(pl.Int64),
