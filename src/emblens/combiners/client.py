@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from emblens.combiners.facts import Fact
+from emblens.sources.base import CONTAINER_COMMAND, SERVER_COMMAND
 
 FACTS: dict[str, Fact] = {
     "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "
@@ -16,22 +17,20 @@ FACTS: dict[str, Fact] = {
     "container_seen": Fact("bool", "the evidence shows a container: a docker run/compose command, compose log "
                                    "prefixes, host.docker.internal, a docker json-file or kubectl log"),
 }
-SERVER_COMMAND = {
-    "vllm": r"\bvllm serve\b|-m vllm\.entrypoints\.|vllm/vllm-openai",
-    "sglang": r"-m sglang\.launch_server\b|\bsglang serve\b|lmsysorg/sglang",
-}
-CONTAINER = (r"docker (?:run|compose|exec)|docker-compose|--add-host|host\.docker\.internal|"
-             r"^[\w.-]+-\d+\s+\| |kubectl ")
+CONTAINER = CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "   # and compose log prefixes, kubectl
 
 
 def figures(events: pl.DataFrame) -> dict[str, object]:
     out: dict[str, object] = {}
-    if events.height and events.select(pl.col("text").str.contains(CONTAINER).any()).item():
-        out["container_seen"] = True
-    for engine, command in SERVER_COMMAND.items():
-        if events.height and events.select(pl.col("text").str.contains(command).any()).item():
+    if events.height:
+        text = pl.col("text")
+        seen = events.select(text.str.contains(CONTAINER).any().alias("container"),
+                             *(text.str.contains(p).any().alias(e) for e, p in SERVER_COMMAND.items())).row(0, named=True)
+        if seen.pop("container"):
+            out["container_seen"] = True
+        engine = next((e for e, found in seen.items() if found), None)
+        if engine:
             out["server_command"] = engine
-            break
     sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
     if sent.height == 0:
         return out

@@ -38,6 +38,13 @@ DOCKER_JSON = r'^\{"log":"'
 # uvicorn's lines, which vLLM and SGLang both print (FORMATS.md §1, §2): access lines and level lines.
 ACCESS = r'^INFO: +(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})(?: (?P<reason>.*))?$'
 UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
+# commands in a paste that say where the server runs: read by the text reader (kept lines) and by the
+# client combiner (facts `container_seen`, `server_command`), so both follow one list
+CONTAINER_COMMAND = r"docker (?:run|compose|exec)|docker-compose|--add-host|host\.docker\.internal"
+SERVER_COMMAND = {
+    "vllm": r"\bvllm serve\b|-m vllm\.entrypoints\.|vllm/vllm-openai",
+    "sglang": r"-m sglang\.launch_server\b|\bsglang serve\b|lmsysorg/sglang",
+}
 
 # Python traceback anatomy (CPython 3.11+, also when pasted without indentation).
 TB_HEADER = re.compile(r"^\s*(?:Exception Group )?Traceback \(most recent call last\):\s*$")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.sources.base import ACCESS, Source
+from emblens.sources.base import ACCESS, CONTAINER_COMMAND, SERVER_COMMAND, Source
 
 TS = r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?P<frac>[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?"
 LEVEL = r"^.{0,60}?\b(?P<level>DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\b"
@@ -34,8 +34,9 @@ class GenericLog(Source):
             origin=origin,
             line_pattern=r".",
             notable=r"(?i)\b(?:error|critical|fatal|exception|warn(?:ing)?|traceback|failed|refused|timed? ?out)\b|==\d|OpenAI/Python"
-                    r'|HTTP/[\d.]+" [45]\d\d|"HTTP/[\d.]+ [45]\d\d|docker (?:run|compose)|--add-host|host\.docker\.internal'
-                    r"|\bvllm serve\b|vllm\.entrypoints\.|sglang\.launch_server",   # start commands: facts
+                    r'|HTTP/[\d.]+" [45]\d\d|"HTTP/[\d.]+ [45]\d\d|'
+                    # commands the client combiner reads facts from
+                    + "|".join([CONTAINER_COMMAND, *SERVER_COMMAND.values()]),
         )
 
     def sniff(self, head: list[str]) -> float:  # noqa: ARG002 - any text will do

@@ -125,7 +125,8 @@ class Paste(WholeFileSource):
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext, depth: int = 0) -> tuple[pl.DataFrame, Counts]:
         lines, counts = self.read_lines(stream)
         frames: list[pl.DataFrame] = []
-        used = {n for n, line in enumerate(lines, 1) if fence_mark(line) is not None}
+        fences = {n for n, line in enumerate(lines, 1) if fence_mark(line) is not None}
+        used = set(fences)
         kinds: Counter = Counter()
         for region in split_regions(lines):
             body = clean(region.lines)
@@ -155,8 +156,7 @@ class Paste(WholeFileSource):
                 used.add(line)
         if rows:
             frames.append(frame(rows))
-        fenced = any(fence_mark(line) is not None for line in lines)
-        if not fenced and not rows and len(kinds) == 1 and sum(kinds.values()) == 1:
+        if not fences and not rows and len(kinds) == 1 and sum(kinds.values()) == 1:
             counts.kind, note = next(iter(kinds)), None       # one format after all: say which
         else:
             note = "regions: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) if kinds else None
