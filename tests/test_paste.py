@@ -87,3 +87,43 @@ def test_when_no_rule_fires_the_report_leads_with_the_root_exception(tmp_path):
     assert "No rule matched, but the inputs hold errors. Start from this one:\n  KeyError: 'data'" in text
     md = CliRunner().invoke(app, ["analyze", str(tb), "-f", "markdown"]).output
     assert "Start from `KeyError` at" in md
+
+
+def test_a_pasted_start_command_and_environment_become_facts(tmp_path):
+    paste = tmp_path / "issue.md"
+    paste.write_text(
+        "Server, started in docker:\n\n```bash\n"
+        "export HTTP_PROXY=http://bob:hunter2@proxy.corp:3128\n"
+        "export NO_PROXY=\n"
+        "docker run --gpus all -e VLLM_API_KEY=tok-1234567890abcdef -p 8000:8000 \\\n"
+        "  vllm/vllm-openai:v0.8.5 --model /models/Qwen3-Embedding-8B \\\n"
+        "  --served-model-name qwen3-emb emb \\\n"
+        "  --task embed --gpu-memory-utilization 0.85 --max-model-len 8192 --port 8001\n"
+        "```\n\nclient:\n\n```\n"
+        "openai.NotFoundError: Error code: 404 - {'object': 'error', 'message': 'The model `Qwen3-Embedding-8B` does not "
+        "exist.', 'type': 'NotFoundError', 'param': None, 'code': 404}\n```\n"
+    )
+    a = analyze([str(paste)])
+    facts = a.facts.as_values()
+    assert facts["served_models"] == ["qwen3-emb", "emb"] and facts["model_paths"] == ["/models/Qwen3-Embedding-8B"]
+    assert facts["listen_port"] == 8001 and facts["max_model_len"] == 8192 and facts["api_key_required"] is True
+    assert facts["server_command"] == "vllm" and facts["cmd_task"] == "embed" and facts["mem_share"] == 0.85
+    # the proxy is named without its user and password; the empty NO_PROXY is still a fact
+    assert facts["proxy_env"] == "HTTP_PROXY=http://proxy.corp:3128" and facts["no_proxy"] == ""
+    assert a.findings[0].rule == "model.not_found" and "`qwen3-emb`" in a.findings[0].summary
+    shown = "\n".join(e.text for f in a.findings for e in f.evidence)
+    assert "hunter2" not in shown and "tok-1234567890abcdef" not in shown
+
+
+def test_sglang_and_tei_commands(tmp_path):
+    paste = tmp_path / "cmd.txt"
+    paste.write_text("python3 -m sglang.launch_server --model-path Qwen/Qwen2.5-7B-Instruct --port 30000 "
+                     "--mem-fraction-static 0.7 --tp 2 --context-length 4096\n")
+    facts = analyze([str(paste)]).facts.as_values()
+    assert facts["server_command"] == "sglang" and facts["served_models"] == ["Qwen/Qwen2.5-7B-Instruct"]
+    assert facts["listen_port"] == 30000 and facts["max_model_len"] == 4096
+    assert facts["cmd_memory_share"] == 0.7 and facts["cmd_tensor_parallel"] == 2 and facts["mem_share"] == 0.7
+    paste.write_text("docker run --gpus all -p 8080:80 ghcr.io/huggingface/text-embeddings-inference:1.5 "
+                     "--model-id BAAI/bge-m3 --max-input-length 8192\n")
+    facts = analyze([str(paste)]).facts.as_values()
+    assert facts["served_models"] == ["BAAI/bge-m3"] and facts["max_model_len"] == 8192

@@ -90,7 +90,7 @@ OPTIONAL: dict[str, pl.DataType] = {
     "gpu_proc_mem_mib": pl.Float64(),
     "gpu_proc_other": pl.Boolean(),        # derived: not a process of the model server
     # server facts
-    "fact": pl.String(),              # version, served_models, listen, api_key, ready, loading, args
+    "fact": pl.String(),              # version, served_models, listen, api_key, ready, loading, args; command, env (pasted)
     "software": pl.String(),          # vllm, sglang, openai, httpx, ...
     "software_version": pl.String(),
     "served_models": pl.String(),     # comma-separated served names
@@ -110,7 +110,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "kind": KINDS,
     "origin": ORIGINS,
     "level": LEVELS,
-    "fact": ("args", "version", "listen", "ready", "loading", "max_model_len", "served_models"),
+    "fact": ("args", "version", "listen", "ready", "loading", "max_model_len", "served_models", "command", "env"),
     "exc_position": ("root", "cause", "outer", "only"),
     "auth_scheme": ("Bearer", "Basic", "Token", "Digest", "Apikey", "Api-key", "raw", "Bearer(glued)", "none",
                     "not recorded"),

@@ -1,11 +1,13 @@
-"""What the client sent, counted across captures and pasted commands: requests that carried no
-credential at all, and requests that carried one."""
+"""What the client sent and what the pasted commands say: requests that carried no credential at
+all and requests that carried one (captures, curl commands); the flags a pasted server start
+command gave; the environment lines that decide where a call goes (proxies, base URL, key)."""
 
 from __future__ import annotations
 
 import polars as pl
 
 from emblens.combiners.facts import Fact
+from emblens.sources import commands
 from emblens.sources.base import CONTAINER_COMMAND, SERVER_COMMAND
 
 FACTS: dict[str, Fact] = {
@@ -16,6 +18,18 @@ FACTS: dict[str, Fact] = {
                                    "vllm.entrypoints...) or sglang (sglang.launch_server)"),
     "container_seen": Fact("bool", "the evidence shows a container: a docker run/compose command, compose log "
                                    "prefixes, host.docker.internal, a docker json-file or kubectl log"),
+    "proxy_env": Fact("text", "the first proxy variable a pasted environment sets, as NAME=scheme://host:port "
+                              "(export HTTP_PROXY=..., docker -e, os.environ)"),
+    "no_proxy": Fact("text", "the NO_PROXY / no_proxy value a pasted environment sets"),
+    "api_key_env_empty": Fact("bool", "a pasted environment sets OPENAI_API_KEY or VLLM_API_KEY to an empty value"),
+    "base_url_env": Fact("text", "OPENAI_BASE_URL / OPENAI_API_BASE as a pasted environment sets it"),
+    "cmd_memory_share": Fact("number", "--gpu-memory-utilization / --mem-fraction-static of a pasted start command"),
+    "cmd_tensor_parallel": Fact("number", "--tensor-parallel-size / --tp of a pasted start command"),
+    "cmd_trust_remote_code": Fact("bool", "a pasted start command passes --trust-remote-code"),
+    "cmd_chat_template": Fact("text", "--chat-template of a pasted start command"),
+    "cmd_task": Fact("text", "what a pasted start command asks the model to be: --task / --runner / --convert, "
+                             "or embedding for --is-embedding"),
+    "cmd_host": Fact("text", "--host of a pasted start command"),
 }
 CONTAINER = CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "   # and compose log prefixes, kubectl
 
@@ -31,6 +45,7 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
         engine = next((e for e, found in seen.items() if found), None)
         if engine:
             out["server_command"] = engine
+    out.update(pasted(events))
     sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
     if sent.height == 0:
         return out
@@ -39,3 +54,38 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
     keyed = sent.filter(pl.col("auth_scheme").is_not_null() & (pl.col("auth_scheme") != "not recorded")
                         | pl.col("auth_other_headers").is_not_null()).height
     return {**out, "requests_without_key": bare, "requests_with_key": keyed}
+
+
+def pasted(events: pl.DataFrame) -> dict[str, object]:
+    """Facts from pasted start commands and environment lines (a handful of rows: a paste's)."""
+    out: dict[str, object] = {}
+    rows = events.filter(pl.col("fact").is_in(["command", "env"])).sort("source", "line").head(200)
+    for fact, text in rows.select("fact", "message").iter_rows():
+        if fact == "env":
+            name, _, value = (text or "").partition("=")
+            upper = name.upper()
+            if upper.endswith("_PROXY") and upper != "NO_PROXY" and value:
+                out.setdefault("proxy_env", f"{name}={commands.without_userinfo(value)}")
+            elif upper == "NO_PROXY":
+                out["no_proxy"] = value
+            elif upper in ("OPENAI_API_KEY", "VLLM_API_KEY") and not value:
+                out["api_key_env_empty"] = True
+            elif upper in ("OPENAI_BASE_URL", "OPENAI_API_BASE") and value:
+                out["base_url_env"] = value
+            continue
+        parsed = commands.parse(text or "")
+        if not parsed:
+            continue
+        for name, value in parsed["env"].items():
+            if name.upper().endswith("_PROXY") and name.upper() != "NO_PROXY" and value:
+                out.setdefault("proxy_env", f"{name}={commands.without_userinfo(value)}")
+            elif name.upper() == "NO_PROXY":
+                out["no_proxy"] = value
+        share, tp = commands.number(parsed.get("memory_share"), float), commands.number(parsed.get("tp"))
+        task = parsed.get("task") or ("embedding" if parsed.get("is_embedding") else None)
+        for fact, value in (("cmd_memory_share", share), ("cmd_tensor_parallel", tp), ("cmd_task", task),
+                            ("cmd_trust_remote_code", parsed.get("trust_remote_code")),
+                            ("cmd_chat_template", parsed.get("chat_template")), ("cmd_host", parsed.get("host"))):
+            if value not in (None, ""):
+                out[fact] = value
+    return out

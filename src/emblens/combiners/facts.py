@@ -23,7 +23,7 @@ class Fact:
 
 
 FACTS: dict[str, Fact] = {
-    "served_models": Fact("list", "served model names (--served-model-name, else --model; /v1/models answers)"),
+    "served_models": Fact("list", "served model names (--served-model-name, else --model; /v1/models answers; a pasted start command)"),
     "model_paths": Fact("list", "the --model arguments as given"),
     "listen_ports": Fact("list", "ports the servers said they listen on"),
     "listen_port": Fact("number", "the first of listen_ports"),
@@ -104,7 +104,7 @@ def server_facts(events: pl.DataFrame) -> Facts:
     facts.served_models = served
     facts.model_paths = _unique(f["model_path"].to_list())
     facts.listen_ports = _unique(f["listen_port"].to_list())
-    keys = [v for v in f.filter(pl.col("fact") == "args")["api_key_required"].to_list() if v is not None]
+    keys = [v for v in f.filter(pl.col("fact").is_in(["args", "command"]))["api_key_required"].to_list() if v is not None]
     facts.api_key_required = any(keys) if keys else None
     for software, version in f.filter(pl.col("software_version").is_not_null()).select("software", "software_version").iter_rows():
         facts.versions[software] = version

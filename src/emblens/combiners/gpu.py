@@ -42,8 +42,9 @@ FREE_START = re.compile(
 # one linear-time pattern for the lines that can hold any of the figures above
 FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free memory on device|"
                 r"mem_fraction_static'?\s*[:=]")
-UTIL = re.compile(r"gpu_memory_utilization'?\s*[:=]\s*(?P<v>[\d.]+)")
-FRACTION = re.compile(r"mem_fraction_static'?\s*[:=]\s*(?P<v>[\d.]+)")
+# the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command
+UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>[\d.]+)")
+FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>[\d.]+)")
 PARAMS = re.compile(r"(?i)(?<![\d.])(\d+(?:\.\d+)?)B(?![a-z])")
 HOLDER_MIN_MIB = 1024      # a process holding less (a desktop's Xorg) is not counted as a holder
 VLLM_DEFAULT_SHARE = 0.9   # vLLM's default gpu_memory_utilization
@@ -133,7 +134,8 @@ def figures(events: pl.DataFrame, facts: Facts) -> dict[str, object]:
     lines = [t for t in rows.select(text.alias("t"))["t"].to_list() if t]
     procs = events.filter(pl.col("gpu_proc_pid").is_not_null())
     out: dict[str, object] = {}
-    sglang = ("sglang" in facts.versions or events.filter(pl.col("origin") == "sglang").height > 0
+    sglang = ("sglang" in facts.versions or events.filter((pl.col("origin") == "sglang")
+                                                          | (pl.col("fact") == "command") & (pl.col("software") == "sglang")).height > 0
               or any("mem_fraction_static" in line or "mem-fraction-static" in line for line in lines))  # SGLang's own wording
     if sglang or facts.servers or "vllm" in facts.versions:
         out["engine"] = "sglang" if sglang else "vllm"

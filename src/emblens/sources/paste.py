@@ -5,8 +5,9 @@ A small text member that is not one known format, or that holds markdown fences,
 regions (each fenced block, and the prose between them). Each region is cleaned of what pasting
 added (the block's common indentation, `>` quote markers) and read by the adapter that
 recognises *it*, with line numbers kept as in the member. curl commands anywhere (continued with
-`\\` over several lines) become request events: method, URL, which credential headers they send.
-Coverage names the regions by kind.
+`\\` over several lines) become request events: method, URL, which credential headers they send;
+server start commands and environment lines become facts (see `commands`). Coverage names the
+regions by kind.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import BinaryIO
 
 import polars as pl
 
-from emblens import schema
-from emblens.sources import traffic
+from emblens import redact, schema
+from emblens.sources import commands, traffic
 from emblens.sources.base import Counts, SourceContext, WholeFileSource, frame
 
 FENCE = re.compile(r"^\s{0,3}(?:>\s?)*(```+|~~~+)(.*)$")
@@ -96,7 +97,7 @@ def clean(lines: list[str]) -> list[str]:
     return [line[indent:] for line in lines] if indent else lines
 
 
-def commands(lines: list[str]) -> list[tuple[int, str]]:
+def curl_commands(lines: list[str]) -> list[tuple[int, str]]:
     """(line, command) of every curl command, continuation lines joined, a quoted -d body kept
     whole across lines."""
     out = []
@@ -149,11 +150,22 @@ class Paste(WholeFileSource):
             elif events.height:
                 used.update(n + offset for n in events["line"].to_list())
         rows = []
-        for line, command in commands(lines) if depth == 0 else ():   # the outer paste reads them all
+        for line, command in curl_commands(lines) if depth == 0 else ():   # the outer paste reads them all
             row = request(command, ctx)
             if row is not None:
                 rows.append({**row, "line": line, "source": ctx.label})
                 used.add(line)
+        if depth == 0:
+            for line, text in commands.logical_lines(lines):
+                parsed = commands.parse(text) if commands.START.search(text) else None
+                if parsed is not None:
+                    shown = redact.mask_text(commands.without_userinfo(text))
+                    rows.append({**commands.fact_row(parsed), "message": shown, "text": shown, "line": line, "source": ctx.label})
+                    used.add(line)
+            for line, name, value in commands.env_lines(lines):
+                shown = redact.mask_text(f"{name}={commands.without_userinfo(value)}")
+                rows.append({"kind": "fact", "fact": "env", "origin": "generic", "level": "INFO",
+                             "message": shown, "text": shown, "line": line, "source": ctx.label})
         if rows:
             frames.append(frame(rows))
         if not fences and not rows and len(kinds) == 1 and sum(kinds.values()) == 1:
