@@ -9,11 +9,16 @@ file: a sentence, a heading per file and its content in a fence, as a GitHub com
 top-1: findings[0] is an expected id and the report quotes every `quote` value.
 recall: the share of a case's classes found among its findings. false alarms: findings whose id
 is none of the case's classes (an explained symptom of an expected root cause is not counted).
+
+The composition table counts cases by what their evidence shows (`KINDS`: a regex over the
+thread URL, classes and evidence text; `kinds:` in a case.yaml overrides it), and cases with two
+or more evidence files.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import zipfile
@@ -26,6 +31,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus"
 WAYS = ("zip", "folder", "paste")
+# what a case counts as in the composition table: (where to look, regex), any hit counts
+KINDS = {
+    "sglang": [("url", r"sgl-project/"), ("text", r"(?i)\bsglang\b")],
+    # a client's own exception: its frames (openai, httpx, requests, LiteLLM, LangChain, LlamaIndex) or its error types
+    "client traceback": [("text", r"[/\\](?:openai|httpx|requests|litellm|langchain\w*|llama_index)[/\\]\w+|"
+                                  r"\bopenai\.[A-Za-z.]*(?:Error|InV1)\b|APIConnectionError|APIRemovedInV1|"
+                                  r"litellm\.\w*(?:Error|Exception)|requests\.exceptions\.|httpx\.\w+Error|Error code: \d{3} - ")],
+    "embedding": [("classes", r"\bembed\."), ("text", r"(?i)/v1/embeddings|\bembeddings?\b")],
+    "multimodal": [("classes", r"\bmm\."), ("text", r"(?i)image_url|limit[_-]mm[_-]per[_-]prompt|pixel_values|<image>|"
+                                                       r"\b(?:llava|internvl|mllama|qwen2(?:\.5)?-?vl|vision)|-vl\b|\bvlm\b")],
+    "gateway/proxy": [("classes", r"net\.proxy_env|http\.gateway_error"),
+                      ("text", r"(?i)\b(?:nginx|openresty|squid|litellm|envoy|traefik|ingress|http_proxy|https_proxy)\b")],
+}
 
 
 @dataclass
@@ -37,6 +55,14 @@ class Case:
     classes: list[str]
     quote: list[str]
     files: list[Path] = field(default_factory=list)
+    kinds: list[str] | None = None    # as case.yaml states them; else computed (see KINDS)
+
+    def kind_set(self) -> set[str]:
+        if self.kinds is not None:
+            return set(self.kinds)
+        text = "\n".join(f.read_bytes().decode("utf-8", "replace") for f in self.files)
+        where = {"url": self.url, "classes": " ".join(self.classes + self.expect), "text": text}
+        return {k for k, tests in KINDS.items() if any(re.search(rx, where[w]) for w, rx in tests)}
 
 
 @dataclass
@@ -57,7 +83,7 @@ def cases(root: Path = CORPUS) -> list[Case]:
         meta = yaml.safe_load((d / "case.yaml").read_text(encoding="utf-8"))
         files = sorted(p for p in d.rglob("*") if p.is_file() and p.name != "case.yaml")
         out.append(Case(d.name, d, meta["url"], list(meta["expect"]), list(meta.get("classes") or meta["expect"]),
-                        [str(q) for q in meta.get("quote") or []], files))
+                        [str(q) for q in meta.get("quote") or []], files, meta.get("kinds")))
     return out
 
 
@@ -165,6 +191,11 @@ def main(argv=None) -> int:
     print(f"\n{'thread source':<34}{'runs':>6}{'top-1':>8}")
     for repo, c in sorted(per_source.items()):
         print(f"{repo:<34}{c['n']:>6}{c['ok'] / c['n']:>8.0%}")
+    print(f"\n{'composition':<34}{'cases':>6}")
+    print(f"{'two or more evidence files':<34}{sum(len(c.files) >= 2 for c in chosen):>6}")
+    kinds = Counter(k for c in chosen for k in c.kind_set())
+    for k in KINDS:
+        print(f"{k:<34}{kinds[k]:>6}")
     if a.cases:
         print()
         for r in sorted(results, key=lambda r: (r.ok, r.case, r.way)):
