@@ -16,6 +16,10 @@ real openai client produces its real exceptions. The first path segment picks th
     /slow/...                  sleeps 5 s before answering
     /strict/...                400 when the body has fields the embeddings API does not take
     /dims/...                  answers with 1024-dimensional vectors (a 0.6B model behind the name)
+    /tei-long-1.5.0/...        text-embeddings-inference < 1.5.1: 413 for an input over 512 tokens
+    /tei-long-1.5.1/...        text-embeddings-inference >= 1.5.1: 422 for the same
+    /tei-empty-1.5.0/...       text-embeddings-inference < 1.5.1: 413 for an empty input list
+    /tei-body/...              text-embeddings-inference's web server (axum): 413 over --payload-limit
     GET .../v1/models          the served model list
 Run: python mock_server.py PORT [SCENARIO]   (listens on 127.0.0.1 only)
 With SCENARIO, every path behaves as that scenario and keeps its real form (/v1/embeddings), which
@@ -90,6 +94,15 @@ class Handler(BaseHTTPRequestHandler):
             code = int(scenario[7:] or 502)
             reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[code]
             return self._send(code, NGINX.format(code=code, reason=reason), "text/html")
+        # text-embeddings-inference's OpenAI-compatible errors (router/src/http/server.rs): before 1.5.1 every
+        # validation error maps to 413, from 1.5.1 to 422 (400 for an empty batch)
+        if scenario.startswith("tei-long-"):
+            code = 413 if scenario.endswith("1.5.0") else 422
+            return self._send(code, {"message": "Input validation error: `inputs` must have less than 512 tokens. Given: 534", "code": code, "type": "Validation"})
+        if scenario == "tei-empty-1.5.0":
+            return self._send(413, {"message": "`inputs` cannot be empty", "code": 413, "type": "Validation"})
+        if scenario == "tei-body":
+            return self._send(413, "Failed to buffer the request body: length limit exceeded", "text/plain; charset=utf-8")
         if scenario == "toolong":
             return self._send(400, err("This model's maximum context length is 8192 tokens. However, you requested 12011 tokens in the input for embedding generation. Please reduce the length of the input.", "BadRequestError", 400))
         if scenario == "badinput":
