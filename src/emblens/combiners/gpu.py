@@ -41,10 +41,10 @@ FREE_START = re.compile(
 )
 # one linear-time pattern for the lines that can hold any of the figures above
 FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free memory on device|"
-                r"mem_fraction_static'?\s*[:=]")
+                r"mem_fraction_static'?\s*[:=]|--mem-fraction-static=")
 # the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command
-UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>[\d.]+)")
-FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>[\d.]+)")
+UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
+FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
 PARAMS = re.compile(r"(?i)(?<![\d.])(\d+(?:\.\d+)?)B(?![a-z])")
 HOLDER_MIN_MIB = 1024      # a process holding less (a desktop's Xorg) is not counted as a holder
 VLLM_DEFAULT_SHARE = 0.9   # vLLM's default gpu_memory_utilization
