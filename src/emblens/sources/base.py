@@ -57,7 +57,7 @@ EXC_LINE = re.compile(
 TB_FRAME = r"^\s*File \"[^\"]*\", line \d+|^\s+\S|^\s*[\^~]+\s*$"
 TB_NOTABLE = (
     r"Traceback \(most recent call last\)|The above exception was the direct cause|"
-    r"During handling of the above exception|(?:^|[\s\]:])(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Interrupt)|Exception):"
+    r"During handling of the above exception|(?:^|[\s\]:`])(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Interrupt)|Exception):"
 )
 
 
