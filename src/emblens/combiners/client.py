@@ -30,6 +30,8 @@ FACTS: dict[str, Fact] = {
     "cmd_task": Fact("text", "what a pasted start command asks the model to be: --task / --runner / --convert, "
                              "or embedding for --is-embedding"),
     "cmd_host": Fact("text", "--host of a pasted start command"),
+    "cmd_entrypoint": Fact("text", "how a pasted command starts the server: serve (vllm serve), openai "
+                                   "(vllm.entrypoints.openai.api_server), demo (vllm.entrypoints.api_server), sglang, tei"),
 }
 CONTAINER = CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "   # and compose log prefixes, kubectl
 
@@ -85,7 +87,8 @@ def pasted(events: pl.DataFrame) -> dict[str, object]:
         task = parsed.get("task") or ("embedding" if parsed.get("is_embedding") else None)
         for fact, value in (("cmd_memory_share", share), ("cmd_tensor_parallel", tp), ("cmd_task", task),
                             ("cmd_trust_remote_code", parsed.get("trust_remote_code")),
-                            ("cmd_chat_template", parsed.get("chat_template")), ("cmd_host", parsed.get("host"))):
+                            ("cmd_chat_template", parsed.get("chat_template")), ("cmd_host", parsed.get("host")),
+                            ("cmd_entrypoint", parsed.get("entrypoint"))):
             if value not in (None, ""):
                 out[fact] = value
     return out

@@ -88,6 +88,9 @@ def parse(command: str) -> dict | None:
     engine = m.lastgroup
     toks = tokens(command[m.start():])
     out: dict = {"engine": engine, "env": env_in_tokens(tokens(command[: m.start()]) + toks)}
+    started = m.group()
+    out["entrypoint"] = ("demo" if re.search(r"vllm\.entrypoints\.api_server\b", command) else
+                         "openai" if "entrypoints.openai" in command else "serve" if "serve" in started else engine)
     # `vllm serve MODEL`: the first word after serve that is not a flag
     if toks[:2] == ["vllm", "serve"] and len(toks) > 2 and not toks[2].startswith("-"):
         out["model"] = toks[2]
