@@ -48,6 +48,8 @@ ENV_LINE = re.compile(
     r"""^\s*(?:[$#>]\s*)?(?:-\s+)?(?:export\s+|set\s+|\$env:|(?:-e|--env)[\s=]+)?['"]?"""
     rf"""(?P<name>{ENV_NAMES})['"]?\s*=\s*(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s"'`]*)"""
 )
+# an assignment quoted in prose as inline code: "with `http_proxy=http://127.0.0.1:7897` set in shell"
+ENV_INLINE = re.compile(rf"""`(?:export\s+)?(?P<name>{ENV_NAMES})=(?P<value>[^\s`'"]*)`""")
 ENV_PY = re.compile(rf"""os\.environ\[\s*['"](?P<name>{ENV_NAMES})['"]\s*\]\s*=\s*(?P<value>"[^"\n]*"|'[^'\n]*')""")
 
 
@@ -134,7 +136,7 @@ def env_lines(lines: list[str]) -> list[tuple[int, str, str]]:
     """(line, name, value) of each environment assignment that decides where a call goes."""
     out = []
     for n, line in enumerate(lines, 1):
-        for pattern in (ENV_LINE, ENV_PY):
+        for pattern in (ENV_LINE, ENV_PY, ENV_INLINE):
             m = pattern.search(line[:4096])
             if m:
                 out.append((n, m.group("name"), m.group("value").strip("'\"")))
