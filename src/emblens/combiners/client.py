@@ -22,7 +22,8 @@ FACTS: dict[str, Fact] = {
                               "(export HTTP_PROXY=..., docker -e, os.environ)"),
     "no_proxy": Fact("text", "the NO_PROXY / no_proxy value a pasted environment sets"),
     "api_key_env_empty": Fact("bool", "a pasted environment sets OPENAI_API_KEY or VLLM_API_KEY to an empty value"),
-    "base_url_env": Fact("text", "OPENAI_BASE_URL / OPENAI_API_BASE as a pasted environment sets it"),
+    "base_url_env": Fact("text", "the client's base URL as a paste gives it: OPENAI_BASE_URL / OPENAI_API_BASE, or a "
+                                 "base_url / api_base setting in pasted config or code"),
     "cmd_memory_share": Fact("number", "--gpu-memory-utilization / --mem-fraction-static of a pasted start command"),
     "cmd_tensor_parallel": Fact("number", "--tensor-parallel-size / --tp of a pasted start command"),
     "cmd_trust_remote_code": Fact("bool", "a pasted start command passes --trust-remote-code"),
@@ -72,8 +73,8 @@ def pasted(events: pl.DataFrame) -> dict[str, object]:
                 out["no_proxy"] = value
             elif upper in ("OPENAI_API_KEY", "VLLM_API_KEY") and not value:
                 out["api_key_env_empty"] = True
-            elif upper in ("OPENAI_BASE_URL", "OPENAI_API_BASE") and value:
-                out["base_url_env"] = value
+            elif upper in ("OPENAI_BASE_URL", "OPENAI_API_BASE", "BASE_URL") and value:
+                out.setdefault("base_url_env", value)
             continue
         parsed = commands.parse(text or "")
         if not parsed:

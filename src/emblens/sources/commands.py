@@ -50,6 +50,8 @@ ENV_LINE = re.compile(
 )
 # an assignment quoted in prose as inline code: "with `http_proxy=http://127.0.0.1:7897` set in shell"
 ENV_INLINE = re.compile(rf"""`(?:export\s+)?(?P<name>{ENV_NAMES})=(?P<value>[^\s`'"]*)`""")
+# a client's base URL as a config file, code or prose gives it: base_url: http://..., api_base="http://..."
+BASE_URL = re.compile(r"""(?i)\b(?:base_url|api_base|openai_api_base|base-url|baseURL|api_url)\b['"]?\s*[:=]\s*['"`]?(?P<value>https?://[^\s'"`,)]+)""")
 ENV_PY = re.compile(rf"""os\.environ\[\s*['"](?P<name>{ENV_NAMES})['"]\s*\]\s*=\s*(?P<value>"[^"\n]*"|'[^'\n]*')""")
 
 
@@ -141,6 +143,10 @@ def env_lines(lines: list[str]) -> list[tuple[int, str, str]]:
             if m:
                 out.append((n, m.group("name"), m.group("value").strip("'\"")))
                 break
+        else:
+            m = BASE_URL.search(line[:4096])
+            if m:
+                out.append((n, "base_url", m.group("value").rstrip(".;:")))
     return out
 
 
