@@ -32,8 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus"
 WAYS = ("zip", "folder", "paste")
 # what a case counts as in the composition table: (where to look, regex), any hit counts
+# "case" is what case.yaml states from the thread: the cause and the versions' names (a GPUStack or
+# Xinference thread whose server was SGLang counts as SGLang even when the paste never names it)
 KINDS = {
-    "sglang": [("url", r"sgl-project/"), ("text", r"(?i)\bsglang\b")],
+    "sglang": [("url", r"sgl-project/"), ("text", r"(?i)\bsglang\b"), ("case", r"(?i)\bsglang\b")],
     # a client's own exception: its frames (openai, httpx, requests, LiteLLM, LangChain, LlamaIndex) or its error types
     "client traceback": [("text", r"[/\\](?:openai|httpx|requests|litellm|langchain\w*|llama_index)[/\\]\w+|"
                                   r"\bopenai\.[A-Za-z.]*(?:Error|InV1)\b|APIConnectionError|APIRemovedInV1|"
@@ -56,12 +58,13 @@ class Case:
     quote: list[str]
     files: list[Path] = field(default_factory=list)
     kinds: list[str] | None = None    # as case.yaml states them; else computed (see KINDS)
+    stated: str = ""                  # case.yaml's cause and the names of its versions
 
     def kind_set(self) -> set[str]:
         if self.kinds is not None:
             return set(self.kinds)
         text = "\n".join(f.read_bytes().decode("utf-8", "replace") for f in self.files)
-        where = {"url": self.url, "classes": " ".join(self.classes + self.expect), "text": text}
+        where = {"url": self.url, "classes": " ".join(self.classes + self.expect), "text": text, "case": self.stated}
         return {k for k, tests in KINDS.items() if any(re.search(rx, where[w]) for w, rx in tests)}
 
 
@@ -83,7 +86,8 @@ def cases(root: Path = CORPUS) -> list[Case]:
         meta = yaml.safe_load((d / "case.yaml").read_text(encoding="utf-8"))
         files = sorted(p for p in d.rglob("*") if p.is_file() and p.name != "case.yaml")
         out.append(Case(d.name, d, meta["url"], list(meta["expect"]), list(meta.get("classes") or meta["expect"]),
-                        [str(q) for q in meta.get("quote") or []], files, meta.get("kinds")))
+                        [str(q) for q in meta.get("quote") or []], files, meta.get("kinds"),
+                        " ".join([str(meta.get("cause") or ""), *map(str, meta.get("versions") or {})])))
     return out
 
 
