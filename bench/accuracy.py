@@ -36,10 +36,13 @@ WAYS = ("zip", "folder", "paste")
 # Xinference thread whose server was SGLang counts as SGLang even when the paste never names it)
 KINDS = {
     "sglang": [("url", r"sgl-project/"), ("text", r"(?i)\bsglang\b"), ("case", r"(?i)\bsglang\b")],
-    # a client's own exception: its frames (openai, httpx, requests, LiteLLM, LangChain, LlamaIndex) or its error types
-    "client traceback": [("text", r"[/\\](?:openai|httpx|requests|litellm|langchain\w*|llama_index)[/\\]\w+|"
+    # a client's own exception: its frames (openai, httpx, requests, aiohttp, ollama's client, LiteLLM, LangChain,
+    # LlamaIndex) or its error types, including requests/urllib3's connection and HTTP errors and aiohttp's
+    "client traceback": [("text", r"[/\\](?:openai|httpx|requests|aiohttp|ollama|litellm|langchain\w*|llama_index)[/\\]\w+|"
                                   r"\bopenai\.[A-Za-z.]*(?:Error|InV1)\b|APIConnectionError|APIRemovedInV1|"
-                                  r"litellm\.\w*(?:Error|Exception)|requests\.exceptions\.|httpx\.\w+Error|Error code: \d{3} - ")],
+                                  r"litellm\.\w*(?:Error|Exception)|requests\.exceptions\.|httpx\.\w+Error|Error code: \d{3} - |"
+                                  r"\bollama\._types\.\w+Error|aiohttp\.client_exceptions\.|urllib3\.exceptions\.|"
+                                  r"Error: HTTPS?ConnectionPool\(host=|\b\d{3} Client Error: [\w ]+ for url: ")],
     "embedding": [("classes", r"\bembed\."), ("text", r"(?i)/v1/embeddings|\bembeddings?\b")],
     "multimodal": [("classes", r"\bmm\."), ("text", r"(?i)image_url|limit[_-]mm[_-]per[_-]prompt|pixel_values|<image>|"
                                                        r"\b(?:llava|internvl|mllama|qwen2(?:\.5)?-?vl|vision)|-vl\b|\bvlm\b")],
