@@ -10,9 +10,9 @@ top-1: findings[0] is an expected id and the report quotes every `quote` value.
 recall: the share of a case's classes found among its findings. false alarms: findings whose id
 is none of the case's classes (an explained symptom of an expected root cause is not counted).
 
-The composition table counts cases by what their evidence shows (`KINDS`: a regex over the
-thread URL, classes and evidence text; `kinds:` in a case.yaml overrides it), and cases with two
-or more evidence files.
+The composition table counts cases by what they show (`KINDS`: a regex over the thread URL, the
+classes, the evidence text, and what case.yaml states from the thread: its cause and the names of
+its versions; `kinds:` in a case.yaml overrides it), and cases with two or more evidence files.
 """
 
 from __future__ import annotations
@@ -92,6 +92,12 @@ def cases(root: Path = CORPUS) -> list[Case]:
                         [str(q) for q in meta.get("quote") or []], files, meta.get("kinds"),
                         " ".join([str(meta.get("cause") or ""), *map(str, meta.get("versions") or {})])))
     return out
+
+
+def composition(chosen: list[Case]) -> dict[str, int]:
+    """Cases with two or more evidence files, and cases per kind (see KINDS)."""
+    kinds = Counter(k for c in chosen for k in c.kind_set())
+    return {"two or more evidence files": sum(len(c.files) >= 2 for c in chosen), **{k: kinds[k] for k in KINDS}}
 
 
 def as_paste(case: Case, out: Path) -> Path:
@@ -199,10 +205,8 @@ def main(argv=None) -> int:
     for repo, c in sorted(per_source.items()):
         print(f"{repo:<34}{c['n']:>6}{c['ok'] / c['n']:>8.0%}")
     print(f"\n{'composition':<34}{'cases':>6}")
-    print(f"{'two or more evidence files':<34}{sum(len(c.files) >= 2 for c in chosen):>6}")
-    kinds = Counter(k for c in chosen for k in c.kind_set())
-    for k in KINDS:
-        print(f"{k:<34}{kinds[k]:>6}")
+    for k, n in composition(chosen).items():
+        print(f"{k:<34}{n:>6}")
     if a.cases:
         print()
         for r in sorted(results, key=lambda r: (r.ok, r.case, r.way)):

@@ -10,6 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import accuracy
 
 TOP1_FLOOR = 0.90   # per way; the figures and the per-class table are in bench/README.md
+# what the corpus must keep holding: real threads, several files, the servers and clients users run
+FLOORS = {"two or more evidence files": 40, "sglang": 30, "client traceback": 30, "embedding": 25,
+          "multimodal": 10, "gateway/proxy": 15}
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,15 @@ def test_every_case_is_well_formed():
         assert case.url.startswith("https://"), case.name
         assert case.files, f"{case.name}: no evidence files"
         assert set(case.expect) <= ids, f"{case.name}: expects an id no rule has: {set(case.expect) - ids}"
+
+
+def test_the_corpus_keeps_its_size_and_mix():
+    all_cases = accuracy.cases()
+    assert len(all_cases) >= 150
+    assert len({c.url for c in all_cases}) >= 100
+    have = accuracy.composition(all_cases)
+    short = {k: f"{have[k]} < {n}" for k, n in FLOORS.items() if have[k] < n}
+    assert not short, short
 
 
 def test_no_case_crashes_any_way(results):
