@@ -137,7 +137,12 @@ class RuleSet:
 
     @cached_property
     def keywords(self) -> str | None:
-        """One regex of every text pattern the rules look for: the line prefilter."""
+        """One regex of every text pattern the rules look for: the line prefilter.
+
+        Counted repetitions (`[^"]{0,120}`, `\\d{4}`) become `*` / `+`: the prefilter only has to
+        keep a superset of the lines the rules match, and a union of many counted repetitions
+        makes the regex engine's DFA blow up (20 s instead of 0.05 s on 4 MB of routine log),
+        while `*` and `+` cost nothing. The rules themselves still match with their exact patterns."""
         from emblens.rules.compiler import rust_ok
 
         patterns: list[str] = []
@@ -147,9 +152,18 @@ class RuleSet:
                 for p in t.text_patterns(node, spec.LINE_TEXT_COLUMNS):
                     if not rust_ok(p):
                         return "."   # a look-around pattern cannot prefilter: keep every line
+                    p = uncounted(p)
                     if p not in patterns:
                         patterns.append(p)
         return "|".join(f"(?:{p})" for p in patterns) if patterns else None
+
+
+_COUNTED = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
+
+
+def uncounted(pattern: str) -> str:
+    """The pattern with every counted repetition widened to `*` (from 0) or `+`: a superset."""
+    return _COUNTED.sub(lambda m: "*" if m.group(1) == "0" else "+", pattern)
 
 
 # -- parsing one file ---------------------------------------------------------------------------
