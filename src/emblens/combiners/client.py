@@ -67,11 +67,9 @@ def pasted(events: pl.DataFrame) -> dict[str, object]:
         if fact == "env":
             name, _, value = (text or "").partition("=")
             upper = name.upper()
-            if upper.endswith("_PROXY") and upper != "NO_PROXY" and value:
-                out.setdefault("proxy_env", f"{name}={commands.without_userinfo(value)}")
-            elif upper == "NO_PROXY":
-                out["no_proxy"] = value
-            elif upper in ("OPENAI_API_KEY", "VLLM_API_KEY") and not value:
+            if _proxy_variable(out, name, value):
+                continue
+            if upper in ("OPENAI_API_KEY", "VLLM_API_KEY") and not value:
                 out["api_key_env_empty"] = True
             elif upper in ("OPENAI_BASE_URL", "OPENAI_API_BASE", "BASE_URL") and value:
                 out.setdefault("base_url_env", value)
@@ -80,10 +78,7 @@ def pasted(events: pl.DataFrame) -> dict[str, object]:
         if not parsed:
             continue
         for name, value in parsed["env"].items():
-            if name.upper().endswith("_PROXY") and name.upper() != "NO_PROXY" and value:
-                out.setdefault("proxy_env", f"{name}={commands.without_userinfo(value)}")
-            elif name.upper() == "NO_PROXY":
-                out["no_proxy"] = value
+            _proxy_variable(out, name, value)
         share, tp = commands.number(parsed.get("memory_share"), float), commands.number(parsed.get("tp"))
         task = parsed.get("task") or ("embedding" if parsed.get("is_embedding") else None)
         for fact, value in (("cmd_memory_share", share), ("cmd_tensor_parallel", tp), ("cmd_task", task),
@@ -93,3 +88,16 @@ def pasted(events: pl.DataFrame) -> dict[str, object]:
             if value not in (None, ""):
                 out[fact] = value
     return out
+
+
+def _proxy_variable(out: dict[str, object], name: str, value: str) -> bool:
+    """Record a proxy variable (the first *_PROXY set, and NO_PROXY); whether `name` was one."""
+    upper = name.upper()
+    if upper == "NO_PROXY":
+        out["no_proxy"] = value
+    elif upper.endswith("_PROXY"):
+        if value:
+            out.setdefault("proxy_env", f"{name}={commands.without_userinfo(value)}")
+    else:
+        return False
+    return True
