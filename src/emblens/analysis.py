@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from emblens import schema
+from emblens import redact, schema
 from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
 from emblens.combiners import Facts, enrich
 from emblens.modeldata import ModelData
@@ -104,7 +104,8 @@ def read_events(
         inputs.append(info)
         if events.height:
             frames.append(events)
-    return (pl.concat(frames, how="vertical") if frames else schema.empty()), inputs, skipped
+    # the last line of defence: whatever an adapter did, no column of user text leaves here unmasked
+    return (redact.mask_frame(pl.concat(frames, how="vertical")) if frames else schema.empty()), inputs, skipped
 
 
 def load_events(

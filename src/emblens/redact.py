@@ -1,13 +1,30 @@
 """Secret masking: the one place where tokens, keys and passwords are removed.
 
-Applied to every line before it enters the event table, so no report, export or log of emblens
-can show a secret. The shape survives (`<empty>`, a known placeholder such as `EMPTY`, or
+Applied to every line before it enters the event table, and once more to every column that can
+hold user text when the table is built (`mask_frame`), so no report, export or log of emblens can
+show a secret. The shape survives (`<empty>`, a known placeholder such as `EMPTY`, or
 `<key: 32 chars>` / `<sk-key: 51 chars>`), because the shape is often the diagnosis.
+
+Two kinds of catalogue entry (`CATALOGUE` lists them with an example each):
+- by key name: a value after a name that says it is a secret (`api_key=`, `"password": `,
+  `X-API-Key:`, `--hf-token`, `?key=`, `AWS_SECRET_ACCESS_KEY=`, `Cookie:`), whatever the value;
+- by shape: values that are secrets wherever they stand (`sk-…`, `hf_…`, `ghp_…`, `AKIA…`, JWTs,
+  `Bearer …`, a DSN's password, private-key blocks).
+
+Every pattern is linear in the line: identifiers are matched possessively from their first
+character only, so a 400 KB line of one word costs one pass, not one pass per character.
 
 >>> mask_text("Authorization: Bearer sk-abcdefghijklmnopqrstuvwx")
 'Authorization: Bearer <sk-key: 27 chars>'
 >>> mask_text("api_key='EMPTY'")
 "api_key='EMPTY'"
+>>> mask_text("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+'AWS_SECRET_ACCESS_KEY=<key: 40 chars>'
+>>> mask_text("#new-token: 2048, token usage: 0.01")
+'#new-token: 2048, token usage: 0.01'
+>>> once = mask_text("{'api_key': ['s3cret-demo-key', 'other-key-2']}")
+>>> once, mask_text(once) == once
+("{'api_key': ['<key: 15 chars>', '<key: 11 chars>']}", True)
 """
 
 from __future__ import annotations
@@ -22,36 +39,116 @@ PLACEHOLDERS = frozenset(
     for v in (
         "EMPTY", "none", "null", "nil", "dummy", "fake", "placeholder", "sk-xxx", "sk-no-key-required",
         "token-abc123", "your-api-key", "your_api_key", "YOUR_API_KEY", "xxx", "***", "not-needed",
-        "not-used", "na", "n/a", "test", "abc123", "sk-1234", "changeme",
+        "not-used", "na", "n/a", "test", "abc123", "sk-1234", "changeme", "true", "false",
     )
 )
 
-_VALUE = r"(?!<)[^\s\"',;)\]}]+"
+# a name says its value is secret when it ends in one of these (after camelCase and -/. become _)
+SECRET_NAME = re.compile(
+    r"(?:^|_)(?:api_?key|key|keys|token|secret|password|passwd|pwd|pass|credentials?|signature|sig|cookie|"
+    r"session_?id|auth|authorization|private_?key|access_?key|subscription_?key|bearer|jwt)$"
+)
+# ...but not these: numbers and names that only look like it
+NOT_SECRET_NAME = re.compile(r"(?:^|_)(?:new_token|max_token|num_token|total_token|n_token|sort_key|primary_key|"
+                             r"foreign_key|cache_key|key_value|partition_key)$")
 
-# (pattern, index of the group holding the secret). Order matters: specific forms first.
-_PATTERNS: list[tuple[re.Pattern[str], int]] = [
-    (re.compile(r"(?i)(\bbearer[ \t]+)(" + _VALUE + ")"), 2),
-    (re.compile(r"(?i)(\bbasic[ \t]+)([A-Za-z0-9+/=]{6,})"), 2),
-    (re.compile(r"(?i)(--(?:api-key|hf-token|token|password)(?:[ \t]+|=)[\"']?)(" + _VALUE + ")"), 2),
-    (
-        re.compile(
-            r"(?i)(\b(?:[A-Za-z0-9]+_)*(?:api[_-]?key|secret[_-]?key|secret|access[_-]?token|auth[_-]?token|"
-            r"hf[_-]?token|token|password|passwd)[\"']?[ \t]*[:=][ \t]*(?:\[[ \t]*)?[\"']?)(" + _VALUE + ")"
-        ),
-        2,
-    ),
-    (re.compile(r"(?i)(\b(?:x-api-key|api-key)[\"']?[ \t]*[:=][ \t]*[\"']?)(" + _VALUE + ")"), 2),
-    (re.compile(r"(\w+://[^/\s:@]+:)([^@\s/]+)(@)"), 2),
-    (re.compile(r"()(\bsk-[A-Za-z0-9_-]{12,})"), 2),
-    (re.compile(r"()(\bhf_[A-Za-z0-9]{20,})"), 2),
+# a value: up to a space, quote, comma, semicolon or closing bracket (possessive: no backtracking)
+_VALUE = r"(?!<)[^\s\"',;)\]}>]++"
+_NAME = r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*+)"
+
+# (pattern, index of the group holding the secret, index of the name group or 0). Order matters.
+_PATTERNS: list[tuple[re.Pattern[str], int, int]] = [
+    # private-key blocks (a pasted .pem): everything between the markers on the line
+    (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)([^-]++)"), 2, 0),
+    # an authorization scheme and its credential: Bearer wherever it stands, the others in an
+    # Authorization header
+    (re.compile(r"(?i)((?<![A-Za-z])bearer[ \t]++)(" + _VALUE + ")"), 2, 0),
+    (re.compile(r"(?i)(authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?(?:token|api-key|key|digest)[ \t]++)(" + _VALUE + ")"), 2, 0),
+    (re.compile(r"(?i)((?<![A-Za-z])basic[ \t]++)([A-Za-z0-9+/=]{6,}+)"), 2, 0),
+    # cookies: every value of a Cookie or Set-Cookie header, to the end of the header
+    (re.compile(r"(?i)((?<![A-Za-z\-])(?:set-)?cookie[\"']?[ \t]*+[:=][ \t]*+[\"']?)([^\"'\n]++)"), 2, 0),
+    # a command-line flag named like a secret, and its value
+    (re.compile(r"(?<![\w\-])(--)([A-Za-z0-9][A-Za-z0-9\-]*+)((?:[ \t]++|=)[\"']?)(" + _VALUE + ")"), 4, 2),
+    # name: value, name=value, "name": "value", ?name=value (query keys), NAME=value (environment);
+    # a list after the name has every element masked by the next pattern
+    (re.compile(_NAME + r"((?>[\"']?\]?[ \t]*+[:=][ \t]*+\[?[ \t]*+[\"']?))(" + _VALUE + ")"), 3, 1),
+    (re.compile(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")"), 2, 0),
+    # a DSN's password: scheme://user:password@host (the password may hold / or :)
+    (re.compile(r"((?<![\w+.\-])[A-Za-z][\w+.\-]*+://[^/\s:@]*+:)([^\s@]++)(@)"), 2, 0),
+    # the OpenAI SDK's and servers' echo of a wrong key
+    (re.compile(r"(Incorrect API key provided: )(" + _VALUE + ")"), 2, 0),
+    # shapes that are secrets anywhere
+    (re.compile(r"()((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{12,}+)"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20,}+)"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_[A-Za-z0-9_]{40,}+))"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9\-]{10,}+)"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}+)"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z]))"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-]))"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}+)"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+)"), 2, 0),
 ]
 
-# One linear-time pattern that finds every line any of the above could touch; only those lines
-# go through the Python replacement, so big logs are masked at polars speed.
+# One linear-time pattern (the Rust engine) that finds every line any of the above could touch;
+# only those lines go through the Python replacement, so big logs are masked at polars speed.
 PREFILTER = (
-    r"(?i)(?:bearer|basic)[ \t]+[^\s'\"]|api[_-]?key|secret|token[\"']?[ \t]*[:=]|password|passwd|"
-    r"--[a-z-]*token[ \t=]|\bsk-[A-Za-z0-9_-]{12}|\bhf_[A-Za-z0-9]{20}|://[^/\s:@]+:[^@\s/]+@"
+    r"(?i)(?:key|keys|token|secret|passw(?:or)?d|pwd|pass|credentials?|signature|sig|cookie|session_?id|auth|"
+    r"authorization|jwt)[\"'\]]?[ \t]*[:=]|(?:bearer|basic)[ \t]+[^\s'\"]|--[a-z-]*(?:key|token|secret|passw|pwd)|"
+    r"PRIVATE KEY|://[^/\s:@]*:[^\s@]+@|Incorrect API key|sk-[A-Za-z0-9_-]{12}|(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20}|"
+    r"gh[pousr]_|github_pat_|xox[abprs]-|_live_|_test_|AKIA|ASIA|AIza|ya29\.|eyJ"
 )
+
+# The catalogue the masking test plants, one example per entry: (name, line holding it, secret).
+CATALOGUE: list[tuple[str, str, str]] = [
+    ("bearer header", "Authorization: Bearer Zq8vT2mLwX4pR7nK1sD9", "Zq8vT2mLwX4pR7nK1sD9"),
+    ("basic header", "Authorization: Basic dXNlcjpzM2NyZXRQYXNz", "dXNlcjpzM2NyZXRQYXNz"),
+    ("token scheme", "Authorization: Token 9f8e7d6c5b4a3928171605f4", "9f8e7d6c5b4a3928171605f4"),
+    ("proxy authorization", "Proxy-Authorization: Bearer Pq2wE4rT6yU8iO0pA1sD", "Pq2wE4rT6yU8iO0pA1sD"),
+    ("x-api-key header", "X-API-Key: a7f3c9e1b5d2468097fedcba", "a7f3c9e1b5d2468097fedcba"),
+    ("api-key header", "api-key: 3c4d5e6f7a8b9c0d1e2f3a4b", "3c4d5e6f7a8b9c0d1e2f3a4b"),
+    ("azure subscription header", "Ocp-Apim-Subscription-Key: 0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+     "0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+    ("google api key header", "x-goog-api-key: Gk4mNp7qRs0tUv3wXy6zAb9c", "Gk4mNp7qRs0tUv3wXy6zAb9c"),
+    ("cookie header", "Cookie: sessionid=Ck9dLm2nPq5rSt8u; csrftoken=Ab3cDe6fGh9i", "Ck9dLm2nPq5rSt8u"),
+    ("set-cookie header", "Set-Cookie: session=Sv7bNm4kLj1hGf8d; Path=/; HttpOnly", "Sv7bNm4kLj1hGf8d"),
+    ("query key", "GET /v1/models?key=Qk5jHg8fDs2aZx7c HTTP/1.1", "Qk5jHg8fDs2aZx7c"),
+    ("query access_token", "POST /v1/embeddings?access_token=At6yHn3jUm9kIl2o HTTP/1.1", "At6yHn3jUm9kIl2o"),
+    ("json api_key", '{"model": "m", "api_key": "Jk2lMn5oPq8rSt1u"}', "Jk2lMn5oPq8rSt1u"),
+    ("json key", '{"key": "Kx4cVb7nMq0wEr3t", "input": "hi"}', "Kx4cVb7nMq0wEr3t"),
+    ("json password", '{"user": "ada", "password": "Pw9oIu6yTr3eWq0p"}', "Pw9oIu6yTr3eWq0p"),
+    ("json camelCase token", '{"accessToken": "Ct5rEw2qAz8sXd4c"}', "Ct5rEw2qAz8sXd4c"),
+    ("python dict key", "{'api_key': 'Dk3fGh6jKl9zXc2v'}", "Dk3fGh6jKl9zXc2v"),
+    ("second key of a list", "args: {'api_key': ['Lk1aSd4fGh7jKl0z', 'Lk2qWe5rTy8uIo1p']}", "Lk2qWe5rTy8uIo1p"),
+    ("env api key", "export OPENAI_API_KEY=Ek7uYt4rEw1qAs8d", "Ek7uYt4rEw1qAs8d"),
+    ("env aws secret", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("env hf token", "HF_TOKEN=Hm3nBv6cXz9lKj2h", "Hm3nBv6cXz9lKj2h"),
+    ("env password", "DB_PASSWORD=Dp8oLk5jHg2fDs9a", "Dp8oLk5jHg2fDs9a"),
+    ("docker -e", "docker run -e VLLM_API_KEY=Vk4rFt7gBy0hNu3j vllm/vllm-openai", "Vk4rFt7gBy0hNu3j"),
+    ("flag api-key", "vllm serve m --api-key Fk2wSx5eDc8rFv1t", "Fk2wSx5eDc8rFv1t"),
+    ("flag hf-token=", "python serve.py --hf-token=Ht6yGv3bNh9uJm2k", "Ht6yGv3bNh9uJm2k"),
+    ("flag password", "mysql --password Mp1qAz4wSx7eDc0r", "Mp1qAz4wSx7eDc0r"),
+    ("dsn password with /", "postgresql://app:Pa/ss:w0rd9Xq@db.internal:5432/app", "Pa/ss:w0rd9Xq"),
+    ("redis dsn", "redis://:Rd5tGb8yHn1uJm4i@cache:6379/0", "Rd5tGb8yHn1uJm4i"),
+    ("openai sk key", "client = OpenAI(api_key=sk-proj-Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8)", "sk-proj-Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8"),
+    ("anthropic key", "key sk-ant-api03-Zx9Cv8Bn7Mq6Wl5Ek4Rj3", "sk-ant-api03-Zx9Cv8Bn7Mq6Wl5Ek4Rj3"),
+    ("hf token shape", "loading with hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345", "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"),
+    ("groq key", "GROQ=gsk_Qw3Er6Ty9Ui2Op5As8Df1Gh4Jk7L", "gsk_Qw3Er6Ty9Ui2Op5As8Df1Gh4Jk7L"),
+    ("github token", "remote https://ghp_Ab12Cd34Ef56Gh78Ij90Kl12Mn34Op56Qr78@github.com",
+     "ghp_Ab12Cd34Ef56Gh78Ij90Kl12Mn34Op56Qr78"),
+    ("slack token", "SLACK xoxb-1234567890-AbCdEfGhIjKl", "xoxb-1234567890-AbCdEfGhIjKl"),
+    ("stripe key", "charge with sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+    ("aws access key id", "credentials AKIAIOSFODNN7EXAMPLE in use", "AKIAIOSFODNN7EXAMPLE"),
+    ("gcp api key", "maps AIzaSyA1B2C3D4E5F6G7H8I9J0K1L2M3N4O5P6Q in config", "AIzaSyA1B2C3D4E5F6G7H8I9J0K1L2M3N4O5P6Q"),
+    ("google oauth token", "got ya29.a0AfH6SMBxYz1234567890abcdefg from oauth", "ya29.a0AfH6SMBxYz1234567890abcdefg"),
+    ("jwt", "session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpM",
+     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpM"),
+    ("private key block", "-----BEGIN RSA PRIVATE KEY-----MIIEpAIBAAKCAQEA7xYz9-----END RSA PRIVATE KEY-----",
+     "MIIEpAIBAAKCAQEA7xYz9"),
+    ("wrong key echoed", "Incorrect API key provided: Wk3eRt6yUi9oPa2s. You can find your API key at",
+     "Wk3eRt6yUi9oPa2s"),
+    ("process command line", "python serve.py --api-key Pc8vBn5mLk2jHg9f", "Pc8vBn5mLk2jHg9f"),
+]
 
 
 def shape(value: str) -> str:
@@ -70,7 +167,31 @@ def shape(value: str) -> str:
     return f"<key: {len(v)} chars>"
 
 
-def _replace(match: re.Match[str], group: int) -> str:
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def secret_name(name: str) -> bool:
+    """Whether a key, header, flag or variable name says its value is a secret.
+
+    >>> [secret_name(n) for n in ("OPENAI_API_KEY", "apiKey", "X-API-Key", "max_tokens", "#new-token")]
+    [True, True, True, False, False]
+    """
+    n = re.sub(r"[\-.]", "_", _CAMEL.sub("_", name.lstrip("-#"))).lower()
+    return bool(SECRET_NAME.search(n)) and not NOT_SECRET_NAME.search(n)
+
+
+_SCHEMES = frozenset(("bearer", "basic", "token", "digest", "api-key", "key", "negotiate"))
+
+
+def _number(value: str) -> bool:
+    return bool(re.fullmatch(r"[\d.,:%]+", value))
+
+
+def _replace(match: re.Match[str], group: int, name_group: int) -> str:
+    if name_group:
+        value = match.group(group) or ""
+        if not secret_name(match.group(name_group) or "") or _number(value) or value.lower() in _SCHEMES:
+            return match.group(0)   # the scheme word of "Authorization: Bearer …" is left for its own entry
     out = []
     for i in range(1, (match.re.groups or 0) + 1):
         part = match.group(i) or ""
@@ -80,8 +201,8 @@ def _replace(match: re.Match[str], group: int) -> str:
 
 def mask_text(text: str) -> str:
     """Mask every secret in one string."""
-    for pattern, group in _PATTERNS:
-        text = pattern.sub(lambda m, g=group: _replace(m, g), text)
+    for pattern, group, name_group in _PATTERNS:
+        text = pattern.sub(lambda m, g=group, n=name_group: _replace(m, g, n), text)
     return text
 
 
@@ -91,8 +212,22 @@ def mask_series(lines: pl.Series) -> pl.Series:
     if not hits.any():
         return lines
     idx = hits.arg_true()
-    masked = pl.Series([mask_text(t) for t in lines.gather(idx).to_list()], dtype=pl.String)
+    masked = pl.Series([None if t is None else mask_text(t) for t in lines.gather(idx).to_list()], dtype=pl.String)
     return lines.scatter(idx, masked)
+
+
+# every column of the event table that can hold text from the input
+USER_TEXT_COLUMNS = ("text", "message", "exc_message", "exc_root_message", "http_path", "http_host", "resp_error",
+                     "auth_other_headers", "req_unprefixed_example", "gpu_processes", "gpu_proc_name", "model_path",
+                     "proc", "logger")
+
+
+def mask_frame(events: pl.DataFrame) -> pl.DataFrame:
+    """Mask every user-text column of an event table: the last line of defence, whatever an adapter did."""
+    cols = [c for c in USER_TEXT_COLUMNS if c in events.columns and events[c].null_count() < events.height]
+    if not cols:
+        return events
+    return events.with_columns(*(mask_series(events[c]).alias(c) for c in cols))
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
