@@ -134,6 +134,90 @@ def _peek(opener: Callable[[], BinaryIO], n: int = 512) -> bytes:
         return f.read(n)
 
 
+class _Salvage(io.RawIOBase):
+    """Reads a compressed stream in small pieces so that, when it breaks, the bytes before the
+    break are handed out first and the error comes with the next read."""
+
+    PIECE = 4 * 1024
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self._error = raw, None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self._error is not None:
+            raise self._error
+        want = n if n is not None and n >= 0 else 1 << 62
+        pieces, got = [], 0
+        while got < want:
+            try:
+                block = self._raw.read(min(self.PIECE, want - got))
+            except (OSError, EOFError, zlib.error) as e:
+                if not pieces:
+                    raise
+                self._error = e
+                break
+            if not block:
+                break
+            pieces.append(block)
+            got += len(block)
+        return b"".join(pieces)
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Replay:
+    """A one-pass stream (a member of a streamed tar) that can be opened again as long as only its
+    head was read before: the sniffers peek at the first bytes, then the adapter reads it all."""
+
+    KEEP = 256 * 1024
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self._head, self._pos = raw, b"", 0   # _pos: bytes consumed from raw
+
+    def open(self) -> BinaryIO:
+        if self._pos > len(self._head):
+            raise OSError("a member of a streamed archive cannot be read twice")
+        return _ReplayStream(self)
+
+
+class _ReplayStream(io.RawIOBase):
+    def __init__(self, src: _Replay) -> None:
+        self._src, self._at = src, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        src = self._src
+        if self._at < len(src._head):
+            end = len(src._head) if n is None or n < 0 else min(len(src._head), self._at + n)
+            out = src._head[self._at:end]
+        else:
+            if self._at != src._pos:
+                raise OSError("a member of a streamed archive cannot be read twice")
+            out = src._raw.read(n if n is not None and n >= 0 else -1)
+            src._pos += len(out)
+            if src._pos <= _Replay.KEEP:
+                src._head += out
+        self._at += len(out)
+        return out
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 class Reader:
     """Walks inputs and yields `Member`s and `Skipped`s in a stable order."""
 
@@ -142,6 +226,10 @@ class Reader:
         self._members = 0
         self._total = 0                       # decompressed bytes read, over all members
         self._read: dict[str, int] = {}       # the most read of each member (it is opened twice)
+        self._top_cap: float | None = None    # decompressed bytes allowed for the current top-level item
+        self._top_total = 0
+        self._bomb: str | None = None         # why the current top-level item stopped being read
+        self._dropped = 0                     # members of it not read after that
 
     # -- entry ---------------------------------------------------------------------------
     def read(self, paths: list[str]) -> Iterator[Member | Skipped]:
@@ -188,19 +276,37 @@ class Reader:
         self, label: str, opener: Callable[[], BinaryIO], size: int | None, depth: int, disk_path: Path | None = None
     ) -> Iterator[Member | Skipped]:
         if size == 0:
-            yield self._count(Skipped(label, "empty (0 bytes)"))
+            yield from self._counted(Skipped(label, "empty (0 bytes)"))
+            return
+        if depth == 0:   # nested archives together may expand at most max_ratio times the outer file
+            self._top_cap = max((size or 0) * self.limits.max_ratio, self.limits.ratio_floor_bytes) if size else None
+            self._top_total, self._bomb, self._dropped = 0, None, 0
+            yield from self._dispatch(label, opener, size, depth, disk_path)
+            if self._dropped and self._bomb is not None:
+                yield Skipped(f"{label}:…", f"{self._dropped:,} more member(s) not read: {self._bomb}")
+            elif self._dropped:
+                yield Skipped(f"{label}:…", f"{self._dropped:,} more member(s) not read: over the limit of "
+                                            f"{self.limits.max_members:,} members")
+            return
+        yield from self._dispatch(label, opener, size, depth, disk_path)
+
+    def _dispatch(
+        self, label: str, opener: Callable[[], BinaryIO], size: int | None, depth: int, disk_path: Path | None = None
+    ) -> Iterator[Member | Skipped]:
+        if depth and (self._bomb is not None or self._members > self.limits.max_members):
+            self._dropped += 1
             return
         try:
             head = _peek(opener)
         except (OSError, zipfile.BadZipFile, zlib.error, EOFError, LimitExceeded) as e:
-            yield self._count(Skipped(label, f"cannot read: {_reason(e)}"))
+            yield from self._counted(Skipped(label, f"cannot read: {_reason(e)}"))
             return
         if not head:
-            yield self._count(Skipped(label, "empty (0 bytes)"))
+            yield from self._counted(Skipped(label, "empty (0 bytes)"))
             return
         kind = _magic(head)
         if kind and depth >= self.limits.max_depth:
-            yield self._count(Skipped(label, f"archive nested deeper than {self.limits.max_depth} levels"))
+            yield from self._counted(Skipped(label, f"archive nested deeper than {self.limits.max_depth} levels"))
             return
         if kind == "zip":
             yield from self._zip(label, opener, depth, disk_path)
@@ -209,8 +315,7 @@ class Reader:
         elif kind == "gzip":
             yield from self._gzip(label, opener, size, depth, disk_path)
         else:
-            m = self._count(Member(label, self._bounded(label, opener, None), size))
-            yield m
+            yield from self._counted(Member(label, self._bounded(label, opener, None), size))
 
     def _bounded(self, label: str, opener: Callable[[], BinaryIO], compressed: int | None) -> Callable[[], BinaryIO]:
         def open_bounded() -> BinaryIO:
@@ -226,15 +331,23 @@ class Reader:
         if count > before:
             self._read[label] = count
             self._total += count - before
+            self._top_total += count - before
+            if self._top_cap is not None and self._top_total > self._top_cap and self._bomb is None:
+                self._bomb = (f"the archive expands to more than {self.limits.max_ratio:.0f} times its size "
+                              "(possible archive bomb); this member and the rest of it were not read")
+            if self._bomb is not None:
+                raise LimitExceeded(self._bomb)
             if self._total > self.limits.max_total_bytes:
                 raise LimitExceeded(f"the bundle is over its total limit of {size_text(self.limits.max_total_bytes)} "
                                     "(decompressed); this member and the rest were not read")
 
-    def _count(self, item: Member | Skipped) -> Member | Skipped:
+    def _counted(self, item: Member | Skipped) -> Iterator[Member | Skipped]:
+        """The item, counted against the member limit; past the limit one notice, then nothing."""
         self._members += 1
-        if self._members > self.limits.max_members:
-            return Skipped(item.label, f"over the limit of {self.limits.max_members} members")
-        return item
+        if self._members == self.limits.max_members + 1:
+            yield Skipped(item.label, f"over the limit of {self.limits.max_members:,} members")
+        elif self._members <= self.limits.max_members:
+            yield item
 
     # -- archives --------------------------------------------------------------------------
     def _zip(self, label, opener, depth, disk_path) -> Iterator[Member | Skipped]:
@@ -246,7 +359,7 @@ class Reader:
         except (zipfile.BadZipFile, OSError, LimitExceeded, EOFError) as e:
             if depth == 0:
                 raise InputError(f"{label}: not a readable zip archive ({_reason(e)})") from None
-            yield self._count(Skipped(label, f"not a readable zip archive: {_reason(e)}"))
+            yield from self._counted(Skipped(label, f"not a readable zip archive: {_reason(e)}"))
             return
         with zf:   # closed once its members have been read
             yield from self._zip_members(zf, label, depth)
@@ -257,14 +370,14 @@ class Reader:
                 continue
             mlabel = f"{label}:{info.filename}"
             if info.flag_bits & 0x1:
-                yield self._count(Skipped(mlabel, "encrypted"))
+                yield from self._counted(Skipped(mlabel, "encrypted"))
                 continue
             if info.file_size > self.limits.max_member_bytes:
-                yield self._count(Skipped(mlabel, f"larger than the {size_text(self.limits.max_member_bytes)} member limit"))
+                yield from self._counted(Skipped(mlabel, f"larger than the {size_text(self.limits.max_member_bytes)} member limit"))
                 continue
             if (info.compress_size and info.file_size / max(info.compress_size, 1) > self.limits.max_ratio
                     and info.file_size > self.limits.ratio_floor_bytes):
-                yield self._count(Skipped(mlabel, "compression ratio above the limit (possible archive bomb)"))
+                yield from self._counted(Skipped(mlabel, "compression ratio above the limit (possible archive bomb)"))
                 continue
             yield from self._item(
                 mlabel,
@@ -274,40 +387,49 @@ class Reader:
             )
 
     def _tar(self, label, opener, depth, disk_path, compressed: bool) -> Iterator[Member | Skipped]:
-        tf = None
-        try:
+        """Read a tar (plain or gzip'd) in one pass, in archive order: each member is handed out
+        while the archive stands at it, so a tar.gz is decompressed once, not once per member, and
+        a truncated archive still gives the members before the break."""
+        def raw_open() -> BinaryIO:
             if disk_path is not None and not compressed:
-                tf = tarfile.open(disk_path, mode="r:")
-            elif disk_path is not None:
-                tf = tarfile.open(disk_path, mode="r:gz")
-            else:
-                tf = tarfile.open(fileobj=io.BytesIO(self._slurp(opener)), mode="r:*")
-            infos = tf.getmembers()
+                return open(disk_path, "rb")
+            if disk_path is not None:
+                return _Salvage(gzip.GzipFile(filename=disk_path, mode="rb"))  # type: ignore[return-value]
+            return io.BytesIO(self._slurp(opener))
+        try:
+            stream = raw_open()
+            tf = tarfile.open(fileobj=stream, mode="r|")
         except (tarfile.TarError, OSError, EOFError, zlib.error, LimitExceeded) as e:
-            if tf is not None:
-                tf.close()
             if depth == 0:
                 raise InputError(f"{label}: not a readable tar archive ({_reason(e)})") from None
-            yield self._count(Skipped(label, f"not a readable tar archive: {_reason(e)}"))
+            yield from self._counted(Skipped(label, f"not a readable tar archive: {_reason(e)}"))
             return
-        with tf:   # closed once its members have been read
-            yield from self._tar_members(tf, infos, label, depth)
+        with stream, tf:
+            seen = 0
+            try:
+                for info in tf:
+                    seen += 1
+                    yield from self._tar_member(tf, info, label, depth)
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+                if depth == 0 and seen == 0:
+                    raise InputError(f"{label}: not a readable tar archive ({_reason(e)})") from None
+                yield from self._counted(Skipped(f"{label}:…", f"archive truncated or corrupt after {seen} member(s): {_reason(e)}"))
 
-    def _tar_members(self, tf: tarfile.TarFile, infos: list, label: str, depth: int) -> Iterator[Member | Skipped]:
-        for info in sorted(infos, key=lambda i: i.name):
-            mlabel = f"{label}:{info.name}"
-            if info.isdir():
-                continue
-            if info.issym() or info.islnk():
-                yield self._count(Skipped(mlabel, "link inside the archive, not followed"))
-                continue
-            if not info.isfile():
-                yield self._count(Skipped(mlabel, "not a regular file"))
-                continue
-            if info.size > self.limits.max_member_bytes:
-                yield self._count(Skipped(mlabel, f"larger than the {size_text(self.limits.max_member_bytes)} member limit"))
-                continue
-            yield from self._item(mlabel, lambda i=info: tf.extractfile(i), info.size, depth + 1)
+    def _tar_member(self, tf: tarfile.TarFile, info: tarfile.TarInfo, label: str, depth: int) -> Iterator[Member | Skipped]:
+        mlabel = f"{label}:{info.name}"
+        if info.isdir():
+            return
+        if info.issym() or info.islnk():
+            yield from self._counted(Skipped(mlabel, "link inside the archive, not followed"))
+            return
+        if not info.isfile():
+            yield from self._counted(Skipped(mlabel, "not a regular file"))
+            return
+        if info.size > self.limits.max_member_bytes:
+            yield from self._counted(Skipped(mlabel, f"larger than the {size_text(self.limits.max_member_bytes)} member limit"))
+            return
+        replay = _Replay(tf.extractfile(info))   # type: ignore[arg-type]
+        yield from self._item(mlabel, replay.open, info.size, depth + 1)
 
     def _gzip(self, label, opener, size, depth, disk_path) -> Iterator[Member | Skipped]:
         def gz_open() -> BinaryIO:
@@ -317,7 +439,7 @@ class Reader:
         try:
             inner = _peek(bounded)
         except (OSError, EOFError, zlib.error, LimitExceeded) as e:
-            yield self._count(Skipped(label, f"corrupt gzip data: {_reason(e)}"))
+            yield from self._counted(Skipped(label, f"corrupt gzip data: {_reason(e)}"))
             return
         if _magic(inner) == "tar":
             yield from self._tar(label, opener, depth, disk_path, compressed=True)
