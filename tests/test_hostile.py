@@ -93,3 +93,78 @@ def test_member_count_limit_holds_across_nesting(tmp_path):
     items = list(read_members([str(top)], Limits(max_members=100)))
     assert sum(1 for i in items if not hasattr(i, "reason")) == 100
     assert [i.reason for i in items if hasattr(i, "reason")][-1].endswith("over the limit of 100 members")
+
+
+# -- rule folders ----------------------------------------------------------------------------------
+RULE = "id: {id}\ntitle: t\nseverity: error\nmeans: m\nmatch: {{message: {{contains: {word}}}}}\nmessage: x\nremedy: [x]\n"
+
+
+def _rules(tmp_path, files: dict[str, str]) -> Path:
+    d = tmp_path / "rules"
+    for name, text in files.items():
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_text(text)
+    return d
+
+
+def test_a_yaml_alias_bomb_in_a_rule_file_is_refused_at_its_line(tmp_path):
+    import pytest
+
+    from emblens.errors import RuleError
+    from emblens.rules.loader import load_rules
+
+    bomb = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    bomb += [f"{x}: &{x} [" + ",".join([f"*{y}"] * 9) + "]" for x, y in zip("bcdefghi", "abcdefgh")]
+    text = RULE.format(id="test.bomb", word="x") + "x-notes:\n" + "".join(f"  {line}\n" for line in bomb)
+    d = _rules(tmp_path, {"bomb.yaml": text})
+    started = time.monotonic()
+    with pytest.raises(RuleError, match=r"bomb\.yaml:10: .*aliases"):
+        load_rules([d])
+    assert time.monotonic() - started < 5
+
+
+def test_model_data_regexes_run_in_the_linear_engine(tmp_path):
+    import pytest
+
+    from emblens.errors import RuleError
+    from emblens.modeldata import load
+
+    data = tmp_path / "m.yaml"
+    data.write_text("families:\n  - name: evil\n    match: '(a+)+$'\n    prefixes: ['q: ']\n")
+    started = time.monotonic()
+    assert load([data]).family("a" * 45 + "!") is None          # Python's re: 110 s on this name
+    assert load([data]).family("A" * 20) is not None             # case ignored, as before
+    assert time.monotonic() - started < 2
+    look = tmp_path / "look.yaml"
+    look.write_text("families:\n  - name: look\n    match: '(?=a)a'\n    prefixes: ['q: ']\n")
+    with pytest.raises(RuleError, match="linear-time"):
+        load([look])
+
+
+def test_the_backtracking_engine_has_a_budget_per_run_not_per_line(tmp_path):
+    from emblens.rules.compiler import REGEX_RUN_BUDGET_S
+
+    rule = ("id: test.slow\ntitle: t\nseverity: error\nmeans: m\n"
+            "match: {text: {regex: '^ERROR (x|xx)+\\1y'}}\nmessage: x\nremedy: [x]\n")
+    d = _rules(tmp_path, {"slow.yaml": rule})
+    log = tmp_path / "slow.log"
+    log.write_text(("ERROR " + "x" * 30 + "\n") * 2000)       # 0.05 s per line (the timeout) without the budget
+    started = time.monotonic()
+    a = analyze([str(log)], rule_dirs=[d])
+    assert time.monotonic() - started < REGEX_RUN_BUDGET_S + 10
+    assert any("budget" in n for n in a.notices), a.notices
+
+
+def test_two_rules_with_one_id_in_one_folder_is_an_error_naming_both(tmp_path):
+    import pytest
+
+    from emblens.errors import RuleError
+    from emblens.rules.loader import load_rules
+
+    d = _rules(tmp_path, {"a.yaml": RULE.format(id="test.same", word="x"), "sub/b.yaml": RULE.format(id="test.same", word="y")})
+    with pytest.raises(RuleError) as e:
+        load_rules([d])
+    assert "a.yaml:1" in str(e.value) and "b.yaml:1" in str(e.value)
+    # a user folder may still replace a built-in id, with a notice
+    user = _rules(tmp_path / "u", {"mine.yaml": RULE.format(id="auth.missing_key", word="x")})
+    assert any("replaces rule auth.missing_key" in n for n in load_rules([user]).notices)

@@ -52,7 +52,9 @@ class Analysis:
     lead: object = None     # emblens.rules.engine.Lead: where to start when no rule fired
 
 
-READ_ERRORS = (*base.READ_ERRORS, LimitExceeded, RecordError)
+# what one member may raise without stopping the rest: RecursionError is the last net under input
+# nested deeper than a parser goes (each parser bounds depth itself where it can)
+READ_ERRORS = (*base.READ_ERRORS, LimitExceeded, RecordError, RecursionError)
 
 
 def _read_member(member: Member, ctx: SourceContext, progress: Progress | None):
@@ -145,4 +147,5 @@ def analyze(
                                           limits=limits, progress=progress)
     d = diagnose(events, ruleset)
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
-                    unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=list(ruleset.notices), lead=d.lead)
+                    unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=[*ruleset.notices, *(d.notices or ())],
+                    lead=d.lead)

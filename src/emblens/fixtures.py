@@ -31,6 +31,7 @@ import yaml
 
 from emblens.rules.loader import FIXTURE_NAME, Part, Rule, RuleSet
 from emblens.rules.templates import UNKNOWN
+from emblens.yamlsafe import safe_load
 
 EXPECT_SUFFIX = ".expect.yaml"
 EXPECT_KEYS = {"evidence", "summary", "remedy", "cause", "facts", "role", "symptoms"}
@@ -61,7 +62,7 @@ def _expectations(fixture: Path) -> dict:
     side = fixture.with_name(fixture.name + EXPECT_SUFFIX)
     if not side.is_file():
         return {}
-    data = yaml.safe_load(side.read_text(encoding="utf-8")) or {}
+    data = safe_load(side.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict) or set(data) - EXPECT_KEYS:
         raise ValueError(f"{side}: expected a mapping with keys among {', '.join(sorted(EXPECT_KEYS))}")
     return data

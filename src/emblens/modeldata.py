@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from emblens.errors import RuleError
+from emblens.yamlsafe import safe_load
 
 FILE = Path("data") / "embedding_models.yaml"
 
@@ -23,9 +24,20 @@ FILE = Path("data") / "embedding_models.yaml"
 @dataclass(frozen=True)
 class Family:
     name: str
-    match: re.Pattern[str]
+    match: str          # a regex for the linear-time (Rust) engine the rules use, matched ignoring case
     prefixes: tuple[str, ...]
     sides: str          # both | queries
+
+    def matches(self, model: str) -> bool:
+        return _search(self.match, model)
+
+
+@lru_cache(maxsize=4096)
+def _search(pattern: str, text: str) -> bool:
+    """Model names are few: each (pattern, name) pair is tested once, by polars' linear engine."""
+    import polars as pl
+
+    return bool(pl.Series([text[:1024]], dtype=pl.String).str.contains(f"(?i){pattern}").item())
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ class ModelData:
     def family(self, model: str | None) -> Family | None:
         if not model:
             return None
-        return next((f for f in self.families if f.match.search(model)), None)
+        return next((f for f in self.families if f.matches(model)), None)
 
     def dimension(self, model: str | None) -> int | None:
         if not model:
@@ -52,6 +64,16 @@ class ModelData:
         return tuple(seen)
 
 
+def _linear(pattern: str) -> bool:
+    import polars as pl
+
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(pattern)
+        return True
+    except pl.exceptions.PolarsError:
+        return False
+
+
 def load(paths: Sequence[str | Path]) -> ModelData:
     """Model data from these files, earlier files first (their families are tried first and
     their dimensions win). Raises RuleError naming the file for a malformed one."""
@@ -64,9 +86,13 @@ def _load(paths: tuple[str, ...]) -> ModelData:
     dims: dict[str, int] = {}
     for path in paths:
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+
+            data = safe_load(Path(path).read_text(encoding="utf-8")) or {}
             for f in data.get("families") or []:
-                families.append(Family(str(f["name"]), re.compile(str(f["match"]), re.IGNORECASE),
+                if not _linear(f"(?i){f['match']}"):
+                    raise ValueError(f"family {f['name']!r}: match {f['match']!r} is not a regex of the linear-time "
+                                     "engine (no look-around or back-references)")
+                families.append(Family(str(f["name"]), str(f["match"]),
                                        tuple(str(p) for p in f.get("prefixes") or ()), str(f.get("sides", "both"))))
             for name, dim in (data.get("dimensions") or {}).items():
                 dims.setdefault(str(name).lower(), int(dim))

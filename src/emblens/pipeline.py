@@ -22,10 +22,21 @@ class Diagnosis:
     findings: list[Finding]
     unexplained: list[Unexplained]
     lead: Lead | None = None       # where to start when no rule fired
+    notices: list[str] | None = None
+
+
+def _budget_notice() -> list[str]:
+    from emblens.rules.compiler import REGEX_RUN_BUDGET_S, RUN_BUDGET
+
+    if not RUN_BUDGET.skipped:
+        return []
+    return [f"look-around and back-reference patterns used their {REGEX_RUN_BUDGET_S:.0f} s budget; "
+            f"{RUN_BUDGET.skipped:,} value(s) were not tested against them"]
 
 
 def diagnose(events: pl.DataFrame, ruleset: RuleSet) -> Diagnosis:
     events = enrich(events, ruleset.models)
     facts = combine(events)
     findings = rank(evaluate(ruleset, events, facts))
-    return Diagnosis(events, facts, findings, unexplained(events, findings), None if findings else lead(events))
+    return Diagnosis(events, facts, findings, unexplained(events, findings), None if findings else lead(events),
+                     _budget_notice())

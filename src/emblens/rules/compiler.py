@@ -9,6 +9,7 @@ a timeout per value instead (`emblens rules lint` says so).
 from __future__ import annotations
 
 import re
+import time
 from functools import lru_cache
 
 import polars as pl
@@ -18,7 +19,22 @@ from emblens.combiners import Facts, Mark
 from emblens.rules import tree as t
 from emblens.schema import SCHEMA
 
-REGEX_TIMEOUT_S = 0.05
+REGEX_TIMEOUT_S = 0.05       # one search of one value
+REGEX_RUN_BUDGET_S = 2.0     # every backtracking search of one analysis together
+
+
+class _RunBudget:
+    """Time the backtracking engine may spend in one analysis: a per-value timeout alone lets
+    a slow pattern cost timeout x lines."""
+
+    def __init__(self) -> None:
+        self.left, self.skipped = REGEX_RUN_BUDGET_S, 0
+
+    def start(self) -> None:
+        self.left, self.skipped = REGEX_RUN_BUDGET_S, 0
+
+
+RUN_BUDGET = _RunBudget()
 
 
 @lru_cache(maxsize=2048)
@@ -39,10 +55,16 @@ def _backtracking(pattern: str):
 def slow_search(pattern: str, value: str | None) -> bool | None:
     if value is None:
         return None
+    if RUN_BUDGET.left <= 0:
+        RUN_BUDGET.skipped += 1
+        return False
+    started = time.perf_counter()
     try:
-        return _backtracking(pattern).search(value, timeout=REGEX_TIMEOUT_S) is not None
+        return _backtracking(pattern).search(value, timeout=min(REGEX_TIMEOUT_S, RUN_BUDGET.left)) is not None
     except TimeoutError:
         return False
+    finally:
+        RUN_BUDGET.left -= time.perf_counter() - started
 
 
 @lru_cache(maxsize=8192)

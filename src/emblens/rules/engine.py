@@ -20,7 +20,7 @@ from jinja2 import meta
 from emblens.combiners import Facts
 from emblens.rules import templates
 from emblens.rules import tree as t
-from emblens.rules.compiler import REGEX_TIMEOUT_S, Compiler
+from emblens.rules.compiler import REGEX_TIMEOUT_S, RUN_BUDGET, Compiler
 from emblens.rules.loader import Part, Rule, RuleSet
 
 MAX_EVIDENCE = 5
@@ -67,6 +67,7 @@ class Unexplained:
 
 
 def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts) -> list[Finding]:
+    RUN_BUDGET.start()
     if events.height == 0 or not ruleset.rules:
         return []
     compiler = Compiler(facts)
@@ -139,7 +140,7 @@ def _captures(rule: Rule, matched: pl.DataFrame) -> dict[str, str]:
             try:
                 m = rx.search(value, timeout=REGEX_TIMEOUT_S)
             except TimeoutError:
-                continue
+                break      # one slow value: the others would be as slow
             if m:
                 for name, v in m.groupdict().items():
                     if v is not None:

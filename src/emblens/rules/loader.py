@@ -23,6 +23,7 @@ from emblens.rules import builtin_dir, spec
 from emblens.rules import templates as tpl
 from emblens.rules import tree as t
 from emblens.schema import SCHEMA
+from emblens.yamlsafe import refuse_aliases
 
 MAX_DEPTH = 32                     # nesting of any/all/not in one match tree
 FIXTURE_NAME = re.compile(r"^(?P<stem>[^.]+)\.(?P<kind>pos|neg)(?:[-.].*)?$")
@@ -460,6 +461,7 @@ def read_file(path: Path, errors: list[RuleError], notes: list[str]) -> Part | N
         return None
     loader = _Loader(text)
     try:
+        refuse_aliases(text)
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark

@@ -28,6 +28,9 @@ from emblens.modeldata import ModelData
 READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeError)
 CHUNK_BYTES = 8 * 1024 * 1024
 WORKERS = 2          # chunks scanned at once; each holds a chunk and its line frame in memory
+MAX_LINE_BYTES = 64 * 1024   # a longer line is cut to this and counted, never stored whole
+MAX_WALK_CHARS = 64 * 1024   # lines of whole-file sources (curl -v, nvidia-smi, pastes), walked in Python
+MAX_KEPT_ROWS = 1_000_000    # kept lines per member: the first and last halves, the middle counted
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -70,6 +73,7 @@ class SourceContext:
     keywords: str | None = None      # one regex of every rule text pattern (the prefilter)
     models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
     sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.sniff.sniff)
+    max_kept: int = MAX_KEPT_ROWS    # kept lines this member may hold (the run's budget sets it)
 
 
 @dataclass
@@ -81,9 +85,11 @@ class Counts:
     recognised: int = 0
     stopped: str | None = None       # why reading ended early (corrupt data after the first chunk)
     kind: str | None = None          # what the member turned out to be, when the adapter read it as a paste
+    cut: int = 0                     # lines longer than MAX_LINE_BYTES, cut
+    dropped: int = 0                 # notable lines past the member's kept-row limit, counted only
 
     def add(self, other: "Counts") -> None:
-        for f in ("lines", "events", "unparsed", "blank", "recognised"):
+        for f in ("lines", "events", "unparsed", "blank", "recognised", "cut", "dropped"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
 
@@ -110,17 +116,17 @@ class Source:
         """Read `stream` in chunks, filter each on the worker threads (polars releases the GIL, so
         reading the next chunk overlaps the scan of the last), then parse the kept lines of the
         whole member at once, so a traceback may span a chunk boundary."""
-        kept_parts: list[pl.DataFrame] = []
         counts = Counts()
         offset = 0
         pending: deque[Future] = deque()
+        bounded = Bounded(max(2, ctx.max_kept))
 
         def collect(limit: int) -> None:
             nonlocal offset
             while len(pending) > limit:
                 kept, c = pending.popleft().result()
                 if kept.height:
-                    kept_parts.append(kept.with_columns(pl.col("line") + offset))
+                    bounded.add(kept.with_columns(pl.col("line") + offset))
                 offset += c.lines
                 counts.add(c)
 
@@ -134,7 +140,7 @@ class Source:
         if second is None:           # one chunk (most members): no threads needed
             if first is not None:
                 kept, c = self.scan_chunk(first, ctx)
-                kept_parts += [kept] if kept.height else []
+                bounded.add(kept)
                 counts.add(c)
             if broke is not None:
                 counts.stopped = f"read stopped after line {counts.lines:,}: {describe_read_error(broke)}"
@@ -156,6 +162,14 @@ class Source:
                 pending.append(pool.submit(self.scan_chunk, chunk, ctx))
                 collect(WORKERS - 1)
             collect(0)
+        kept_parts, counts.dropped = bounded.parts(), bounded.dropped
+        notes = [counts.stopped] if counts.stopped else []
+        if counts.cut:
+            notes.append(f"{counts.cut:,} line(s) longer than {MAX_LINE_BYTES // 1024} KiB cut to that length")
+        if counts.dropped:
+            notes.append(f"{counts.dropped:,} notable lines in the middle counted, not kept (the first and last "
+                         f"{bounded.half:,} are)")
+        counts.stopped = "; ".join(notes) or None
         if not kept_parts:
             counts.events = counts.recognised
             counts.unparsed = counts.lines - counts.blank - counts.events
@@ -166,6 +180,11 @@ class Source:
         """Split a chunk into lines, count them, and keep only those that can matter (masked).
         Line numbers are relative to the chunk."""
         lines = unwrap(lines_frame(chunk))
+        long = lines["raw"].str.len_bytes() > MAX_LINE_BYTES
+        cut = int(long.sum()) + chunk.cut if isinstance(chunk, Chunk) else int(long.sum())
+        if cut:
+            lines = lines.with_columns(
+                pl.when(long).then(pl.col("raw").str.slice(0, MAX_LINE_BYTES)).otherwise(pl.col("raw")).alias("raw"))
         raw = pl.col("raw")
         blank = raw.str.strip_chars().str.len_bytes() == 0
         recognised = raw.str.contains(self.line_pattern) | raw.str.contains(TB_FRAME)
@@ -175,7 +194,7 @@ class Source:
             blank.alias("blank"), (recognised & ~blank).alias("rec"), (keep & ~blank).alias("keep")
         )
         kept = lines.filter(flags["keep"]).with_columns(flags.filter(flags["keep"])["rec"].alias("_rec"))
-        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()))
+        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()), cut=cut)
         if kept.height:
             kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
         return kept, counts
@@ -233,6 +252,12 @@ class WholeFileSource(Source):
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
+        long = [i for i, line in enumerate(lines) if len(line) > MAX_WALK_CHARS]
+        for i in long:      # these lines are walked by Python regexes: keep them short
+            lines[i] = lines[i][:MAX_WALK_CHARS]
+        if long:
+            note = f"{len(long):,} line(s) longer than {MAX_WALK_CHARS:,} characters cut to that length"
+            counts.stopped = "; ".join(x for x in (counts.stopped, note) if x)
         return lines, counts
 
     @staticmethod
@@ -259,6 +284,8 @@ def describe_read_error(e: BaseException) -> str:
     text = (str(e) or type(e).__name__).splitlines()[0][:160]
     if isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile)):
         return f"corrupt compressed data: {text}"
+    if isinstance(e, RecursionError):
+        return "nested deeper than emblens reads (hostile or damaged data)"
     return text
 
 
@@ -287,6 +314,41 @@ def _gather(stream: BinaryIO, size: int, piece: int) -> tuple[bytes, BaseExcepti
     return (b"".join(pieces) if len(pieces) != 1 else pieces[0]), None
 
 
+class Bounded:
+    """The kept lines of one member, at most `limit` rows: the first half and the latest half;
+    the rows between are only counted."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = limit // 2
+        self.head: list[pl.DataFrame] = []
+        self.tail: deque[pl.DataFrame] = deque()
+        self.head_rows = self.tail_rows = self.dropped = 0
+
+    def add(self, kept: pl.DataFrame) -> None:
+        if not kept.height:
+            return
+        if self.head_rows < self.half:
+            take = kept.head(self.half - self.head_rows)
+            self.head.append(take)
+            self.head_rows += take.height
+            kept = kept.slice(take.height)
+        if not kept.height:
+            return
+        self.tail.append(kept)
+        self.tail_rows += kept.height
+        while self.tail_rows - self.tail[0].height >= self.half:
+            self.tail_rows -= self.tail[0].height
+            self.dropped += self.tail.popleft().height
+        extra = self.tail_rows - self.half
+        if extra > 0:
+            self.tail[0] = self.tail[0].slice(extra)
+            self.tail_rows -= extra
+            self.dropped += extra
+
+    def parts(self) -> list[pl.DataFrame]:
+        return self.head + list(self.tail)
+
+
 @dataclass
 class Chunk:
     """Whole lines of a member without copying the block they were read in: `parts` are read as
@@ -296,6 +358,7 @@ class Chunk:
     parts: list[bytes]
     drop_first: bool = False
     drop_last: bool = False
+    cut: int = 0          # lines longer than MAX_LINE_BYTES whose end was dropped while reading
 
     def contains(self, needle: bytes) -> bool:
         return any(needle in p for p in self.parts)
@@ -322,30 +385,35 @@ def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, piece: int = 64 * 102
     """Yield chunks of whole lines. When the stream breaks, the lines before the break (the last
     one possibly cut) are yielded first, then the error is raised."""
     rest = b""
+    cut = 0                       # the line being gathered was cut at MAX_LINE_BYTES
     blocks = _blocks(stream, size, piece)
     while True:
         try:
             block = next(blocks, None)
         except READ_ERRORS:
             if rest:
-                yield Chunk([rest])
+                yield Chunk([rest], cut=cut)
             raise
         if block is None:
             break
         first_nl = block.find(b"\n")
-        if first_nl < 0:          # a line longer than a block: keep gathering it
-            rest += block
+        if first_nl < 0:          # a line longer than a block: keep gathering it, up to the cap
+            if not cut:
+                rest += block
+                if len(rest) > MAX_LINE_BYTES:
+                    rest, cut = rest[:MAX_LINE_BYTES], 1
             continue
         last_nl = block.rfind(b"\n")
         if rest:
-            chunk = Chunk([rest + block[: first_nl + 1], block], drop_first=True)
+            head = rest + (b"\n" if cut else block[: first_nl + 1])
+            chunk = Chunk([head, block], drop_first=True, cut=cut)
         else:
             chunk = Chunk([block])
         chunk.drop_last = last_nl != len(block) - 1
-        rest = block[last_nl + 1 :]
+        rest, cut = block[last_nl + 1 :], 0
         yield chunk
     if rest:
-        yield Chunk([rest])
+        yield Chunk([rest], cut=cut)
 
 
 def lines_frame(chunk: Chunk | bytes, first_line: int = 1) -> pl.DataFrame:

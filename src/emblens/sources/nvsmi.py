@@ -135,9 +135,16 @@ class NvidiaSmi(WholeFileSource):
         return out.finish(), out.used, note
 
 
+# nvidia-smi prints short lines (it truncates long process names); a longer line is not its output
+# and is never given to the patterns above, whose cost grows with the line
+MAX_SMI_LINE = 512
+
+
 def _table(lines: list[str], out: _Rows) -> None:
     pending: dict | None = None
     for n, line in enumerate(lines, 1):
+        if len(line) > MAX_SMI_LINE:
+            continue
         s = line.rstrip()
         if STAMP.match(s.strip()):
             out.ts = _stamp(s.strip())
@@ -199,7 +206,7 @@ def _query(lines: list[str], out: _Rows) -> None:
         gpu = None
 
     for n, line in enumerate(lines, 1):
-        if not line.strip():
+        if not line.strip() or len(line) > MAX_SMI_LINE:
             continue
         if line.strip() == Q_START:
             flush_gpu()
@@ -272,14 +279,19 @@ def _query(lines: list[str], out: _Rows) -> None:
     flush_gpu()
 
 
+MAX_XML_DOCS = 10_000   # `-l 1` for almost three hours; more is not one dump
+
+
 def _xml(text: str, out: _Rows) -> None:
     # `-q -x -l 1` concatenates whole documents: parse each one
     marker = "<?xml" if "<?xml" in text else "<nvidia_smi_log"
-    docs = [m.start() for m in re.finditer(re.escape(marker), text)]
+    docs = [m.start() for m in re.finditer(re.escape(marker), text)][:MAX_XML_DOCS]
+    first_line, counted_to = 1, 0
     for k, start in enumerate(docs):
         end = docs[k + 1] if k + 1 < len(docs) else len(text)
         chunk = text[start:end]
-        first_line = text.count("\n", 0, start) + 1
+        first_line += text.count("\n", counted_to, start)    # counted from the last document, not the start
+        counted_to = start
         body = re.sub(r"<!DOCTYPE[^>]*>", "", chunk)
         try:
             root = ET.fromstring(body.strip())

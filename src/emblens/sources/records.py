@@ -21,6 +21,8 @@ from emblens.sources import traffic
 from emblens.sources.base import Counts, Source, SourceContext, frame
 
 MAX_RECORD_BYTES = 512 * 1024 * 1024
+MAX_HAR_BYTES = 256 * 1024 * 1024
+MAX_HAR_OBJECTS = 2_000_000     # JSON objects in one HAR: far more than any browser writes
 
 
 class RecordSource(Source):
@@ -63,10 +65,10 @@ class RecordError(ValueError):
     """A record file that its reader cannot continue (corrupt, truncated, too new)."""
 
 
-def _read_all(stream: BinaryIO) -> bytes:
-    data = stream.read(MAX_RECORD_BYTES + 1)
-    if len(data) > MAX_RECORD_BYTES:
-        raise RecordError(f"larger than {MAX_RECORD_BYTES // 2**20} MiB")
+def _read_all(stream: BinaryIO, limit: int = MAX_RECORD_BYTES) -> bytes:
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise RecordError(f"larger than {limit // 2**20} MiB")
     return data
 
 
@@ -144,16 +146,22 @@ class HarFile(RecordSource):
         return 0.0
 
     def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:
-        raw = _read_all(stream)
+        raw = _read_all(stream, MAX_HAR_BYTES)
+        if raw.count(b"{") > MAX_HAR_OBJECTS:   # parsed whole, so its object count bounds the memory
+            raise RecordError(f"more than {MAX_HAR_OBJECTS:,} JSON objects: not a browser's HAR")
         try:
             doc = json.loads(raw.decode("utf-8-sig"))
             entries = doc["log"]["entries"]
+        except RecursionError:
+            raise RecordError("JSON nested deeper than emblens reads (a hostile or damaged HAR)") from None
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise RecordError(f"not a HAR document: {str(e).splitlines()[0][:160]}") from None
+        if not isinstance(entries, list):
+            raise RecordError("not a HAR document: log.entries is not a list")
         for entry in entries:
             try:
                 yield har_row(entry, data)
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
                 yield None
 
 

@@ -64,7 +64,7 @@ def _json(body: bytes | str | None) -> object:
         return None
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):   # nested past Python's limit: not read
         return None
 
 
