@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -155,7 +154,7 @@ def alias_bomb(d: Path) -> list[str]:
     rules = d / "bomb-rules"
     rules.mkdir(exist_ok=True)
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for i, (x, y) in enumerate(zip("bcdefghi", "abcdefgh")):
+    for x, y in zip("bcdefghi", "abcdefgh", strict=True):
         lines.append(f"{x}: &{x} [" + ",".join([f"*{y}"] * 9) + "]")
     lines = ["id: test.bomb", "title: bomb", "severity: error", "means: x", "match: {message: {contains: x}}",
              "message: x", "remedy: [x]", "x-bomb:"] + ["  " + line for line in lines] + ["  z: *i"]
@@ -235,9 +234,9 @@ def main() -> None:
         args = CASES[name](OUT)
         # peak RSS of children is a running maximum: measure each case in a fresh Python
         code = ("import sys; sys.argv=['x']; sys.path.insert(0, %r); import hostile; "
-                "t, r, c, n = hostile.run(%r); print(repr((t, r, c, n)))") % (str(HERE), args)
+                "import json; print(json.dumps(hostile.run(%r)))") % (str(HERE), args)
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        took, rss, rc, note = eval(res.stdout.strip().splitlines()[-1])  # noqa: S307 - our own repr
+        took, rss, rc, note = json.loads(res.stdout.strip().splitlines()[-1])
         print(f"{name:<12} {took:>8.1f} {rss:>9,} {rc:>5}  {note[:110]}", flush=True)
 
 
