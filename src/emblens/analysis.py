@@ -100,9 +100,11 @@ def read_events(
         except READ_ERRORS as e:
             result, why = None, f"cannot read: {base.describe_read_error(e)}"
         if result is None:
-            skipped.append(Skipped(item.label, why or "unreadable"))
+            skipped.append(Skipped(item.label, redact.printable(redact.mask_text(why or "unreadable"))))
             continue
         events, info = result
+        if info.note:
+            info.note = redact.printable(redact.mask_text(info.note))
         inputs.append(info)
         if events.height:
             frames.append(events)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from emblens.errors import InputError
+from emblens.redact import printable
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -258,10 +259,11 @@ class Reader:
         if stat.S_ISDIR(st.st_mode):
             entries = sorted(path.rglob("*"))
             for entry in entries:
+                name = f"{label.rstrip('/')}/{printable(str(entry.relative_to(path)))}"
                 if entry.is_symlink():
-                    yield Skipped(f"{label.rstrip('/')}/{entry.relative_to(path)}", "symbolic link, not followed")
+                    yield Skipped(name, "symbolic link, not followed")
                 elif entry.is_file():
-                    yield from self._path(entry, f"{label.rstrip('/')}/{entry.relative_to(path)}", depth)
+                    yield from self._path(entry, name, depth)
             return
         if not stat.S_ISREG(st.st_mode):
             yield Skipped(label, "not a regular file")
@@ -368,7 +370,7 @@ class Reader:
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
             if info.is_dir():
                 continue
-            mlabel = f"{label}:{info.filename}"
+            mlabel = f"{label}:{printable(info.filename)}"
             if info.flag_bits & 0x1:
                 yield from self._counted(Skipped(mlabel, "encrypted"))
                 continue
@@ -416,7 +418,7 @@ class Reader:
                 yield from self._counted(Skipped(f"{label}:…", f"archive truncated or corrupt after {seen} member(s): {_reason(e)}"))
 
     def _tar_member(self, tf: tarfile.TarFile, info: tarfile.TarInfo, label: str, depth: int) -> Iterator[Member | Skipped]:
-        mlabel = f"{label}:{info.name}"
+        mlabel = f"{label}:{printable(info.name)}"
         if info.isdir():
             return
         if info.issym() or info.islnk():
@@ -456,7 +458,7 @@ class Reader:
 
 def _reason(e: BaseException) -> str:
     text = str(e) or type(e).__name__
-    return text.splitlines()[0][:160]
+    return printable(text.splitlines()[0][:160])
 
 
 def read_members(paths: list[str], limits: Limits | None = None) -> Iterator[Member | Skipped]:

@@ -22,6 +22,8 @@ import time
 from collections import deque
 from pathlib import Path
 
+from emblens import redact
+
 log = logging.getLogger("emblens")
 
 DEFAULT_WINDOW = 50_000
@@ -153,7 +155,7 @@ class EmblensAddon:
                 if self._writer is not None:
                     self._writer.add(flow)
             except Exception as e:
-                log.error(f"emblens: could not read a flow: {e}")
+                log.error(redact.printable(f"emblens: could not read a flow: {e}"))
 
     def _evaluate(self, announce: bool) -> None:
         if self._ruleset is None:
@@ -165,7 +167,7 @@ class EmblensAddon:
         with self._lock:
             rows = list(self._rows)
             self._dirty = False
-        d = diagnose(frame(rows), self._ruleset)
+        d = diagnose(redact.mask_frame(frame(rows)), self._ruleset)
         findings = d.findings
         notes = []
         if self.seen > len(rows):
@@ -182,7 +184,7 @@ class EmblensAddon:
             for f in findings:
                 before = self._reported.get(f.rule, 0)
                 if before == 0:
-                    log.warning(f"emblens: [{f.rule}] {f.title} ({f.severity}). {f.summary}")
+                    log.warning(redact.printable(f"emblens: [{f.rule}] {f.title} ({f.severity}). {f.summary}"))
                     self._reported[f.rule] = f.count
                 elif f.count >= 2 * before:
                     log.warning(f"emblens: [{f.rule}] seen {f.count} times now")

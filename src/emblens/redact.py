@@ -216,24 +216,35 @@ def mask_series(lines: pl.Series) -> pl.Series:
     return lines.scatter(idx, masked)
 
 
-# every column of the event table that can hold text from the input
-USER_TEXT_COLUMNS = ("text", "message", "exc_message", "exc_root_message", "http_path", "http_host", "resp_error",
-                     "auth_other_headers", "req_unprefixed_example", "gpu_processes", "gpu_proc_name", "model_path",
-                     "proc", "logger")
-
-
 def mask_frame(events: pl.DataFrame) -> pl.DataFrame:
-    """Mask every user-text column of an event table: the last line of defence, whatever an adapter did."""
-    cols = [c for c in USER_TEXT_COLUMNS if c in events.columns and events[c].null_count() < events.height]
+    """Mask secrets and neutralise control characters in every text column of an event table
+    (any of them can hold text from the input): the last line of defence, whatever an adapter did."""
+    cols = [c for c, dtype in events.schema.items() if dtype == pl.String and events[c].null_count() < events.height]
     if not cols:
         return events
-    return events.with_columns(*(mask_series(events[c]).alias(c) for c in cols))
+    return events.with_columns(*(printable_series(mask_series(events[c])).alias(c) for c in cols))
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"   # C0 but tab and newline, DEL, C1 (0x9b is a CSI too)
+_CONTROL = re.compile(CONTROL)
+_CONTROL_CHARS = [chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))]
+_CONTROL_SHOWN = [f"\\x{ord(c):02x}" for c in _CONTROL_CHARS]
 
 
 def printable(text: str) -> str:
     """Text with control characters (terminal escape sequences among them) shown as \\xNN
-    instead of acted on; newlines and tabs are kept."""
+    instead of acted on; newlines and tabs are kept.
+
+    >>> printable("title\\x1b]0;pwned\\x07 ok")
+    'title\\\\x1b]0;pwned\\\\x07 ok'
+    """
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def printable_series(values: pl.Series) -> pl.Series:
+    """`printable` for a column, at polars speed (one pass finds the rare rows that need it)."""
+    hits = values.str.contains(CONTROL).fill_null(False)
+    if not hits.any():
+        return values
+    idx = hits.arg_true()
+    return values.scatter(idx, values.gather(idx).str.replace_many(_CONTROL_CHARS, _CONTROL_SHOWN))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 from emblens._version import __version__
@@ -104,5 +105,9 @@ def _lead(lead) -> dict | None:
     return {"what": lead.what, "message": lead.message, "source": e.source, "line": e.line, "text": e.text}
 
 
+_C1 = re.compile(r"[\x7f-\x9f]")
+
+
 def to_json(analysis) -> str:
-    return json.dumps(to_dict(analysis), indent=2, ensure_ascii=False)
+    # json escapes C0 controls itself; DEL and the C1 controls (0x9b is a CSI) are escaped here
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(to_dict(analysis), indent=2, ensure_ascii=False))

@@ -7,22 +7,30 @@ import io
 from rich.console import Console, Group
 from rich.padding import Padding
 from rich.table import Table
-from rich.text import Text
+from rich.text import Text as _RichText
 
 from emblens._version import __version__
+from emblens.redact import printable
 from emblens.report.jsonreport import gpu_lines, timeline
+
+
+def Text(text: str = "", *args, **kwargs) -> _RichText:
+    """rich's Text with control characters shown, not acted on: report text comes from strangers'
+    inputs and rule folders. Styling is rich's own and still works."""
+    return _RichText(printable(text), *args, **kwargs)
+
 
 SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
 
 
 def _finding(f, first: bool = False) -> Group:
-    head = Text()
+    head = _RichText()
     label = "MOST LIKELY CAUSE" if first and f.role == "finding" else ROLE_LABEL[f.role]
     head.append(f"{label} ", style="bold reverse" if f.role == "root_cause" else "bold")
-    head.append(f.rule, style=SEV_STYLE[f.severity])
+    head.append(printable(f.rule), style=SEV_STYLE[f.severity])
     if f.cause:
-        head.append(f" ({f.cause})", style=SEV_STYLE[f.severity])
+        head.append(printable(f" ({f.cause})"), style=SEV_STYLE[f.severity])
     head.append(f"  {f.severity}, confidence {f.confidence:.2f}, seen {f.count}x", style="dim")
     parts: list = [head, Text(f.title, style="bold")]
     if f.explained_by:
@@ -70,9 +78,9 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         console.print(Text("Timeline", style="bold underline"))
         for r in tl:
             head = Text((r["ts"] or "time unknown")[:19].replace("T", " ") + "  ", style="dim")
-            head.append(f"{r['source']}:{r['line']}", style="cyan")
+            head.append(printable(f"{r['source']}:{r['line']}"), style="cyan")
             if r["rule"]:
-                head.append(f"  [{r['rule']}]", style="bold")
+                head.append(printable(f"  [{r['rule']}]"), style="bold")
             console.print(Padding(head, (0, 0, 0, 2)))
             console.print(Padding(Text(r["text"][:200], overflow="fold"), (0, 0, 0, 4)))
         console.print()
