@@ -168,3 +168,147 @@ def test_two_rules_with_one_id_in_one_folder_is_an_error_naming_both(tmp_path):
     # a user folder may still replace a built-in id, with a notice
     user = _rules(tmp_path / "u", {"mine.yaml": RULE.format(id="auth.missing_key", word="x")})
     assert any("replaces rule auth.missing_key" in n for n in load_rules([user]).notices)
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+def _deep_flow(path: Path) -> None:
+    """A real flow (written by mitmproxy's own writer) whose response body nests 100,000 deep."""
+    from mitmproxy import io as mio
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow(resp=True)
+    flow.request.path = "/v1/embeddings"
+    flow.response.status_code = 400
+    flow.response.headers["content-type"] = "application/json"
+    flow.response.content = b"[" * 100_000 + b"]" * 100_000
+    with open(path, "wb") as f:
+        mio.FlowWriter(f).add(flow)
+
+
+def test_json_nested_past_pythons_limit_never_stops_the_run(tmp_path):
+    har = tmp_path / "deep.har"
+    har.write_text('{"log": {"creator": {}, "entries": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    curl = tmp_path / "deep-curl.txt"
+    curl.write_text("* Connected to localhost (127.0.0.1) port 8000\n> POST /v1/embeddings HTTP/1.1\n> Host: x\n>\n"
+                    "< HTTP/1.1 400 Bad Request\n< content-type: application/json\n<\n" + "[" * 60_000 + "\n")
+    flow = tmp_path / "deep.flow"
+    _deep_flow(flow)
+    good = tmp_path / "client.txt"
+    good.write_bytes(GOOD)
+    a = analyze([str(har), str(curl), str(flow), str(good)])
+    assert a.findings[0].rule == "model.not_found"
+    reasons = {s.label: s.reason for s in a.skipped}
+    assert "nested deeper" in reasons[str(har)]
+    assert {i.source for i in a.inputs} >= {str(curl), str(flow), str(good)}   # read, the deep body left alone
+
+
+def test_a_har_of_millions_of_objects_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    from emblens.sources import records
+
+    monkeypatch.setattr(records, "MAX_HAR_OBJECTS", 1000)
+    har = tmp_path / "objects.har"
+    har.write_text('{"log": {"creator": {}, "entries": [' + "{}," * 5000 + "{}]}}")
+    a = analyze([str(har), str(SAMPLES / "client-traceback.txt")])
+    assert "more than 1,000 JSON objects" in a.skipped[0].reason
+    assert a.findings[0].rule == "model.not_found"
+
+
+def test_a_line_longer_than_the_cap_is_cut_and_counted_not_stored(tmp_path):
+    from emblens.sources.base import MAX_LINE_BYTES
+
+    log = tmp_path / "long.log"
+    with open(log, "wb") as f:
+        f.write(b"ERROR " + b"x" * (20 * MiB) + b"\n")          # one line longer than a read block
+        f.write(b"WARNING " + b"y" * (MAX_LINE_BYTES * 3) + b"\n")
+        f.write(GOOD)
+    a = analyze([str(log)])
+    assert "2 line(s) longer than 64 KiB cut" in a.inputs[0].note
+    assert a.events["text"].str.len_bytes().max() <= MAX_LINE_BYTES
+    assert a.findings[0].rule == "model.not_found"
+
+
+def test_kept_lines_per_member_are_bounded_first_and_last_halves(tmp_path, monkeypatch):
+    from emblens.sources import base
+
+    monkeypatch.setattr(base, "MAX_KEPT_ROWS", 1000)
+    monkeypatch.setattr(base, "MIN_KEPT_ROWS", 500)
+    monkeypatch.setattr(base, "MAX_RUN_ROWS", 1500)
+    log = tmp_path / "tracebacks.log"          # over the paste size: streamed as a log
+    log.write_bytes(b"Traceback (most recent call last):\n" * 150_000 + GOOD)
+    second = tmp_path / "more.log"
+    second.write_bytes(b"Traceback (most recent call last):\n" * 150_000)
+    a = analyze([str(log), str(second)])
+    first, other = a.inputs
+    assert "149,0" in first.note and "counted, not kept" in first.note, first.note
+    assert "(the first and last 250 are)" in other.note, other.note    # what the run had left, not 1,000
+    assert a.events.height <= 1000 + 500
+    assert a.findings[0].rule == "model.not_found"        # the end of the log is still there
+
+
+def test_pathological_nvidia_smi_dumps_are_read_in_linear_time(tmp_path):
+    spaces = tmp_path / "q.txt"
+    spaces.write_text("==============NVSMI LOG==============\n\nDriver Version : 550.54.15\n" + " " * 6000 + "\n")
+    row = tmp_path / "table.txt"
+    row.write_text("| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4 |\n"
+                   "|    0   N/A  N/A      1234      C   " + "python " * 7000 + "  100MiB |\n")
+    xml = tmp_path / "smi.xml"
+    xml.write_text('<?xml version="1.0" ?><nvidia_smi_log>\n' + "<?xml\n" * 200_000)
+    started = time.monotonic()
+    a = analyze([str(spaces), str(row), str(xml)])
+    assert time.monotonic() - started < 10           # were 115 s, 35 s and 34 s at these sizes
+    assert not [s for s in a.skipped if "cannot" in s.reason]
+
+
+def test_utf16_logs_from_powershell_are_read(tmp_path):
+    text = GOOD.decode()
+    for enc in ("utf-16", "utf-16-le", "utf-16-be"):
+        p = tmp_path / f"{enc}.txt"
+        p.write_text(text, encoding=enc, newline="\r\n")
+        a = analyze([str(p)])
+        assert not a.skipped and a.inputs[0].kind.endswith("(UTF-16 text)"), enc
+        assert a.findings[0].rule == "model.not_found"
+
+
+# -- output ----------------------------------------------------------------------------------------
+ESCAPES = ["\x1b]0;pwned-title\x07", "\x1b]52;c;cHduZWQ=\x07", "\x1bP+q544e\x1b\\", "\x1b[2J", "\x9b31m", "\x07"]
+
+
+def test_escape_sequences_from_inputs_never_reach_any_output(tmp_path):
+    from typer.testing import CliRunner
+
+    from emblens.cli import app
+
+    log = ("(APIServer pid=1) INFO 11-20 09:14:02 [api_server.py:1] vLLM API server version 0.11.0\n"
+           + "".join(f"(APIServer pid=1) ERROR 11-20 09:14:0{i} [serving.py:1] boom {e} end\n" for i, e in enumerate(ESCAPES))
+           + '(APIServer pid=1) INFO:     10.0.0.1:5000 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n')
+    bundle = tmp_path / "b.zip"
+    with zipfile.ZipFile(bundle, "w") as zf:
+        zf.writestr("vllm\x1b]0;member-title\x07.log", log)
+        zf.writestr("client.txt", GOOD.decode() + "openai.NotFoundError: \x1b]52;c;Y2xpcA==\x07\n")
+        zf.writestr("bad\x1b[31m.bin", b"\0" * 100)
+    runner = CliRunner()
+    outputs = [runner.invoke(app, ["analyze", str(bundle), "--format", fmt]).output for fmt in ("text", "markdown", "json")]
+    ev = tmp_path / "e.jsonl"
+    runner.invoke(app, ["events", str(bundle), "-o", str(ev)])
+    outputs.append(ev.read_text())
+    for out in outputs:
+        assert not any(ch in out for ch in "\x1b\x07\x9b"), out[:2000]
+    assert "\\x1b]0;member-title\\x07" in outputs[1]          # shown, so the reader sees it was there
+    assert '"findings"' in outputs[2] and json_ok(outputs[2])
+
+
+def json_ok(text: str) -> bool:
+    import json
+
+    json.loads(text)
+    return True
+
+
+def test_rich_styling_still_works_with_colour_on(tmp_path):
+    from emblens.report.text import to_text
+
+    log = tmp_path / "c.txt"
+    log.write_bytes(GOOD + b"note \x1b]0;t\x07\n")
+    text = to_text(analyze([str(log)]), color=True)
+    assert "\x1b[1m" in text or "\x1b[1;" in text        # rich's own bold
+    assert "\x1b]" not in text and "\x07" not in text

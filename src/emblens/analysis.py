@@ -57,11 +57,58 @@ class Analysis:
 READ_ERRORS = (*base.READ_ERRORS, LimitExceeded, RecordError, RecursionError)
 
 
+def utf16(head: bytes) -> str | None:
+    """The UTF-16 flavour of a member (Windows PowerShell's `>` writes UTF-16LE), or None."""
+    if head.startswith(b"\xff\xfe"):
+        return "utf-16-le"
+    if head.startswith(b"\xfe\xff"):
+        return "utf-16-be"
+    sample = head[:4096]
+    if len(sample) >= 64:
+        for enc, zeros, chars in (("utf-16-le", sample[1::2], sample[0::2]), ("utf-16-be", sample[0::2], sample[1::2])):
+            if zeros.count(0) > 0.9 * len(zeros) and chars.count(0) < 0.05 * len(chars):
+                return enc
+    return None
+
+
+class Transcoded:
+    """A UTF-16 stream read as UTF-8, in pieces (the adapters all read UTF-8)."""
+
+    def __init__(self, raw, encoding: str) -> None:
+        import codecs
+
+        self._raw, self._bom = raw, True
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self.fragile = getattr(raw, "fragile", False)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n if n is None or n < 0 else max(2, n))
+        text = self._decoder.decode(data, final=not data)
+        if self._bom:
+            text, self._bom = text.removeprefix("\ufeff"), False
+        return text.encode("utf-8")
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def _read_member(member: Member, ctx: SourceContext, progress: Progress | None):
     with member.open() as f:
         head = base.read_head(f, HEAD_BYTES)
     if not head:
         return None, "empty (0 bytes)"
+    encoding = utf16(head)
+    if encoding is not None:
+        opener = member.open
+        member = Member(member.label, lambda: Transcoded(opener(), encoding), member.size)
+        with member.open() as f:
+            head = base.read_head(f, HEAD_BYTES)
     adapter, why = sniff(head)
     if adapter is None:
         return None, why
@@ -73,7 +120,9 @@ def _read_member(member: Member, ctx: SourceContext, progress: Progress | None):
         events, counts = adapter.parse_stream(stream, ctx)
     if counts.lines - counts.blank == 0:
         return None, "only blank lines"
-    return (events, InputInfo(member.label, counts.kind or adapter.name, counts.events, counts.unparsed, counts.lines, counts.blank, counts.stopped)), None
+    kind = (counts.kind or adapter.name) + (" (UTF-16 text)" if encoding else "")
+    return (events, InputInfo(member.label, kind, counts.events, counts.unparsed, counts.lines, counts.blank,
+                              counts.stopped)), None
 
 
 def read_events(
@@ -90,11 +139,13 @@ def read_events(
     frames: list[pl.DataFrame] = []
     inputs: list[InputInfo] = []
     skipped: list[Skipped] = []
+    rows_left = base.MAX_RUN_ROWS      # kept rows of the whole run: each member gets what is left
     for item in read_members([str(p) for p in paths], limits):
         if isinstance(item, Skipped):
             skipped.append(item)
             continue
-        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models or ModelData(), sniff=sniff)
+        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models or ModelData(), sniff=sniff,
+                            max_kept=max(base.MIN_KEPT_ROWS, min(base.MAX_KEPT_ROWS, rows_left)))
         try:
             result, why = _read_member(item, ctx, progress)
         except READ_ERRORS as e:
@@ -103,6 +154,7 @@ def read_events(
             skipped.append(Skipped(item.label, redact.printable(redact.mask_text(why or "unreadable"))))
             continue
         events, info = result
+        rows_left -= events.height
         if info.note:
             info.note = redact.printable(redact.mask_text(info.note))
         inputs.append(info)

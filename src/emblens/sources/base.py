@@ -31,6 +31,8 @@ WORKERS = 2          # chunks scanned at once; each holds a chunk and its line f
 MAX_LINE_BYTES = 64 * 1024   # a longer line is cut to this and counted, never stored whole
 MAX_WALK_CHARS = 64 * 1024   # lines of whole-file sources (curl -v, nvidia-smi, pastes), walked in Python
 MAX_KEPT_ROWS = 1_000_000    # kept lines per member: the first and last halves, the middle counted
+MAX_RUN_ROWS = 2_000_000     # kept lines of a whole run, shared by its members...
+MIN_KEPT_ROWS = 10_000       # ...but every member keeps at least this many
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
