@@ -68,3 +68,105 @@ def test_placeholder_keys_are_kept_visible():
     assert mask_text("OpenAI(api_key='EMPTY')") == "OpenAI(api_key='EMPTY')"
     assert mask_text("Illegal header value b'Bearer '") == "Illegal header value b'Bearer '"
     assert mask_text("Bearer <key: 12 chars>") == "Bearer <key: 12 chars>"
+
+
+# -- the catalogue, planted in every input format, looked for in every output ----------------------
+def _har(entries: list[tuple[str, str, str]]) -> str:
+    items = []
+    for i, (name, line, _secret) in enumerate(entries):
+        hname, _, hvalue = line.partition(": ")
+        items.append({
+            "startedDateTime": "2025-11-20T09:14:02.000Z", "time": 12,
+            "request": {"method": "POST", "url": f"http://127.0.0.1:8000/v1/embeddings?plant={i}",
+                        "headers": [{"name": hname, "value": hvalue}, {"name": "x-note", "value": line}],
+                        "postData": {"mimeType": "application/json", "text": json.dumps({"input": line, "plant": name})}},
+            "response": {"status": 401, "statusText": "Unauthorized", "headers": [],
+                         "content": {"mimeType": "application/json", "text": json.dumps({"error": line})}},
+        })
+    return json.dumps({"log": {"version": "1.2", "creator": {"name": "test"}, "entries": items}})
+
+
+def _flows(path, entries) -> None:
+    from mitmproxy import io as mio
+    from mitmproxy.test import tflow
+
+    with open(path, "wb") as f:
+        writer = mio.FlowWriter(f)
+        for i, (_name, line, _secret) in enumerate(entries):
+            flow = tflow.tflow(resp=True)
+            flow.request.path = f"/v1/embeddings?plant={i}"
+            hname, _, hvalue = line.partition(": ")
+            if hvalue and " " not in hname:
+                flow.request.headers[hname] = hvalue
+            flow.request.content = json.dumps({"input": line}).encode()
+            flow.response.status_code = 401
+            flow.response.content = json.dumps({"error": line}).encode()
+            writer.add(flow)
+
+
+def _inputs(tmp_path) -> dict[str, list]:
+    from emblens.redact import CATALOGUE
+
+    lines = [line for _n, line, _s in CATALOGUE]
+    vllm = "(APIServer pid=1) INFO 11-20 09:14:01 [api_server.py:1] vLLM API server version 0.11.0\n" + "".join(
+        f"(APIServer pid=1) ERROR 11-20 09:14:02 [serving.py:1] plant {i}: {line}\n" for i, line in enumerate(lines))
+    # a pretty-printed JSON body: each value on the line after its key
+    vllm += "".join(f'  "{k}":\n    "{v}",\n' for k, v in (("api_key", "NxLn4kQ8rT2vW6yZ0bD3"), ("password", "NxLnPw9oIu6yTr3e")))
+    curl = ("* Connected to localhost (127.0.0.1) port 8000\n> POST /v1/embeddings HTTP/1.1\n> Host: localhost:8000\n"
+            + "".join(f"> {line}\n" for line in lines if ": " in line) + ">\n< HTTP/1.1 401 Unauthorized\n"
+            "< content-type: application/json\n<\n" + "".join(f"{line}\n" for line in lines))
+    smi = ("==============NVSMI LOG==============\n\nTimestamp                                 : Thu Nov 20 09:14:02 2025\n"
+           "Driver Version                            : 550.54.15\nCUDA Version                              : 12.4\n\n"
+           "Attached GPUs                             : 1\nGPU 00000000:01:00.0\n    Product Name                          : NVIDIA A10G\n"
+           "    FB Memory Usage\n        Total                             : 23028 MiB\n        Used                              : 22000 MiB\n"
+           "        Free                              : 1028 MiB\n    Processes\n" + "".join(
+               f"        Process ID                        : {100 + i}\n            Type                          : C\n"
+               f"            Name                          : {line}\n            Used GPU Memory               : 100 MiB\n"
+               for i, line in enumerate(lines)))
+    paste = ("My server fails, logs below.\n\n```\n" + vllm + "```\n\nand my client:\n\n```bash\n"
+             + "".join(f"{line}\n" for line in lines) + "```\n")
+    files = {"vllm.log": vllm, "curl-v.txt": curl, "nvidia-smi.txt": smi, "capture.har": _har(CATALOGUE), "issue.md": paste}
+    out: dict[str, list] = {}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        out[name] = [str(tmp_path / name)]
+    _flows(tmp_path / "capture.flow", CATALOGUE)
+    out["capture.flow"] = [str(tmp_path / "capture.flow")]
+    bundle = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(bundle, "w") as zf:
+        for name in files:
+            zf.write(tmp_path / name, f"evidence/{name}")
+        zf.write(tmp_path / "capture.flow", "evidence/capture.flow")
+    out["bundle.zip"] = [str(bundle)]
+    return out
+
+
+def test_every_catalogue_entry_in_every_input_format_reaches_no_output(tmp_path):
+    import base64
+
+    from emblens.redact import CATALOGUE
+
+    secrets = [s for _n, _l, s in CATALOGUE] + ["NxLn4kQ8rT2vW6yZ0bD3", "NxLnPw9oIu6yTr3e"]
+    assert len(CATALOGUE) >= 30
+    runner = CliRunner()
+    for fmt_name, paths in _inputs(tmp_path).items():
+        outputs = {}
+        for fmt in ("text", "markdown", "json"):
+            r = runner.invoke(app, ["analyze", *paths, "--format", fmt])
+            assert r.exit_code in (0, 1), (fmt_name, fmt, r.output)
+            outputs[fmt] = r.output
+        for ext in ("csv", "jsonl"):
+            target = tmp_path / f"events-{fmt_name}.{ext}"
+            r = runner.invoke(app, ["events", *paths, "-o", str(target)])
+            assert r.exit_code == 0, (fmt_name, r.output)
+            outputs[ext] = target.read_text()
+        assert outputs["jsonl"].count("\n") >= 1 and not json.loads(outputs["json"])["skipped"], fmt_name
+        if fmt_name in ("vllm.log", "issue.md", "bundle.zip"):   # the planted lines are there, masked
+            assert "Ocp-Apim-Subscription-Key: <key: 32 chars>" in outputs["jsonl"], fmt_name
+        for out_name, text in outputs.items():
+            for secret in secrets:
+                encoded = base64.b64encode(secret.encode()).decode().rstrip("=")
+                assert secret not in text, (fmt_name, out_name, secret)
+                assert encoded not in text, (fmt_name, out_name, "base64", secret)
+                if len(secret) >= 16:     # no long piece of it either
+                    assert secret[4:14] not in text, (fmt_name, out_name, "piece", secret)

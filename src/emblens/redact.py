@@ -71,7 +71,8 @@ _PATTERNS: list[tuple[re.Pattern[str], int, int]] = [
     (re.compile(r"(?<![\w\-])(--)([A-Za-z0-9][A-Za-z0-9\-]*+)((?:[ \t]++|=)[\"']?)(" + _VALUE + ")"), 4, 2),
     # name: value, name=value, "name": "value", ?name=value (query keys), NAME=value (environment);
     # a list after the name has every element masked by the next pattern
-    (re.compile(_NAME + r"((?>[\"']?\]?[ \t]*+[:=][ \t]*+\[?[ \t]*+[\"']?))(" + _VALUE + ")"), 3, 1),
+    # (in a multi-line text, such as a pretty-printed JSON body, the value may be on the next line)
+    (re.compile(_NAME + r"((?>[\"']?\]?[ \t]*+[:=]\s*+\[?\s*+[\"']?))(" + _VALUE + ")"), 3, 1),
     (re.compile(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")"), 2, 0),
     # a DSN's password: scheme://user:password@host (the password may hold / or :)
     (re.compile(r"((?<![\w+.\-])[A-Za-z][\w+.\-]*+://[^/\s:@]*+:)([^\s@]++)(@)"), 2, 0),
@@ -204,6 +205,26 @@ def mask_text(text: str) -> str:
     for pattern, group, name_group in _PATTERNS:
         text = pattern.sub(lambda m, g=group, n=name_group: _replace(m, g, n), text)
     return text
+
+
+# a line that ends right after a secret's name (pretty-printed JSON or YAML): the value is on the next line
+DANGLING = (r"(?i)(?:key|keys|token|secret|passw(?:or)?d|pwd|credentials?|signature|cookie|session_?id|auth|"
+            r"authorization|jwt)[\"']?[ \t]*[:=][ \t]*\[?[ \t]*$")
+_LAST_NAME = re.compile(_NAME + r"[\"']?[ \t]*+[:=][ \t]*+\[?[ \t]*+$")
+_NEXT_VALUE = re.compile(r"^(\s*+[\"']?)(" + _VALUE + ")")
+
+
+def mask_next_lines(lines: pl.Series) -> pl.Series:
+    """Mask the leading value of every line that follows a line ending in a secret's name."""
+    after = lines.str.contains(DANGLING).fill_null(False).shift(1, fill_value=False)
+    if not after.any():
+        return lines
+    idx = after.arg_true()
+    names = [_LAST_NAME.search(t or "") for t in lines.gather(idx - 1).to_list()]
+    masked = [t if t is None or n is None or not secret_name(n.group(1)) else
+              _NEXT_VALUE.sub(lambda m: m.group(0) if _number(m.group(2)) else m.group(1) + shape(m.group(2)), t, count=1)
+              for t, n in zip(lines.gather(idx).to_list(), names, strict=True)]
+    return lines.scatter(idx, pl.Series(masked, dtype=pl.String))
 
 
 def mask_series(lines: pl.Series) -> pl.Series:

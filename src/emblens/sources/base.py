@@ -182,6 +182,7 @@ class Source:
         """Split a chunk into lines, count them, and keep only those that can matter (masked).
         Line numbers are relative to the chunk."""
         lines = unwrap(lines_frame(chunk))
+        lines = lines.with_columns(redact.mask_next_lines(lines["raw"]).alias("raw"))
         long = lines["raw"].str.len_bytes() > MAX_LINE_BYTES
         cut = int(long.sum()) + chunk.cut if isinstance(chunk, Chunk) else int(long.sum())
         if cut:
@@ -254,6 +255,8 @@ class WholeFileSource(Source):
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
+        if lines:
+            lines = redact.mask_next_lines(pl.Series(lines, dtype=pl.String)).to_list()
         long = [i for i, line in enumerate(lines) if len(line) > MAX_WALK_CHARS]
         for i in long:      # these lines are walked by Python regexes: keep them short
             lines[i] = lines[i][:MAX_WALK_CHARS]

@@ -71,7 +71,8 @@ def _json(body: bytes | str | None) -> object:
 def _clip(text: str) -> str:
     """A short start of an input that is never the whole of it."""
     keep = CLIP if len(text) > CLIP else max(1, len(text) // 2)
-    return redact.mask_text(text[:keep]).replace("\n", "\\n") + f"… ({len(text)} chars)"
+    # masked before it is cut: a secret cut short no longer has the shape that marks it
+    return redact.mask_text(text[: keep + 512])[:keep].replace("\n", "\\n") + f"… ({len(text)} chars)"
 
 
 def request_summary(body: object, data: ModelData) -> dict[str, object]:
