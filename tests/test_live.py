@@ -135,3 +135,117 @@ def test_end_to_end_real_mitmdump_in_front_of_a_server(tmp_path):
     assert [(f["rule"], f["count"]) for f in live_report["findings"]] == [(f.rule, f.count) for f in saved.findings]
     assert [f["summary"] for f in live_report["findings"]] == [f.summary for f in saved.findings]
     assert "## Root cause" in (tmp_path / "live.md").read_text()
+
+
+SSE_GAP_S = 2.0
+
+
+def _sse_server(port: int):
+    """A chat-completions stream as vLLM sends it: one event, a pause, the rest."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for i, event in enumerate((b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
+                                       b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n', b"data: [DONE]\n\n")):
+                if i == 1:
+                    time.sleep(SSE_GAP_S)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_streamed_answer_passes_through_as_a_stream_and_saves_masked(tmp_path):
+    import http.client
+    import os
+    import stat
+
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    if not mitmdump.exists():
+        pytest.skip("mitmdump is not installed next to this Python")
+    sport, pport = free_port(), free_port()
+    server = _sse_server(sport)
+    saved = tmp_path / "flows.mitm"
+    live = subprocess.Popen(
+        [sys.executable, "-m", "emblens", "live", "--upstream", f"http://127.0.0.1:{sport}", "--port", str(pport),
+         "--report", str(tmp_path / "live.md"), "--json", str(tmp_path / "live.json"), "--save", str(saved)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    secret = "sk-live-stream-Zq8vT2mLwX4pR7nK1sD9"
+    try:
+        wait_port(pport)
+        conn = http.client.HTTPConnection("127.0.0.1", pport, timeout=20)
+        started = time.monotonic()
+        conn.request("POST", "/v1/chat/completions?key=Qk5jHg8fDs2aZx7c", body=json.dumps({"model": "m", "stream": True}),
+                     headers={"content-type": "application/json", "authorization": f"Bearer {secret}",
+                              "cookie": "session=Sv7bNm4kLj1hGf8d"})
+        resp = conn.getresponse()
+        first = resp.read1(65536)
+        first_at = time.monotonic() - started
+        rest = resp.read()
+        total = time.monotonic() - started
+        conn.close()
+        time.sleep(1.5)     # the flow reaches the addon's worker
+    finally:
+        live.send_signal(signal.SIGTERM)
+        out, _ = live.communicate(timeout=60)
+        server.shutdown()
+    assert first.startswith(b"data: ") and b"Hel" in first
+    assert first_at < SSE_GAP_S / 2 and total >= SSE_GAP_S, (first_at, total)   # the first event did not wait
+    assert b"[DONE]" in rest
+    assert live.returncode == 0, out
+    assert "credentials are masked" in out
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
+    raw = saved.read_bytes()
+    for value in (secret, "Qk5jHg8fDs2aZx7c", "Sv7bNm4kLj1hGf8d"):
+        assert value.encode() not in raw, value
+    back = analyze([str(saved)])
+    assert back.inputs and back.inputs[0].events == 1, (out[-3000:], back.skipped)
+
+
+def test_streamed_bodies_keep_a_bounded_head_for_the_rules():
+    from emblens.live import STREAM_OVER, TEE_BYTES, _should_stream
+    from emblens.sources.records import flow_row
+
+    addon = EmblensAddon()
+    with taddons.context(addon):
+        f = tflow.tflow(resp=True)
+        f.request.path = "/v1/chat/completions"
+        f.response.status_code = 400
+        f.response.headers["content-type"] = "text/event-stream"
+        f.response.headers.pop("content-length", None)
+        addon.responseheaders(f)
+        assert callable(f.response.stream)
+        chunks = [b'data: {"error": {"message": "This model\'s maximum context length is 2048 tokens"}}\n\n'] + [b"x" * 4096] * 100
+        assert [f.response.stream(c) for c in chunks] == chunks          # passed through unchanged
+        f.response.content = None                                         # mitmproxy keeps no body for a stream
+        row = flow_row(f)
+        assert "maximum context length" in (row["resp_error"] or row["text"])
+        assert len(f.emblens_response_head) == TEE_BYTES
+    big = tflow.tflow().request
+    big.headers["content-length"] = str(STREAM_OVER + 1)
+    small = tflow.tflow().request
+    small.headers["content-length"] = "100"
+    assert _should_stream(big) and not _should_stream(small)
+
+
+def test_save_raw_without_save_is_a_one_line_error():
+    r = subprocess.run([sys.executable, "-m", "emblens", "live", "--upstream", "http://127.0.0.1:9", "--save-raw"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == "emblens: error: --save-raw needs --save FILE", r.stderr

@@ -291,7 +291,9 @@ def addon_path() -> None:
     The addon runs emblens's rules on live traffic: it prints each finding once when it first
     appears, never changes a request or response, and writes emblens-report.md and
     emblens-report.json on exit (mitmproxy options emblens_report, emblens_json, emblens_save,
-    emblens_rules, emblens_interval, emblens_window; set them with --set name=value)."""
+    emblens_save_raw, emblens_rules, emblens_interval, emblens_window; set them with --set name=value).
+    Streamed responses (server-sent events, chunked bodies) pass through as streams. Bind the
+    proxy to 127.0.0.1 (--listen-host) unless others must reach it."""
     from emblens import mitm_addon
 
     typer.echo(str(Path(mitm_addon.__file__).resolve()))
@@ -312,8 +314,10 @@ def live(
     listen_host: Annotated[str, typer.Option("--listen-host", help="Address the proxy listens on.")] = "127.0.0.1",
     report: Annotated[Path, typer.Option("--report", help="Markdown report written on exit.")] = Path("emblens-report.md"),
     json_report: Annotated[Path, typer.Option("--json", help="JSON report written on exit.")] = Path("emblens-report.json"),
-    save: Annotated[Optional[Path], typer.Option("--save", help="Also save the flows to this file (feed it to `emblens analyze` later).",
-                                                 show_default=False)] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Also save the flows to this file (feed it to `emblens analyze` "
+                                                 "later); written 0600, with credentials masked.", show_default=False)] = None,
+    save_raw: Annotated[bool, typer.Option("--save-raw", help="With --save: keep bearer tokens, API keys, cookies and "
+                                           "query keys as sent (the file then holds secrets).")] = False,
     rules: RulesOpt = None,
 ) -> None:
     """Run a reverse proxy in front of a server and report failures as they happen.
@@ -336,8 +340,10 @@ def live(
     cmd = [exe, "--mode", f"reverse:{upstream}", "--listen-host", listen_host, "-p", str(port),
            "-s", str(Path(mitm_addon.__file__).resolve()), "--set", "flow_detail=0", "--set", "termlog_verbosity=warn",
            "--set", f"emblens_report={report}", "--set", f"emblens_json={json_report}"]
+    if save_raw and save is None:
+        _fail("--save-raw needs --save FILE")
     if save is not None:
-        cmd += ["--set", f"emblens_save={save}"]
+        cmd += ["--set", f"emblens_save={save}"] + (["--set", "emblens_save_raw=true"] if save_raw else [])
     if rules:
         cmd += ["--set", "emblens_rules=" + ",".join(str(r) for r in rules)]
     typer.echo(f"emblens: proxy on http://{listen_host}:{port} -> {upstream}; Ctrl-C writes {report} and {json_report}",

@@ -17,6 +17,7 @@ On shutdown the addon writes the markdown and JSON reports and closes the flow f
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -28,6 +29,60 @@ log = logging.getLogger("emblens")
 
 DEFAULT_WINDOW = 50_000
 QUEUE_MAX = 10_000
+TEE_BYTES = 64 * 1024          # of a streamed body, what the rules see (error bodies are short)
+STREAM_OVER = 1024 * 1024      # bodies larger than this (or of unknown length) are streamed, not buffered
+
+
+def _should_stream(message) -> bool:
+    """Server-sent events, chunked bodies of unknown length and large bodies pass through as
+    streams: buffering them delays every chat token until the answer ends, and holds the whole
+    body in the proxy's memory."""
+    kind = message.headers.get("content-type", "")
+    if "text/event-stream" in kind or "application/x-ndjson" in kind:
+        return True
+    length = message.headers.get("content-length")
+    if length is None:
+        return "chunked" in message.headers.get("transfer-encoding", "")
+    try:
+        return int(length) > STREAM_OVER
+    except ValueError:
+        return True
+
+
+def _tee(flow, side: str) -> None:
+    """Stream one side of a flow, keeping its first TEE_BYTES for the rules."""
+    kept = bytearray()
+
+    def pass_through(chunk: bytes) -> bytes:
+        if len(kept) < TEE_BYTES:
+            kept.extend(chunk[: TEE_BYTES - len(kept)])
+        return chunk
+
+    getattr(flow, side).stream = pass_through
+    setattr(flow, f"emblens_{side}_head", kept)     # an attribute, not metadata: metadata is saved with the flow
+
+
+def masked_copy(flow):
+    """A copy of a flow to save, with every credential masked: headers (Authorization, cookies,
+    API-key headers), query keys and text bodies go through the same catalogue as the reports."""
+    from emblens.redact import mask_text, secret_name, shape
+
+    f = flow.copy()
+    for message in (f.request, f.response):
+        if message is None:
+            continue
+        for name in list(message.headers.keys()):
+            values = message.headers.get_all(name)
+            message.headers.set_all(name, [mask_text(f"{name}: {v}").split(": ", 1)[-1] for v in values])
+        if message.raw_content:
+            text = message.get_text(strict=False)
+            if text is not None:
+                message.text = mask_text(text)
+    query = f.request.query
+    for key in list(query.keys()):
+        if secret_name(key):
+            query.set_all(key, [shape(v) for v in query.get_all(key)])
+    return f
 
 
 class EmblensAddon:
@@ -52,7 +107,9 @@ class EmblensAddon:
         loader.add_option("emblens_rules", str, "", "Extra emblens rule folders, separated by commas.")
         loader.add_option("emblens_report", str, "emblens-report.md", "Markdown report written on exit ('' for none).")
         loader.add_option("emblens_json", str, "emblens-report.json", "JSON report written on exit ('' for none).")
-        loader.add_option("emblens_save", str, "", "Also write the flows to this file, for `emblens analyze` later.")
+        loader.add_option("emblens_save", str, "", "Also write the flows to this file (0600, credentials masked), "
+                                                   "for `emblens analyze` later.")
+        loader.add_option("emblens_save_raw", bool, False, "Save flows with their credentials as they were sent.")
         loader.add_option("emblens_interval", int, 1000, "How often the rules run, in milliseconds.")
         loader.add_option("emblens_window", int, DEFAULT_WINDOW, "How many recent exchanges are kept for the rules.")
 
@@ -73,8 +130,17 @@ class EmblensAddon:
                 from mitmproxy.io import FlowWriter
 
                 self._close_writer()
-                self._save_file = open(Path(ctx.options.emblens_save).expanduser(), "wb")
+                path = Path(ctx.options.emblens_save).expanduser()
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)    # also when the file was there before
+                self._save_file = os.fdopen(fd, "wb")
                 self._writer = FlowWriter(self._save_file)
+                if ctx.options.emblens_save_raw:
+                    log.warning(f"emblens: saving flows to {path} WITH their credentials (bearer tokens, API keys, "
+                                "cookies); the file is readable by you only: do not attach it to a ticket")
+                else:
+                    log.warning(f"emblens: saving flows to {path} (mode 0600); credentials are masked "
+                                "(--save-raw keeps them)")
         except Exception as e:  # never raise into mitmproxy
             log.error(f"emblens: configuration failed, analysis is off: {e}")
 
@@ -82,6 +148,20 @@ class EmblensAddon:
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="emblens", daemon=True)
             self._thread.start()
+
+    def requestheaders(self, flow) -> None:
+        try:
+            if _should_stream(flow.request):
+                _tee(flow, "request")
+        except Exception:  # never raise into mitmproxy
+            pass
+
+    def responseheaders(self, flow) -> None:
+        try:
+            if _should_stream(flow.response):
+                _tee(flow, "response")
+        except Exception:  # never raise into mitmproxy
+            pass
 
     def response(self, flow) -> None:
         self._enqueue(flow)
@@ -153,7 +233,9 @@ class EmblensAddon:
                         self._rows.append({**fact, "source": "live", "line": self.seen})
                 self._dirty = True
                 if self._writer is not None:
-                    self._writer.add(flow)
+                    from mitmproxy import ctx
+
+                    self._writer.add(flow if ctx.options.emblens_save_raw else masked_copy(flow))
             except Exception as e:
                 log.error(redact.printable(f"emblens: could not read a flow: {e}"))
 

@@ -120,16 +120,34 @@ def flow_row(flow, data: ModelData | None = None) -> dict:
         method=req.method,
         url=req.pretty_url,
         request_headers=list(req.headers.items(multi=True)),
-        request_body=req.get_content(strict=False),
+        request_body=_body(flow, req, "request"),
         status=resp.status_code if resp is not None else None,
         reason=resp.reason if resp is not None else None,
         response_headers=list(resp.headers.items(multi=True)) if resp is not None else [],
-        response_body=resp.get_content(strict=False) if resp is not None else None,
+        response_body=_body(flow, resp, "response") if resp is not None else None,
         started=started,
         latency_ms=latency,
         error=error,
         data=data,
     )
+
+
+def _body(flow, message, side: str) -> bytes | None:
+    """A message's body; for one the live proxy streamed, the head it kept (decompressed as far
+    as it goes)."""
+    head = getattr(flow, f"emblens_{side}_head", None)
+    if head is None:
+        return message.get_content(strict=False)
+    data = bytes(head)
+    encoding = message.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate"):
+        import zlib
+
+        try:
+            return zlib.decompressobj(47 if encoding == "gzip" else 15).decompress(data, 1024 * 1024)
+        except zlib.error:
+            return None
+    return data if not encoding or encoding == "identity" else None
 
 
 # -- HAR -----------------------------------------------------------------------------------------
