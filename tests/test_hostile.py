@@ -312,3 +312,13 @@ def test_rich_styling_still_works_with_colour_on(tmp_path):
     text = to_text(analyze([str(log)]), color=True)
     assert "\x1b[1m" in text or "\x1b[1;" in text        # rich's own bold
     assert "\x1b]" not in text and "\x07" not in text
+
+
+def test_a_flow_claiming_a_huge_value_is_refused_before_it_is_allocated(tmp_path):
+    flow = tmp_path / "huge.flow"
+    flow.write_bytes(b"900000000:7:request;" + b"x" * 1000)
+    started = time.monotonic()
+    a = analyze([str(flow), str(SAMPLES / "client-traceback.txt")])
+    assert time.monotonic() - started < 10
+    assert "larger than 512 MiB" in a.skipped[0].reason, a.skipped
+    assert a.findings[0].rule == "model.not_found"

@@ -72,6 +72,25 @@ def _read_all(stream: BinaryIO, limit: int = MAX_RECORD_BYTES) -> bytes:
     return data
 
 
+class _OneRecordCap:
+    """A stream whose single reads are capped: mitmproxy's reader reads each value whole, by the
+    length its header claims, so a hostile length would be one huge allocation."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self._ahead = raw, b""
+
+    def peek(self, n: int) -> bytes:
+        if len(self._ahead) < n:
+            self._ahead += self._raw.read(n - len(self._ahead))
+        return self._ahead
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > MAX_RECORD_BYTES:
+            raise RecordError(f"a flow value larger than {MAX_RECORD_BYTES // 2**20} MiB")
+        out, self._ahead = self._ahead[:n], self._ahead[n:]
+        return out + self._raw.read(n - len(out)) if len(out) < n else out
+
+
 # -- mitmproxy -----------------------------------------------------------------------------------
 # a tnetstring dict whose first key is one of a flow's state keys (their order differs by version)
 _TNET_HEAD = re.compile(
@@ -92,13 +111,10 @@ class MitmFlows(RecordSource):
         return 0.0
 
     def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:
-        import io
-
         from mitmproxy import exceptions, http
         from mitmproxy.io import FlowReader
 
-        raw = _read_all(stream)
-        reader = FlowReader(io.BytesIO(raw))
+        reader = FlowReader(_OneRecordCap(stream))   # streamed: memory holds one flow at a time
         try:
             for flow in reader.stream():
                 yield flow_row(flow, data) if isinstance(flow, http.HTTPFlow) else None
