@@ -72,6 +72,10 @@ def _read_all(stream: BinaryIO, limit: int = MAX_RECORD_BYTES) -> bytes:
     return data
 
 
+class _TooLarge(Exception):
+    """Not a ValueError: mitmproxy's reader turns those into 'Invalid data format.'"""
+
+
 class _OneRecordCap:
     """A stream whose single reads are capped: mitmproxy's reader reads each value whole, by the
     length its header claims, so a hostile length would be one huge allocation."""
@@ -86,7 +90,7 @@ class _OneRecordCap:
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0 or n > MAX_RECORD_BYTES:
-            raise RecordError(f"a flow value larger than {MAX_RECORD_BYTES // 2**20} MiB")
+            raise _TooLarge(f"a flow value larger than {MAX_RECORD_BYTES // 2**20} MiB")
         out, self._ahead = self._ahead[:n], self._ahead[n:]
         return out + self._raw.read(n - len(out)) if len(out) < n else out
 
@@ -118,6 +122,8 @@ class MitmFlows(RecordSource):
         try:
             for flow in reader.stream():
                 yield flow_row(flow, data) if isinstance(flow, http.HTTPFlow) else None
+        except _TooLarge as e:
+            raise RecordError(str(e)) from None
         except exceptions.FlowReadException as e:
             raise RecordError(str(e).splitlines()[0][:200]) from None
         except Exception as e:  # a hostile or damaged file must not crash the analysis
