@@ -322,3 +322,20 @@ def test_a_flow_claiming_a_huge_value_is_refused_before_it_is_allocated(tmp_path
     assert time.monotonic() - started < 10
     assert "larger than 512 MiB" in a.skipped[0].reason, a.skipped
     assert a.findings[0].rule == "model.not_found"
+
+
+def test_deeply_nested_rule_files_and_match_trees_are_errors_not_crashes(tmp_path):
+    import pytest
+
+    from emblens.errors import RuleError
+    from emblens.rules.loader import MAX_DEPTH, load_rules
+
+    deep_yaml = RULE.format(id="test.deep", word="x") + "x-deep: " + "[" * 50_000 + "]" * 50_000 + "\n"
+    with pytest.raises(RuleError, match=r"deep\.yaml"):
+        load_rules([_rules(tmp_path / "a", {"deep.yaml": deep_yaml})])
+    tree = "{message: {contains: x}}"
+    for _ in range(MAX_DEPTH + 5):
+        tree = "{not: " + tree + "}"
+    nested = RULE.format(id="test.tree", word="x").replace("match: {message: {contains: x}}", f"match: {tree}")
+    with pytest.raises(RuleError, match=f"nested deeper than {MAX_DEPTH}"):
+        load_rules([_rules(tmp_path / "b", {"tree.yaml": nested})])

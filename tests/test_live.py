@@ -249,3 +249,21 @@ def test_save_raw_without_save_is_a_one_line_error():
     r = subprocess.run([sys.executable, "-m", "emblens", "live", "--upstream", "http://127.0.0.1:9", "--save-raw"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip() == "emblens: error: --save-raw needs --save FILE", r.stderr
+
+
+def test_escape_sequences_in_live_traffic_are_never_printed(caplog):
+    addon = EmblensAddon()
+    with taddons.context(addon), caplog.at_level(logging.WARNING, logger="emblens"):
+        for i in range(3):
+            f = tflow.tflow(resp=True)
+            f.request.method, f.request.path = "POST", "/v1/embeddings"
+            f.request.content = json.dumps({"model": "evil\x1b]52;c;cHduZWQ=\x07model", "input": ["a"]}).encode()
+            f.response.status_code = 404
+            f.response.content = json.dumps({"error": {"message": f"The model `evil\x1b]0;t\x07model` does not exist. {i}",
+                                                       "type": "NotFoundError", "code": 404}}).encode()
+            addon.response(f)
+        addon._drain()
+        addon._evaluate(announce=True)
+    printed = "\n".join(r.getMessage() for r in caplog.records)
+    assert "emblens: [" in printed, printed
+    assert "\x1b" not in printed and "\x07" not in printed

@@ -87,6 +87,8 @@ def _load(paths: tuple[str, ...]) -> ModelData:
     for path in paths:
         try:
 
+            if Path(path).stat().st_size > 8 * 1024 * 1024:
+                raise ValueError("larger than 8 MiB: not a model data file")
             data = safe_load(Path(path).read_text(encoding="utf-8")) or {}
             for f in data.get("families") or []:
                 if not _linear(f"(?i){f['match']}"):

@@ -8,13 +8,26 @@ import yaml
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+MAX_DEPTH = 64   # nesting of lists and mappings; rule files use a dozen
+
+
 def refuse_aliases(text: str) -> None:
-    """Raise a YAML error at the first alias (`*name`): an alias of an alias of a list is a few
-    hundred bytes that expand to billions of items wherever the value is walked."""
+    """Raise a YAML error at the first alias (`*name`) or at nesting deeper than MAX_DEPTH, before
+    anything is built: an alias of an alias of a list is a few hundred bytes that expand to
+    billions of items, and libyaml's composer recurses in C, so deep nesting crashes the process
+    rather than raising. The parser's event stream is read iteratively, so checking it is safe."""
+    depth = 0
     for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in rule files; "
                                               "write the value out", event.start_mark)
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  event.start_mark)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def safe_load(text: str) -> object:

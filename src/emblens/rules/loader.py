@@ -26,6 +26,7 @@ from emblens.schema import SCHEMA
 from emblens.yamlsafe import refuse_aliases
 
 MAX_DEPTH = 32                     # nesting of any/all/not in one match tree
+MAX_RULE_FILE_BYTES = 1024 * 1024  # rule files are a few KiB
 FIXTURE_NAME = re.compile(r"^(?P<stem>[^.]+)\.(?P<kind>pos|neg)(?:[-.].*)?$")
 _ID = re.compile(spec.ID_PATTERN)
 _NAME = re.compile(spec.NAME_PATTERN)
@@ -455,6 +456,9 @@ _BAD = object()
 def read_file(path: Path, errors: list[RuleError], notes: list[str]) -> Part | None:
     """Parse one rule file; problems go to `errors`, advice to `notes`."""
     try:
+        if path.stat().st_size > MAX_RULE_FILE_BYTES:
+            errors.append(RuleError(f"larger than {MAX_RULE_FILE_BYTES // 1024} KiB: not a rule file", path=str(path)))
+            return None
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         errors.append(RuleError(f"cannot read: {e}", path=str(path)))
