@@ -253,17 +253,18 @@ def test_save_raw_without_save_is_a_one_line_error():
 
 def test_escape_sequences_in_live_traffic_are_never_printed(caplog):
     addon = EmblensAddon()
-    with taddons.context(addon), caplog.at_level(logging.WARNING, logger="emblens"):
+    with taddons.context(addon) as tctx, caplog.at_level(logging.WARNING, logger="emblens"):
+        tctx.configure(addon, emblens_report="", emblens_json="")
         for i in range(3):
             f = tflow.tflow(resp=True)
             f.request.method, f.request.path = "POST", "/v1/embeddings"
             f.request.content = json.dumps({"model": "evil\x1b]52;c;cHduZWQ=\x07model", "input": ["a"]}).encode()
             f.response.status_code = 404
-            f.response.content = json.dumps({"error": {"message": f"The model `evil\x1b]0;t\x07model` does not exist. {i}",
-                                                       "type": "NotFoundError", "code": 404}}).encode()
+            f.response.content = json.dumps({"object": "error", "message": f"The model `evil\x1b]0;t\x07model{i}` does not exist.",
+                                             "type": "NotFoundError", "param": None, "code": 404}).encode()
             addon.response(f)
         addon._drain()
         addon._evaluate(announce=True)
     printed = "\n".join(r.getMessage() for r in caplog.records)
-    assert "emblens: [" in printed, printed
+    assert "emblens: [model.not_found]" in printed and "evil\\x1b]" in printed, printed
     assert "\x1b" not in printed and "\x07" not in printed

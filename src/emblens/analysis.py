@@ -150,6 +150,9 @@ def read_events(
             result, why = _read_member(item, ctx, progress)
         except READ_ERRORS as e:
             result, why = None, f"cannot read: {base.describe_read_error(e)}"
+        except Exception as e:   # a reader's bug on hostile input must not cost the other members
+            result, why = None, (f"emblens could not read it ({type(e).__name__}: {str(e)[:120]}); the other inputs "
+                                 "were analysed. Please report this with the file if you can share it")
         if result is None:
             skipped.append(Skipped(item.label, redact.printable(redact.mask_text(why or "unreadable"))))
             continue

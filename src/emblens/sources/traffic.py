@@ -195,9 +195,13 @@ def exchange(
 ) -> dict[str, object]:
     """One event row (a dict of event-table columns) for one request and its response or error."""
     data = data or ModelData()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        declared = parts.port
+    except ValueError:      # a damaged URL ("host:port" that is not a port, an unclosed [IPv6)
+        parts, declared = urlsplit(""), None
     path = parts.path or "/"
-    port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
+    port = declared or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
     scheme, shape, others = auth_shape(request_headers)
     req = _json(request_body)
     resp = _json(response_body)
