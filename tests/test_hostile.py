@@ -339,3 +339,16 @@ def test_deeply_nested_rule_files_and_match_trees_are_errors_not_crashes(tmp_pat
     nested = RULE.format(id="test.tree", word="x").replace("match: {message: {contains: x}}", f"match: {tree}")
     with pytest.raises(RuleError, match=f"nested deeper than {MAX_DEPTH}"):
         load_rules([_rules(tmp_path / "b", {"tree.yaml": nested})])
+
+
+def test_a_damaged_url_port_is_read_without_its_port(tmp_path):
+    """Found by bench/fuzz.py: urlsplit's .port raises on a port that is not one, which ended the
+    run (curl) or lost the exchange (HAR)."""
+    seed = (Path(__file__).resolve().parents[1] / "rules/auth/header_scheme.pos-curl-v.txt").read_text()
+    curl = tmp_path / "curl.txt"
+    curl.write_text(seed.replace("-H 'Content-Type", "-H Content-Type", 1).replace("127.0.0.1:45529/v1", "127.0.0.1:99999/v1", 1))
+    har = tmp_path / "h.har"
+    har.write_text('{"log": {"creator": {}, "entries": [{"request": {"method": "GET", "url": "http://h:x\'/v1/models", '
+                   '"headers": []}, "response": {"status": 401, "headers": [], "content": {}}}]}}')
+    a = analyze([str(curl), str(har)])
+    assert not a.skipped and [i.events for i in a.inputs if i.kind == "har"] == [1]
