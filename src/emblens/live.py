@@ -62,6 +62,14 @@ def _tee(flow, side: str) -> None:
     setattr(flow, f"emblens_{side}_head", kept)     # an attribute, not metadata: metadata is saved with the flow
 
 
+def _stream_if_needed(flow, side: str) -> None:
+    try:
+        if _should_stream(getattr(flow, side)):
+            _tee(flow, side)
+    except Exception:  # never raise into mitmproxy
+        pass
+
+
 def masked_copy(flow):
     """A copy of a flow to save, with every credential masked: headers (Authorization, cookies,
     API-key headers), query keys and text bodies go through the same catalogue as the reports."""
@@ -150,18 +158,10 @@ class EmblensAddon:
             self._thread.start()
 
     def requestheaders(self, flow) -> None:
-        try:
-            if _should_stream(flow.request):
-                _tee(flow, "request")
-        except Exception:  # never raise into mitmproxy
-            pass
+        _stream_if_needed(flow, "request")
 
     def responseheaders(self, flow) -> None:
-        try:
-            if _should_stream(flow.response):
-                _tee(flow, "response")
-        except Exception:  # never raise into mitmproxy
-            pass
+        _stream_if_needed(flow, "response")
 
     def response(self, flow) -> None:
         self._enqueue(flow)

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from emblens.errors import RuleError
+from emblens.linear import rust_ok
 from emblens.yamlsafe import safe_load
 
 FILE = Path("data") / "embedding_models.yaml"
@@ -64,16 +65,6 @@ class ModelData:
         return tuple(seen)
 
 
-def _linear(pattern: str) -> bool:
-    import polars as pl
-
-    try:
-        pl.Series([""], dtype=pl.String).str.contains(pattern)
-        return True
-    except pl.exceptions.PolarsError:
-        return False
-
-
 def load(paths: Sequence[str | Path]) -> ModelData:
     """Model data from these files, earlier files first (their families are tried first and
     their dimensions win). Raises RuleError naming the file for a malformed one."""
@@ -91,7 +82,7 @@ def _load(paths: tuple[str, ...]) -> ModelData:
                 raise ValueError("larger than 8 MiB: not a model data file")
             data = safe_load(Path(path).read_text(encoding="utf-8")) or {}
             for f in data.get("families") or []:
-                if not _linear(f"(?i){f['match']}"):
+                if not rust_ok(f"(?i){f['match']}"):
                     raise ValueError(f"family {f['name']!r}: match {f['match']!r} is not a regex of the linear-time "
                                      "engine (no look-around or back-references)")
                 families.append(Family(str(f["name"]), str(f["match"]),

@@ -16,6 +16,7 @@ import polars as pl
 import regex as backtracking
 
 from emblens.combiners import Facts, Mark
+from emblens.linear import rust_ok
 from emblens.rules import tree as t
 from emblens.schema import SCHEMA
 
@@ -35,16 +36,6 @@ class _RunBudget:
 
 
 RUN_BUDGET = _RunBudget()
-
-
-@lru_cache(maxsize=2048)
-def rust_ok(pattern: str) -> bool:
-    """Whether polars' (Rust) regex engine accepts the pattern."""
-    try:
-        pl.Series([""], dtype=pl.String).str.contains(pattern)
-        return True
-    except pl.exceptions.PolarsError:
-        return False
 
 
 @lru_cache(maxsize=512)
