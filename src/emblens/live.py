@@ -223,7 +223,7 @@ class EmblensAddon:
             except IndexError:
                 return
             try:
-                row = flow_row(flow, self._ruleset.models if self._ruleset is not None else None)
+                row = redact.mask_row(flow_row(flow, self._ruleset.models if self._ruleset is not None else None))
                 self.seen += 1
                 row.update(source="live", line=self.seen)
                 fact = traffic.models_fact(row)
@@ -249,7 +249,7 @@ class EmblensAddon:
         with self._lock:
             rows = list(self._rows)
             self._dirty = False
-        d = diagnose(redact.mask_frame(frame(rows)), self._ruleset)
+        d = diagnose(frame(rows), self._ruleset)      # rows were masked as they came (`_drain`)
         findings = d.findings
         notes = []
         if self.seen > len(rows):

@@ -237,6 +237,19 @@ def mask_series(lines: pl.Series) -> pl.Series:
     return lines.scatter(idx, masked)
 
 
+_PREFILTER_PY = re.compile(PREFILTER)
+
+
+def mask_row(row: dict) -> dict:
+    """`mask_frame` for one event row as it is made (the live addon masks each flow once)."""
+    for key, value in row.items():
+        if isinstance(value, str):
+            if _PREFILTER_PY.search(value):
+                value = mask_text(value)
+            row[key] = printable(value)
+    return row
+
+
 def mask_frame(events: pl.DataFrame) -> pl.DataFrame:
     """Mask secrets and neutralise control characters in every text column of an event table
     (any of them can hold text from the input): the last line of defence, whatever an adapter did."""
