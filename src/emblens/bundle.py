@@ -336,9 +336,9 @@ class Reader:
             self._top_total += count - before
             if self._top_cap is not None and self._top_total > self._top_cap and self._bomb is None:
                 self._bomb = (f"the archive expands to more than {self.limits.max_ratio:.0f} times its size "
-                              "(possible archive bomb); this member and the rest of it were not read")
+                              "(possible archive bomb)")
             if self._bomb is not None:
-                raise LimitExceeded(self._bomb)
+                raise LimitExceeded(f"{self._bomb}; this member and the rest of the archive were not read")
             if self._total > self.limits.max_total_bytes:
                 raise LimitExceeded(f"the bundle is over its total limit of {size_text(self.limits.max_total_bytes)} "
                                     "(decompressed); this member and the rest were not read")
