@@ -129,3 +129,60 @@ def test_events_dump(tmp_path):
     table = pl.read_parquet(tmp_path / "events.parquet")
     assert table.height > 400 and {"source", "line", "ts", "origin", "kind", "level", "message"} <= set(table.columns)
     assert run("events", str(SAMPLE), "--output", str(tmp_path / "x.txt")).exit_code == 2
+
+
+def _emblens(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "emblens", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_bad_option_values_are_one_line_and_exit_2():
+    for args, words in ((["--fail-on", "ERROR"], "--fail-on"), (["--format", "sarif"], "--format"),
+                        (["--bogus"], "No such option: --bogus"), (["--since", "yesterday"], "--since 'yesterday'"),
+                        (["--select", "auht"], "did you mean `auth`")):
+        r = _emblens("analyze", str(SAMPLE), *args)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("emblens: error: ") and words in lines[0], (args, r.stderr)
+        assert r.stdout == ""
+
+
+def test_the_format_follows_the_output_extension_and_several_outputs_are_written(tmp_path):
+    r = _emblens("analyze", str(SAMPLE), "-o", "r.json", "-o", "r.md", "-o", "r.txt", "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["findings"][0]["rule"] == "model.not_found"
+    assert (tmp_path / "r.md").read_text().startswith("# emblens report")
+    assert (tmp_path / "r.txt").read_text().startswith("emblens ")
+    assert r.stderr.splitlines() == ["emblens: wrote r.json (json)", "emblens: wrote r.md (markdown)", "emblens: wrote r.txt (text)"]
+    # --format wins over the extension; - is stdout; an unknown extension is an error, not text in a .html
+    r = _emblens("analyze", str(SAMPLE), "--format", "json", "-o", "-", "-q")
+    assert json.loads(r.stdout)["findings"]
+    r = _emblens("analyze", str(SAMPLE), "-o", "report.html", cwd=tmp_path)
+    assert r.returncode == 2 and "no report format for .html" in r.stderr and not (tmp_path / "report.html").exists()
+
+
+def test_events_to_stdout():
+    r = _emblens("events", str(SAMPLE), "-o", "-", "-q")
+    assert r.returncode == 0
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows and all("source" in row for row in rows)
+    assert "written to stdout" in r.stderr
+
+
+def test_select_ignore_and_time_window(tmp_path):
+    a = json.loads(run("analyze", str(SAMPLE), "--format", "json", "--select", "model").output)
+    assert [f["rule"] for f in a["findings"]] == ["model.not_found"]
+    a = json.loads(run("analyze", str(SAMPLE), "--format", "json", "--ignore", "model.*").output)
+    assert "model.not_found" not in [f["rule"] for f in a["findings"]]
+    # a time window (kubectl --timestamps gives full times): the OOM at 09:15 is outside 09:00-09:10
+    log = tmp_path / "vllm.log"
+    log.write_text(
+        "2025-11-20T09:00:00.000000Z INFO 11-20 09:00:00 [api_server.py:1] vLLM API server version 0.11.0\n"
+        '2025-11-20T09:05:00.000000Z (APIServer pid=1) INFO:     10.0.0.1:5000 - "POST /v1/embeddings HTTP/1.1" 401 Unauthorized\n'
+        "2025-11-20T09:15:00.000000Z ERROR 11-20 09:15:00 [core.py:1] torch.OutOfMemoryError: CUDA out of memory. Tried to "
+        "allocate 2.00 GiB. GPU 0 has a total capacity of 23.68 GiB of which 1.00 GiB is free.\n")
+    both = json.loads(run("analyze", str(log), "--format", "json").output)
+    early = json.loads(run("analyze", str(log), "--format", "json", "--until", "2025-11-20T09:10").output)
+    late = json.loads(run("analyze", str(log), "--format", "json", "--since", "2025-11-20 09:10:00Z").output)
+    assert {"gpu.oom", "auth.invalid_key"} <= {f["rule"] for f in both["findings"]}
+    assert [f["rule"] for f in early["findings"]] == ["auth.invalid_key"], early["findings"]
+    assert [f["rule"] for f in late["findings"]] == ["gpu.oom"], late["findings"]

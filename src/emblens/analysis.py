@@ -192,17 +192,25 @@ def analyze(
     limits: Limits | None = None,
     progress: Progress | None = None,
     ruleset=None,
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    since=None,
+    until=None,
 ) -> Analysis:
     """Read, run the rules, rank. Raises InputError / RuleError for unusable input or rules.
-    `ruleset` (from `load_rules`) saves loading the rules again when analysing many inputs."""
+    `ruleset` (from `load_rules`) saves loading the rules again when analysing many inputs;
+    `select`/`ignore` choose rules by id, area or glob (`RuleSet.select`); `since`/`until` (naive
+    UTC datetimes) keep the events of a time window, and those without a time."""
     from emblens.pipeline import diagnose
     from emblens.rules.loader import load_rules
 
     if ruleset is None:
         ruleset = load_rules(rule_dirs, include_builtin=include_builtin)
+    if select or ignore:
+        ruleset = ruleset.select(select, ignore)
     events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
                                           limits=limits, progress=progress)
-    d = diagnose(events, ruleset)
+    d = diagnose(events, ruleset, since=since, until=until)
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
                     unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=[*ruleset.notices, *(d.notices or ())],
                     lead=d.lead)

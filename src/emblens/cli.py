@@ -95,13 +95,55 @@ RulesOpt = Annotated[Optional[list[Path]], typer.Option(
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
 
 
+# report formats by the output file's extension
+EXTENSIONS = {".txt": Format.text, ".text": Format.text, ".log": Format.text, ".md": Format.markdown,
+              ".markdown": Format.markdown, ".json": Format.json}
+
+
+def _format_of(output: str, explicit: Format | None) -> Format:
+    """--format when given, else the extension of -o (stdout: text)."""
+    if explicit is not None:
+        return explicit
+    if output == "-":
+        return Format.text
+    fmt = EXTENSIONS.get(Path(output).suffix.lower())
+    if fmt is None:
+        _fail(f"{output}: no report format for {Path(output).suffix or 'a name without an extension'}; "
+              f"use {', '.join(sorted(EXTENSIONS))} or say --format")
+    return fmt
+
+
+def _when(value: str | None, option: str):
+    """An ISO date or time (`2025-11-20`, `2025-11-20 09:14`, `2025-11-20T09:14:02Z`) as naive UTC."""
+    if value is None:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{option} {value!r}: not a date or time; write it as 2025-11-20 or 2025-11-20T09:14:00")
+    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+
+
 @app.command()
 def analyze(
     paths: PathsArg,
-    format: Annotated[Format, typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, json for tools.")] = Format.text,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+    format: Annotated[Optional[Format], typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, "
+                                                     "json for tools. Default: by -o's extension (.txt, .md, .json), "
+                                                     "text on stdout.", show_default=False)] = None,
+    output: Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write the report to this file (repeatable: "
+                                                        "-o report.md -o report.json); - is stdout.", show_default=False)] = None,
     fail_on: Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding of this severity or worse exists (for CI).")] = None,
     rules: RulesOpt = None,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules: an id, an area (auth) or a "
+                                                        "glob (auth.*, *.oom); repeatable.", show_default=False)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not run these rules (same forms as --select).",
+                                                        show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only events at or after this time (UTC, ISO: 2025-11-20T09:00); "
+                                                 "events without a time are kept.", show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (UTC, ISO).",
+                                                 show_default=False)] = None,
     width: Annotated[int, typer.Option(help="Width of the text report.", min=40)] = 80,
     quiet: QuietOpt = False,
 ) -> None:
@@ -110,18 +152,25 @@ def analyze(
     Members are recognised by content, not by name: vLLM and SGLang server logs, Python/openai
     client tracebacks, any other text as a generic log. Unreadable members are listed as skipped
     and the rest is still analysed. Secrets (keys, bearer tokens, passwords) never appear in the report.
+
+    Example:  emblens analyze incident.zip -o postmortem.md -o postmortem.json
     """
     from emblens.analysis import analyze as run
     from emblens.report import render
 
+    targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
+    window = (_when(since, "--since"), _when(until, "--until"))
+    if window[0] and window[1] and window[0] > window[1]:
+        _fail(f"--since {since} is after --until {until}")
     try:
         with _Progress(quiet) as progress:
-            analysis = run(paths, rule_dirs=rules or [], progress=progress)
+            analysis = run(paths, rule_dirs=rules or [], progress=progress, select=select or (), ignore=ignore or (),
+                           since=window[0], until=window[1])
         for notice in analysis.notices:
             typer.echo(f"emblens: note: {notice}", err=True)
-        color = output is None and format == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        text = render(analysis, format.value, width=width, color=color)
-        _write(text, output)
+        for target, fmt in targets:
+            color = target == "-" and fmt == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+            _write(render(analysis, fmt.value, width=width, color=color), target, fmt.value)
     except EmblensError as e:
         _fail(str(e))
     if fail_on is not None:
@@ -130,35 +179,39 @@ def analyze(
             raise typer.Exit(1)
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
+def _write(text: str, output: str | None, what: str = "report") -> None:
+    if output is None or output == "-":
         sys.stdout.write(text)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        Path(output).write_text(text, encoding="utf-8")
     except OSError as e:
         _fail(f"{output}: cannot write: {e.strerror}")
+    typer.echo(f"emblens: wrote {output} ({what})", err=True)
 
 
 @app.command()
 def events(
     paths: PathsArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write: .parquet, .csv or .jsonl (by extension).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write: .parquet, .csv or .jsonl (by extension); "
+                                        "- writes JSON lines to stdout.")],
     quiet: QuietOpt = False,
 ) -> None:
     """Dump the normalised event table (every line of every input, secrets masked)."""
     from emblens.analysis import load_events
 
-    suffix = output.suffix.lower()
+    suffix = ".jsonl" if output == "-" else Path(output).suffix.lower()
     if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson"):
-        _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl")
+        _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl (or - for JSON lines on stdout)")
     try:
         with _Progress(quiet) as progress:
             table, inputs, skipped = load_events(paths, keep_all=True, progress=progress)
     except EmblensError as e:
         _fail(str(e))
     try:
-        if suffix == ".parquet":
+        if output == "-":
+            sys.stdout.write(table.write_ndjson())
+        elif suffix == ".parquet":
             table.write_parquet(output)
         elif suffix == ".csv":
             table.write_csv(output)
@@ -168,7 +221,8 @@ def events(
         _fail(f"{output}: cannot write: {e.strerror}")
     for s in skipped:
         typer.echo(f"skipped {s.label}: {s.reason}", err=True)
-    typer.echo(f"{table.height:,} events from {len(inputs)} input(s) written to {output}", err=True)
+    where = "stdout" if output == "-" else output
+    typer.echo(f"{table.height:,} events from {len(inputs)} input(s) written to {where}", err=True)
 
 
 @rules_app.command("list")
@@ -362,11 +416,28 @@ def live(
 
 
 def main() -> None:
+    # click's exceptions, wherever this typer keeps them (recent typer releases carry their own click)
+    cx = sys.modules[typer.BadParameter.__module__]
     try:
-        app()
+        code = app(standalone_mode=False)
+    except cx.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":    # `emblens` or `emblens rules` alone: the help
+            help_text = e.format_message()
+            if help_text.strip():                       # (typer's rich help has printed itself already)
+                typer.echo(help_text)
+            code = 0
+        else:    # a bad option or value: one line and exit 2, as the README promises
+            hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            message = ' '.join(e.format_message().replace('Value error, ', '').split())
+            typer.echo(f"emblens: error: {message}{hint}", err=True)
+            code = 2
+    except typer.Abort:
+        typer.echo("emblens: interrupted", err=True)
+        code = 130
     except KeyboardInterrupt:
         typer.echo("emblens: interrupted", err=True)
-        sys.exit(130)
+        code = 130
     except EmblensError as e:
         typer.echo(f"emblens: error: {e}", err=True)
-        sys.exit(2)
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
@@ -34,8 +35,19 @@ def _budget_notice() -> list[str]:
             f"{RUN_BUDGET.skipped:,} value(s) were not tested against them"]
 
 
-def diagnose(events: pl.DataFrame, ruleset: RuleSet) -> Diagnosis:
+def diagnose(events: pl.DataFrame, ruleset: RuleSet, *, since: datetime | None = None,
+             until: datetime | None = None) -> Diagnosis:
+    """`since`/`until` keep the events of a time window (after the years are filled in); events
+    with no time at all are kept, since a traceback without a stamp may be the cause."""
     events = enrich(events, ruleset.models)
+    if since is not None or until is not None:
+        ts = pl.col("ts")
+        inside = pl.lit(True)
+        if since is not None:
+            inside = inside & (ts >= since)
+        if until is not None:
+            inside = inside & (ts <= until)
+        events = events.filter(ts.is_null() | inside)
     facts = combine(events)
     findings = rank(evaluate(ruleset, events, facts))
     return Diagnosis(events, facts, findings, unexplained(events, findings), None if findings else lead(events),

@@ -137,6 +137,25 @@ class RuleSet:
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
+    def select(self, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> "RuleSet":
+        """The rules whose id matches one of `select` (all when empty) and none of `ignore`.
+        A pattern is an id, an area (`auth`) or a glob (`auth.*`, `*.oom`); one that matches no
+        rule is an error, so a typo does not silently switch every rule off."""
+        from fnmatch import fnmatchcase
+
+        def hits(pattern: str) -> list[Rule]:
+            glob = pattern if any(c in pattern for c in "*?[") else (pattern if "." in pattern else pattern + ".*")
+            return [r for r in self.rules if fnmatchcase(r.id, glob)]
+
+        for option, patterns in (("--select", select), ("--ignore", ignore)):
+            for pattern in patterns:
+                if not hits(pattern):
+                    names = [r.id for r in self.rules] + sorted({r.id.split(".")[0] for r in self.rules})
+                    raise RuleError(f"{option} {pattern}: matches no rule{spec.suggest(pattern, names)}")
+        chosen = {r.id for p in select for r in hits(p)} if select else {r.id for r in self.rules}
+        chosen -= {r.id for p in ignore for r in hits(p)}
+        return RuleSet([r for r in self.rules if r.id in chosen], models=self.models, notes=self.notes, notices=self.notices)
+
     @cached_property
     def keywords(self) -> str | None:
         """One regex of every text pattern the rules look for: the line prefilter.
