@@ -170,3 +170,39 @@ def test_every_catalogue_entry_in_every_input_format_reaches_no_output(tmp_path)
                 assert encoded not in text, (fmt_name, out_name, "base64", secret)
                 if len(secret) >= 16:     # no long piece of it either
                     assert secret[4:14] not in text, (fmt_name, out_name, "piece", secret)
+
+
+def test_jwt_cookie_aws_secret_and_the_users_own_patterns_reach_no_output(tmp_path):
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpM"
+    aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    mine = "internal-0123456789ab"
+    log = tmp_path / "vllm.log"
+    log.write_text(
+        "(APIServer pid=1) INFO 11-20 09:14:01 [api_server.py:1] vLLM API server version 0.11.0\n"
+        f"(APIServer pid=1) ERROR 11-20 09:14:02 [serving.py:1] request failed: Cookie: session={jwt}; theme=dark\n"
+        f"(APIServer pid=1) ERROR 11-20 09:14:03 [serving.py:1] env: AWS_SECRET_ACCESS_KEY={aws} ticket {mine}\n"
+        f"(APIServer pid=1) ERROR 11-20 09:14:04 [serving.py:1] upstream said Set-Cookie: auth={jwt}; Path=/\n")
+    patterns = tmp_path / "mine.txt"
+    patterns.write_text("# our ticket tokens\ninternal-[0-9a-f]{12}\n")
+    outputs = []
+    for fmt in ("text", "markdown", "json"):
+        r = runner_invoke(["analyze", str(log), "--format", fmt, "--redact", str(patterns)])
+        outputs.append(r)
+    events = tmp_path / "e.jsonl"
+    runner_invoke(["events", str(log), "-o", str(events), "--redact", str(patterns)])
+    outputs.append(events.read_text())
+    for out in outputs:
+        for secret in (jwt, aws, mine, jwt.split(".")[1], aws[5:20]):
+            assert secret not in out
+    report = json.loads(outputs[2])
+    assert report["masked"]["cookie"] == 2 and f"your pattern ({patterns}:2)" in report["masked"]
+    assert "Masked (values never shown):" in outputs[1] and "Masked (values never shown):" in outputs[0]
+    # without the file, the user's own token is just text: the pattern is what masked it
+    plain = runner_invoke(["analyze", str(log), "--format", "json"])
+    assert mine in plain and "your pattern" not in plain
+
+
+def runner_invoke(args):
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    return r.output

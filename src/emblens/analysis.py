@@ -49,6 +49,7 @@ class Analysis:
     unexplained: list = field(default_factory=list)    # list[emblens.rules.engine.Unexplained]
     rules_run: int = 0
     notices: list[str] = field(default_factory=list)   # e.g. a user rule replacing a built-in one
+    masked: dict[str, int] = field(default_factory=dict)   # secrets masked while reading, by kind (never values)
     lead: object = None     # emblens.rules.engine.Lead: where to start when no rule fired
 
 
@@ -140,6 +141,7 @@ def read_events(
     inputs: list[InputInfo] = []
     skipped: list[Skipped] = []
     rows_left = base.MAX_RUN_ROWS      # kept rows of the whole run: each member gets what is left
+    redact.MASKED.take()               # the masked-secret tally counts this run only
     for item in read_members([str(p) for p in paths], limits):
         if isinstance(item, Skipped):
             skipped.append(item)
@@ -196,11 +198,13 @@ def analyze(
     ignore: Sequence[str] = (),
     since=None,
     until=None,
+    redact_patterns: str | None = None,
 ) -> Analysis:
     """Read, run the rules, rank. Raises InputError / RuleError for unusable input or rules.
     `ruleset` (from `load_rules`) saves loading the rules again when analysing many inputs;
     `select`/`ignore` choose rules by id, area or glob (`RuleSet.select`); `since`/`until` (naive
-    UTC datetimes) keep the events of a time window, and those without a time."""
+    UTC datetimes) keep the events of a time window, and those without a time; `redact_patterns`
+    is a file of the user's own patterns to mask (`redact.use_patterns`)."""
     from emblens.pipeline import diagnose
     from emblens.rules.loader import load_rules
 
@@ -208,9 +212,14 @@ def analyze(
         ruleset = load_rules(rule_dirs, include_builtin=include_builtin)
     if select or ignore:
         ruleset = ruleset.select(select, ignore)
-    events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
-                                          limits=limits, progress=progress)
+    redact.use_patterns(redact_patterns)
+    try:
+        events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
+                                              limits=limits, progress=progress)
+    finally:
+        redact.use_patterns(None)
+    masked = redact.MASKED.take()
     d = diagnose(events, ruleset, since=since, until=until)
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
                     unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=[*ruleset.notices, *(d.notices or ())],
-                    lead=d.lead)
+                    lead=d.lead, masked=masked)

@@ -144,6 +144,9 @@ def analyze(
                                                  "events without a time are kept.", show_default=False)] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (UTC, ISO).",
                                                  show_default=False)] = None,
+    redact: Annotated[Optional[Path], typer.Option("--redact", help="A file of your own patterns to mask, one regex per line "
+                                                   "(the first group is masked, else the whole match).",
+                                                   show_default=False)] = None,
     width: Annotated[int, typer.Option(help="Width of the text report.", min=40)] = 80,
     quiet: QuietOpt = False,
 ) -> None:
@@ -165,7 +168,7 @@ def analyze(
     try:
         with _Progress(quiet) as progress:
             analysis = run(paths, rule_dirs=rules or [], progress=progress, select=select or (), ignore=ignore or (),
-                           since=window[0], until=window[1])
+                           since=window[0], until=window[1], redact_patterns=str(redact) if redact else None)
         for notice in analysis.notices:
             typer.echo(f"emblens: note: {notice}", err=True)
         for target, fmt in targets:
@@ -195,6 +198,8 @@ def events(
     paths: PathsArg,
     output: Annotated[str, typer.Option("--output", "-o", help="File to write: .parquet, .csv or .jsonl (by extension); "
                                         "- writes JSON lines to stdout.")],
+    redact: Annotated[Optional[Path], typer.Option("--redact", help="A file of your own patterns to mask, one regex per line.",
+                                                   show_default=False)] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Dump the normalised event table (every line of every input, secrets masked)."""
@@ -203,11 +208,16 @@ def events(
     suffix = ".jsonl" if output == "-" else Path(output).suffix.lower()
     if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson"):
         _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl (or - for JSON lines on stdout)")
+    from emblens import redact as masking
+
     try:
+        masking.use_patterns(str(redact) if redact else None)
         with _Progress(quiet) as progress:
             table, inputs, skipped = load_events(paths, keep_all=True, progress=progress)
     except EmblensError as e:
         _fail(str(e))
+    finally:
+        masking.use_patterns(None)
     try:
         if output == "-":
             sys.stdout.write(table.write_ndjson())

@@ -30,6 +30,8 @@ character only, so a 400 KB line of one word costs one pass, not one pass per ch
 from __future__ import annotations
 
 import re
+import threading
+from collections import Counter
 
 import polars as pl
 
@@ -89,6 +91,13 @@ _PATTERNS: list[tuple[re.Pattern[str], int, int]] = [
     (re.compile(r"()((?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}+)"), 2, 0),
     (re.compile(r"()((?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+)"), 2, 0),
 ]
+
+# what each entry above masks, for the report's "masked" summary (counts by kind, never values)
+_KINDS = ["private key", "bearer token", "authorization credential", "basic credential", "cookie",
+          "command-line secret", "secret field", "secret field", "DSN password", "echoed API key", "sk- key",
+          "hf/groq/replicate/xai token", "GitHub token", "Slack token", "Stripe key", "AWS access key id",
+          "Google API key", "Google OAuth token", "JWT"]
+assert len(_KINDS) == len(_PATTERNS)
 
 # One linear-time pattern (the Rust engine) that finds every line any of the above could touch;
 # only those lines go through the Python replacement, so big logs are masked at polars speed.
@@ -188,22 +197,107 @@ def _number(value: str) -> bool:
     return bool(re.fullmatch(r"[\d.,:%]+", value))
 
 
-def _replace(match: re.Match[str], group: int, name_group: int) -> str:
+class _Tally:
+    """What was masked in this run, by kind: the report says it (never the values)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()    # masking runs on the chunk-scanning threads too
+
+    def add(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] += 1
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, and a fresh start."""
+        with self._lock:
+            out, self.counts = dict(self.counts.most_common()), Counter()
+        return out
+
+
+MASKED = _Tally()
+
+
+def _masked(value: str, kind: str) -> str:
+    out = shape(value)
+    if out != value.strip().strip("'\""):     # a placeholder or an already masked value is not counted
+        MASKED.add(kind)
+    return out
+
+
+MAX_NESTED_NAMES = 8   # `env: AWS_SECRET_ACCESS_KEY=…`: a secret's name inside another name's value
+
+
+def _replace(match: re.Match[str], group: int, name_group: int, kind: str, depth: int = 0) -> str:
     if name_group:
         value = match.group(group) or ""
         if not secret_name(match.group(name_group) or "") or _number(value) or value.lower() in _SCHEMES:
-            return match.group(0)   # the scheme word of "Authorization: Bearer …" is left for its own entry
+            # not a secret's name (or the scheme word of "Authorization: Bearer …", left for its own
+            # entry); its value may still hold `NAME=secret`, which this match has consumed
+            if depth < MAX_NESTED_NAMES and ("=" in value or ":" in value):
+                whole, base = match.group(0), match.start(0)
+                inner = match.re.sub(lambda m: _replace(m, group, name_group, kind, depth + 1), value)
+                return whole[: match.start(group) - base] + inner + whole[match.end(group) - base:]
+            return match.group(0)
     out = []
     for i in range(1, (match.re.groups or 0) + 1):
         part = match.group(i) or ""
-        out.append(shape(part) if i == group else part)
+        out.append(_masked(part, kind) if i == group else part)
     return "".join(out)
+
+
+# the user's own patterns (`--redact FILE`): (compiled, kind), and one prefilter of them all
+_USER: list[tuple[re.Pattern[str], str]] = []
+_USER_PREFILTER: list[str] = []
+
+
+def use_patterns(path: str | None) -> None:
+    """Add the user's patterns from a file: one regex per line (`#` starts a comment); the first
+    group is masked when there is one, else the whole match. Each must be a regex of the
+    linear-time engine. Raises InputError naming the file and line. None clears them."""
+    from emblens.errors import InputError
+    from emblens.linear import rust_ok
+
+    _USER.clear()
+    _USER_PREFILTER.clear()
+    if path is None:
+        return
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read the redaction patterns: {e}") from None
+    for n, line in enumerate(lines, 1):
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        try:
+            compiled = re.compile(pattern)
+        except re.error as e:
+            raise InputError(f"{path}:{n}: not a regex: {e}") from None
+        if not rust_ok(pattern):
+            raise InputError(f"{path}:{n}: look-around and back-references are not allowed in redaction patterns")
+        _USER.append((compiled, f"your pattern ({path}:{n})"))
+        _USER_PREFILTER.append(f"(?:{pattern})")
+
+
+def _user_replace(match: re.Match[str], kind: str) -> str:
+    target = match.group(1) if (match.re.groups or 0) >= 1 and match.group(1) is not None else match.group(0)
+    if target.startswith("<"):
+        return match.group(0)      # masked already (a column made from a masked line)
+    if (match.re.groups or 0) >= 1 and match.group(1) is not None:
+        start, end = match.span(1)
+        whole = match.group(0)
+        base = match.start(0)
+        return whole[: start - base] + _masked(match.group(1), kind) + whole[end - base:]
+    return _masked(match.group(0), kind)
 
 
 def mask_text(text: str) -> str:
     """Mask every secret in one string."""
-    for pattern, group, name_group in _PATTERNS:
-        text = pattern.sub(lambda m, g=group, n=name_group: _replace(m, g, n), text)
+    for (pattern, group, name_group), kind in zip(_PATTERNS, _KINDS, strict=True):
+        text = pattern.sub(lambda m, g=group, n=name_group, k=kind: _replace(m, g, n, k), text)
+    for pattern, kind in _USER:
+        text = pattern.sub(lambda m, k=kind: _user_replace(m, k), text)
     return text
 
 
@@ -222,14 +316,15 @@ def mask_next_lines(lines: pl.Series) -> pl.Series:
     idx = after.arg_true()
     names = [_LAST_NAME.search(t or "") for t in lines.gather(idx - 1).to_list()]
     masked = [t if t is None or n is None or not secret_name(n.group(1)) else
-              _NEXT_VALUE.sub(lambda m: m.group(0) if _number(m.group(2)) else m.group(1) + shape(m.group(2)), t, count=1)
+              _NEXT_VALUE.sub(lambda m: m.group(0) if _number(m.group(2)) else m.group(1) + _masked(m.group(2), "secret field"),
+                              t, count=1)
               for t, n in zip(lines.gather(idx).to_list(), names, strict=True)]
     return lines.scatter(idx, pl.Series(masked, dtype=pl.String))
 
 
 def mask_series(lines: pl.Series) -> pl.Series:
     """Mask a column of lines; only the few lines the prefilter flags leave polars."""
-    hits = lines.str.contains(PREFILTER).fill_null(False)
+    hits = lines.str.contains(PREFILTER if not _USER_PREFILTER else "|".join([PREFILTER, *_USER_PREFILTER])).fill_null(False)
     if not hits.any():
         return lines
     idx = hits.arg_true()
@@ -244,7 +339,7 @@ def mask_row(row: dict) -> dict:
     """`mask_frame` for one event row as it is made (the live addon masks each flow once)."""
     for key, value in row.items():
         if isinstance(value, str):
-            if _PREFILTER_PY.search(value):
+            if _PREFILTER_PY.search(value) or _USER:
                 value = mask_text(value)
             row[key] = printable(value)
     return row

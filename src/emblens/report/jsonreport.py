@@ -93,6 +93,7 @@ def to_dict(analysis) -> dict:
             "gpus": [{k: (_iso(v) if k == "ts" else v) for k, v in g.items()} for g in analysis.facts.gpus],
         },
         "timeline": timeline(analysis),
+        "masked": dict(getattr(analysis, "masked", {}) or {}),
     }
 
 

@@ -12,6 +12,7 @@ from rich.text import Text as _RichText
 from emblens._version import __version__
 from emblens.redact import printable
 from emblens.report.jsonreport import gpu_lines, timeline
+from emblens.report.markdown import masked_line
 
 
 def Text(text: str = "", *args, **kwargs) -> _RichText:
@@ -115,4 +116,6 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         if len(analysis.unexplained) > 15:
             un.add_row("", Text(f"... {len(analysis.unexplained) - 15} more templates (see --format json)", style="dim"))
         console.print(Padding(un, (0, 0, 0, 2)))
+    console.print()
+    console.print(Text(masked_line(analysis), style="dim"))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
