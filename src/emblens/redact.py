@@ -133,6 +133,8 @@ CATALOGUE: list[tuple[str, str, str]] = [
     ("env aws secret", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
      "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
     ("env hf token", "HF_TOKEN=Hm3nBv6cXz9lKj2h", "Hm3nBv6cXz9lKj2h"),
+    ("env inside another field", "env: AWS_SECRET_ACCESS_KEY=Nv7bQw2eRt5yUi8oPa1sDf4gHj7kLz0x",
+     "Nv7bQw2eRt5yUi8oPa1sDf4gHj7kLz0x"),
     ("env password", "DB_PASSWORD=Dp8oLk5jHg2fDs9a", "Dp8oLk5jHg2fDs9a"),
     ("docker -e", "docker run -e VLLM_API_KEY=Vk4rFt7gBy0hNu3j vllm/vllm-openai", "Vk4rFt7gBy0hNu3j"),
     ("flag api-key", "vllm serve m --api-key Fk2wSx5eDc8rFv1t", "Fk2wSx5eDc8rFv1t"),
