@@ -60,7 +60,7 @@ def test_markdown_is_postmortem_shaped():
 def test_text_fits_80_columns():
     r = run("analyze", str(SAMPLE))
     assert r.exit_code == 0
-    assert "MOST LIKELY CAUSE model.not_found" in r.output
+    assert "ROOT CAUSE model.not_found" in r.output
     assert max(len(line) for line in r.output.splitlines()) <= 80
 
 

@@ -25,9 +25,9 @@ SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
 
 
-def _finding(f, first: bool = False) -> Group:
+def _finding(f) -> Group:
     head = _RichText()
-    label = "MOST LIKELY CAUSE" if first and f.role == "finding" else ROLE_LABEL[f.role]
+    label = ROLE_LABEL[f.role]
     head.append(f"{label} ", style="bold reverse" if f.role == "root_cause" else "bold")
     head.append(printable(f.rule), style=SEV_STYLE[f.severity])
     if f.cause:
@@ -72,8 +72,8 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         if analysis.unexplained:
             console.print("Error lines that no rule explains are listed below; they may still matter.")
         console.print()
-    for n, f in enumerate(analysis.findings):
-        console.print(_finding(f, first=n == 0) if f.role != "symptom" else Padding(_finding(f), (0, 0, 0, 4)))
+    for f in analysis.findings:
+        console.print(_finding(f) if f.role != "symptom" else Padding(_finding(f), (0, 0, 0, 4)))
     tl = timeline(analysis)
     if tl and analysis.findings:
         console.print(Text("Timeline", style="bold underline"))

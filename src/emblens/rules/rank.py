@@ -41,6 +41,10 @@ def rank(findings: list[Finding]) -> list[Finding]:
         place(top)
     for f in sorted(findings, key=order_key):  # symptoms of a cycle, should one slip through
         place(f)
+    # the top finding is the root cause the report leads with, whether or not it explains others:
+    # one vocabulary for readers and for tools filtering on role
+    if ordered and ordered[0].role == "finding":
+        ordered[0].role = "root_cause"
     return ordered
 
 
