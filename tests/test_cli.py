@@ -186,3 +186,17 @@ def test_select_ignore_and_time_window(tmp_path):
     assert {"gpu.oom", "auth.invalid_key"} <= {f["rule"] for f in both["findings"]}
     assert [f["rule"] for f in early["findings"]] == ["auth.invalid_key"], early["findings"]
     assert [f["rule"] for f in late["findings"]] == ["gpu.oom"], late["findings"]
+
+
+def test_the_published_report_schema_is_the_models_and_every_report_follows_it():
+    import jsonschema
+
+    from emblens.report.models import Report, schema
+
+    published = Path(__file__).resolve().parents[1] / "src/emblens/report/report.schema.json"
+    assert json.loads(published.read_text()) == schema(), "regenerate: python -m emblens.report.models > " + str(published)
+    for sample in sorted(SAMPLE.parent.glob("*.zip")):
+        report = json.loads(run("analyze", str(sample), "--format", "json").output)
+        jsonschema.validate(report, schema())
+        Report.model_validate(report)
+        assert report["schema_version"] == "1.1" and report["findings"][0]["role"] == "root_cause"

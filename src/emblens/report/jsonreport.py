@@ -49,8 +49,14 @@ def gpu_lines(analysis) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+# the version of the report's shape (report.schema.json), separate from the tool's version:
+# 1.0 the report before it was stated; 1.1 adds schema_version and masked
+SCHEMA_VERSION = "1.1"
+
+
 def to_dict(analysis) -> dict:
     return {
+        "schema_version": SCHEMA_VERSION,
         "version": __version__,
         "inputs": [
             {"source": i.source, "kind": i.kind, "events": i.events, "unparsed": i.unparsed, "lines": i.lines,

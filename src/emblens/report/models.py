@@ -1,0 +1,134 @@
+"""The JSON report as typed models: the source of `report.schema.json` (generated, checked in, and
+compared with these models by the tests). Keys may be added, never renamed; a change to the
+shape raises SCHEMA_VERSION.
+
+    python -m emblens.report.models > src/emblens/report/report.schema.json
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from emblens.report.jsonreport import SCHEMA_VERSION
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Input(_Model):
+    source: str = Field(description="The member's path, as given (archive:member for archives).")
+    kind: str = Field(description="What it was read as: vllm-log, sglang-log, python-traceback, paste, har, ...")
+    events: int
+    unparsed: int
+    lines: int
+    note: Optional[str] = Field(description="Why it was read only in part (cut lines, a break, a limit), or null.")
+
+
+class Skipped(_Model):
+    source: str
+    reason: str
+
+
+class Evidence(_Model):
+    source: str
+    line: int
+    text: str
+
+
+class Finding(_Model):
+    rule: str = Field(description="A catalogue id (CATALOGUE.md), e.g. model.not_found.")
+    title: str
+    severity: Literal["error", "warning", "info"]
+    confidence: float
+    role: Literal["root_cause", "symptom", "finding"] = Field(
+        description="root_cause for the top finding whenever there is one; symptom when another finding explains it.")
+    explained_by: Optional[str]
+    cause: Optional[str] = Field(description="The cause file that worded the finding, or null.")
+    count: int
+    first_seen: Optional[str] = Field(description="ISO time, or null when the evidence carries no full time.")
+    last_seen: Optional[str]
+    summary: str
+    remedy: str
+    remedy_steps: list[str]
+    evidence: list[Evidence]
+    references: list[str]
+
+
+class Lead(_Model):
+    what: str
+    message: str
+    source: str
+    line: int
+    text: str
+
+
+class Unexplained(_Model):
+    template: str
+    count: int
+    example: Evidence
+
+
+class Process(_Model):
+    pid: Optional[int]
+    name: Optional[str]
+    used_mib: Optional[float]
+
+
+class Gpu(_Model):
+    source: str
+    line: int
+    index: Optional[int]
+    name: Optional[str]
+    used_mib: Optional[float]
+    total_mib: Optional[float]
+    free_mib: Optional[float]
+    ts: Optional[str]
+    mig: Optional[str]
+    processes: list[Process]
+
+
+class Facts(_Model):
+    served_models: list[str]
+    listen_ports: list[int]
+    api_key_required: Optional[bool]
+    versions: dict[str, str]
+    ready: bool
+    gpus: list[Gpu]
+
+
+class TimelineRow(_Model):
+    ts: Optional[str]
+    source: str
+    line: int
+    rule: Optional[str]
+    text: str
+
+
+class Report(_Model):
+    """emblens's JSON report (`emblens analyze --format json`)."""
+
+    schema_version: str = Field(description="The version of this shape; separate from the tool's version.")
+    version: str = Field(description="The emblens release that wrote the report.")
+    inputs: list[Input]
+    skipped: list[Skipped]
+    findings: list[Finding] = Field(description="findings[0] is the most likely root cause.")
+    lead: Optional[Lead] = Field(description="Where to start when no rule fired, or null.")
+    unexplained: list[Unexplained]
+    facts: Facts
+    timeline: list[TimelineRow]
+    masked: dict[str, int] = Field(description="Secrets masked while reading, by kind; never values.")
+
+
+def schema() -> dict:
+    out = Report.model_json_schema()
+    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    out["$id"] = f"https://emblens.invalid/report-{SCHEMA_VERSION}.schema.json"
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(schema(), indent=2))
