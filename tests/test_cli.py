@@ -200,3 +200,25 @@ def test_the_published_report_schema_is_the_models_and_every_report_follows_it()
         jsonschema.validate(report, schema())
         Report.model_validate(report)
         assert report["schema_version"] == "1.1" and report["findings"][0]["role"] == "root_cause"
+
+
+def test_a_vllm_log_alone_gets_its_year_from_when_it_was_written(tmp_path):
+    import os
+    from datetime import datetime
+
+    log = tmp_path / "vllm.log"
+    log.write_text("INFO 12-30 23:59:00 [api_server.py:1] vLLM API server version 0.11.0\n"
+                   "ERROR 12-31 09:15:00 [core.py:1] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. "
+                   "GPU 0 has a total capacity of 23.68 GiB of which 1.00 GiB is free.\n")
+    written = datetime(2026, 1, 2, 10, 0).timestamp()      # copied off the server two days into the new year
+    os.utime(log, (written, written))
+    report = json.loads(run("analyze", str(log), "--format", "json").output)
+    assert report["findings"][0]["first_seen"] == "2025-12-31T09:15:00"      # December: the year before
+    assert report["timeline"][0]["ts"] == "2025-12-31T09:15:00"
+    report = json.loads(run("analyze", str(log), "--format", "json", "--year", "2024").output)
+    assert report["findings"][0]["first_seen"] == "2024-12-31T09:15:00"
+    # `events` and `analyze` agree
+    out = tmp_path / "e.jsonl"
+    assert run("events", str(log), "-o", str(out)).exit_code == 0
+    stamps = [json.loads(line)["ts"] for line in out.read_text().splitlines()]
+    assert "2025-12-31 09:15:00" in " ".join(str(s).replace("T", " ") for s in stamps), stamps

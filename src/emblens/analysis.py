@@ -37,6 +37,7 @@ class InputInfo:
     lines: int = 0
     blank: int = 0
     note: str | None = None          # e.g. where reading stopped on corrupt data
+    written: float | None = None     # when the member was last written (epoch seconds), for year-less stamps
 
 
 @dataclass
@@ -159,6 +160,7 @@ def read_events(
             skipped.append(Skipped(item.label, redact.printable(redact.mask_text(why or "unreadable"))))
             continue
         events, info = result
+        info.written = item.mtime
         rows_left -= events.height
         if info.note:
             info.note = redact.printable(redact.mask_text(info.note))
@@ -176,6 +178,7 @@ def load_events(
     limits: Limits | None = None,
     progress: Progress | None = None,
     rule_dirs: Sequence[str | Path] = (),
+    year: int | None = None,
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
     """The event table of `paths` with the combiners' columns (years filled in, embedding
     figures, other GPU processes): what `emblens events` writes."""
@@ -183,7 +186,12 @@ def load_events(
 
     models = load_rules(rule_dirs).models
     events, inputs, skipped = read_events(paths, keep_all=keep_all, models=models, limits=limits, progress=progress)
-    return enrich(events, models), inputs, skipped
+    return enrich(events, models, year=year, written=written_times(inputs)), inputs, skipped
+
+
+def written_times(inputs: list[InputInfo]) -> dict[str, float]:
+    """Each member's last-written time by source, for stamps that carry no year."""
+    return {i.source: i.written for i in inputs if i.written}
 
 
 def analyze(
@@ -199,6 +207,7 @@ def analyze(
     since=None,
     until=None,
     redact_patterns: str | None = None,
+    year: int | None = None,
 ) -> Analysis:
     """Read, run the rules, rank. Raises InputError / RuleError for unusable input or rules.
     `ruleset` (from `load_rules`) saves loading the rules again when analysing many inputs;
@@ -219,7 +228,7 @@ def analyze(
     finally:
         redact.use_patterns(None)
     masked = redact.MASKED.take()
-    d = diagnose(events, ruleset, since=since, until=until)
+    d = diagnose(events, ruleset, since=since, until=until, year=year, written=written_times(inputs))
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
                     unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=[*ruleset.notices, *(d.notices or ())],
                     lead=d.lead, masked=masked)

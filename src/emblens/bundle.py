@@ -55,6 +55,7 @@ class Member:
     label: str
     open: Callable[[], BinaryIO]
     size: int | None = None             # compressed/stored size when known
+    mtime: float | None = None          # when it was last written (file, zip or tar entry), epoch seconds
 
 
 @dataclass(frozen=True)
@@ -271,11 +272,12 @@ class Reader:
         if not os.access(path, os.R_OK):
             yield Skipped(label, "permission denied")
             return
-        yield from self._item(label, lambda: open(path, "rb"), st.st_size, depth, disk_path=path)
+        yield from self._item(label, lambda: open(path, "rb"), st.st_size, depth, disk_path=path, mtime=st.st_mtime)
 
     # -- one item of unknown type ----------------------------------------------------------
     def _item(
-        self, label: str, opener: Callable[[], BinaryIO], size: int | None, depth: int, disk_path: Path | None = None
+        self, label: str, opener: Callable[[], BinaryIO], size: int | None, depth: int, disk_path: Path | None = None,
+        mtime: float | None = None,
     ) -> Iterator[Member | Skipped]:
         if size == 0:
             yield from self._counted(Skipped(label, "empty (0 bytes)"))
@@ -283,17 +285,18 @@ class Reader:
         if depth == 0:   # nested archives together may expand at most max_ratio times the outer file
             self._top_cap = max((size or 0) * self.limits.max_ratio, self.limits.ratio_floor_bytes) if size else None
             self._top_total, self._bomb, self._dropped = 0, None, 0
-            yield from self._dispatch(label, opener, size, depth, disk_path)
+            yield from self._dispatch(label, opener, size, depth, disk_path, mtime)
             if self._dropped and self._bomb is not None:
                 yield Skipped(f"{label}:…", f"{self._dropped:,} more member(s) not read: {self._bomb}")
             elif self._dropped:
                 yield Skipped(f"{label}:…", f"{self._dropped:,} more member(s) not read: over the limit of "
                                             f"{self.limits.max_members:,} members")
             return
-        yield from self._dispatch(label, opener, size, depth, disk_path)
+        yield from self._dispatch(label, opener, size, depth, disk_path, mtime)
 
     def _dispatch(
-        self, label: str, opener: Callable[[], BinaryIO], size: int | None, depth: int, disk_path: Path | None = None
+        self, label: str, opener: Callable[[], BinaryIO], size: int | None, depth: int, disk_path: Path | None = None,
+        mtime: float | None = None,
     ) -> Iterator[Member | Skipped]:
         if depth and (self._bomb is not None or self._members > self.limits.max_members):
             self._dropped += 1
@@ -315,9 +318,9 @@ class Reader:
         elif kind == "tar":
             yield from self._tar(label, opener, depth, disk_path, compressed=False)
         elif kind == "gzip":
-            yield from self._gzip(label, opener, size, depth, disk_path)
+            yield from self._gzip(label, opener, size, depth, disk_path, mtime)
         else:
-            yield from self._counted(Member(label, self._bounded(label, opener, None), size))
+            yield from self._counted(Member(label, self._bounded(label, opener, None), size, mtime))
 
     def _bounded(self, label: str, opener: Callable[[], BinaryIO], compressed: int | None) -> Callable[[], BinaryIO]:
         def open_bounded() -> BinaryIO:
@@ -386,6 +389,7 @@ class Reader:
                 self._bounded(mlabel, lambda i=info: zf.open(i), info.compress_size or None),
                 info.file_size,
                 depth + 1,
+                mtime=_zip_time(info),
             )
 
     def _tar(self, label, opener, depth, disk_path, compressed: bool) -> Iterator[Member | Skipped]:
@@ -431,9 +435,9 @@ class Reader:
             yield from self._counted(Skipped(mlabel, f"larger than the {size_text(self.limits.max_member_bytes)} member limit"))
             return
         replay = _Replay(tf.extractfile(info))   # type: ignore[arg-type]
-        yield from self._item(mlabel, replay.open, info.size, depth + 1)
+        yield from self._item(mlabel, replay.open, info.size, depth + 1, mtime=float(info.mtime) if info.mtime else None)
 
-    def _gzip(self, label, opener, size, depth, disk_path) -> Iterator[Member | Skipped]:
+    def _gzip(self, label, opener, size, depth, disk_path, mtime=None) -> Iterator[Member | Skipped]:
         def gz_open() -> BinaryIO:
             return gzip.GzipFile(fileobj=opener(), mode="rb")  # type: ignore[return-value]
 
@@ -446,7 +450,7 @@ class Reader:
         if _magic(inner) == "tar":
             yield from self._tar(label, opener, depth, disk_path, compressed=True)
             return
-        yield from self._item(label, bounded, None, depth + 1)
+        yield from self._item(label, bounded, None, depth + 1, mtime=mtime)
 
     def _slurp(self, opener: Callable[[], BinaryIO]) -> bytes:
         with opener() as f:
@@ -454,6 +458,16 @@ class Reader:
         if len(data) > self.limits.max_inmemory_bytes:
             raise LimitExceeded(f"nested archive larger than {size_text(self.limits.max_inmemory_bytes)}")
         return data
+
+
+def _zip_time(info: zipfile.ZipInfo) -> float | None:
+    """A zip entry's modification time (local time, as zip stores it; the year is what matters)."""
+    import datetime as dt
+
+    try:
+        return dt.datetime(*info.date_time).timestamp() if info.date_time[0] > 1980 else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def _reason(e: BaseException) -> str:

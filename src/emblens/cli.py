@@ -147,6 +147,9 @@ def analyze(
     redact: Annotated[Optional[Path], typer.Option("--redact", help="A file of your own patterns to mask, one regex per line "
                                                    "(the first group is masked, else the whole match).",
                                                    show_default=False)] = None,
+    year: Annotated[Optional[int], typer.Option("--year", help="The year of stamps that carry none (vLLM's MM-DD). Default: "
+                                                "from another source, else from when each file was last written.",
+                                                min=1970, max=2100, show_default=False)] = None,
     width: Annotated[int, typer.Option(help="Width of the text report.", min=40)] = 80,
     quiet: QuietOpt = False,
 ) -> None:
@@ -168,7 +171,8 @@ def analyze(
     try:
         with _Progress(quiet) as progress:
             analysis = run(paths, rule_dirs=rules or [], progress=progress, select=select or (), ignore=ignore or (),
-                           since=window[0], until=window[1], redact_patterns=str(redact) if redact else None)
+                           since=window[0], until=window[1], redact_patterns=str(redact) if redact else None,
+                           year=year)
         for notice in analysis.notices:
             typer.echo(f"emblens: note: {notice}", err=True)
         for target, fmt in targets:
@@ -200,6 +204,8 @@ def events(
                                         "- writes JSON lines to stdout.")],
     redact: Annotated[Optional[Path], typer.Option("--redact", help="A file of your own patterns to mask, one regex per line.",
                                                    show_default=False)] = None,
+    year: Annotated[Optional[int], typer.Option("--year", help="The year of stamps that carry none (vLLM's MM-DD).",
+                                                min=1970, max=2100, show_default=False)] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Dump the normalised event table (every line of every input, secrets masked)."""
@@ -213,7 +219,7 @@ def events(
     try:
         masking.use_patterns(str(redact) if redact else None)
         with _Progress(quiet) as progress:
-            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress)
+            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year)
     except EmblensError as e:
         _fail(str(e))
     finally:

@@ -21,9 +21,10 @@ from emblens.modeldata import ModelData
 FACTS: dict[str, Fact] = {**SERVER_FACTS, **gpu.FACTS, **client.FACTS}
 
 
-def enrich(events: pl.DataFrame, models: ModelData) -> pl.DataFrame:
-    """Columns computed across events."""
-    events = time.fill_years(events)
+def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
+           written: dict[str, float] | None = None) -> pl.DataFrame:
+    """Columns computed across events (`year`, `written`: see `time.fill_years`)."""
+    events = time.fill_years(events, year, written)
     events = embeddings.derive(events, models)
     return gpu.mark_other_processes(events)
 
