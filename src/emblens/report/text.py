@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text as _RichText
 
 from emblens._version import __version__
 from emblens.redact import printable
-from emblens.report.jsonreport import gpu_lines, timeline
+from emblens.report.jsonreport import common_prefix, evidence_groups, gpu_lines, more_lines, timeline
 from emblens.report.markdown import masked_line
 
 
@@ -25,7 +25,17 @@ SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
 
 
-def _finding(f) -> Group:
+def _where(console: Console, source: str, line: int | None, prefix: str, indent: int, style: str = "cyan") -> None:
+    """Print `file:line` on a line of its own, never wrapped (so it can be copied or clicked
+    whole, even past the width), with the common prefix left out."""
+    where = (source.removeprefix(prefix) or source) + (f":{line}" if line is not None else "")
+    console.print(Text(" " * indent + where, style=style), soft_wrap=True)
+
+
+def _finding(console: Console, f, prefix: str = "", indent: int = 0) -> None:
+    def out(renderable, extra: int = 0) -> None:
+        console.print(Padding(renderable, (0, 0, 0, indent + extra)) if indent + extra else renderable)
+
     head = _RichText()
     label = ROLE_LABEL[f.role]
     head.append(f"{label} ", style="bold reverse" if f.role == "root_cause" else "bold")
@@ -33,22 +43,26 @@ def _finding(f) -> Group:
     if f.cause:
         head.append(printable(f" ({f.cause})"), style=SEV_STYLE[f.severity])
     head.append(f"  {f.severity}, confidence {f.confidence:.2f}, seen {f.count}x", style="dim")
-    parts: list = [head, Text(f.title, style="bold")]
+    out(head)
+    out(Text(f.title, style="bold"))
     if f.explained_by:
-        parts.append(Text(f"explained by {f.explained_by}", style="dim"))
-    parts.append(Padding(Text(f.summary), (0, 0, 0, 2)))
-    parts.append(Text("  Evidence", style="bold"))
-    for e in f.evidence:
-        parts.append(Padding(Text(f"{e.source}:{e.line}", style="cyan", overflow="fold"), (0, 0, 0, 4)))
-        parts.append(Padding(Text(e.text, overflow="fold"), (0, 0, 0, 6)))
+        out(Text(f"explained by {f.explained_by}", style="dim"))
+    out(Text(f.summary), 2)
+    out(Text("Evidence", style="bold"), 2)
+    for e, others in evidence_groups(f.evidence):
+        _where(console, e.source, e.line, prefix, indent + 4)
+        out(Text(e.text, overflow="fold"), 6)
+        if others:
+            out(Text(more_lines(others), style="dim"), 6)
     if f.role != "symptom":
         fix = Table.grid(padding=(0, 1))
         fix.add_column(no_wrap=True)
         fix.add_column()
         for i, step in enumerate(f.remedy, 1):
             fix.add_row(f"{i}.", Text(step))
-        parts += [Text("  Fix", style="bold"), Padding(fix, (0, 0, 0, 4))]
-    return Group(*parts, Text(""))
+        out(Text("Fix", style="bold"), 2)
+        out(fix, 4)
+    console.print()
 
 
 def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
@@ -58,12 +72,15 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
     n_sources = len(analysis.inputs)
     console.print(Text(f"emblens {__version__}: {n_sources} input(s) read, {len(analysis.skipped)} skipped, "
                        f"{len(analysis.findings)} finding(s)", style="bold"))
+    prefix = common_prefix(analysis)
+    if prefix:
+        console.print(Text(f"Paths below are in {prefix.rstrip('/:') or prefix}", style="dim"), soft_wrap=True)
     console.print()
     lead = getattr(analysis, "lead", None)
     if not analysis.findings and lead is not None:
         console.print(Text("No rule matched, but the inputs hold errors. Start from this one:", style="bold yellow"))
         console.print(Padding(Text(f"{lead.what}: {lead.message}"[:400], style="bold"), (0, 0, 0, 2)))
-        console.print(Padding(Text(f"{lead.evidence.source}:{lead.evidence.line}", style="cyan", overflow="fold"), (0, 0, 0, 2)))
+        _where(console, lead.evidence.source, lead.evidence.line, prefix, 2)
         console.print(Padding(Text("(for a traceback: the innermost exception of the last one, where the chain began)",
                                    style="dim"), (0, 0, 0, 2)))
         console.print()
@@ -73,16 +90,17 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
             console.print("Error lines that no rule explains are listed below; they may still matter.")
         console.print()
     for f in analysis.findings:
-        console.print(_finding(f) if f.role != "symptom" else Padding(_finding(f), (0, 0, 0, 4)))
+        _finding(console, f, prefix, 0 if f.role != "symptom" else 4)
     tl = timeline(analysis)
     if tl and analysis.findings:
         console.print(Text("Timeline", style="bold underline"))
         for r in tl:
             head = Text((r["ts"] or "time unknown")[:19].replace("T", " ") + "  ", style="dim")
-            head.append(printable(f"{r['source']}:{r['line']}"), style="cyan")
+            head.append(printable(f"{r['source'].removeprefix(prefix)}:{r['line']}"), style="cyan")
             if r["rule"]:
                 head.append(printable(f"  [{r['rule']}]"), style="bold")
-            console.print(Padding(head, (0, 0, 0, 2)))
+            head.pad_left(2)
+            console.print(head, soft_wrap=True)
             console.print(Padding(Text(r["text"][:200], overflow="fold"), (0, 0, 0, 4)))
         console.print()
     gpus = gpu_lines(analysis)
@@ -96,12 +114,12 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         console.print()
     console.print(Text("Coverage", style="bold underline"))
     for i in analysis.inputs:
-        console.print(Padding(Text(i.source, style="cyan", overflow="fold"), (0, 0, 0, 2)))
+        _where(console, i.source, None, prefix, 2)
         console.print(Padding(Text(f"{i.kind}, {i.events:,} events, {i.unparsed:,} unparsed lines"), (0, 0, 0, 4)))
         if i.note:
             console.print(Padding(Text(f"incomplete: {i.note}", style="yellow"), (0, 0, 0, 4)))
     for s in analysis.skipped:
-        console.print(Padding(Text(s.label, style="yellow", overflow="fold"), (0, 0, 0, 2)))
+        console.print(Text("  " + (s.label.removeprefix(prefix) or s.label), style="yellow"), soft_wrap=True)
         console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))
     if analysis.unexplained:
         console.print()
@@ -112,7 +130,7 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         un.add_column(overflow="fold")
         for u in analysis.unexplained[:15]:
             un.add_row(f"{u.count}x", Text(f"{u.example.text[:300]}\n", style="") + Text(
-                f"first at {u.example.source}:{u.example.line}", style="dim"))
+                f"first at {u.example.source.removeprefix(prefix)}:{u.example.line}", style="dim"))
         if len(analysis.unexplained) > 15:
             un.add_row("", Text(f"... {len(analysis.unexplained) - 15} more templates (see --format json)", style="dim"))
         console.print(Padding(un, (0, 0, 0, 2)))
