@@ -83,7 +83,7 @@ def test_errors_inside_the_addon_never_reach_mitmproxy(tmp_path, caplog, monkeyp
 def test_memory_is_bounded_by_the_window(tmp_path):
     addon = EmblensAddon()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, emblens_window=100, emblens_report="", emblens_json="")
+        tctx.configure(addon, emblens_window="100", emblens_report="", emblens_json="")
         for i in range(300):
             addon.response(_unauthorized(i))
         addon._drain()
@@ -268,3 +268,28 @@ def test_escape_sequences_in_live_traffic_are_never_printed(caplog):
     printed = "\n".join(r.getMessage() for r in caplog.records)
     assert "emblens: [model.not_found]" in printed and "evil\\x1b]" in printed, printed
     assert "\x1b" not in printed and "\x07" not in printed
+
+
+def test_bad_addon_options_and_a_busy_port_stop_start_up_with_one_line(tmp_path):
+    import socket
+
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    if not mitmdump.exists():
+        pytest.skip("mitmdump is not installed next to this Python")
+    addon = subprocess.run([sys.executable, "-m", "emblens", "addon-path"], capture_output=True, text=True).stdout.strip()
+    for option, says in (("emblens_interval=abc", "--set emblens_interval=abc: expected a whole number"),
+                         ("emblens_intervl=5", "--set emblens_intervl: no such option (did you mean emblens_interval?)")):
+        r = subprocess.run([str(mitmdump), "-s", addon, "--listen-host", "127.0.0.1", "-p", "0", "--set", option,
+                            "--set", "emblens_report=", "--set", "emblens_json="],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0 and f"emblens: error: {says}" in out, out
+        assert "Traceback" not in out
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "emblens", "live", "--upstream", "http://127.0.0.1:9", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().endswith("choose another port with --port"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

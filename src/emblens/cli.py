@@ -407,6 +407,13 @@ def live(
     exe = _mitmdump()
     if exe is None:
         _fail("mitmdump not found: install mitmproxy in this environment (pip install mitmproxy)")
+    import socket
+
+    try:   # a busy port is our one-line error and exit 2, not mitmdump's exit 1 and its own hint
+        with socket.socket(socket.AF_INET6 if ":" in listen_host else socket.AF_INET) as probe:
+            probe.bind((listen_host, port))
+    except OSError as e:
+        _fail(f"cannot listen on {listen_host}:{port} ({e.strerror}): choose another port with --port")
     cmd = [exe, "--mode", f"reverse:{upstream}", "--listen-host", listen_host, "-p", str(port),
            "-s", str(Path(mitm_addon.__file__).resolve()), "--set", "flow_detail=0", "--set", "termlog_verbosity=warn",
            "--set", f"emblens_report={report}", "--set", f"emblens_json={json_report}"]

@@ -106,6 +106,7 @@ class EmblensAddon:
         self._save_file = None
         self._ruleset = None
         self._dirty = False
+        self._interval_s = 1.0
         self.seen = 0
         self.dropped = 0
         self.analysis = None   # the last Analysis, for the reports
@@ -118,12 +119,23 @@ class EmblensAddon:
         loader.add_option("emblens_save", str, "", "Also write the flows to this file (0600, credentials masked), "
                                                    "for `emblens analyze` later.")
         loader.add_option("emblens_save_raw", bool, False, "Save flows with their credentials as they were sent.")
-        loader.add_option("emblens_interval", int, 1000, "How often the rules run, in milliseconds.")
-        loader.add_option("emblens_window", int, DEFAULT_WINDOW, "How many recent exchanges are kept for the rules.")
+        # numbers are declared as text and checked in `configure`: an int option given a bad value
+        # makes mitmproxy drop the whole script without a word
+        loader.add_option("emblens_interval", str, "1000", "How often the rules run, in milliseconds (at least 50).")
+        loader.add_option("emblens_window", str, str(DEFAULT_WINDOW), "How many recent exchanges are kept for the rules "
+                                                                     "(at least 100).")
 
     def configure(self, updated) -> None:
         from mitmproxy import ctx
 
+        for name, least in (("emblens_interval", 50), ("emblens_window", 100)):
+            if name in updated:
+                value = getattr(ctx.options, name)
+                if not value.strip().isdigit() or int(value) < least:
+                    # one line; an error logged at start-up makes mitmdump stop (exit 1)
+                    log.error(f"emblens: error: --set {name}={value}: expected a whole number, at least {least}")
+                    return
+        self._interval_s = int(ctx.options.emblens_interval) / 1000
         try:
             if "emblens_rules" in updated or self._ruleset is None:
                 from emblens.rules.loader import load_rules
@@ -133,7 +145,7 @@ class EmblensAddon:
                 log.warning(f"emblens: watching traffic with {len(self._ruleset.rules)} rules")
             if "emblens_window" in updated:
                 with self._lock:
-                    self._rows = deque(self._rows, maxlen=max(100, ctx.options.emblens_window))
+                    self._rows = deque(self._rows, maxlen=int(ctx.options.emblens_window))
             if "emblens_save" in updated and ctx.options.emblens_save:
                 from mitmproxy.io import FlowWriter
 
@@ -153,6 +165,11 @@ class EmblensAddon:
             log.error(f"emblens: configuration failed, analysis is off: {e}")
 
     def running(self) -> None:
+        if self._bad_options():
+            from mitmproxy import ctx
+
+            ctx.master.shutdown()     # a misspelt or malformed emblens option stops start-up, it is not ignored
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="emblens", daemon=True)
             self._thread.start()
@@ -183,6 +200,30 @@ class EmblensAddon:
         finally:
             self._close_writer()
 
+    @staticmethod
+    def _bad_options() -> list[str]:
+        """`--set emblens_…` values mitmproxy could not apply (left deferred): a value of the
+        wrong type, or a name no emblens option has. Each is logged as one line."""
+        import difflib
+
+        from mitmproxy import ctx
+
+        problems = []
+        for name, value in list(getattr(ctx.options, "deferred", {}).items()):
+            if not name.startswith("emblens"):
+                continue
+            raw = " ".join(getattr(value, "val", [str(value)]))
+            if name in ctx.options:
+                kind = ctx.options._options[name].typespec
+                problems.append(f"emblens: error: --set {name}={raw}: not a valid value "
+                                f"(expected {getattr(kind, '__name__', kind)})")
+            else:
+                close = difflib.get_close_matches(name, [k for k in ctx.options.keys() if k.startswith("emblens")], n=1)
+                problems.append(f"emblens: error: --set {name}: no such option" + (f" (did you mean {close[0]}?)" if close else ""))
+        for p in problems:
+            log.error(p)
+        return problems
+
     # -- the hot path -------------------------------------------------------------------------
     def _enqueue(self, flow) -> None:
         try:
@@ -195,7 +236,6 @@ class EmblensAddon:
 
     # -- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:
-        from mitmproxy import ctx
 
         last = 0.0
         while not self._stop.is_set():
@@ -203,7 +243,7 @@ class EmblensAddon:
             self._wake.clear()
             try:
                 self._drain()
-                interval = max(50, ctx.options.emblens_interval) / 1000
+                interval = self._interval_s
                 if self._dirty and time.monotonic() - last >= interval:
                     last = time.monotonic()
                     self._evaluate(announce=True)
