@@ -93,6 +93,12 @@ PathsArg = Annotated[list[str], typer.Argument(
 RulesOpt = Annotated[Optional[list[Path]], typer.Option(
     "--rules", help="A folder of your own rule files, used with the built-in ones (repeatable).", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
+RedactOpt = Annotated[Optional[Path], typer.Option(
+    "--redact", help="A file of your own patterns to mask, one regex per line (the first group is masked, else the whole "
+    "match).", show_default=False)]
+YearOpt = Annotated[Optional[int], typer.Option(
+    "--year", help="The year of stamps that carry none (vLLM's MM-DD). Default: from another source, else from when each "
+    "file was last written.", min=1970, max=2100, show_default=False)]
 
 
 # report formats by the output file's extension
@@ -144,12 +150,8 @@ def analyze(
                                                  "events without a time are kept.", show_default=False)] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (UTC, ISO).",
                                                  show_default=False)] = None,
-    redact: Annotated[Optional[Path], typer.Option("--redact", help="A file of your own patterns to mask, one regex per line "
-                                                   "(the first group is masked, else the whole match).",
-                                                   show_default=False)] = None,
-    year: Annotated[Optional[int], typer.Option("--year", help="The year of stamps that carry none (vLLM's MM-DD). Default: "
-                                                "from another source, else from when each file was last written.",
-                                                min=1970, max=2100, show_default=False)] = None,
+    redact: RedactOpt = None,
+    year: YearOpt = None,
     width: Annotated[int, typer.Option(help="Width of the text report.", min=40)] = 80,
     quiet: QuietOpt = False,
 ) -> None:
@@ -202,10 +204,8 @@ def events(
     paths: PathsArg,
     output: Annotated[str, typer.Option("--output", "-o", help="File to write: .parquet, .csv or .jsonl (by extension); "
                                         "- writes JSON lines to stdout.")],
-    redact: Annotated[Optional[Path], typer.Option("--redact", help="A file of your own patterns to mask, one regex per line.",
-                                                   show_default=False)] = None,
-    year: Annotated[Optional[int], typer.Option("--year", help="The year of stamps that carry none (vLLM's MM-DD).",
-                                                min=1970, max=2100, show_default=False)] = None,
+    redact: RedactOpt = None,
+    year: YearOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Dump the normalised event table (every line of every input, secrets masked)."""
