@@ -135,9 +135,19 @@ def read_events(
     models: ModelData | None = None,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    redact_patterns: str | None = None,
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
     """Read every member of `paths` into one event table, as the sources see it. Broken members
-    are skipped with a reason, never fatal."""
+    are skipped with a reason, never fatal. `redact_patterns` is a file of the user's own
+    patterns to mask as well (`redact.use_patterns`); `redact.MASKED` then holds this run's tally."""
+    redact.use_patterns(redact_patterns)
+    try:
+        return _read_events(paths, keep_all, keywords, models, limits, progress)
+    finally:
+        redact.use_patterns(None)
+
+
+def _read_events(paths, keep_all, keywords, models, limits, progress):
     frames: list[pl.DataFrame] = []
     inputs: list[InputInfo] = []
     skipped: list[Skipped] = []
@@ -179,13 +189,15 @@ def load_events(
     progress: Progress | None = None,
     rule_dirs: Sequence[str | Path] = (),
     year: int | None = None,
+    redact_patterns: str | None = None,
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
     """The event table of `paths` with the combiners' columns (years filled in, embedding
     figures, other GPU processes): what `emblens events` writes."""
     from emblens.rules.loader import load_rules
 
     models = load_rules(rule_dirs).models
-    events, inputs, skipped = read_events(paths, keep_all=keep_all, models=models, limits=limits, progress=progress)
+    events, inputs, skipped = read_events(paths, keep_all=keep_all, models=models, limits=limits, progress=progress,
+                                          redact_patterns=redact_patterns)
     return enrich(events, models, year=year, written=written_times(inputs)), inputs, skipped
 
 
@@ -221,12 +233,8 @@ def analyze(
         ruleset = load_rules(rule_dirs, include_builtin=include_builtin)
     if select or ignore:
         ruleset = ruleset.select(select, ignore)
-    redact.use_patterns(redact_patterns)
-    try:
-        events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
-                                              limits=limits, progress=progress)
-    finally:
-        redact.use_patterns(None)
+    events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
+                                          limits=limits, progress=progress, redact_patterns=redact_patterns)
     masked = redact.MASKED.take()
     d = diagnose(events, ruleset, since=since, until=until, year=year, written=written_times(inputs))
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,

@@ -136,7 +136,19 @@ def _peek(opener: Callable[[], BinaryIO], n: int = 512) -> bytes:
         return f.read(n)
 
 
-class _Salvage(io.RawIOBase):
+class _Stream(io.RawIOBase):
+    """A readable raw stream whose subclasses only write `read(n)`."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class _Salvage(_Stream):
     """Reads a compressed stream in small pieces so that, when it breaks, the bytes before the
     break are handed out first and the error comes with the next read."""
 
@@ -144,9 +156,6 @@ class _Salvage(io.RawIOBase):
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw, self._error = raw, None
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int = -1) -> bytes:
         if self._error is not None:
@@ -167,10 +176,6 @@ class _Salvage(io.RawIOBase):
             got += len(block)
         return b"".join(pieces)
 
-    def readinto(self, b) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._raw.close()
@@ -192,12 +197,9 @@ class _Replay:
         return _ReplayStream(self)
 
 
-class _ReplayStream(io.RawIOBase):
+class _ReplayStream(_Stream):
     def __init__(self, src: _Replay) -> None:
         self._src, self._at = src, 0
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int = -1) -> bytes:
         src = self._src
@@ -214,10 +216,6 @@ class _ReplayStream(io.RawIOBase):
         self._at += len(out)
         return out
 
-    def readinto(self, b) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 class Reader:

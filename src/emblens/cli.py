@@ -214,16 +214,12 @@ def events(
     suffix = ".jsonl" if output == "-" else Path(output).suffix.lower()
     if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson"):
         _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl (or - for JSON lines on stdout)")
-    from emblens import redact as masking
-
     try:
-        masking.use_patterns(str(redact) if redact else None)
         with _Progress(quiet) as progress:
-            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year)
+            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year,
+                                                 redact_patterns=str(redact) if redact else None)
     except EmblensError as e:
         _fail(str(e))
-    finally:
-        masking.use_patterns(None)
     try:
         if output == "-":
             sys.stdout.write(table.write_ndjson())

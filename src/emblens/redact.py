@@ -58,46 +58,40 @@ NOT_SECRET_NAME = re.compile(r"(?:^|_)(?:new_token|max_token|num_token|total_tok
 _VALUE = r"(?!<)[^\s\"',;)\]}>]++"
 _NAME = r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*+)"
 
-# (pattern, index of the group holding the secret, index of the name group or 0). Order matters.
-_PATTERNS: list[tuple[re.Pattern[str], int, int]] = [
+# (pattern, index of the group holding the secret, index of the name group or 0, what it masks for the
+# report's "masked" summary: counts by kind, never values). Order matters.
+_PATTERNS: list[tuple[re.Pattern[str], int, int, str]] = [
     # private-key blocks (a pasted .pem): everything between the markers on the line
-    (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)([^-]++)"), 2, 0),
+    (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)([^-]++)"), 2, 0, "private key"),
     # an authorization scheme and its credential: Bearer wherever it stands, the others in an
     # Authorization header
-    (re.compile(r"(?i)((?<![A-Za-z])bearer[ \t]++)(" + _VALUE + ")"), 2, 0),
-    (re.compile(r"(?i)(authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?(?:token|api-key|key|digest)[ \t]++)(" + _VALUE + ")"), 2, 0),
-    (re.compile(r"(?i)((?<![A-Za-z])basic[ \t]++)([A-Za-z0-9+/=]{6,}+)"), 2, 0),
+    (re.compile(r"(?i)((?<![A-Za-z])bearer[ \t]++)(" + _VALUE + ")"), 2, 0, "bearer token"),
+    (re.compile(r"(?i)(authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?(?:token|api-key|key|digest)[ \t]++)(" + _VALUE + ")"), 2, 0, "authorization credential"),
+    (re.compile(r"(?i)((?<![A-Za-z])basic[ \t]++)([A-Za-z0-9+/=]{6,}+)"), 2, 0, "basic credential"),
     # cookies: every value of a Cookie or Set-Cookie header, to the end of the header
-    (re.compile(r"(?i)((?<![A-Za-z\-])(?:set-)?cookie[\"']?[ \t]*+[:=][ \t]*+[\"']?)([^\"'\n]++)"), 2, 0),
+    (re.compile(r"(?i)((?<![A-Za-z\-])(?:set-)?cookie[\"']?[ \t]*+[:=][ \t]*+[\"']?)([^\"'\n]++)"), 2, 0, "cookie"),
     # a command-line flag named like a secret, and its value
-    (re.compile(r"(?<![\w\-])(--)([A-Za-z0-9][A-Za-z0-9\-]*+)((?:[ \t]++|=)[\"']?)(" + _VALUE + ")"), 4, 2),
+    (re.compile(r"(?<![\w\-])(--)([A-Za-z0-9][A-Za-z0-9\-]*+)((?:[ \t]++|=)[\"']?)(" + _VALUE + ")"), 4, 2, "command-line secret"),
     # name: value, name=value, "name": "value", ?name=value (query keys), NAME=value (environment);
     # a list after the name has every element masked by the next pattern
     # (in a multi-line text, such as a pretty-printed JSON body, the value may be on the next line)
-    (re.compile(_NAME + r"((?>[\"']?\]?[ \t]*+[:=]\s*+\[?\s*+[\"']?))(" + _VALUE + ")"), 3, 1),
-    (re.compile(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")"), 2, 0),
+    (re.compile(_NAME + r"((?>[\"']?\]?[ \t]*+[:=]\s*+\[?\s*+[\"']?))(" + _VALUE + ")"), 3, 1, "secret field"),
+    (re.compile(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")"), 2, 0, "secret field"),
     # a DSN's password: scheme://user:password@host (the password may hold / or :)
-    (re.compile(r"((?<![\w+.\-])[A-Za-z][\w+.\-]*+://[^/\s:@]*+:)([^\s@]++)(@)"), 2, 0),
+    (re.compile(r"((?<![\w+.\-])[A-Za-z][\w+.\-]*+://[^/\s:@]*+:)([^\s@]++)(@)"), 2, 0, "DSN password"),
     # the OpenAI SDK's and servers' echo of a wrong key
-    (re.compile(r"(Incorrect API key provided: )(" + _VALUE + ")"), 2, 0),
+    (re.compile(r"(Incorrect API key provided: )(" + _VALUE + ")"), 2, 0, "echoed API key"),
     # shapes that are secrets anywhere
-    (re.compile(r"()((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{12,}+)"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20,}+)"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_[A-Za-z0-9_]{40,}+))"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9\-]{10,}+)"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}+)"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z]))"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-]))"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}+)"), 2, 0),
-    (re.compile(r"()((?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+)"), 2, 0),
+    (re.compile(r"()((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{12,}+)"), 2, 0, "sk- key"),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20,}+)"), 2, 0, "hf/groq/replicate/xai token"),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_[A-Za-z0-9_]{40,}+))"), 2, 0, "GitHub token"),
+    (re.compile(r"()((?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9\-]{10,}+)"), 2, 0, "Slack token"),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}+)"), 2, 0, "Stripe key"),
+    (re.compile(r"()((?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z]))"), 2, 0, "AWS access key id"),
+    (re.compile(r"()((?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-]))"), 2, 0, "Google API key"),
+    (re.compile(r"()((?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}+)"), 2, 0, "Google OAuth token"),
+    (re.compile(r"()((?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+)"), 2, 0, "JWT"),
 ]
-
-# what each entry above masks, for the report's "masked" summary (counts by kind, never values)
-_KINDS = ["private key", "bearer token", "authorization credential", "basic credential", "cookie",
-          "command-line secret", "secret field", "secret field", "DSN password", "echoed API key", "sk- key",
-          "hf/groq/replicate/xai token", "GitHub token", "Slack token", "Stripe key", "AWS access key id",
-          "Google API key", "Google OAuth token", "JWT"]
-assert len(_KINDS) == len(_PATTERNS)
 
 # One linear-time pattern (the Rust engine) that finds every line any of the above could touch;
 # only those lines go through the Python replacement, so big logs are masked at polars speed.
@@ -296,7 +290,7 @@ def _user_replace(match: re.Match[str], kind: str) -> str:
 
 def mask_text(text: str) -> str:
     """Mask every secret in one string."""
-    for (pattern, group, name_group), kind in zip(_PATTERNS, _KINDS, strict=True):
+    for pattern, group, name_group, kind in _PATTERNS:
         text = pattern.sub(lambda m, g=group, n=name_group, k=kind: _replace(m, g, n, k), text)
     for pattern, kind in _USER:
         text = pattern.sub(lambda m, k=kind: _user_replace(m, k), text)
