@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from emblens import redact, schema
+from emblens import redact, schema, traffic
 from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
 from emblens.combiners import Facts, enrich
 from emblens.modeldata import ModelData
@@ -38,6 +38,8 @@ class InputInfo:
     blank: int = 0
     note: str | None = None          # e.g. where reading stopped on corrupt data
     written: float | None = None     # when the member was last written (epoch seconds), for year-less stamps
+    traffic: pl.DataFrame | None = None   # access lines counted by minute and status (base.Tally), server logs only
+    kv: pl.DataFrame | None = None        # KV-cache usage by minute, when the log has metrics lines
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Analysis:
     notices: list[str] = field(default_factory=list)   # e.g. a user rule replacing a built-in one
     masked: dict[str, int] = field(default_factory=dict)   # secrets masked while reading, by kind (never values)
     lead: object = None     # emblens.rules.engine.Lead: where to start when no rule fired
+    traffic: object = None  # emblens.traffic.Traffic: requests by minute and status, KV-cache usage
 
 
 # what one member may raise without stopping the rest: RecursionError is the last net under input
@@ -124,7 +127,7 @@ def _read_member(member: Member, ctx: SourceContext, progress: Progress | None):
         return None, "only blank lines"
     kind = (counts.kind or adapter.name) + (" (UTF-16 text)" if encoding else "")
     return (events, InputInfo(member.label, kind, counts.events, counts.unparsed, counts.lines, counts.blank,
-                              counts.stopped)), None
+                              counts.stopped, traffic=counts.traffic, kv=counts.kv)), None
 
 
 def read_events(
@@ -237,6 +240,11 @@ def analyze(
                                           limits=limits, progress=progress, redact_patterns=redact_patterns)
     masked = redact.MASKED.take()
     d = diagnose(events, ruleset, since=since, until=until, year=year, written=written_times(inputs))
+    seen = traffic.collect(inputs, d.events, year=year, written=written_times(inputs))
+    for f in d.findings:      # "3 of 2,000 requests": the exchanges it matched, of those its sources saw
+        f.requests = traffic.matched_requests(f, d.events) or None
+        if f.requests:
+            f.requests_seen = seen.total({s for s, _ in f.matched}) or None
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
                     unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=[*ruleset.notices, *(d.notices or ())],
-                    lead=d.lead, masked=masked)
+                    lead=d.lead, masked=masked, traffic=seen)

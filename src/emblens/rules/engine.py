@@ -55,6 +55,8 @@ class Finding:
     cause: str | None = None               # the cause file that worded it, when the rule has causes
     role: str = "finding"                  # root_cause | symptom | finding
     explained_by: str | None = None
+    requests: int | None = None            # how many of the matched events are HTTP exchanges...
+    requests_seen: int | None = None       # ...of all the requests its sources saw (emblens.traffic)
     matched: set = field(default_factory=set, repr=False)   # (source, line) of every matched event
     chains: set = field(default_factory=set, repr=False)    # (source, exc_group) of matched chains
 

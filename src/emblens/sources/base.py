@@ -43,6 +43,10 @@ DOCKER_JSON = r'^\{"log":"'
 # uvicorn's lines, which vLLM and SGLang both print (FORMATS.md §1, §2): access lines and level lines.
 ACCESS = r'^INFO: +(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})(?: (?P<reason>.*))?$'
 UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
+# Routine traffic is counted while reading, not kept: access lines by minute and status, and the
+# KV-cache usage of the periodic metrics lines (vLLM's percentage, SGLang's `token usage` share).
+ACCESS_STATUS = r'INFO: +\S+ - "[A-Z]+ \S+ HTTP/[\d.]+" (\d{3})'
+KV_USAGE = r"KV cache usage: (\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (0(?:\.\d+)?|1(?:\.0+)?)\b"
 # commands in a paste that say where the server runs: read by the text reader (kept lines) and by the
 # client combiner (facts `container_seen`, `server_command`), so both follow one list
 CONTAINER_COMMAND = r"docker (?:run|compose|exec)|docker-compose|--add-host|host\.docker\.internal"
@@ -89,6 +93,9 @@ class Counts:
     kind: str | None = None          # what the member turned out to be, when the adapter read it as a paste
     cut: int = 0                     # lines longer than MAX_LINE_BYTES, cut
     dropped: int = 0                 # notable lines past the member's kept-row limit, counted only
+    traffic: "pl.DataFrame | None" = None   # requests by minute and status (Tally.requests), when counted
+    kv: "pl.DataFrame | None" = None        # KV-cache usage by minute (Tally.kv), when the log has it
+    clock_last: str | None = None           # the last stamp of a chunk (Tally)
 
     def add(self, other: "Counts") -> None:
         for f in ("lines", "events", "unparsed", "blank", "recognised", "cut", "dropped"):
@@ -105,6 +112,9 @@ class Source:
     line_pattern: str = r"."
     # lines always kept: facts, warnings, errors
     notable: str = r"(?i)\b(?:error|critical|fatal|exception|warning|traceback|failed)\b"
+    # the stamp (group 1, to the second) of lines that carry one; set where the format has access
+    # lines to count (`Tally`): lines without a stamp of their own take the last one before them
+    clock: str | None = None
 
     def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden  # noqa: ARG002
         return 0.0
@@ -122,11 +132,14 @@ class Source:
         offset = 0
         pending: deque[Future] = deque()
         bounded = Bounded(max(2, ctx.max_kept))
+        tally = Tally() if self.clock else None
 
         def collect(limit: int) -> None:
             nonlocal offset
             while len(pending) > limit:
                 kept, c = pending.popleft().result()
+                if tally is not None:
+                    kept = tally.add(kept, c)
                 if kept.height:
                     bounded.add(kept.with_columns(pl.col("line") + offset))
                 offset += c.lines
@@ -142,6 +155,8 @@ class Source:
         if second is None:           # one chunk (most members): no threads needed
             if first is not None:
                 kept, c = self.scan_chunk(first, ctx)
+                if tally is not None:
+                    kept = tally.add(kept, c)
                 bounded.add(kept)
                 counts.add(c)
             if broke is not None:
@@ -165,6 +180,8 @@ class Source:
                 collect(WORKERS - 1)
             collect(0)
         kept_parts, counts.dropped = bounded.parts(), bounded.dropped
+        if tally is not None:
+            counts.traffic, counts.kv = tally.requests(), tally.kv_usage()
         notes = [counts.stopped] if counts.stopped else []
         if counts.cut:
             notes.append(f"{counts.cut:,} line(s) longer than {MAX_LINE_BYTES // 1024} KiB cut to that length")
@@ -198,6 +215,8 @@ class Source:
         )
         kept = lines.filter(flags["keep"]).with_columns(flags.filter(flags["keep"])["rec"].alias("_rec"))
         counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()), cut=cut)
+        if self.clock:
+            kept = Tally.scan(lines, flags["keep"], kept, counts, self.clock)
         if kept.height:
             kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
         return kept, counts
@@ -317,6 +336,62 @@ def _gather(stream: BinaryIO, size: int, piece: int) -> tuple[bytes, BaseExcepti
         pieces.append(block)
         got += len(block)
     return (b"".join(pieces) if len(pieces) != 1 else pieces[0]), None
+
+
+class Tally:
+    """Routine traffic counted instead of kept: access lines by minute and status, and KV-cache
+    usage by minute. Each chunk is counted on its own (`scan`, on the worker threads, vectorised);
+    lines before a chunk's first stamp take the last stamp of the chunk before, joined here in
+    order (`add`). Kept lines get that clock too (`_clock`), for the access lines' times."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+        self.parts: list[pl.DataFrame] = []
+        self.kv_parts: list[pl.DataFrame] = []
+
+    @staticmethod
+    def scan(lines: pl.DataFrame, keep: pl.Series, kept: pl.DataFrame, counts: Counts, clock: str) -> pl.DataFrame:
+        raw = pl.col("raw")
+        t = lines.select(
+            raw.str.extract(clock, 1).forward_fill().alias("clock"),
+            raw.str.extract(ACCESS_STATUS, 1).cast(pl.Int64).alias("status"),
+            pl.coalesce(raw.str.extract(KV_USAGE, 1).cast(pl.Float64),
+                        raw.str.extract(KV_USAGE, 2).cast(pl.Float64) * 100).alias("kv"),
+        )
+        minute = pl.col("clock").str.slice(0, pl.col("clock").str.len_chars() - 3).alias("minute")
+        counts.traffic = (t.filter(pl.col("status").is_not_null()).group_by(minute, "status")
+                          .agg(pl.len().cast(pl.Int64).alias("requests")))
+        counts.kv = t.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max())
+        last = t["clock"].drop_nulls()
+        counts.clock_last = last[-1] if last.len() else None
+        return kept.with_columns(t.filter(keep)["clock"].alias("_clock"))
+
+    def add(self, kept: pl.DataFrame, c: Counts) -> pl.DataFrame:
+        """Join one chunk's counts, in order; returns its kept lines with their clock filled."""
+        before = self.last
+        stamp = pl.lit(before[:-3] if before else None, dtype=pl.String)
+        if c.traffic is not None and c.traffic.height:
+            self.parts.append(c.traffic.with_columns(pl.col("minute").fill_null(stamp)))
+        if c.kv is not None and c.kv.height:
+            self.kv_parts.append(c.kv.with_columns(pl.col("minute").fill_null(stamp)))
+        self.last = c.clock_last or before
+        c.traffic = c.kv = None
+        if before is not None and "_clock" in kept.columns and kept.height:
+            kept = kept.with_columns(pl.col("_clock").fill_null(pl.lit(before)))
+        return kept
+
+    def requests(self) -> pl.DataFrame:
+        """`minute` (as written, without seconds; null before the member's first stamp), `status`, `requests`."""
+        if not self.parts:
+            return pl.DataFrame(schema={"minute": pl.String, "status": pl.Int64, "requests": pl.Int64})
+        return (pl.concat(self.parts).group_by("minute", "status").agg(pl.col("requests").sum())
+                .sort("minute", "status", nulls_last=False))
+
+    def kv_usage(self) -> pl.DataFrame:
+        """`minute`, `kv`: the highest KV-cache usage (percent) seen in that minute."""
+        if not self.kv_parts:
+            return pl.DataFrame(schema={"minute": pl.String, "kv": pl.Float64})
+        return pl.concat(self.kv_parts).group_by("minute").agg(pl.col("kv").max()).sort("minute")
 
 
 class Bounded:

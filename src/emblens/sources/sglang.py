@@ -36,6 +36,7 @@ class SGLangLog(Source):
             line_pattern=r"^(?:\([^()]*? pid=\d+[^)]*\) )?\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{3})?(?: [A-Za-z_]+\[?\d+\]?)*\] ",
             notable=ERROR_WORDS + "|" + WARN_WORDS + "|" + FACT_LINES + r'|HTTP/[\d.]+" [145]\d\d',
         )
+        self.clock = r"^(?:\([^()]*? pid=\d+(?:, ip=[^)]*)?\) )?\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})"
 
     def sniff(self, head: list[str]) -> float:
         s = pl.Series(head, dtype=pl.String)

@@ -42,6 +42,7 @@ class VLLMLog(Source):
                 + r'|HTTP/[\d.]+" [145]\d\d'
             ),
         )
+        self.clock = r"^(?:\([^()]*? pid=\d+\) )?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\d\d-\d\d \d\d:\d\d:\d\d)"
 
     def sniff(self, head: list[str]) -> float:
         s = pl.Series(head, dtype=pl.String).str.replace(PROC, "")
@@ -82,10 +83,13 @@ class VLLMLog(Source):
             pl.col("_a__client").alias("http_client"),
         )
         df = ft.server_facts(df, software="vllm")
-        # uvicorn's lines (the ready line among them) carry no time: take the last stamp before
+        # uvicorn's lines (the ready line and the access lines among them) carry no time: take the
+        # last stamp before, of every line read (the reader's clock) or else of the kept ones
+        before = pl.coalesce(pl.col("_clock"), pl.col("ts_text").forward_fill()) if "_clock" in df.columns \
+            else pl.col("ts_text").forward_fill()
         df = df.with_columns(
-            pl.when(pl.col("fact").is_not_null() & pl.col("ts_text").is_null())
-            .then(pl.col("ts_text").forward_fill())
+            pl.when((pl.col("fact").is_not_null() | (pl.col("kind") == "http")) & pl.col("ts_text").is_null())
+            .then(before)
             .otherwise(pl.col("ts_text"))
             .alias("ts_text")
         )
