@@ -203,7 +203,7 @@ def test_the_published_report_schema_is_the_models_and_every_report_follows_it()
         report = json.loads(run("analyze", str(sample), "--format", "json").output)
         jsonschema.validate(report, schema())
         Report.model_validate(report)
-        assert report["schema_version"] == "1.1" and report["findings"][0]["role"] == "root_cause"
+        assert report["schema_version"] == "1.2" and report["findings"][0]["role"] == "root_cause"
 
 
 def test_a_vllm_log_alone_gets_its_year_from_when_it_was_written(tmp_path):
@@ -217,10 +217,10 @@ def test_a_vllm_log_alone_gets_its_year_from_when_it_was_written(tmp_path):
     written = datetime(2026, 1, 2, 10, 0).timestamp()      # copied off the server two days into the new year
     os.utime(log, (written, written))
     report = json.loads(run("analyze", str(log), "--format", "json").output)
-    assert report["findings"][0]["first_seen"] == "2025-12-31T09:15:00"      # December: the year before
-    assert report["timeline"][0]["ts"] == "2025-12-31T09:15:00"
+    assert report["findings"][0]["first_seen"] == "2025-12-31T09:15:00Z"      # December: the year before
+    assert report["timeline"][0]["ts"] == "2025-12-31T09:15:00Z"
     report = json.loads(run("analyze", str(log), "--format", "json", "--year", "2024").output)
-    assert report["findings"][0]["first_seen"] == "2024-12-31T09:15:00"
+    assert report["findings"][0]["first_seen"] == "2024-12-31T09:15:00Z"
     # `events` and `analyze` agree
     out = tmp_path / "e.jsonl"
     assert run("events", str(log), "-o", str(out)).exit_code == 0

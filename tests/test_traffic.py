@@ -76,7 +76,7 @@ def test_garbage_that_looks_like_a_flow_is_skipped_with_a_reason(tmp_path):
     result = CliRunner().invoke(app, ["analyze", str(bad), str(good), "-f", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [s["source"] for s in report["skipped"]] == [str(bad)]
+    assert report["base"] == str(tmp_path) + "/" and [s["source"] for s in report["skipped"]] == ["bad.flow"]
     assert report["skipped"][0]["reason"].startswith("cannot read:")
 
 

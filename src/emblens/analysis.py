@@ -16,7 +16,7 @@ import polars as pl
 
 from emblens import redact, schema, traffic
 from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
-from emblens.combiners import Facts, enrich
+from emblens.combiners import Facts, enrich, time
 from emblens.modeldata import ModelData
 from emblens.sniff import HEAD_BYTES, sniff
 from emblens.sources import PASTE, base
@@ -55,6 +55,7 @@ class Analysis:
     masked: dict[str, int] = field(default_factory=dict)   # secrets masked while reading, by kind (never values)
     lead: object = None     # emblens.rules.engine.Lead: where to start when no rule fired
     traffic: object = None  # emblens.traffic.Traffic: requests by minute and status, KV-cache usage
+    clock_notes: list[str] = field(default_factory=list)   # sources apart in time, clocks offset (time.span_notes)
 
 
 # what one member may raise without stopping the rest: RecursionError is the last net under input
@@ -193,15 +194,16 @@ def load_events(
     rule_dirs: Sequence[str | Path] = (),
     year: int | None = None,
     redact_patterns: str | None = None,
+    tz: str | None = None,
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
-    """The event table of `paths` with the combiners' columns (years filled in, embedding
-    figures, other GPU processes): what `emblens events` writes."""
+    """The event table of `paths` with the combiners' columns (years filled in, times in UTC,
+    embedding figures, other GPU processes): what `emblens events` writes."""
     from emblens.rules.loader import load_rules
 
     models = load_rules(rule_dirs).models
     events, inputs, skipped = read_events(paths, keep_all=keep_all, models=models, limits=limits, progress=progress,
                                           redact_patterns=redact_patterns)
-    return enrich(events, models, year=year, written=written_times(inputs)), inputs, skipped
+    return enrich(events, models, year=year, written=written_times(inputs), tz=tz), inputs, skipped
 
 
 def written_times(inputs: list[InputInfo]) -> dict[str, float]:
@@ -223,12 +225,14 @@ def analyze(
     until=None,
     redact_patterns: str | None = None,
     year: int | None = None,
+    tz: str | None = None,
 ) -> Analysis:
     """Read, run the rules, rank. Raises InputError / RuleError for unusable input or rules.
     `ruleset` (from `load_rules`) saves loading the rules again when analysing many inputs;
     `select`/`ignore` choose rules by id, area or glob (`RuleSet.select`); `since`/`until` (naive
     UTC datetimes) keep the events of a time window, and those without a time; `redact_patterns`
-    is a file of the user's own patterns to mask (`redact.use_patterns`)."""
+    is a file of the user's own patterns to mask (`redact.use_patterns`); `year` and `tz` settle
+    stamps that carry no year or no zone (`combiners.time`)."""
     from emblens.pipeline import diagnose
     from emblens.rules.loader import load_rules
 
@@ -239,12 +243,12 @@ def analyze(
     events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
                                           limits=limits, progress=progress, redact_patterns=redact_patterns)
     masked = redact.MASKED.take()
-    d = diagnose(events, ruleset, since=since, until=until, year=year, written=written_times(inputs))
-    seen = traffic.collect(inputs, d.events, year=year, written=written_times(inputs))
+    d = diagnose(events, ruleset, since=since, until=until, year=year, written=written_times(inputs), tz=tz)
+    seen = traffic.collect(inputs, d.events, year=year, written=written_times(inputs), tz=tz)
     for f in d.findings:      # "3 of 2,000 requests": the exchanges it matched, of those its sources saw
         f.requests = traffic.matched_requests(f, d.events) or None
         if f.requests:
             f.requests_seen = seen.total({s for s, _ in f.matched}) or None
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
                     unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=[*ruleset.notices, *(d.notices or ())],
-                    lead=d.lead, masked=masked, traffic=seen)
+                    lead=d.lead, masked=masked, traffic=seen, clock_notes=time.span_notes(d.events))

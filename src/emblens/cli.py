@@ -101,6 +101,22 @@ YearOpt = Annotated[Optional[int], typer.Option(
     "file was last written.", min=1970, max=2100, show_default=False)]
 
 
+def _zone(value: str | None) -> str | None:
+    from emblens.combiners.time import check_zone
+
+    if value is None:
+        return None
+    try:
+        return check_zone(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+TzOpt = Annotated[Optional[str], typer.Option(
+    "--tz", help="The time zone the servers' logs and nvidia-smi are written in (IANA name: Europe/Berlin). Their times "
+    "are moved to UTC, like every other time in the report. Default: UTC.", callback=_zone, show_default=False)]
+
+
 # report formats by the output file's extension
 EXTENSIONS = {".txt": Format.text, ".text": Format.text, ".log": Format.text, ".md": Format.markdown,
               ".markdown": Format.markdown, ".json": Format.json}
@@ -152,6 +168,7 @@ def analyze(
                                                  show_default=False)] = None,
     redact: RedactOpt = None,
     year: YearOpt = None,
+    tz: TzOpt = None,
     width: Annotated[int, typer.Option(help="Width of the text report.", min=40)] = 80,
     quiet: QuietOpt = False,
 ) -> None:
@@ -174,7 +191,7 @@ def analyze(
         with _Progress(quiet) as progress:
             analysis = run(paths, rule_dirs=rules or [], progress=progress, select=select or (), ignore=ignore or (),
                            since=window[0], until=window[1], redact_patterns=str(redact) if redact else None,
-                           year=year)
+                           year=year, tz=tz)
         for notice in analysis.notices:
             typer.echo(f"emblens: note: {notice}", err=True)
         for target, fmt in targets:
@@ -206,6 +223,7 @@ def events(
                                         "- writes JSON lines to stdout.")],
     redact: RedactOpt = None,
     year: YearOpt = None,
+    tz: TzOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Dump the normalised event table (every line of every input, secrets masked)."""
@@ -216,7 +234,7 @@ def events(
         _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl (or - for JSON lines on stdout)")
     try:
         with _Progress(quiet) as progress:
-            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year,
+            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year, tz=tz,
                                                  redact_patterns=str(redact) if redact else None)
     except EmblensError as e:
         _fail(str(e))

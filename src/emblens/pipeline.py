@@ -36,10 +36,11 @@ def _budget_notice() -> list[str]:
 
 
 def diagnose(events: pl.DataFrame, ruleset: RuleSet, *, since: datetime | None = None,
-             until: datetime | None = None, year: int | None = None, written: dict[str, float] | None = None) -> Diagnosis:
+             until: datetime | None = None, year: int | None = None, written: dict[str, float] | None = None,
+             tz: str | None = None) -> Diagnosis:
     """`since`/`until` keep the events of a time window (after the years are filled in); events
     with no time at all are kept, since a traceback without a stamp may be the cause."""
-    events = enrich(events, ruleset.models, year=year, written=written)
+    events = enrich(events, ruleset.models, year=year, written=written, tz=tz)
     if since is not None or until is not None:
         ts = pl.col("ts")
         inside = pl.lit(True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from emblens.combiners.time import YEARLESS, fill_years
+from emblens.combiners.time import YEARLESS, fill_years, local_to_utc
 
 REQUESTS = {"source": pl.String, "ts": pl.Datetime("us"), "status": pl.Int64, "requests": pl.Int64}
 KV = {"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64}
@@ -39,14 +39,15 @@ def empty() -> Traffic:
     return Traffic(pl.DataFrame(schema=REQUESTS), pl.DataFrame(schema=KV))
 
 
-def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: dict[str, float] | None = None) -> Traffic:
+def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: dict[str, float] | None = None,
+            tz: str | None = None) -> Traffic:
     """The traffic of `inputs` (their counted access lines) and of the captures in `events`."""
     counted = {i.source for i in inputs if i.traffic is not None}
     req = [i.traffic.with_columns(pl.lit(i.source).alias("source")) for i in inputs
            if i.traffic is not None and i.traffic.height]
     kv = [i.kv.with_columns(pl.lit(i.source).alias("source")) for i in inputs if i.kv is not None and i.kv.height]
-    requests = _timed(pl.concat(req), events, year, written).select(list(REQUESTS)) if req else pl.DataFrame(schema=REQUESTS)
-    kv_frame = _timed(pl.concat(kv), events, year, written).select(list(KV)) if kv else pl.DataFrame(schema=KV)
+    requests = _timed(pl.concat(req), events, year, written, tz).select(list(REQUESTS)) if req else pl.DataFrame(schema=REQUESTS)
+    kv_frame = _timed(pl.concat(kv), events, year, written, tz).select(list(KV)) if kv else pl.DataFrame(schema=KV)
     if events.height and "http_status" in events.columns:
         captured = (events.filter((pl.col("kind") == "http") & pl.col("http_status").is_not_null()
                                   & ~pl.col("source").is_in(list(counted)))
@@ -57,7 +58,8 @@ def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: d
     return Traffic(requests.sort("source", "ts", "status", nulls_last=True), kv_frame.sort("source", "ts", nulls_last=True))
 
 
-def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written: dict[str, float] | None) -> pl.DataFrame:
+def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written: dict[str, float] | None,
+           tz: str | None) -> pl.DataFrame:
     """`minute` as written → `ts`: a full date parses; a year-less vLLM stamp takes the year its
     source's events were given (or the same inference as the events, `fill_years`)."""
     frame = frame.with_columns((pl.col("minute") + ":00").alias("ts_text"))
@@ -72,7 +74,8 @@ def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written:
                 "%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us"))
             frame = frame.with_columns(pl.when(yearless & pl.col("_year").is_not_null()).then(stamped)
                                        .otherwise(pl.col("ts")).alias("ts")).drop("_year")
-    return fill_years(frame, year, written).drop("ts_text", "minute")
+    frame = fill_years(frame, year, written).drop("ts_text", "minute")
+    return frame.with_columns(local_to_utc(pl.col("ts"), tz).alias("ts")) if tz else frame
 
 
 def matched_requests(finding, events: pl.DataFrame) -> int:

@@ -22,9 +22,10 @@ FACTS: dict[str, Fact] = {**SERVER_FACTS, **gpu.FACTS, **client.FACTS}
 
 
 def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
-           written: dict[str, float] | None = None) -> pl.DataFrame:
-    """Columns computed across events (`year`, `written`: see `time.fill_years`)."""
-    events = time.fill_years(events, year, written)
+           written: dict[str, float] | None = None, tz: str | None = None) -> pl.DataFrame:
+    """Columns computed across events (`year`, `written`: see `time.fill_years`; `tz`, the servers'
+    zone: `time.to_utc`)."""
+    events = time.to_utc(time.fill_years(events, year, written), tz)
     events = embeddings.derive(events, models)
     return gpu.mark_other_processes(events)
 

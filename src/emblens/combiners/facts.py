@@ -43,6 +43,8 @@ class Mark:
     source: str
     line: int
     ts: datetime | None
+    stamp: str | None = None     # the time as written
+
 
 
 @dataclass
@@ -110,8 +112,8 @@ def server_facts(events: pl.DataFrame) -> Facts:
         facts.versions[software] = version
     lens = [v for v in f["max_model_len"].to_list() if v is not None]
     facts.max_model_len = lens[-1] if lens else None
-    facts.ready = [Mark(*row) for row in f.filter(pl.col("fact") == "ready").select("source", "line", "ts").iter_rows()]
-    facts.loading = [Mark(*row) for row in f.filter(pl.col("fact") == "loading").select("source", "line", "ts").iter_rows()]
+    facts.ready = [Mark(*row) for row in f.filter(pl.col("fact") == "ready").select("source", "line", "ts", "ts_text").iter_rows()]
+    facts.loading = [Mark(*row) for row in f.filter(pl.col("fact") == "loading").select("source", "line", "ts", "ts_text").iter_rows()]
     return facts
 
 

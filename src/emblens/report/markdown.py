@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from emblens._version import __version__
 from emblens.redact import printable
-from emblens.report.jsonreport import common_prefix, evidence_groups, gpu_lines, more_lines, timeline
+from emblens.report.jsonreport import (clock_notes, common_prefix, evidence_groups, gpu_lines, more_lines, rate, timeline,
+                                      when, with_gaps)
 
 
 def _short(source: str, prefix: str) -> str:
@@ -52,7 +53,8 @@ def to_markdown(analysis) -> str:
         out += [f"## {heading}: {f.title} (`{f.rule}`)", ""]
         out += [f"Severity **{f.severity}**" + (f", cause `{f.cause}`" if f.cause else "")
                 + f", confidence {f.confidence:.2f}, seen {f.count} time(s)"
-                + (f", first {f.first_seen.isoformat(sep=' ')}" if f.first_seen else "") + ".", ""]
+                + (f", {r}" if (r := rate(f)) else "")
+                + (f", first {f.first_seen.isoformat(sep=' ')} UTC" if f.first_seen else "") + ".", ""]
         out += [f.summary, "", f"_What it means:_ {' '.join(f.means.split())}", "", "**Evidence**", ""]
         for e, others in evidence_groups(f.evidence):
             out.append(f"- `{_cell(_short(e.source, prefix))}:{e.line}` {_code(e.text)}"
@@ -71,10 +73,14 @@ def to_markdown(analysis) -> str:
         out.append("")
     tl = timeline(analysis)
     if tl and analysis.findings:
-        out += ["## Timeline", "", "| time | where | what |", "|---|---|---|"]
-        for r in tl:
+        out += ["## Timeline", ""]
+        out += [f"> **Note:** {_cell(n)}" for n in clock_notes(analysis, prefix)]
+        out += ([""] if clock_notes(analysis, prefix) else []) + ["| time (UTC) | where | what |", "|---|---|---|"]
+        for gap, r in with_gaps(tl):
+            if gap:
+                out.append(f"| _{gap}_ | | |")
             what = (f"`{r['rule']}` " if r["rule"] else "") + _code(r["text"][:160])
-            out.append(f"| {r['ts'] or 'time unknown'} | `{_cell(_short(r['source'], prefix))}:{r['line']}` | {_cell(what)} |")
+            out.append(f"| {when(r)} | `{_cell(_short(r['source'], prefix))}:{r['line']}` | {_cell(what)} |")
         out.append("")
     gpus = gpu_lines(analysis)
     if gpus:

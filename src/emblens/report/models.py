@@ -39,6 +39,11 @@ class Evidence(_Model):
     text: str
 
 
+class Requests(_Model):
+    matched: int = Field(description="Requests (access lines, captured exchanges) the finding matched.")
+    seen: int = Field(description="All the requests seen in the finding's sources.")
+
+
 class Finding(_Model):
     rule: str = Field(description="A catalogue id (CATALOGUE.md), e.g. model.not_found.")
     title: str
@@ -49,11 +54,13 @@ class Finding(_Model):
     explained_by: Optional[str]
     cause: Optional[str] = Field(description="The cause file that worded the finding, or null.")
     count: int
-    first_seen: Optional[str] = Field(description="ISO time, or null when the evidence carries no full time.")
+    first_seen: Optional[str] = Field(description="ISO time in UTC (ends in Z), or null when the evidence carries no full time.")
     last_seen: Optional[str]
     summary: str
     remedy: str
     remedy_steps: list[str]
+    requests: Optional[Requests] = Field(
+        description="When the finding matched requests: how many, of all the requests its sources saw; else null.")
     evidence: list[Evidence]
     references: list[str]
 
@@ -101,11 +108,18 @@ class Facts(_Model):
 
 
 class TimelineRow(_Model):
-    ts: Optional[str]
+    ts: Optional[str] = Field(description="ISO time in UTC, or null when unknown.")
+    stamp: Optional[str] = Field(description="The time as written, when ts is null (a stamp with no year).")
     source: str
     line: int
     rule: Optional[str]
     text: str
+
+
+class Traffic(_Model):
+    requests: int = Field(description="Requests seen: server access lines (all of them, counted) and captured exchanges.")
+    by_status: dict[str, int] = Field(description="Requests by HTTP status.")
+    kv_cache_max_pct: Optional[float] = Field(description="The highest KV-cache usage the metrics lines reported.")
 
 
 class Report(_Model):
@@ -113,6 +127,7 @@ class Report(_Model):
 
     schema_version: str = Field(description="The version of this shape; separate from the tool's version.")
     version: str = Field(description="The emblens release that wrote the report.")
+    base: str = Field(description="The path every source shares (a folder or 'bundle.zip:'); sources below are relative to it.")
     inputs: list[Input]
     skipped: list[Skipped]
     findings: list[Finding] = Field(description="findings[0] is the most likely root cause.")
@@ -120,6 +135,8 @@ class Report(_Model):
     unexplained: list[Unexplained]
     facts: Facts
     timeline: list[TimelineRow]
+    timeline_notes: list[str] = Field(description="Sources far apart in time, clocks offset between sources.")
+    traffic: Traffic
     masked: dict[str, int] = Field(description="Secrets masked while reading, by kind; never values.")
 
 

@@ -11,7 +11,8 @@ from rich.text import Text as _RichText
 
 from emblens._version import __version__
 from emblens.redact import printable
-from emblens.report.jsonreport import common_prefix, evidence_groups, gpu_lines, more_lines, timeline
+from emblens.report.jsonreport import (clock_notes, common_prefix, evidence_groups, gpu_lines, more_lines, rate, timeline,
+                                      when, with_gaps)
 from emblens.report.markdown import masked_line
 
 
@@ -44,6 +45,8 @@ def _finding(console: Console, f, prefix: str = "", indent: int = 0) -> None:
         head.append(printable(f" ({f.cause})"), style=SEV_STYLE[f.severity])
     head.append(f"  {f.severity}, confidence {f.confidence:.2f}, seen {f.count}x", style="dim")
     out(head)
+    if r := rate(f):
+        out(Text(r, style="dim"))
     out(Text(f.title, style="bold"))
     if f.explained_by:
         out(Text(f"explained by {f.explained_by}", style="dim"))
@@ -93,9 +96,13 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         _finding(console, f, prefix, 0 if f.role != "symptom" else 4)
     tl = timeline(analysis)
     if tl and analysis.findings:
-        console.print(Text("Timeline", style="bold underline"))
-        for r in tl:
-            head = Text((r["ts"] or "time unknown")[:19].replace("T", " ") + "  ", style="dim")
+        console.print(Text("Timeline (UTC)", style="bold underline"))
+        for note in clock_notes(analysis, prefix):
+            console.print(Padding(Text(f"Note: {note}", style="yellow"), (0, 0, 0, 2)))
+        for gap, r in with_gaps(tl):
+            if gap:
+                console.print(Text(f"  ... {gap}", style="dim"))
+            head = Text(when(r) + "  ", style="dim")
             head.append(printable(f"{r['source'].removeprefix(prefix)}:{r['line']}"), style="cyan")
             if r["rule"]:
                 head.append(printable(f"  [{r['rule']}]"), style="bold")

@@ -34,6 +34,7 @@ class Evidence:
     line: int
     text: str
     ts: datetime | None = None
+    stamp: str | None = None     # the time as written (shown when it carries no year that could be settled)
 
 
 @dataclass
@@ -108,11 +109,11 @@ def _support(finding: Finding, rows: pl.DataFrame) -> None:
         return
     quoted = {e.source for e in finding.evidence}
     picked = []
-    for source, line, text, ts in rows.sort(["source", "line"]).select("source", "line", "text", "ts").rows():
+    for source, line, text, ts, stamp in rows.sort(["source", "line"]).select("source", "line", "text", "ts", "ts_text").rows():
         if len(picked) >= MAX_SUPPORTING:
             break
         if source not in quoted or len(picked) == 0:
-            picked.append(Evidence(source, line, (text or "").strip(), ts))
+            picked.append(Evidence(source, line, (text or "").strip(), ts, stamp))
             quoted.add(source)
     new_sources = [e.source for e in picked if e.source not in finding.sources]
     finding.evidence = finding.evidence[: MAX_EVIDENCE - len(picked)] + picked
@@ -204,7 +205,7 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
 
 def _pick_evidence(matched: pl.DataFrame) -> list[Evidence]:
     """A few lines that show the problem: one per source first, then by time."""
-    rows = matched.select("source", "line", "text", "ts").rows()
+    rows = matched.select("source", "line", "text", "ts", "ts_text").rows()
     picked, seen = [], set()
     for row in rows:
         if row[0] not in seen:
@@ -216,7 +217,7 @@ def _pick_evidence(matched: pl.DataFrame) -> list[Evidence]:
         if row not in picked:
             picked.append(row)
     picked = picked[:MAX_EVIDENCE]
-    return [Evidence(source, line, (text or "").strip(), ts) for source, line, text, ts in picked]
+    return [Evidence(source, line, (text or "").strip(), ts, stamp) for source, line, text, ts, stamp in picked]
 
 
 # -- when no rule fires ------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""Times and traffic in the reports: access lines counted by minute and status over chunk
+boundaries, rates against the traffic seen, raw stamps when the year stays unknown, --tz, and
+the notes on sources far apart in time or with offset clocks."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import polars as pl
+from typer.testing import CliRunner
+
+from emblens.analysis import analyze, load_events
+from emblens.cli import app
+from emblens.combiners.time import span_notes
+from emblens.sources.base import CHUNK_BYTES
+
+PREFIX = "(APIServer pid=7) "
+
+
+def busy_log(path, minutes: int, per_stamp: int = 100, stamps_per_minute: int = 6) -> dict:
+    """A vLLM 0.11 log: a metrics line every 10 s, `per_stamp` access lines after each, the last
+    of them a 404 (so a 404 sits just before the next stamp, where a chunk may begin)."""
+    lines, expect = [], {"requests": 0, "404": []}
+    t0 = datetime(2025, 11, 20, 9, 0, 0)
+    for m in range(minutes):
+        for k in range(stamps_per_minute):
+            t = t0 + timedelta(minutes=m, seconds=10 * k)
+            lines.append(f"{PREFIX}INFO {t:%m-%d %H:%M:%S} [loggers.py:123] Engine 000: Avg prompt throughput: 10.0 "
+                         f"tokens/s, Avg generation throughput: 0.0 tokens/s, Running: 1 reqs, Waiting: 0 reqs, "
+                         f"GPU KV cache usage: {m % 50 + k}.5%, Prefix cache hit rate: 1.0%")
+            for i in range(per_stamp - 1):
+                lines.append(f'{PREFIX}INFO:     10.0.3.{i % 250}:4{i:04d} - "POST /v1/embeddings HTTP/1.1" 200 OK')
+            lines.append(f'{PREFIX}INFO:     10.0.3.9:50000 - "POST /v1/embeddings HTTP/1.1" 404 Not Found')
+            expect["404"].append((len(lines), t))
+            expect["requests"] += per_stamp
+    path.write_text("\n".join(lines) + "\n")
+    return expect
+
+
+def test_access_lines_are_counted_by_minute_over_chunk_boundaries_and_take_the_last_stamp(tmp_path):
+    log = tmp_path / "vllm.log"
+    expect = busy_log(log, minutes=330)
+    assert log.stat().st_size > 2 * CHUNK_BYTES      # several chunks, read on the worker threads
+    a = analyze([log], year=2025)
+    assert a.traffic.total() == expect["requests"]
+    per_minute = a.traffic.per_minute()
+    assert per_minute.filter(pl.col("class") == "2xx")["requests"].to_list() == [594] * 330
+    assert per_minute.filter(pl.col("class") == "4xx")["requests"].to_list() == [6] * 330
+    assert a.traffic.kv["kv"].max() == 54.5 and a.traffic.kv.height == 330
+    # every 404 (each the last line before a stamp, so some begin a chunk) has the stamp before it
+    events = a.events.filter(pl.col("http_status") == 404).select("line", "ts").rows()
+    assert events == [(line, t) for line, t in expect["404"]]
+    f = a.findings[0] if a.findings else None
+    assert f is None or f.requests_seen in (None, expect["requests"])
+
+
+def test_a_finding_on_access_lines_says_how_many_of_the_requests_it_matched(tmp_path):
+    log = tmp_path / "vllm.log"
+    lines = [f"{PREFIX}INFO 11-20 09:14:02 [api_server.py:1839] vLLM API server version 0.11.0",
+             f"{PREFIX}INFO 11-20 09:14:02 [utils.py:233] non-default args: {{'api_key': ['***'], 'port': 8000}}",
+             f"{PREFIX}INFO 11-20 09:14:41 [loggers.py:123] Engine 000: Avg prompt throughput: 1.0 tokens/s"]
+    lines += [f'{PREFIX}INFO:     10.0.3.{i % 200}:40000 - "POST /v1/embeddings HTTP/1.1" 200 OK' for i in range(1997)]
+    lines += [f'{PREFIX}INFO:     10.0.3.7:40000 - "POST /v1/embeddings HTTP/1.1" 401 Unauthorized'] * 3
+    log.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(app, ["analyze", str(log), "--format", "json"])
+    report = json.loads(result.stdout)
+    top = report["findings"][0]
+    assert top["rule"].startswith("auth.") and top["requests"] == {"matched": 3, "seen": 2000}
+    assert report["traffic"]["requests"] == 2000 and report["traffic"]["by_status"] == {"200": 1997, "401": 3}
+    text = CliRunner().invoke(app, ["analyze", str(log)]).stdout
+    assert "3 of 2,000 requests (0.15%)" in text
+    md = CliRunner().invoke(app, ["analyze", str(log), "--format", "markdown"]).stdout
+    assert "3 of 2,000 requests (0.15%)" in md
+
+
+def test_without_any_year_the_timeline_shows_the_stamp_as_written():
+    log = ("INFO 11-20 09:14:02 [api_server.py:1] vLLM API server version 0.11.0\n"
+           "ERROR 11-20 09:15:00 [core.py:1] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. "
+           "GPU 0 has a total capacity of 23.68 GiB of which 1.00 GiB is free.\n")
+    result = CliRunner().invoke(app, ["analyze", "-", "--format", "json"], input=log)   # stdin: no file time
+    report = json.loads(result.stdout)
+    row = next(r for r in report["timeline"] if r["rule"])
+    assert row["ts"] is None and row["stamp"] == "11-20 09:15:00"
+    text = CliRunner().invoke(app, ["analyze", "-"], input=log).stdout
+    assert "11-20 09:15:00 (year unknown)" in text and "time unknown" not in text.split("Timeline")[1].split("\n")[2]
+
+
+def test_tz_moves_server_stamps_to_utc_and_leaves_zoned_times_alone(tmp_path):
+    log = tmp_path / "vllm.log"
+    log.write_text("ERROR 07-01 12:00:00 [core.py:1] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
+                   "2.00 GiB. GPU 0 has a total capacity of 23.68 GiB of which 1.00 GiB is free.\n")
+    (tmp_path / "k.log").write_text("2025-07-01T12:00:00Z ERROR something failed\n")
+    events, _, _ = load_events([tmp_path], year=2025, tz="Europe/Berlin")
+    ts = dict(events.select("source", "ts").rows())
+    assert ts[str(log)] == datetime(2025, 7, 1, 10, 0)               # CEST is UTC+2 in July
+    report = json.loads(CliRunner().invoke(app, ["analyze", str(log), "--year", "2025", "--tz", "America/New_York",
+                                                  "--format", "json"]).stdout)
+    assert report["findings"][0]["first_seen"] == "2025-07-01T16:00:00Z"
+    bad = CliRunner().invoke(app, ["analyze", str(log), "--tz", "Mars/Olympus"])
+    assert bad.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in bad.output
+
+
+def _http(source, origin, times, status=401):
+    return pl.DataFrame({"source": [source] * len(times), "ts": times, "origin": [origin] * len(times),
+                         "kind": ["http"] * len(times), "http_status": [status] * len(times)},
+                        schema={"source": pl.String, "ts": pl.Datetime("us"), "origin": pl.String, "kind": pl.String,
+                                "http_status": pl.Int64})
+
+
+def test_span_notes_name_sources_days_apart_and_a_whole_hour_clock_offset():
+    t = datetime(2025, 11, 20, 9, 0)
+    apart = pl.concat([_http("server.log", "vllm", [t, t + timedelta(minutes=5)]),
+                       _http("capture.har", "capture", [t + timedelta(days=2), t + timedelta(days=2, minutes=1)])])
+    notes = span_notes(apart)
+    assert len(notes) == 1 and notes[0].startswith("server.log ends 1 d 23 h before capture.har begins")
+    # the same three 401s, the server's clock two hours ahead (a log in CEST beside a UTC capture)
+    calls = [t, t + timedelta(seconds=40), t + timedelta(minutes=3)]
+    offset = pl.concat([_http("capture.flow", "capture", calls),
+                        _http("server.log", "vllm", [c + timedelta(hours=2, seconds=1) for c in calls])])
+    notes = span_notes(offset)
+    assert any("server.log runs 2 h ahead of capture.flow" in n and "--tz" in n for n in notes)
+    same = pl.concat([_http("capture.flow", "capture", calls), _http("server.log", "vllm", calls)])
+    assert span_notes(same) == []
