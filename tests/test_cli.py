@@ -157,11 +157,14 @@ def test_the_format_follows_the_output_extension_and_several_outputs_are_written
     assert (tmp_path / "r.md").read_text().startswith("# emblens report")
     assert (tmp_path / "r.txt").read_text().startswith("emblens ")
     assert r.stderr.splitlines() == ["emblens: wrote r.json (json)", "emblens: wrote r.md (markdown)", "emblens: wrote r.txt (text)"]
-    # --format wins over the extension; - is stdout; an unknown extension is an error, not text in a .html
+    # --format wins over the extension; - is stdout; an unknown extension is an error, not text in a .pdf;
+    # a name without an extension (or /dev/null) gets text
     r = _emblens("analyze", str(SAMPLE), "--format", "json", "-o", "-", "-q")
     assert json.loads(r.stdout)["findings"]
-    r = _emblens("analyze", str(SAMPLE), "-o", "report.html", cwd=tmp_path)
-    assert r.returncode == 2 and "no report format for .html" in r.stderr and not (tmp_path / "report.html").exists()
+    r = _emblens("analyze", str(SAMPLE), "-o", "report.pdf", cwd=tmp_path)
+    assert r.returncode == 2 and "no report format for .pdf" in r.stderr and not (tmp_path / "report.pdf").exists()
+    r = _emblens("analyze", str(SAMPLE), "-o", "report", "-o", "/dev/null", "-q", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "report").read_text().startswith("emblens ")
 
 
 def test_events_to_stdout():

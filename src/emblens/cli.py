@@ -37,6 +37,7 @@ class Format(str, Enum):
     text = "text"
     markdown = "markdown"
     json = "json"
+    html = "html"
 
 
 Severity = Enum("Severity", {s: s for s in SEVERITIES}, type=str)
@@ -119,14 +120,14 @@ TzOpt = Annotated[Optional[str], typer.Option(
 
 # report formats by the output file's extension
 EXTENSIONS = {".txt": Format.text, ".text": Format.text, ".log": Format.text, ".md": Format.markdown,
-              ".markdown": Format.markdown, ".json": Format.json}
+              ".markdown": Format.markdown, ".json": Format.json, ".html": Format.html, ".htm": Format.html}
 
 
 def _format_of(output: str, explicit: Format | None) -> Format:
-    """--format when given, else the extension of -o (stdout: text)."""
+    """--format when given, else the extension of -o (stdout, a name without one, /dev/null: text)."""
     if explicit is not None:
         return explicit
-    if output == "-":
+    if output == "-" or not Path(output).suffix:
         return Format.text
     fmt = EXTENSIONS.get(Path(output).suffix.lower())
     if fmt is None:

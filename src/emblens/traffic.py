@@ -22,15 +22,23 @@ KV = {"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64}
 class Traffic:
     requests: pl.DataFrame     # REQUESTS: ts is the minute (null when the source never said the time)
     kv: pl.DataFrame           # KV: the highest usage, percent, in the minute
+    counted: frozenset = frozenset()   # sources whose access lines were counted while reading (server logs)
 
     def total(self, sources=None) -> int:
         """Requests seen, in `sources` when given."""
         r = self.requests if sources is None else self.requests.filter(pl.col("source").is_in(list(sources)))
         return int(r["requests"].sum() or 0)
 
-    def per_minute(self) -> pl.DataFrame:
-        """Requests of every source by minute and status class (`2xx` ...), minutes of known time only."""
+    def sources(self) -> list[str]:
+        """The sources with timed requests, the busiest first."""
         r = self.requests.filter(pl.col("ts").is_not_null())
+        return r.group_by("source").agg(pl.col("requests").sum()).sort("requests", "source", descending=[True, False])["source"].to_list()
+
+    def per_minute(self, source: str | None = None) -> pl.DataFrame:
+        """Requests (of one source, or all) by minute and status class (`2xx` ...), minutes of known time only."""
+        r = self.requests.filter(pl.col("ts").is_not_null())
+        if source is not None:
+            r = r.filter(pl.col("source") == source)
         return (r.with_columns((pl.col("status") // 100).cast(pl.String).add("xx").alias("class"))
                 .group_by("ts", "class").agg(pl.col("requests").sum()).sort("ts", "class"))
 
@@ -55,7 +63,8 @@ def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: d
                     .agg(pl.len().cast(pl.Int64).alias("requests")))
         if captured.height:
             requests = pl.concat([requests, captured.select(list(REQUESTS))])
-    return Traffic(requests.sort("source", "ts", "status", nulls_last=True), kv_frame.sort("source", "ts", nulls_last=True))
+    return Traffic(requests.sort("source", "ts", "status", nulls_last=True), kv_frame.sort("source", "ts", nulls_last=True),
+                   frozenset(counted))
 
 
 def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written: dict[str, float] | None,

@@ -1,4 +1,4 @@
-"""Renderers of an `Analysis`: JSON (the contract in DESIGN.md), terminal text, Markdown."""
+"""Renderers of an `Analysis`: JSON (the contract in DESIGN.md), terminal text, Markdown, HTML."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
         return to_json(analysis)
     if fmt == "markdown":
         return to_markdown(analysis)
+    if fmt == "html":
+        from emblens.report.html import to_html  # imports matplotlib: only when asked for
+
+        return to_html(analysis)
     return to_text(analysis, width=width, color=color)
 
 

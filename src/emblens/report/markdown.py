@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from emblens._version import __version__
 from emblens.redact import printable
-from emblens.report.jsonreport import (clock_notes, common_prefix, evidence_groups, gpu_lines, more_lines, rate, timeline,
-                                      when, with_gaps)
+from emblens.report.jsonreport import (
+    clock_notes,
+    common_prefix,
+    evidence_groups,
+    gpu_lines,
+    more_lines,
+    rate,
+    timeline,
+    when,
+    with_gaps,
+)
 
 
 def _short(source: str, prefix: str) -> str:

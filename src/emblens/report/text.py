@@ -11,8 +11,17 @@ from rich.text import Text as _RichText
 
 from emblens._version import __version__
 from emblens.redact import printable
-from emblens.report.jsonreport import (clock_notes, common_prefix, evidence_groups, gpu_lines, more_lines, rate, timeline,
-                                      when, with_gaps)
+from emblens.report.jsonreport import (
+    clock_notes,
+    common_prefix,
+    evidence_groups,
+    gpu_lines,
+    more_lines,
+    rate,
+    timeline,
+    when,
+    with_gaps,
+)
 from emblens.report.markdown import masked_line
 
 

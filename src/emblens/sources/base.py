@@ -45,8 +45,9 @@ ACCESS = r'^INFO: +(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.
 UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
 # Routine traffic is counted while reading, not kept: access lines by minute and status, and the
 # KV-cache usage of the periodic metrics lines (vLLM's percentage, SGLang's `token usage` share).
-ACCESS_STATUS = r'INFO: +\S+ - "[A-Z]+ \S+ HTTP/[\d.]+" (\d{3})'
-KV_USAGE = r"KV cache usage: (\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (0(?:\.\d+)?|1(?:\.0+)?)\b"
+# (In a server log only uvicorn's access lines hold `HTTP/1.1" 200`: the short pattern is the fast one.)
+ACCESS_STATUS = r'HTTP/[\d.]+" (\d{3})\b'
+KV_USAGE = r"KV cache usage: (?P<pct>\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (?P<share>0(?:\.\d+)?|1(?:\.0+)?)\b"
 # commands in a paste that say where the server runs: read by the text reader (kept lines) and by the
 # client combiner (facts `container_seen`, `server_command`), so both follow one list
 CONTAINER_COMMAND = r"docker (?:run|compose|exec)|docker-compose|--add-host|host\.docker\.internal"
@@ -352,11 +353,11 @@ class Tally:
     @staticmethod
     def scan(lines: pl.DataFrame, keep: pl.Series, kept: pl.DataFrame, counts: Counts, clock: str) -> pl.DataFrame:
         raw = pl.col("raw")
+        kv = raw.str.extract_groups(KV_USAGE)
         t = lines.select(
             raw.str.extract(clock, 1).forward_fill().alias("clock"),
             raw.str.extract(ACCESS_STATUS, 1).cast(pl.Int64).alias("status"),
-            pl.coalesce(raw.str.extract(KV_USAGE, 1).cast(pl.Float64),
-                        raw.str.extract(KV_USAGE, 2).cast(pl.Float64) * 100).alias("kv"),
+            pl.coalesce(kv.struct.field("pct").cast(pl.Float64), kv.struct.field("share").cast(pl.Float64) * 100).alias("kv"),
         )
         minute = pl.col("clock").str.slice(0, pl.col("clock").str.len_chars() - 3).alias("minute")
         counts.traffic = (t.filter(pl.col("status").is_not_null()).group_by(minute, "status")

@@ -1,0 +1,102 @@
+"""The HTML report: one self-contained file to attach to a postmortem page.
+
+Everything is inline: the styles, the charts (SVG drawn by `charts`), no script at all. A
+Content-Security-Policy in the page forbids every load from elsewhere, so nothing is fetched
+when it is opened, and nothing from an input can make it fetch. Text from inputs is escaped by
+Jinja2's autoescaping and made printable. It prints well (print CSS), so "Save as PDF" works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emblens._version import __version__
+from emblens.redact import printable
+from emblens.report.jsonreport import (
+    clock_notes,
+    common_prefix,
+    evidence_groups,
+    gpu_lines,
+    more_lines,
+    rate,
+    timeline,
+    when,
+    with_gaps,
+)
+from emblens.report.markdown import masked_line
+
+TEMPLATE = Path(__file__).with_name("report.html.j2")
+MAX_TEXT = 2000       # characters of one evidence line shown
+MAX_TRAFFIC_CHARTS = 4
+
+
+def _env():
+    from jinja2 import Environment, StrictUndefined, select_autoescape
+
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["p"] = lambda s: printable("" if s is None else str(s))
+    return env
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def charts(analysis, prefixless=lambda s: s) -> list[dict]:
+    """The report's charts (title, caption, inline SVG), those the inputs have data for."""
+    from emblens.report import charts as c
+
+    marks = sorted(((f.first_seen, f.rule) for f in analysis.findings if f.first_seen and f.role != "symptom"),
+                   key=lambda m: m[0])
+    marks += sorted(((f.first_seen, f.rule) for f in analysis.findings if f.first_seen and f.role == "symptom"),
+                    key=lambda m: m[0])
+    seen = getattr(analysis, "traffic", None)
+    out = []
+    # one chart per source: a server log and a capture of another day would squeeze each other flat
+    for k, source in enumerate(seen.sources()[:MAX_TRAFFIC_CHARTS] if seen is not None else []):
+        if svg := c.requests_chart(seen.per_minute(source), marks, salt=f"requests-{k}"):
+            what = "access lines of the server log" if source in seen.counted else "captured calls"
+            out.append({"id": f"chart-requests-{k}" if k else "chart-requests", "title": f"Requests by status: {prefixless(source)}",
+                        "caption": f"{_n(seen.total([source]), 'request')} seen ({what}), by status class; dashed lines mark "
+                                   "when each finding was first seen.", "svg": svg})
+    if svg := c.gpu_chart(analysis.facts.gpu_series, analysis.facts.gpus, marks):
+        over_time = len({s["ts"] for s in analysis.facts.gpu_series if s["ts"] is not None}) > 1
+        out.append({"id": "chart-gpu", "title": "GPU memory" + (" over time" if over_time else ""),
+                    "caption": ("Memory used per GPU from looped nvidia-smi output (dotted: the GPU's total); dashed "
+                                "lines mark the findings, the out-of-memory error among them."
+                                if over_time else "The last nvidia-smi snapshot: memory by process, and what is free."),
+                    "svg": svg})
+    if seen is not None and (svg := c.kv_chart(seen.kv, marks)):
+        out.append({"id": "chart-kv", "title": "KV-cache usage",
+                    "caption": "The highest KV-cache usage each minute, from the server's periodic metrics lines.", "svg": svg})
+    return out
+
+
+def to_html(analysis) -> str:
+    prefix = common_prefix(analysis)
+
+    def short(source: str) -> str:
+        return source.removeprefix(prefix) or source
+
+    findings = []
+    for f in analysis.findings:
+        findings.append({
+            "f": f, "rate": rate(f), "short": short,
+            "first": f.first_seen.isoformat(sep=" ") + " UTC" if f.first_seen else None,
+            "evidence": [{"where": f"{short(e.source)}:{e.line}", "text": e.text[:MAX_TEXT], "more": more_lines(others)}
+                         for e, others in evidence_groups(f.evidence)],
+            "symptoms": [g for g in analysis.findings if g.explained_by == f.rule],
+        })
+    rows = [{"gap": gap, "when": when(r), "where": f"{short(r['source'])}:{r['line']}", "rule": r["rule"],
+             "text": r["text"][:300]} for gap, r in with_gaps(timeline(analysis))]
+    lead = getattr(analysis, "lead", None)
+    page = _env().from_string(TEMPLATE.read_text(encoding="utf-8")).render(
+        version=__version__, prefix=prefix.rstrip("/:") or prefix, analysis=analysis, findings=findings,
+        top=analysis.findings[0] if analysis.findings else None, lead=lead,
+        lead_where=f"{short(lead.evidence.source)}:{lead.evidence.line}" if lead is not None else None,
+        charts=charts(analysis, short), timeline=rows, notes=clock_notes(analysis, prefix),
+        gpus=gpu_lines(analysis), short=short, masked=masked_line(analysis),
+        unexplained=analysis.unexplained[:30], more_unexplained=max(0, len(analysis.unexplained) - 30),
+    )
+    return printable(page)
