@@ -1,6 +1,7 @@
 """The live addon: with mitmproxy's own test helpers, and once end to end (local test server, real
 mitmdump, a real HTTP client) on 127.0.0.1."""
 
+import http.client
 import json
 import logging
 import signal
@@ -293,3 +294,74 @@ def test_bad_addon_options_and_a_busy_port_stop_start_up_with_one_line(tmp_path)
                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip().endswith("choose another port with --port"), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _live(tmp_path, upstream: str, *extra: str):
+    pport = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emblens", "live", "--upstream", upstream, "--port", str(pport),
+         "--report", str(tmp_path / "live.md"), "--json", str(tmp_path / "live.json"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_port(pport)
+    return proc, f"http://127.0.0.1:{pport}/v1"
+
+
+def _stop(proc) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_live_with_the_upstream_down_reports_the_refused_connection_naming_the_upstream(tmp_path):
+    if not (Path(sys.executable).parent / "mitmdump").exists():
+        pytest.skip("mitmdump is not installed next to this Python")
+    dead = free_port()                          # nothing listens there
+    proc, base = _live(tmp_path, f"http://127.0.0.1:{dead}")
+    try:
+        time.sleep(2.0)                         # the ask for /v1/models at start already finds it down
+        for _ in range(2):                      # clients get "Connection error." (the proxy closes the connection)
+            with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+                _post(base + "/embeddings", {"model": "m", "input": "hi"}, "EMPTY")
+        time.sleep(2.5)
+    finally:
+        out = _stop(proc)
+    printed = [line for line in out.splitlines() if "emblens: [net.connection_refused] Nothing was listening" in line]
+    assert len(printed) == 1 and f"could not connect to its upstream 127.0.0.1:{dead}" in printed[0], out
+    report = json.loads((tmp_path / "live.json").read_text())
+    top = report["findings"][0]
+    # the ask at start, the two calls, and the start-up check that the proxy listens: each connection refused
+    assert top["rule"] == "net.connection_refused" and top["role"] == "root_cause" and top["count"] >= 3, top
+    assert any("asked by emblens at start" in e["text"] for e in top["evidence"])
+
+
+def test_live_asks_the_upstream_for_its_models_so_the_did_you_mean_is_real(tmp_path):
+    if not (Path(sys.executable).parent / "mitmdump").exists():
+        pytest.skip("mitmdump is not installed next to this Python")
+    sport = free_port()
+    server = subprocess.Popen([sys.executable, str(REPO / "samples/tools/mock_server.py"), str(sport), "model"])
+    try:
+        wait_port(sport)
+        proc, base = _live(tmp_path, f"http://127.0.0.1:{sport}")
+        try:       # the client never calls /v1/models itself
+            codes = [_post(base + "/embeddings", {"model": "qwen3-embedding-4b", "input": ["hi"]}, "EMPTY") for _ in range(3)]
+            assert codes == [404] * 3
+            time.sleep(2.5)
+        finally:
+            out = _stop(proc)
+    finally:
+        server.terminate()
+        server.wait()
+    printed = [line for line in out.splitlines() if "emblens: [model.not_found]" in line]
+    assert len(printed) == 1 and "Did you mean `Qwen3-Embedding-4B`" in printed[0] and "the served name" not in printed[0], out
+
+
+def test_a_502_from_mitmproxy_itself_is_a_gateway_error_naming_the_upstream(tmp_path):
+    from emblens.analysis import analyze as run
+
+    a = run([REPO / "rules/http/gateway_error.pos-mitmproxy-upstream-closed.flow"])
+    assert a.findings[0].rule == "http.gateway_error"
+    assert "answered 502 Bad Gateway to 1 request" in a.findings[0].summary and "127.0.0.1:59998" in a.findings[0].summary
+    a = run([REPO / "rules/net/connection_refused.pos-mitmproxy-upstream-down.flow"])
+    assert [(f.rule, f.role) for f in a.findings] == [("net.connection_refused", "root_cause"), ("http.gateway_error", "symptom")]
+    assert "upstream 127.0.0.1:59999" in a.findings[0].summary

@@ -31,6 +31,79 @@ DEFAULT_WINDOW = 50_000
 QUEUE_MAX = 10_000
 TEE_BYTES = 64 * 1024          # of a streamed body, what the rules see (error bodies are short)
 STREAM_OVER = 1024 * 1024      # bodies larger than this (or of unknown length) are streamed, not buffered
+MODELS_TIMEOUT_S = 3.0         # asking the upstream for /v1/models (at start, and after a 404 names a model)
+MODELS_MAX_BYTES = 1024 * 1024
+MODELS_EVERY_S = 30.0          # at most one ask after 404s in this many seconds
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def upstream_of(modes) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of the reverse-proxy upstream in mitmproxy's `mode` option, or None."""
+    from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
+
+    for spec in modes or ():
+        try:
+            mode = ProxyMode.parse(spec)
+        except ValueError:
+            continue
+        if isinstance(mode, ReverseMode):
+            host, port = mode.address
+            return mode.scheme, host, port
+    return None
+
+
+def connect_error_row(host, port, error: str, why: str = "") -> dict:
+    """A connection to the upstream that failed, as an event the rules read (net.connection_refused
+    names the upstream from it). In reverse mode mitmproxy connects when a client does, before any
+    request exists: no flow records it, only this."""
+    now = _now()
+    error = redact.mask_text(str(error or "connection failed"))[:300]
+    text = f"error establishing server connection to {host}:{port}{why}: {error}"
+    return {"kind": "log", "origin": "capture", "level": "ERROR", "ts": now, "ts_text": now.isoformat(sep=" "),
+            "http_host": str(host), "http_port": int(port) if port is not None else None, "resp_error": error,
+            "message": text, "text": text}
+
+
+def ask_models(scheme: str, host: str, port: int, why: str) -> list[dict]:
+    """GET /v1/models on the upstream, as emblens's own exchange: the rows of its answer (and of
+    the served names) for the rules, so that a did-you-mean names what is really served; or the
+    refused connection. Sends no credential: a server that wants one answers 401, which says so."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from emblens.sources import traffic
+
+    url = f"{scheme}://{host}:{port}/v1/models"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))    # never through HTTP(S)_PROXY
+    status, body, reason = None, b"", ""
+    try:
+        with opener.open(urllib.request.Request(url, headers={"User-Agent": "emblens"}), timeout=MODELS_TIMEOUT_S) as r:
+            status, reason, body = r.status, r.reason, r.read(MODELS_MAX_BYTES)
+    except urllib.error.HTTPError as e:
+        status, reason, body = e.code, e.reason, e.read(MODELS_MAX_BYTES)
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        return [connect_error_row(host, port, f"{type(reason).__name__}: {reason}" if isinstance(reason, OSError)
+                                  else str(reason), f" (GET /v1/models, asked by emblens {why})")]
+    now = _now()
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    row = {"kind": "http", "origin": "capture", "ts": now, "ts_text": now.isoformat(sep=" "), "http_method": "GET",
+           "http_path": "/v1/models", "http_host": host, "http_port": port, "http_status": status,
+           "level": "ERROR" if status >= 400 else "INFO",
+           **traffic.response_summary("/v1/models", status, parsed, body)}
+    answer = row.get("resp_models") or row.get("resp_error") or reason
+    row["text"] = row["message"] = redact.mask_text(f"GET {url} (asked by emblens {why}) -> {status} {reason}: {answer}")
+    fact = traffic.models_fact(row)
+    return [row] + ([fact] if fact else [])
 
 
 def _should_stream(message) -> bool:
@@ -109,6 +182,8 @@ class EmblensAddon:
         self._interval_s = 1.0
         self.seen = 0
         self.dropped = 0
+        self._upstream: tuple[str, str, int] | None = None
+        self._asked_at = 0.0
         self.analysis = None   # the last Analysis, for the reports
 
     # -- mitmproxy hooks ------------------------------------------------------------------------
@@ -171,8 +246,44 @@ class EmblensAddon:
             ctx.master.shutdown()     # a misspelt or malformed emblens option stops start-up, it is not ignored
             return
         if self._thread is None:
+            from mitmproxy import ctx
+
+            self._upstream = upstream_of(getattr(ctx.options, "mode", ()))
+            if self._upstream is not None:
+                log.warning("emblens: upstream %s://%s:%s; asking it for /v1/models" % self._upstream)
+                self._ask("at start")
             self._thread = threading.Thread(target=self._work, name="emblens", daemon=True)
             self._thread.start()
+
+    def _ask(self, why: str) -> None:
+        """Ask the upstream for /v1/models off the proxy's thread; its rows join the queue."""
+        if self._upstream is None:
+            return
+        self._asked_at = time.monotonic()
+
+        def run() -> None:
+            try:
+                for row in ask_models(*self._upstream, why):
+                    self._enqueue(row)
+            except Exception as e:    # never into mitmproxy
+                log.error(redact.printable(f"emblens: could not ask the upstream for /v1/models: {e}"))
+
+        threading.Thread(target=run, name="emblens-models", daemon=True).start()
+
+    def server_connect_error(self, data) -> None:
+        """mitmproxy could not connect to the upstream. In reverse mode it connects as soon as a
+        client does (`connection_strategy=eager`, the default), before any request: the client
+        sees "Connection error." and no flow is made, so this row is the only record. With
+        `lazy`, the request's flow carries the error instead (the `error` hook)."""
+        try:
+            from mitmproxy import ctx
+
+            if getattr(ctx.options, "connection_strategy", "eager") == "lazy":
+                return
+            host, port = data.server.address or (None, None)
+            self._enqueue(connect_error_row(host, port, data.server.error))
+        except Exception as e:  # never raise into mitmproxy
+            log.error(redact.printable(f"emblens: could not read a connection error: {e}"))
 
     def requestheaders(self, flow) -> None:
         _stream_if_needed(flow, "request")
@@ -263,7 +374,13 @@ class EmblensAddon:
             except IndexError:
                 return
             try:
-                row = redact.mask_row(flow_row(flow, self._ruleset.models if self._ruleset is not None else None))
+                if isinstance(flow, dict):        # a row of emblens's own (a connection error, its /v1/models ask)
+                    row = redact.mask_row(flow)
+                else:
+                    row = redact.mask_row(flow_row(flow, self._ruleset.models if self._ruleset is not None else None))
+                    if row.get("http_status") == 404 and row.get("req_model") and \
+                            time.monotonic() - self._asked_at > MODELS_EVERY_S:
+                        self._ask("after a 404 for a model")
                 self.seen += 1
                 row.update(source="live", line=self.seen)
                 fact = traffic.models_fact(row)
@@ -272,7 +389,7 @@ class EmblensAddon:
                     if fact:
                         self._rows.append({**fact, "source": "live", "line": self.seen})
                 self._dirty = True
-                if self._writer is not None:
+                if self._writer is not None and not isinstance(flow, dict):
                     from mitmproxy import ctx
 
                     self._writer.add(flow if ctx.options.emblens_save_raw else masked_copy(flow))
