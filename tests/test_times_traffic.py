@@ -69,7 +69,7 @@ def test_a_finding_on_access_lines_says_how_many_of_the_requests_it_matched(tmp_
     assert top["rule"].startswith("auth.") and top["requests"] == {"matched": 3, "seen": 2000}
     assert report["traffic"]["requests"] == 2000 and report["traffic"]["by_status"] == {"200": 1997, "401": 3}
     text = CliRunner().invoke(app, ["analyze", str(log)]).stdout
-    assert "3 of 2,000 requests (0.15%)" in text
+    assert "matched 3 of 2,000 requests (0.15%)" in text
     md = CliRunner().invoke(app, ["analyze", str(log), "--format", "markdown"]).stdout
     assert "3 of 2,000 requests (0.15%)" in md
 

@@ -153,10 +153,11 @@ def _when(value: str | None, option: str):
 def analyze(
     paths: PathsArg,
     format: Annotated[Optional[Format], typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, "
-                                                     "json for tools. Default: by -o's extension (.txt, .md, .json), "
-                                                     "text on stdout.", show_default=False)] = None,
+                                                     "json for tools, html (one file with charts) to attach. Default: by "
+                                                     "-o's extension (.txt, .md, .json, .html), text on stdout.",
+                                                     show_default=False)] = None,
     output: Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write the report to this file (repeatable: "
-                                                        "-o report.md -o report.json); - is stdout.", show_default=False)] = None,
+                                                        "-o report.md -o report.html -o report.json); - is stdout.", show_default=False)] = None,
     fail_on: Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding of this severity or worse exists (for CI).")] = None,
     rules: RulesOpt = None,
     select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules: an id, an area (auth) or a "

@@ -55,7 +55,7 @@ def _finding(console: Console, f, prefix: str = "", indent: int = 0) -> None:
     head.append(f"  {f.severity}, confidence {f.confidence:.2f}, seen {f.count}x", style="dim")
     out(head)
     if r := rate(f):
-        out(Text(r, style="dim"))
+        out(Text(f"matched {r}", style="dim"))
     out(Text(f.title, style="bold"))
     if f.explained_by:
         out(Text(f"explained by {f.explained_by}", style="dim"))
