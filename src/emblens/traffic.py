@@ -43,10 +43,6 @@ class Traffic:
                 .group_by("ts", "class").agg(pl.col("requests").sum()).sort("ts", "class"))
 
 
-def empty() -> Traffic:
-    return Traffic(pl.DataFrame(schema=REQUESTS), pl.DataFrame(schema=KV))
-
-
 def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: dict[str, float] | None = None,
             tz: str | None = None) -> Traffic:
     """The traffic of `inputs` (their counted access lines) and of the captures in `events`."""

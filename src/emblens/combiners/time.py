@@ -81,7 +81,7 @@ def span_notes(events: pl.DataFrame) -> list[str]:
     notes = []
     for (a, _, a_end), (b, b_start, _) in zip(spans, spans[1:], strict=False):
         if b_start - a_end > HOUR:
-            notes.append(f"{a} ends {_duration(b_start - a_end)} before {b} begins ({a_end:%Y-%m-%d %H:%M} → "
+            notes.append(f"{a} ends {duration(b_start - a_end)} before {b} begins ({a_end:%Y-%m-%d %H:%M} → "
                          f"{b_start:%Y-%m-%d %H:%M}): they may not record the same incident, or a clock or zone is off.")
     http = timed.filter((pl.col("kind") == "http") & pl.col("http_status").is_not_null()) if "http_status" in timed.columns else timed.clear()
     captures = http.filter(pl.col("origin") == "capture")
@@ -102,7 +102,7 @@ def span_notes(events: pl.DataFrame) -> list[str]:
     return notes
 
 
-def _duration(d) -> str:
+def duration(d) -> str:
     days, rest = divmod(int(d.total_seconds()), 86400)
     hours, rest = divmod(rest, 3600)
     return " ".join(p for p in (f"{days} d" if days else "", f"{hours} h" if hours else "",

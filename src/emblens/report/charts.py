@@ -38,7 +38,8 @@ def _svg(fig, salt: str) -> str:
     return svg[svg.index("<svg"):]                     # drop the XML prolog and DOCTYPE: the SVG is inline
 
 
-def _figure(height: float = 2.8):
+def _pyplot():
+    """pyplot, set up for these charts (SVG backend, no math parsing, the shipped font)."""
     import matplotlib
 
     matplotlib.use("svg", force=True)
@@ -49,8 +50,11 @@ def _figure(height: float = 2.8):
         "svg.fonttype": "path", "text.parse_math": False, "font.size": 9, "font.family": ["DejaVu Sans"],
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
     })
-    fig, ax = plt.subplots(figsize=(9, height))
-    return fig, ax
+    return plt
+
+
+def _figure(height: float = 2.8):
+    return _pyplot().subplots(figsize=(9, height))
 
 
 def _time_axis(ax) -> None:
@@ -84,9 +88,7 @@ def requests_chart(per_minute, marks: list[tuple[datetime, str]], salt: str = "r
     errors = [c for c in classes if c[0] in "45"]
     if errors == classes:
         errors = []      # nothing but errors: the first panel already shows them on their own scale
-    import matplotlib.pyplot as plt
-
-    _figure()
+    plt = _pyplot()
     if errors:    # errors drawn again on their own scale: 3 of 2,000 would not show on the first
         fig, (ax, ax_err) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, height_ratios=(3, 2))
     else:

@@ -47,10 +47,9 @@ def charts(analysis, prefixless=lambda s: s) -> list[dict]:
     """The report's charts (title, caption, inline SVG), those the inputs have data for."""
     from emblens.report import charts as c
 
-    marks = sorted(((f.first_seen, f.rule) for f in analysis.findings if f.first_seen and f.role != "symptom"),
-                   key=lambda m: m[0])
-    marks += sorted(((f.first_seen, f.rule) for f in analysis.findings if f.first_seen and f.role == "symptom"),
-                    key=lambda m: m[0])
+    # the findings' first times, root causes and findings before symptoms (the first few are labelled)
+    marks = [(f.first_seen, f.rule) for f in sorted((f for f in analysis.findings if f.first_seen),
+                                                     key=lambda f: (f.role == "symptom", f.first_seen))]
     seen = getattr(analysis, "traffic", None)
     out = []
     # one chart per source: a server log and a capture of another day would squeeze each other flat

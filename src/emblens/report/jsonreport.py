@@ -28,14 +28,14 @@ def when(row: dict) -> str:
 
 def with_gaps(rows: list[dict]) -> list[tuple[str | None, dict]]:
     """Timeline rows, each with the gap before it when it is over an hour ('2 d 3 h later'), else None."""
-    from emblens.combiners.time import HOUR, _duration
+    from emblens.combiners.time import HOUR, duration
 
     out, prev = [], None
     for r in rows:
         gap = None
         if r["ts"] and prev:
             d = datetime.fromisoformat(r["ts"].rstrip("Z")) - datetime.fromisoformat(prev.rstrip("Z"))
-            gap = f"{_duration(d)} later" if d > HOUR else None
+            gap = f"{duration(d)} later" if d > HOUR else None
         prev = r["ts"] or prev
         out.append((gap, r))
     return out
