@@ -1,0 +1,154 @@
+"""The busy-server benchmark: a vLLM 0.11 log that is what a busy server writes, almost all
+`200 OK` access lines and per-engine metrics lines, with a few incidents buried inside, against
+ripgrep scanning the same bytes for the rules' patterns.
+
+    python bench/busy.py --sizes 256,1024,4096 --kinds plain,zip,gzip,stdin
+
+For each size and kind it prints emblens's time, rg's time on the same bytes (`rg -c -f` the
+rules' prefilter pattern; for a zip, `unzip -p | rg`; for gzip, `zcat | rg`), their ratio and
+emblens's peak memory. Inputs are written to bench/out/busy/ (ignored by git) and reused.
+
+The log: a start-up (served name, port, the API key set), then minute after minute of traffic
+from ~150 clients at ~100 requests/s over the paths a real deployment sees (embeddings, chat,
+models, health, metrics), 0.3 % of them 4xx; a metrics line every 10 s per engine (two engines);
+one minute in three has a `Received request` line. Buried at a third and two thirds: a burst of
+404s for a misspelt model, and 401s from a client with an old key. At the end: a CUDA
+out-of-memory traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import random
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out" / "busy"
+TOOLS = HERE.parent / "samples" / "tools"
+API = "(APIServer pid=3999075) "
+PATHS = [("POST", "/v1/embeddings", 60), ("POST", "/v1/chat/completions", 25), ("GET", "/v1/models", 5),
+         ("GET", "/health", 6), ("GET", "/metrics", 4)]
+REASON = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 422: "Unprocessable Entity"}
+
+
+def _access(rng: random.Random, status: int | None = None, path: tuple[str, str] | None = None) -> str:
+    method, route = path or rng.choices([(m, p) for m, p, _ in PATHS], weights=[w for *_, w in PATHS])[0]
+    if status is None:
+        status = 200 if rng.random() > 0.003 else rng.choice([400, 422])
+    client = f"10.{rng.randint(0, 3)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}:{rng.randint(32768, 60999)}"
+    return f'{API}INFO:     {client} - "{method} {route} HTTP/1.1" {status} {REASON[status]}\n'
+
+
+def _minute_blocks(rng: random.Random, n: int = 24, per_10s: int = 1000) -> list[list[bytes]]:
+    """`n` minutes of access lines, each as six 10-second slices (reused with new stamps)."""
+    return [[("".join(_access(rng) for _ in range(per_10s))).encode() for _ in range(6)] for _ in range(n)]
+
+
+def _metrics(t: datetime, engine: int, rng: random.Random) -> bytes:
+    return (f"{API}INFO {t:%m-%d %H:%M:%S} [loggers.py:123] Engine {engine:03d}: Avg prompt throughput: "
+            f"{rng.uniform(2000, 9000):.1f} tokens/s, Avg generation throughput: {rng.uniform(0, 900):.1f} tokens/s, "
+            f"Running: {rng.randint(0, 40)} reqs, Waiting: {rng.randint(0, 3)} reqs, GPU KV cache usage: "
+            f"{rng.uniform(1, 60):.1f}%, Prefix cache hit rate: {rng.uniform(0, 50):.1f}%\n").encode()
+
+
+def make_log(size_mib: int) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = OUT / f"vllm-busy-{size_mib}m.log"
+    if log.exists() and log.stat().st_size >= size_mib * 2**20:
+        return log
+    rng = random.Random(7)
+    head = subprocess.run([sys.executable, str(TOOLS / "vllm_log.py"), "--version", "0.11", "--requests", "0",
+                           "--api-key", "bench-key", "--start", "2025-11-20 09:14:00"], capture_output=True, check=True).stdout
+    oom = subprocess.run([sys.executable, str(TOOLS / "vllm_log.py"), "--version", "0.11", "--requests", "5", "--incident",
+                          "oom"], capture_output=True, check=True).stdout
+    oom = b"".join(line + b"\n" for line in oom.splitlines() if b"ERROR" in line or b"Traceback" in line)
+    blocks = _minute_blocks(rng)
+    target = size_mib * 2**20 - len(oom)
+    t = datetime(2025, 11, 20, 9, 15)
+    incidents = {"404": target // 3, "401": 2 * target // 3}
+    with open(log, "wb") as f:
+        f.write(head)
+        minute = 0
+        while f.tell() < target:
+            block = blocks[minute % len(blocks)]
+            for k, piece in enumerate(block):
+                f.write(_metrics(t + timedelta(seconds=10 * k), 0, rng))
+                f.write(_metrics(t + timedelta(seconds=10 * k, milliseconds=400), 1, rng))
+                f.write(piece)
+            if minute % 3 == 0:
+                f.write(f"{API}INFO {t:%m-%d %H:%M:%S} [logger.py:43] Received request embd-{minute:08x}: "
+                        "prompt: 'what is the capital of france', params: None, prompt_token_ids: None\n".encode())
+            for name, at in list(incidents.items()):
+                if f.tell() >= at:
+                    status, route = (404, ("POST", "/v1/embeddings")) if name == "404" else (401, ("POST", "/v1/chat/completions"))
+                    f.write("".join(_access(rng, status, route) for _ in range(25)).encode())
+                    del incidents[name]
+            t += timedelta(minutes=1)
+            minute += 1
+        f.write(oom.replace(b"11-20", f"{t:%m-%d}".encode()))
+    return log
+
+
+def make_kind(log: Path, kind: str) -> Path:
+    if kind in ("plain", "stdin"):
+        return log
+    if kind == "zip":
+        out = log.with_suffix(".zip")
+        if not out.exists():
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+                z.write(log, f"logs/{log.name}")
+        return out
+    out = log.with_suffix(".log.gz")
+    if not out.exists():
+        with open(log, "rb") as src, gzip.open(out, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst, 16 * 2**20)
+    return out
+
+
+def timed(cmd: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of a shell command line (its largest process)."""
+    start = time.perf_counter()
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", "bash", "-c", cmd], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"failed ({r.returncode}): {cmd}\n{r.stderr[-2000:]}")
+    return wall, int(r.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="256,1024", help="MiB, comma-separated (256,1024,4096)")
+    p.add_argument("--kinds", default="plain,zip", help="plain, zip, gzip, stdin (comma-separated)")
+    a = p.parse_args()
+    if not shutil.which("rg"):
+        raise SystemExit("ripgrep (rg) is needed: apt-get install ripgrep")
+    from emblens.rules.loader import load_rules
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    patterns = OUT / "patterns.txt"
+    patterns.write_text(load_rules(()).keywords.replace("\\ ", " ") + "\n")
+    emblens = f"{sys.executable} -m emblens analyze --format json -q"
+    print(f"{'size':>6} {'kind':>6} {'input MiB':>9} {'rg s':>7} {'emblens s':>9} {'ratio':>6} {'peak MiB':>8}")
+    for size in (int(s) for s in a.sizes.split(",")):
+        log = make_log(size)
+        for kind in a.kinds.split(","):
+            path = make_kind(log, kind)
+            subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)   # warm the page cache
+            scan = {"plain": f"rg -c -f {patterns} {path}", "stdin": f"rg -c -f {patterns} {path}",
+                    "zip": f"unzip -p {path} | rg -c -f {patterns}", "gzip": f"zcat {path} | rg -c -f {patterns}"}[kind]
+            run = f"{emblens} - < {path}" if kind == "stdin" else f"{emblens} {path}"
+            t_rg, _ = timed(scan)
+            t_em, peak = timed(f"{run} > {OUT / 'report.json'}")
+            print(f"{size:>6} {kind:>6} {path.stat().st_size / 2**20:>9,.0f} {t_rg:>7.2f} {t_em:>9.2f} "
+                  f"{t_em / t_rg:>5.2f}x {peak:>8,.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
