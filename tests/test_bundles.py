@@ -217,3 +217,59 @@ def test_the_rules_prefilter_has_no_counted_repetition():
     assert not re.search(r"(?<!\\)\{\d+(?:,\d*)?\}", keep)
     assert uncounted(r'fail(?:ed)? to get image[^"]{0,120}') == r'fail(?:ed)? to get image[^"]*'
     assert uncounted(r"\d{4}-\d{2}") == r"\d+-\d+" and uncounted(r"\{1,2\}") == r"\{1,2\}"
+
+
+class _Stdin:
+    """sys.stdin with a binary buffer that can be read once, front to back, like a pipe."""
+
+    def __init__(self, data: bytes) -> None:
+        self.buffer = _Pipe(data)
+
+
+class _Pipe(io.RawIOBase):
+    def __init__(self, data: bytes) -> None:
+        self._data, self._at = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        chunk = self._data[self._at:self._at + len(b)]
+        b[: len(chunk)] = chunk
+        self._at += len(chunk)
+        return len(chunk)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def test_stdin_is_streamed_not_held_and_a_tar_gz_on_it_or_in_a_zip_is_read(monkeypatch, tmp_path):
+    import sys
+
+    from emblens.analysis import analyze as run
+    from emblens.bundle import Limits
+
+    small = Limits(max_inmemory_bytes=1024 * 1024)        # stdin used to be held whole, up to this
+    log = (SAMPLE_DIR / "vllm-server.log").read_bytes()
+    big = log * (3 * 1024 * 1024 // len(log) + 1)          # 3 MiB: past the limit, streamed through
+    monkeypatch.setattr(sys, "stdin", _Stdin(big))
+    a = run(["-"], limits=small)
+    assert not a.skipped and a.inputs[0].lines == big.count(b"\n") and a.findings[0].rule == "model.not_found"
+    # a zip needs to be read out of order: held in memory, so over the limit it is skipped with the reason
+    bundle = tmp_path / "b.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("vllm.log", big)
+    monkeypatch.setattr(sys, "stdin", _Stdin(bundle.read_bytes()))
+    a = run(["-"], limits=small)
+    assert not a.inputs and "a zip larger than 1 MiB on standard input" in a.skipped[0].reason
+    # a tar.gz piped in, and one inside a zip (both were read as if not compressed: "invalid header")
+    tgz = io.BytesIO()
+    with tarfile.open(fileobj=tgz, mode="w:gz") as t:
+        t.add(SAMPLE_DIR, arcname="incident")
+    monkeypatch.setattr(sys, "stdin", _Stdin(tgz.getvalue()))
+    a = run(["-"])
+    assert sorted(i.source for i in a.inputs) == ["<stdin>:incident/client-traceback.txt", "<stdin>:incident/vllm-server.log"]
+    with zipfile.ZipFile(bundle, "w") as z:
+        z.writestr("inner.tar.gz", tgz.getvalue())
+    a = run([bundle])
+    assert len(a.inputs) == 2 and a.findings[0].rule == "model.not_found"

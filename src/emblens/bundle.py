@@ -203,18 +203,22 @@ class _ReplayStream(_Stream):
 
     def read(self, n: int = -1) -> bytes:
         src = self._src
-        if self._at < len(src._head):
+        out = b""
+        if self._at < len(src._head):      # the part already read, replayed...
             end = len(src._head) if n is None or n < 0 else min(len(src._head), self._at + n)
             out = src._head[self._at:end]
-        else:
-            if self._at != src._pos:
-                raise OSError("a member of a streamed archive cannot be read twice")
-            out = src._raw.read(n if n is not None and n >= 0 else -1)
-            src._pos += len(out)
-            if src._pos <= _Replay.KEEP:
-                src._head += out
-        self._at += len(out)
-        return out
+            self._at += len(out)
+            if n is not None and 0 <= n <= len(out):
+                return out
+            n = -1 if n is None or n < 0 else n - len(out)
+        if self._at != src._pos:           # ...then the rest, from where the stream stands
+            raise OSError("a member of a streamed archive cannot be read twice")
+        more = src._raw.read(n if n is not None and n >= 0 else -1)
+        src._pos += len(more)
+        if src._pos <= _Replay.KEEP:
+            src._head += more
+        self._at += len(more)
+        return out + more
 
 
 
@@ -240,13 +244,26 @@ class Reader:
                 raise InputError(f"{p}: no such file or folder")
         for p in paths:
             if p == "-":
-                data = sys.stdin.buffer.read(self.limits.max_inmemory_bytes + 1)
-                if len(data) > self.limits.max_inmemory_bytes:
-                    yield Skipped("<stdin>", f"larger than {size_text(self.limits.max_inmemory_bytes)}; pass a file instead")
-                    continue
-                yield from self._item("<stdin>", lambda d=data: io.BytesIO(d), len(data), depth=0)
+                yield from self._stdin(sys.stdin.buffer)
             else:
                 yield from self._path(Path(p), p, depth=0)
+
+    def _stdin(self, raw: BinaryIO) -> Iterator[Member | Skipped]:
+        """Standard input, streamed: a log piped in is read once, in chunks, like a file (the
+        sniffers peek at its head through a replay buffer). Only a zip, which must be read out of
+        order, is held in memory, within max_inmemory_bytes."""
+        src = _Replay(raw)
+        with src.open() as f:
+            head = f.read(4)
+        if _magic(head) != "zip":
+            yield from self._item("<stdin>", src.open, None, depth=0)
+            return
+        limit = self.limits.max_inmemory_bytes
+        data = src._head + raw.read(limit + 1 - len(src._head))
+        if len(data) > limit:
+            yield Skipped("<stdin>", f"a zip larger than {size_text(limit)} on standard input; pass it as a file instead")
+            return
+        yield from self._item("<stdin>", lambda d=data: io.BytesIO(d), len(data), depth=0)
 
     # -- files and folders -----------------------------------------------------------------
     def _path(self, path: Path, label: str, depth: int) -> Iterator[Member | Skipped]:
@@ -399,6 +416,9 @@ class Reader:
                 return open(disk_path, "rb")
             if disk_path is not None:
                 return _Salvage(gzip.GzipFile(filename=disk_path, mode="rb"))  # type: ignore[return-value]
+            if compressed:   # a tar.gz inside an archive or on stdin: decompressed as it is read (it was
+                # read as if it were not compressed: "invalid header")
+                return _Salvage(gzip.GzipFile(fileobj=opener(), mode="rb"))  # type: ignore[return-value]
             return io.BytesIO(self._slurp(opener))
         try:
             stream = raw_open()
