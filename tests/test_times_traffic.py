@@ -122,3 +122,26 @@ def test_span_notes_name_sources_days_apart_and_a_whole_hour_clock_offset():
     assert any("server.log runs 2 h ahead of capture.flow" in n and "--tz" in n for n in notes)
     same = pl.concat([_http("capture.flow", "capture", calls), _http("server.log", "vllm", calls)])
     assert span_notes(same) == []
+
+
+def test_routine_lines_are_counted_not_kept_and_events_still_lists_every_line(tmp_path):
+    """2xx access lines and metrics lines are found by literal searches and counted; the regexes run
+    on the rest. A metrics line whose figures look like a status (404.2 tokens/s) is not an event."""
+    log = tmp_path / "vllm.log"
+    lines = [f"{PREFIX}INFO 11-20 09:14:02 [api_server.py:1839] vLLM API server version 0.11.0",
+             f"{PREFIX}INFO 11-20 09:14:41 [loggers.py:123] Engine 000: Avg prompt throughput: 10.0 tokens/s, Avg "
+             "generation throughput: 404.2 tokens/s, Running: 1 reqs, Waiting: 0 reqs, GPU KV cache usage: 12.5%, "
+             "Prefix cache hit rate: 1.0%"]
+    lines += [f'{PREFIX}INFO:     10.0.3.{i}:40000 - "POST /v1/embeddings HTTP/1.1" 200 OK' for i in range(50)]
+    lines += [f'{PREFIX}INFO:     10.0.3.7:40000 - "POST /v1/embeddings HTTP/1.0" 404 Not Found',
+              f"{PREFIX}INFO 11-20 09:14:42 [logger.py:43] Received request embd-1: prompt: 'GET / HTTP/1.1\" 200 OK', "
+              "params: None"]
+    log.write_text("\n".join(lines) + "\n")
+    a = analyze([log], year=2025)
+    assert a.traffic.total() == 51 and a.traffic.kv["kv"].to_list() == [12.5]     # the prompt is no request
+    kept = a.events["text"].to_list()
+    assert not any("Avg prompt throughput" in t or '" 200 OK' in t for t in kept if "Received request" not in t)
+    assert any("404 Not Found" in t for t in kept)
+    assert a.inputs[0].events + a.inputs[0].unparsed == len(lines)
+    events, _, _ = load_events([log], year=2025)
+    assert events.height == len(lines) and events.filter(pl.col("http_status") == 200).height == 50

@@ -45,8 +45,8 @@ ACCESS = r'^INFO: +(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.
 UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
 # Routine traffic is counted while reading, not kept: access lines by minute and status, and the
 # KV-cache usage of the periodic metrics lines (vLLM's percentage, SGLang's `token usage` share).
-# (In a server log only uvicorn's access lines hold `HTTP/1.1" 200`: the short pattern is the fast one.)
-ACCESS_STATUS = r'HTTP/[\d.]+" (\d{3})\b'
+# the periodic metrics lines: vLLM's (every version) and SGLang's batch lines
+METRICS_LINES = ("Avg prompt throughput:", "Prefill batch", "Decode batch")
 KV_USAGE = r"KV cache usage: (?P<pct>\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (?P<share>0(?:\.\d+)?|1(?:\.0+)?)\b"
 # commands in a paste that say where the server runs: read by the text reader (kept lines) and by the
 # client combiner (facts `container_seen`, `server_command`), so both follow one list
@@ -207,22 +207,30 @@ class Source:
             lines = lines.with_columns(
                 pl.when(long).then(pl.col("raw").str.slice(0, MAX_LINE_BYTES)).otherwise(pl.col("raw")).alias("raw"))
         raw = pl.col("raw")
+        marks = routine = None
+        if self.clock:     # a server log: its routine lines are counted (Tally), not scanned by the regexes
+            marks = Tally.marks(lines)
+            routine = marks["routine"]
+        # the regexes run on the lines that are not routine (all of them for `events`, which keeps every line)
+        rest = lines if routine is None or ctx.keep_all else lines.filter(~routine)
         blank = raw.str.strip_chars().str.len_bytes() == 0
-        recognised = raw.str.contains(self.line_pattern) | raw.str.contains(TB_FRAME)
+        recognised = raw.str.contains(f"(?:{self.line_pattern})|(?:{TB_FRAME})")
         keep_pattern = "|".join(f"(?:{p})" for p in (self.notable, TB_NOTABLE, ctx.keywords) if p)
         keep = pl.lit(True) if ctx.keep_all else raw.str.contains(keep_pattern)
-        flags = lines.select(
+        flags = rest.select(
             blank.alias("blank"), (recognised & ~blank).alias("rec"), (keep & ~blank).alias("keep")
         )
         # the kept lines are copied out of the chunk: a filtered string column still points into the
         # whole chunk's buffers, so keeping a few lines of every chunk kept every chunk (RSS grew
         # with the input: 1.2 GiB for a 1 GiB log)
-        kept = lines.filter(flags["keep"]).with_columns(
+        kept = rest.filter(flags["keep"]).with_columns(
             pl.concat_str([pl.col("raw"), pl.lit("")]).alias("raw"),     # writes the strings anew (a cast does not)
             flags.filter(flags["keep"])["rec"].alias("_rec"))
-        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()), cut=cut)
-        if self.clock:
-            kept = Tally.scan(lines, flags["keep"], kept, counts, self.clock)
+        skipped = lines.height - rest.height     # routine lines: recognised by the format, never blank
+        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()) + skipped,
+                        cut=cut)
+        if marks is not None:
+            kept = Tally.scan(lines, marks, kept, counts, self.clock)
         if kept.height:
             kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
         return kept, counts
@@ -356,21 +364,39 @@ class Tally:
         self.kv_parts: list[pl.DataFrame] = []
 
     @staticmethod
-    def scan(lines: pl.DataFrame, keep: pl.Series, kept: pl.DataFrame, counts: Counts, clock: str) -> pl.DataFrame:
+    def marks(lines: pl.DataFrame) -> pl.DataFrame:
+        """Per line, found with literal searches (no regex over every line): `status` of a uvicorn
+        access line (`INFO:     1.2.3.4:5 - "POST /v1/x HTTP/1.1" 200 OK`), `metric` for a periodic
+        metrics line, and `routine`: a 2xx access line or a metrics line."""
         raw = pl.col("raw")
-        kv = raw.str.extract_groups(KV_USAGE)
+        at, info = pl.col("at"), pl.col("info")
+        return (lines.select(raw, raw.str.find('HTTP/1.', literal=True).alias("at"),
+                             raw.str.find("INFO:", literal=True).alias("info"),
+                             raw.str.contains_any(list(METRICS_LINES)).alias("metric"))
+                .select(pl.when(info < at).then(pl.when(raw.str.slice(at + 8, 2) == '" ')
+                                                .then(raw.str.slice(at + 10, 3).cast(pl.Int64, strict=False))).alias("status"),
+                        "metric")
+                .with_columns((pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric")).alias("routine")))
+
+    @staticmethod
+    def scan(lines: pl.DataFrame, marks: pl.DataFrame, kept: pl.DataFrame, counts: Counts, clock: str) -> pl.DataFrame:
+        raw = pl.col("raw")
+        access = marks["status"].is_not_null()
+        # stamps and usage are looked for only where they can be: not on access lines; usage on metrics lines
         t = lines.select(
-            raw.str.extract(clock, 1).forward_fill().alias("clock"),
-            raw.str.extract(ACCESS_STATUS, 1).cast(pl.Int64).alias("status"),
-            pl.coalesce(kv.struct.field("pct").cast(pl.Float64), kv.struct.field("share").cast(pl.Float64) * 100).alias("kv"),
-        )
+            pl.when(~access).then(raw).str.extract(clock, 1).forward_fill().alias("clock"),
+            pl.when(marks["metric"]).then(raw).str.extract_groups(KV_USAGE).alias("_kv"),
+        ).with_columns(marks["status"].alias("status"))
+        t = t.with_columns(pl.coalesce(pl.col("_kv").struct.field("pct").cast(pl.Float64),
+                                       pl.col("_kv").struct.field("share").cast(pl.Float64) * 100).alias("kv")).drop("_kv")
         minute = pl.col("clock").str.slice(0, pl.col("clock").str.len_chars() - 3).alias("minute")
         counts.traffic = (t.filter(pl.col("status").is_not_null()).group_by(minute, "status")
                           .agg(pl.len().cast(pl.Int64).alias("requests")))
         counts.kv = t.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max())
         last = t["clock"].drop_nulls()
         counts.clock_last = last[-1] if last.len() else None
-        return kept.with_columns(t.filter(keep)["clock"].alias("_clock"))
+        # line numbers are 1..n within the chunk: the kept lines' clocks by position
+        return kept.with_columns(t["clock"].gather(kept["line"] - 1).alias("_clock"))
 
     def add(self, kept: pl.DataFrame, c: Counts) -> pl.DataFrame:
         """Join one chunk's counts, in order; returns its kept lines with their clock filled."""
