@@ -226,8 +226,8 @@ class Source:
         kept = rest.filter(flags["keep"]).with_columns(
             pl.concat_str([pl.col("raw"), pl.lit("")]).alias("raw"),     # writes the strings anew (a cast does not)
             flags.filter(flags["keep"])["rec"].alias("_rec"))
-        skipped = lines.height - rest.height     # routine lines: recognised by the format, never blank
-        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()) + skipped,
+        routine_n = lines.height - rest.height   # routine lines: recognised by the format, never blank
+        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()) + routine_n,
                         cut=cut)
         if marks is not None:
             kept = Tally.scan(lines, marks, kept, counts, self.clock)
