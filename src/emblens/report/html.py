@@ -19,6 +19,7 @@ from emblens.report.jsonreport import (
     gpu_lines,
     more_lines,
     rate,
+    relative,
     timeline,
     when,
     with_gaps,
@@ -76,7 +77,7 @@ def to_html(analysis) -> str:
     prefix = common_prefix(analysis)
 
     def short(source: str) -> str:
-        return source.removeprefix(prefix) or source
+        return relative(source, prefix)
 
     findings = []
     for f in analysis.findings:

@@ -113,6 +113,11 @@ def common_prefix(analysis) -> str:
     return prefix[: cut + 1] if cut >= 0 else ""
 
 
+def relative(source: str, prefix: str) -> str:
+    """A source without the prefix every input shares (`common_prefix`); the whole of it if nothing is left."""
+    return source.removeprefix(prefix) or source
+
+
 def gpu_lines(analysis) -> list[tuple[str, str, list[str]]]:
     """Per GPU: (title, memory line, top process lines), from the last nvidia-smi snapshot."""
     out = []
@@ -141,7 +146,7 @@ def to_dict(analysis) -> dict:
     base = common_prefix(analysis)
 
     def rel(source: str) -> str:
-        return source.removeprefix(base) or source
+        return relative(source, base)
 
     gpus = [{k: (_iso(v) if k == "ts" else rel(v) if k == "source" else v) for k, v in g.items()} for g in analysis.facts.gpus]
     return {

@@ -12,14 +12,11 @@ from emblens.report.jsonreport import (
     gpu_lines,
     more_lines,
     rate,
+    relative,
     timeline,
     when,
     with_gaps,
 )
-
-
-def _short(source: str, prefix: str) -> str:
-    return source.removeprefix(prefix) or source
 
 
 def masked_line(analysis) -> str:
@@ -54,7 +51,7 @@ def to_markdown(analysis) -> str:
     elif getattr(analysis, "lead", None) is not None:
         lead = analysis.lead
         out += [f"**Summary:** no rule matched, but the inputs hold errors. Start from `{_cell(lead.what)}` at "
-                f"`{_cell(_short(lead.evidence.source, prefix))}:{lead.evidence.line}`: {_code(lead.message[:300])}", ""]
+                f"`{_cell(relative(lead.evidence.source, prefix))}:{lead.evidence.line}`: {_code(lead.message[:300])}", ""]
     else:
         out += ["**Summary:** no known failure found in these inputs.", ""]
     for f in roots:
@@ -66,7 +63,7 @@ def to_markdown(analysis) -> str:
                 + (f", first {f.first_seen.isoformat(sep=' ')} UTC" if f.first_seen else "") + ".", ""]
         out += [f.summary, "", f"_What it means:_ {' '.join(f.means.split())}", "", "**Evidence**", ""]
         for e, others in evidence_groups(f.evidence):
-            out.append(f"- `{_cell(_short(e.source, prefix))}:{e.line}` {_code(e.text)}"
+            out.append(f"- `{_cell(relative(e.source, prefix))}:{e.line}` {_code(e.text)}"
                        + (f" ({more_lines(others)})" if others else ""))
         out += ["", "**Remedy**", ""]
         out += [f"{i}. {step}" for i, step in enumerate(f.remedy, 1)]
@@ -75,7 +72,7 @@ def to_markdown(analysis) -> str:
             out += ["", "**Symptoms this explains**", ""]
             for g in symptoms:
                 ev = g.evidence[0]
-                out.append(f"- `{g.rule}`: {g.title} ({g.count}x), e.g. `{_cell(_short(ev.source, prefix))}:{ev.line}` "
+                out.append(f"- `{g.rule}`: {g.title} ({g.count}x), e.g. `{_cell(relative(ev.source, prefix))}:{ev.line}` "
                            f"{_code(ev.text)}")
         if f.references:
             out += ["", "References: " + ", ".join(f.references)]
@@ -89,7 +86,7 @@ def to_markdown(analysis) -> str:
             if gap:
                 out.append(f"| _{gap}_ | | |")
             what = (f"`{r['rule']}` " if r["rule"] else "") + _code(r["text"][:160])
-            out.append(f"| {when(r)} | `{_cell(_short(r['source'], prefix))}:{r['line']}` | {_cell(what)} |")
+            out.append(f"| {when(r)} | `{_cell(relative(r['source'], prefix))}:{r['line']}` | {_cell(what)} |")
         out.append("")
     gpus = gpu_lines(analysis)
     if gpus:
@@ -97,14 +94,14 @@ def to_markdown(analysis) -> str:
         out += [f"| {_cell(t)} | {_cell(m)} | {_cell('; '.join(p) or 'none listed')} |" for t, m, p in gpus]
         out.append("")
     out += ["## Coverage", "", "| input | read as | events | unparsed |", "|---|---|---:|---:|"]
-    out += [f"| `{_cell(_short(i.source, prefix))}` | {i.kind}{' (incomplete: ' + _cell(i.note) + ')' if i.note else ''} | {i.events} | {i.unparsed} |"
+    out += [f"| `{_cell(relative(i.source, prefix))}` | {i.kind}{' (incomplete: ' + _cell(i.note) + ')' if i.note else ''} | {i.events} | {i.unparsed} |"
             for i in analysis.inputs]
-    out += [f"| `{_cell(_short(s.label, prefix))}` | skipped: {_cell(s.reason)} | | |" for s in analysis.skipped]
+    out += [f"| `{_cell(relative(s.label, prefix))}` | skipped: {_cell(s.reason)} | | |" for s in analysis.skipped]
     out.append("")
     if analysis.unexplained:
         out += ["## Error lines no rule explains", "", "| count | example |", "|---:|---|"]
         for u in analysis.unexplained[:30]:
-            out.append(f"| {u.count} | `{_cell(_short(u.example.source, prefix))}:{u.example.line}` "
+            out.append(f"| {u.count} | `{_cell(relative(u.example.source, prefix))}:{u.example.line}` "
                        f"{_cell(_code(u.example.text[:200]))} |")
         out.append("")
     out += [masked_line(analysis), ""]

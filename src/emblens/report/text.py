@@ -18,6 +18,7 @@ from emblens.report.jsonreport import (
     gpu_lines,
     more_lines,
     rate,
+    relative,
     timeline,
     when,
     with_gaps,
@@ -38,7 +39,7 @@ ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FIND
 def _where(console: Console, source: str, line: int | None, prefix: str, indent: int, style: str = "cyan") -> None:
     """Print `file:line` on a line of its own, never wrapped (so it can be copied or clicked
     whole, even past the width), with the common prefix left out."""
-    where = (source.removeprefix(prefix) or source) + (f":{line}" if line is not None else "")
+    where = relative(source, prefix) + (f":{line}" if line is not None else "")
     console.print(Text(" " * indent + where, style=style), soft_wrap=True)
 
 
@@ -135,7 +136,7 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         if i.note:
             console.print(Padding(Text(f"incomplete: {i.note}", style="yellow"), (0, 0, 0, 4)))
     for s in analysis.skipped:
-        console.print(Text("  " + (s.label.removeprefix(prefix) or s.label), style="yellow"), soft_wrap=True)
+        console.print(Text("  " + relative(s.label, prefix), style="yellow"), soft_wrap=True)
         console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))
     if analysis.unexplained:
         console.print()
