@@ -565,8 +565,25 @@ def read_folders(folders: Sequence[Path], errors: list[RuleError], notes: list[s
 
 def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True) -> RuleSet:
     """The built-in rules and those in `dirs` (a user rule with a built-in id replaces it, with a
-    notice), and the model data of their `data/` folders. Raises RuleError for the first problem."""
+    notice), and the model data of their `data/` folders. Raises RuleError for the first problem.
+
+    A rule set that loaded without error is cached (`emblens.rules.cache`), keyed by the content of
+    every file it was read from, so the next run skips parsing and checking the rules."""
+    from emblens.rules import cache
+
     folders = folders_of(dirs, include_builtin)
+    key = cache.key(folders)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    ruleset = _load(folders)
+    if key is not None:
+        ruleset.keywords    # the prefilter is cached with the rules (a tenth of a second to build)
+        cache.put(key, ruleset)
+    return ruleset
+
+
+def _load(folders: Sequence[Path]) -> RuleSet:
     errors: list[RuleError] = []
     notes: list[str] = []
     notices: list[str] = []

@@ -1,0 +1,94 @@
+"""The cache of loaded rule sets: a hit returns the same rules, any change to a rule file (even of
+the same size) is a miss, and a cache that is damaged or cannot be written is ignored."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from emblens.errors import RuleError
+from emblens.rules import cache
+from emblens.rules.loader import load_rules
+
+RULE = """id: custom.teapot
+title: The server is a teapot
+severity: error
+confidence: 0.9
+means: The server refuses to brew.
+match: {kind: http, http_status: 418}
+message: "{{ count }} request(s) were answered 418."
+remedy: ["Ask for coffee elsewhere."]
+"""
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "cache"
+    monkeypatch.setenv("EMBLENS_CACHE_DIR", str(d))
+    return d
+
+
+def _folder(tmp_path: Path, text: str = RULE) -> Path:
+    d = tmp_path / "rules"
+    d.mkdir(exist_ok=True)
+    (d / "teapot.yaml").write_text(text)
+    return d
+
+
+def test_a_second_load_comes_from_the_cache_and_is_the_same(tmp_path, cache_dir):
+    rules = _folder(tmp_path)
+    first = load_rules([rules])
+    entries = list(cache_dir.glob("rules-*.pickle"))
+    assert len(entries) == 1
+    assert oct(entries[0].stat().st_mode & 0o777) == "0o600"
+    second = load_rules([rules])
+    assert [r.id for r in second.rules] == [r.id for r in first.rules]
+    assert second.keywords == first.keywords
+    assert second.get("custom.teapot").message == first.get("custom.teapot").message
+
+
+def test_a_changed_rule_of_the_same_size_is_read_again(tmp_path, cache_dir):
+    rules = _folder(tmp_path)
+    assert "418" in load_rules([rules]).get("custom.teapot").message
+    changed = RULE.replace("418", "419")
+    assert len(changed) == len(RULE)
+    (rules / "teapot.yaml").write_text(changed)
+    assert "419" in load_rules([rules]).get("custom.teapot").message
+    assert len(list(cache_dir.glob("rules-*.pickle"))) == 2
+
+
+def test_a_rule_error_is_reported_every_time_and_not_cached(tmp_path, cache_dir):
+    rules = _folder(tmp_path, RULE.replace("severity: error", "severity: loud"))
+    for _ in range(2):
+        with pytest.raises(RuleError, match="severity"):
+            load_rules([rules])
+    assert not list(cache_dir.glob("rules-*.pickle"))
+
+
+def test_a_damaged_entry_is_ignored_and_replaced(tmp_path, cache_dir):
+    rules = _folder(tmp_path)
+    load_rules([rules])
+    (entry,) = cache_dir.glob("rules-*.pickle")
+    entry.write_bytes(b"\x80\x05not a pickle")
+    assert load_rules([rules]).get("custom.teapot") is not None
+    assert entry.read_bytes()[:2] == b"\x80\x05" and len(entry.read_bytes()) > 100
+
+
+def test_an_unwritable_cache_or_no_cache_still_loads(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("EMBLENS_CACHE_DIR", str(blocker / "cache"))
+    assert load_rules().get("model.not_found") is not None
+    monkeypatch.setenv("EMBLENS_NO_CACHE", "1")
+    assert cache.folder() is None
+    assert load_rules().get("model.not_found") is not None
+
+
+def test_the_builtin_folder_is_part_of_the_key(tmp_path, cache_dir):
+    rules = _folder(tmp_path)
+    with_builtin = load_rules([rules])
+    alone = load_rules([rules], include_builtin=False)
+    assert len(with_builtin.rules) > len(alone.rules) == 1
+    copy = tmp_path / "copy"
+    shutil.copytree(rules, copy)
+    assert cache.key([copy]) != cache.key([rules])
