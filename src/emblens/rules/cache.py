@@ -43,7 +43,7 @@ def key(folders: Sequence[Path]) -> str | None:
         return None
     import polars
 
-    from emblens import __version__
+    from emblens._version import __version__
 
     h = hashlib.blake2b(digest_size=20)
     for part in (__version__, sys.version, polars.__version__):
@@ -75,9 +75,8 @@ def key(folders: Sequence[Path]) -> str | None:
     return h.hexdigest()
 
 
-def get(key: str | None):
-    from emblens.rules.loader import RuleSet
-
+def get(key: str | None) -> object | None:
+    """The cached value (the loader checks that it is a rule set), or None."""
     if key is None:
         return None
     path = folder() / f"rules-{key}.pickle"
@@ -86,7 +85,7 @@ def get(key: str | None):
             value = pickle.load(f)
     except Exception:   # missing, unreadable, truncated or from another version: load the rules again
         return None
-    return value if isinstance(value, RuleSet) else None
+    return value
 
 
 def put(key: str | None, ruleset) -> None:

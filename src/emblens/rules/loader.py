@@ -574,7 +574,7 @@ def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True)
     folders = folders_of(dirs, include_builtin)
     key = cache.key(folders)
     cached = cache.get(key)
-    if cached is not None:
+    if isinstance(cached, RuleSet):
         return cached
     ruleset = _load(folders)
     if key is not None:
