@@ -49,8 +49,13 @@ def test_access_lines_are_counted_by_minute_over_chunk_boundaries_and_take_the_l
     assert per_minute.filter(pl.col("class") == "4xx")["requests"].to_list() == [6] * 330
     assert a.traffic.kv["kv"].max() == 54.5 and a.traffic.kv.height == 330
     # every 404 (each the last line before a stamp, so some begin a chunk) has the stamp before it
-    events = a.events.filter(pl.col("http_status") == 404).select("line", "ts").rows()
-    assert events == [(line, t) for line, t in expect["404"]]
+    events, _, _ = load_events([log], year=2025, keep_all=True)
+    assert events.filter(pl.col("http_status") == 404).select("line", "ts").rows() == expect["404"]
+    # analyze keeps the first and last five as lines, and counts the rest by minute
+    kept = a.events.filter(pl.col("http_status") == 404)
+    assert kept["repeat"].fill_null(1).sum() == len(expect["404"]) and kept.height <= 330 + 10
+    assert kept.head(5).select("line", "ts").rows() == expect["404"][:5]
+    assert kept.tail(5).select("line", "ts").rows() == expect["404"][-5:]
     f = a.findings[0] if a.findings else None
     assert f is None or f.requests_seen in (None, expect["requests"])
 
@@ -145,3 +150,55 @@ def test_routine_lines_are_counted_not_kept_and_events_still_lists_every_line(tm
     assert a.inputs[0].events + a.inputs[0].unparsed == len(lines)
     events, _, _ = load_events([log], year=2025)
     assert events.height == len(lines) and events.filter(pl.col("http_status") == 200).height == 50
+
+
+def _rule(folder, text: str):
+    folder.mkdir(exist_ok=True)
+    (folder / "burst.yaml").write_text(text)
+    return folder
+
+
+BURST = """id: custom.burst
+title: A burst of 404s
+severity: error
+confidence: 0.9
+means: Many requests for a missing model in a short time.
+match: {kind: http, http_status: 404}
+count: {min: COUNT, within: 60s}
+message: "{{ count }} request(s) to {{ http_path }} were answered 404."
+remedy: ["Fix the model name."]
+"""
+
+
+def test_failing_requests_are_counted_by_minute_with_exact_counts_windows_and_evidence(tmp_path):
+    """A server answering 404 all day: the report's count, rate, first and last times and evidence
+    are those of every line, while the table holds a row a minute; `within` stays exact to the minute."""
+    log = tmp_path / "vllm.log"
+    lines = [f"{PREFIX}INFO 11-20 09:00:00 [api_server.py:1839] vLLM API server version 0.11.0"]
+    t0 = datetime(2025, 11, 20, 9, 0, 0)
+    n404 = 0
+    for m in range(240):                          # four hours, a 404 every 10 s and a 200 between
+        for k in range(6):
+            t = t0 + timedelta(minutes=m, seconds=10 * k)
+            lines.append(f"{PREFIX}INFO {t:%m-%d %H:%M:%S} [loggers.py:123] Engine 000: Avg prompt throughput: 1.0 tokens/s")
+            lines.append(f'{PREFIX}INFO:     10.0.3.{k}:4000{k} - "POST /v1/embeddings HTTP/1.1" 200 OK')
+            lines.append(f'{PREFIX}INFO:     10.0.{m % 4}.{k}:5000{k} - "POST /v1/embedings HTTP/1.1" 404 Not Found')
+            n404 += 1
+    log.write_text("\n".join(lines) + "\n")
+    a = analyze([log], year=2025)
+    rows = a.events.filter(pl.col("http_status") == 404)
+    assert rows.height <= 240 + 10 and rows["repeat"].fill_null(1).sum() == n404
+    assert a.inputs[0].events + a.inputs[0].unparsed + a.inputs[0].blank == len(lines)
+    top = a.findings[0]
+    assert top.rule == "http.wrong_path" and top.count == n404
+    assert top.requests == n404 and top.requests_seen == 2 * n404
+    assert (top.first_seen, top.last_seen) == (t0, t0 + timedelta(minutes=239, seconds=50))
+    assert [e.line for e in top.evidence][:3] == [4, 7, 10]
+    assert all(u.count >= 1 for u in a.unexplained)
+    # a 404 every 10 s: 60 s (both ends in) hold seven. A rule with a window needs every line's time,
+    # so with one loaded nothing is counted into rows; one asking for 8 does not fire, for 7 it does
+    for count, fires in ((8, False), (7, True)):
+        rules = _rule(tmp_path / f"rules{count}", BURST.replace("COUNT", str(count)))
+        b = analyze([log], year=2025, rule_dirs=[rules])
+        assert ("custom.burst" in {f.rule for f in b.findings}) is fires, count
+        assert b.events.filter(pl.col("http_status") == 404).height == n404

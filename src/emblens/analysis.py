@@ -140,18 +140,21 @@ def read_events(
     limits: Limits | None = None,
     progress: Progress | None = None,
     redact_patterns: str | None = None,
+    collapse: bool = True,
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
     """Read every member of `paths` into one event table, as the sources see it. Broken members
     are skipped with a reason, never fatal. `redact_patterns` is a file of the user's own
-    patterns to mask as well (`redact.use_patterns`); `redact.MASKED` then holds this run's tally."""
+    patterns to mask as well (`redact.use_patterns`); `redact.MASKED` then holds this run's tally.
+    `collapse`: a server log's failing requests of one minute may be counted into one row
+    (`sources.base.Collapse`); rules with a `within` window need every line's time, so not then."""
     redact.use_patterns(redact_patterns)
     try:
-        return _read_events(paths, keep_all, keywords, models, limits, progress)
+        return _read_events(paths, keep_all, keywords, models, limits, progress, collapse)
     finally:
         redact.use_patterns(None)
 
 
-def _read_events(paths, keep_all, keywords, models, limits, progress):
+def _read_events(paths, keep_all, keywords, models, limits, progress, collapse=True):
     frames: list[pl.DataFrame] = []
     inputs: list[InputInfo] = []
     skipped: list[Skipped] = []
@@ -162,7 +165,7 @@ def _read_events(paths, keep_all, keywords, models, limits, progress):
             skipped.append(item)
             continue
         ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models or ModelData(), sniff=sniff,
-                            max_kept=max(base.MIN_KEPT_ROWS, min(base.MAX_KEPT_ROWS, rows_left)))
+                            max_kept=max(base.MIN_KEPT_ROWS, min(base.MAX_KEPT_ROWS, rows_left)), collapse=collapse)
         try:
             result, why = _read_member(item, ctx, progress)
         except READ_ERRORS as e:
@@ -241,7 +244,8 @@ def analyze(
     if select or ignore:
         ruleset = ruleset.select(select, ignore)
     events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
-                                          limits=limits, progress=progress, redact_patterns=redact_patterns)
+                                          limits=limits, progress=progress, redact_patterns=redact_patterns,
+                                          collapse=not any(r.within_s for r in ruleset.rules))
     masked = redact.MASKED.take()
     d = diagnose(events, ruleset, since=since, until=until, year=year, written=written_times(inputs), tz=tz)
     seen = traffic.collect(inputs, d.events, year=year, written=written_times(inputs), tz=tz)

@@ -28,6 +28,8 @@ OPTIONAL: dict[str, pl.DataType] = {
     "proc": pl.String(),         # process name from a vLLM (Name pid=N) prefix, or SGLang ranks
     "pid": pl.Int64(),
     "logger": pl.String(),       # file:line of the logging call
+    "repeat": pl.Int64(),        # how many lines this row stands for: a server log's identical failing requests
+                                 # of one minute are counted into one row (null: the row is one line)
     # HTTP exchanges (uvicorn access lines, captures, HAR, curl -v)
     "http_method": pl.String(),
     "http_path": pl.String(),

@@ -88,4 +88,5 @@ def matched_requests(finding, events: pl.DataFrame) -> int:
     if not finding.matched or not events.height:
         return 0
     keys = pl.DataFrame(list(finding.matched), schema={"source": pl.String, "line": pl.Int64}, orient="row")
-    return events.filter(pl.col("kind") == "http").join(keys, on=["source", "line"], how="semi").height
+    hits = events.filter(pl.col("kind") == "http").join(keys, on=["source", "line"], how="semi")
+    return int(hits.select(pl.col("repeat").fill_null(1).sum()).item() or 0)   # a counted row: the lines it stands for

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 import polars as pl
@@ -127,12 +127,16 @@ def _enough(matched: pl.DataFrame, rule: Rule) -> bool:
         return False
     if rule.within_s is None or rule.count_min == 1:
         return True
-    ts = matched["ts"].drop_nulls().sort()
-    if ts.len() < rule.count_min:
+    # some window of `within` seconds holds count_min matches (a counted row holds `repeat` of them)
+    rows = (matched.select("ts", weight().alias("w")).filter(pl.col("ts").is_not_null()).sort("ts")
+            .with_columns(pl.col("w").cum_sum().alias("upto")))
+    if rows.height == 0 or rows["upto"][-1] < rule.count_min:
         return False
-    # some window of `within` seconds holds count_min matches
-    span = (ts.slice(rule.count_min - 1) - ts.head(ts.len() - rule.count_min + 1)).dt.total_microseconds()
-    return bool((span <= rule.within_s * 1e6).any())
+    ts, upto = rows["ts"], rows["upto"]
+    # for each row, the matches from the first row at most `within` before it up to it
+    start = ts.search_sorted(ts - timedelta(seconds=rule.within_s), side="left")
+    before = pl.concat([pl.Series([0], dtype=upto.dtype), upto]).gather(start)
+    return bool(((upto - before) >= rule.count_min).any())
 
 
 def _captures(rule: Rule, matched: pl.DataFrame) -> dict[str, str]:
@@ -158,19 +162,31 @@ def names_used(source: str) -> frozenset[str]:
 
 
 def _column_values(matched: pl.DataFrame, wanted: set[str]) -> dict[str, object]:
-    """The most common value of each wanted column among the matched events."""
+    """The most common value of each wanted column among the matched events (a counted row
+    weighs as the lines it stands for; the smallest of equally common values)."""
     out: dict[str, object] = {}
     for col in wanted & set(matched.columns):
-        s = matched[col].drop_nulls()
-        if s.len():
-            out[col] = s.mode().sort()[0] if s.dtype != pl.Boolean else bool(s[0])
+        s = matched.select(pl.col(col), weight().alias("w")).filter(pl.col(col).is_not_null())
+        if s.height:
+            if s[col].dtype == pl.Boolean:
+                out[col] = bool(s[col][0])
+                continue
+            top = s.group_by(col).agg(pl.col("w").sum())
+            out[col] = top.filter(pl.col("w") == pl.col("w").max())[col].sort()[0]
     return out
 
 
+def weight() -> pl.Expr:
+    """How many lines an event stands for: `repeat` for a server log's counted access lines, else 1."""
+    return pl.col("repeat").fill_null(1)
+
+
 def occurrences(matched: pl.DataFrame) -> int:
-    """How many times it happened: a traceback chain counts once, however many of its lines matched."""
+    """How many times it happened: a traceback chain counts once, however many of its lines matched;
+    a counted row of access lines as many times as the lines it stands for."""
     chained = matched.filter(pl.col("exc_group").is_not_null())
-    return matched.height - chained.height + chained.select("source", "exc_group").n_unique()
+    single = matched.filter(pl.col("exc_group").is_null()).select(weight().sum()).item() if matched.height else 0
+    return int(single or 0) + chained.select("source", "exc_group").n_unique()
 
 
 def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[str, object]) -> Finding:
@@ -285,7 +301,7 @@ def unexplained(events: pl.DataFrame, findings: list[Finding]) -> list[Unexplain
     grouped = (
         errors.with_columns(_template(pl.col("message")).alias("_tpl"))
         .group_by("_tpl", maintain_order=True)
-        .agg(pl.len().alias("n"), pl.col("source").first(), pl.col("line").first(), pl.col("text").first())
+        .agg(weight().sum().alias("n"), pl.col("source").first(), pl.col("line").first(), pl.col("text").first())
         .sort("n", descending=True, maintain_order=True)
     )
     return [

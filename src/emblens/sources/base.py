@@ -81,6 +81,7 @@ class SourceContext:
     models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
     sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.sniff.sniff)
     max_kept: int = MAX_KEPT_ROWS    # kept lines this member may hold (the run's budget sets it)
+    collapse: bool = True            # count a server log's repeated failing requests by minute (Collapse)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class Source:
         pending: deque[Future] = deque()
         bounded = Bounded(max(2, ctx.max_kept))
         tally = Tally() if self.clock else None
+        collapse = Collapse(max(2, ctx.max_kept) // 2) if self.clock and ctx.collapse and not ctx.keep_all else None
 
         def collect(limit: int) -> None:
             nonlocal offset
@@ -142,7 +144,8 @@ class Source:
                 if tally is not None:
                     kept = tally.add(kept, c)
                 if kept.height:
-                    bounded.add(kept.with_columns(pl.col("line") + offset))
+                    kept = kept.with_columns(pl.col("line") + offset)
+                    bounded.add(collapse.add(kept) if collapse is not None else kept)
                 offset += c.lines
                 counts.add(c)
 
@@ -158,7 +161,7 @@ class Source:
                 kept, c = self.scan_chunk(first, ctx)
                 if tally is not None:
                     kept = tally.add(kept, c)
-                bounded.add(kept)
+                bounded.add(collapse.add(kept) if collapse is not None and kept.height else kept)
                 counts.add(c)
             if broke is not None:
                 counts.stopped = f"read stopped after line {counts.lines:,}: {describe_read_error(broke)}"
@@ -181,6 +184,8 @@ class Source:
                 collect(WORKERS - 1)
             collect(0)
         kept_parts, counts.dropped = bounded.parts(), bounded.dropped
+        if collapse is not None:
+            kept_parts += collapse.rows()
         if tally is not None:
             counts.traffic, counts.kv = tally.requests(), tally.kv_usage()
         notes = [counts.stopped] if counts.stopped else []
@@ -194,7 +199,10 @@ class Source:
             counts.events = counts.recognised
             counts.unparsed = counts.lines - counts.blank - counts.events
             return schema.empty(), counts
-        return self.parse_kept(pl.concat(kept_parts, how="vertical"), counts, ctx), counts
+        kept = pl.concat(kept_parts, how="diagonal_relaxed")
+        if collapse is not None:
+            kept = kept.sort("line")
+        return self.parse_kept(kept.drop("_status", strict=False), counts, ctx), counts
 
     def scan_chunk(self, chunk: bytes, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
         """Split a chunk into lines, count them, and keep only those that can matter (masked).
@@ -352,6 +360,17 @@ def _gather(stream: BinaryIO, size: int, piece: int) -> tuple[bytes, BaseExcepti
     return (b"".join(pieces) if len(pieces) != 1 else pieces[0]), None
 
 
+def fresh(data):
+    """The strings of a frame or series written anew. A string column taken from a chunk's lines
+    (filtered, gathered, grouped) still holds the buffers of the whole chunk: what outlives its
+    chunk must be copied, or every chunk read stays in memory."""
+    if isinstance(data, pl.Series):
+        return data.to_frame().select(pl.concat_str([pl.col(data.name), pl.lit("")])).to_series() \
+            if data.dtype == pl.String else data
+    strings = [c for c, d in data.schema.items() if d == pl.String]
+    return data.with_columns(pl.concat_str([pl.col(c), pl.lit("")]).alias(c) for c in strings) if strings else data
+
+
 class Tally:
     """Routine traffic counted instead of kept: access lines by minute and status, and KV-cache
     usage by minute. Each chunk is counted on its own (`scan`, on the worker threads, vectorised);
@@ -390,13 +409,14 @@ class Tally:
         t = t.with_columns(pl.coalesce(pl.col("_kv").struct.field("pct").cast(pl.Float64),
                                        pl.col("_kv").struct.field("share").cast(pl.Float64) * 100).alias("kv")).drop("_kv")
         minute = pl.col("clock").str.slice(0, pl.col("clock").str.len_chars() - 3).alias("minute")
-        counts.traffic = (t.filter(pl.col("status").is_not_null()).group_by(minute, "status")
-                          .agg(pl.len().cast(pl.Int64).alias("requests")))
-        counts.kv = t.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max())
+        counts.traffic = fresh(t.filter(pl.col("status").is_not_null()).group_by(minute, "status")
+                               .agg(pl.len().cast(pl.Int64).alias("requests")))
+        counts.kv = fresh(t.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max()))
         last = t["clock"].drop_nulls()
         counts.clock_last = last[-1] if last.len() else None
-        # line numbers are 1..n within the chunk: the kept lines' clocks by position
-        return kept.with_columns(t["clock"].gather(kept["line"] - 1).alias("_clock"))
+        # line numbers are 1..n within the chunk: the kept lines' clocks and statuses by position
+        at = kept["line"] - 1
+        return kept.with_columns(fresh(t["clock"].gather(at).alias("_clock")), t["status"].gather(at).alias("_status"))
 
     def add(self, kept: pl.DataFrame, c: Counts) -> pl.DataFrame:
         """Join one chunk's counts, in order; returns its kept lines with their clock filled."""
@@ -424,6 +444,94 @@ class Tally:
         if not self.kv_parts:
             return pl.DataFrame(schema={"minute": pl.String, "kv": pl.Float64})
         return pl.concat(self.kv_parts).group_by("minute").agg(pl.col("kv").max()).sort("minute")
+
+
+class Collapse:
+    """A server log's failing requests counted, not kept line by line: the access lines of one
+    request (the same process, method, path and status; any client) are kept as lines for their
+    first and last `EACH`, which the report quotes, and the lines between are counted into one row
+    per minute (`repeat`: how many lines it stands for; its text and time are its first line's).
+    Counts, rates, first and last times and the quoted lines stay exact, while a server answering
+    404 all week holds a row a minute instead of a row a request. (A rule with a `within` window
+    needs each line's time: when one is loaded, nothing is collapsed.)
+
+    Fed each chunk's kept lines in order (`add` returns the lines it keeps as they are); `rows` gives
+    the held last lines and the counted rows at the end. At most `MAX_KEYS` requests are told
+    apart (the access lines of others are kept as lines), and when the counted rows pass `limit`
+    they are counted by the hour instead."""
+
+    EACH = 5
+    MAX_KEYS = 10_000
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1_000, limit)
+        self.seen: dict[str, int] = {}      # request -> its lines so far
+        self.tail = pl.DataFrame()          # the last EACH lines of each request (of those past its first EACH)
+        self.parts: list[pl.DataFrame] = []  # counted rows
+        self.counted = 0
+
+    @staticmethod
+    def _key() -> pl.Expr:
+        """The request of an access line: its process prefix, request line and status, not the client."""
+        raw = pl.col("raw")
+        return pl.concat_str([raw.str.extract(r"^(\([^()]*\) )", 1).fill_null(""),
+                              raw.str.extract(r' - ("[^"]*" \d{3}.*)$', 1)])
+
+    def add(self, kept: pl.DataFrame) -> pl.DataFrame:
+        if "_status" not in kept.columns:
+            return kept
+        is_access = pl.col("_status").is_not_null() & pl.col("_key").is_not_null()
+        kept = kept.with_columns(self._key().alias("_key"))
+        access = kept.filter(is_access)
+        other = kept.filter(~is_access).drop("_key")
+        if not access.height:
+            return other
+        known = set(self.seen)
+        new = [k for k in access["_key"].unique(maintain_order=True).to_list() if k not in known]
+        room = self.MAX_KEYS - len(self.seen)
+        for k in new[:max(0, room)]:
+            self.seen[k] = 0
+        told = access.filter(pl.col("_key").is_in(list(self.seen)))
+        untold = access.filter(~pl.col("_key").is_in(list(self.seen)))
+        before = pl.DataFrame({"_key": list(self.seen), "_before": list(self.seen.values())},
+                              schema={"_key": pl.String, "_before": pl.Int64})
+        told = told.join(before, on="_key", how="left", maintain_order="left").with_columns(
+            (pl.col("_before") + pl.int_range(pl.len()).over("_key")).alias("_n"))
+        for k, n in told.group_by("_key").agg(pl.len()).rows():
+            self.seen[k] += n
+        first = told.filter(pl.col("_n") < self.EACH).drop("_key", "_before", "_n")
+        more = told.filter(pl.col("_n") >= self.EACH).drop("_before", "_n")
+        if more.height:
+            pool = pl.concat([self.tail, more], how="vertical") if self.tail.height else more
+            from_end = pl.len().over("_key") - pl.int_range(pl.len()).over("_key")
+            self.tail = fresh(pool.filter(from_end <= self.EACH))
+            self._count(pool.filter(from_end > self.EACH))
+        out = [f for f in (other, first, untold.drop("_key")) if f.height]
+        return pl.concat(out, how="vertical").sort("line") if len(out) > 1 else (out[0] if out else other)
+
+    def _count(self, rows: pl.DataFrame, hours: bool = False) -> None:
+        if not rows.height:
+            return
+        if "repeat" not in rows.columns:
+            rows = rows.with_columns(pl.lit(1, dtype=pl.Int64).alias("repeat"))
+        clock = pl.col("_clock")
+        bucket = clock.str.slice(0, clock.str.len_chars() - (6 if hours else 3))
+        first = [pl.col(c).first() for c in rows.columns if c not in ("_key", "repeat")]
+        self.parts.append(fresh(rows.sort("line").group_by("_key", bucket.alias("_bucket"), maintain_order=True)
+                                .agg(*first, pl.col("repeat").sum()).drop("_bucket")))
+        self.counted += self.parts[-1].height
+        if len(self.parts) >= 32 or self.counted > self.limit:
+            merged = pl.concat(self.parts, how="vertical")
+            self.parts, self.counted = [], 0
+            if merged.height > self.limit and not hours:
+                self._count(merged, hours=True)
+                return
+            self.parts = [fresh(merged.sort("line").group_by("_key", bucket.alias("_bucket"), maintain_order=True)
+                                .agg(*first, pl.col("repeat").sum()).drop("_bucket"))]
+            self.counted = self.parts[0].height
+
+    def rows(self) -> list[pl.DataFrame]:
+        return [f.drop("_key") for f in (self.tail, *self.parts) if f.height]
 
 
 class Bounded:
