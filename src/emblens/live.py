@@ -103,6 +103,9 @@ def ask_models(scheme: str, host: str, port: int, why: str) -> list[dict]:
     answer = row.get("resp_models") or row.get("resp_error") or reason
     row["text"] = row["message"] = redact.mask_text(f"GET {url} (asked by emblens {why}) -> {status} {reason}: {answer}")
     fact = traffic.models_fact(row)
+    # the served names are what it is asked for; the exchange itself is emblens's, not a client's: a
+    # 401 to it (no key sent) is no client sending no key, and it is no request the traffic counts
+    row.update(kind="log", level="WARNING" if status >= 400 else "INFO")
     return [row] + ([fact] if fact else [])
 
 
@@ -182,6 +185,7 @@ class EmblensAddon:
         self._interval_s = 1.0
         self.seen = 0
         self.dropped = 0
+        self.cpu_s = 0.0       # CPU time the worker used (reading flows, running the rules)
         self._upstream: tuple[str, str, int] | None = None
         self._asked_at = 0.0
         self.analysis = None   # the last Analysis, for the reports
@@ -303,8 +307,12 @@ class EmblensAddon:
         if self._thread is not None:
             self._thread.join(timeout=30)
         try:
+            start = time.thread_time()
             self._drain()
             self._evaluate(announce=True)
+            self.cpu_s += time.thread_time() - start
+            log.warning(f"emblens: {self.seen:,} exchanges read, {self.dropped:,} dropped; the analysis used "
+                        f"{self.cpu_s:.1f} s of CPU")
             self._write_reports()
         except Exception as e:
             log.error(f"emblens: could not finish the report: {e}")
@@ -347,7 +355,12 @@ class EmblensAddon:
 
     # -- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.cpu_s += time.thread_time()    # this thread's CPU time, all of it the addon's
 
+    def _loop(self) -> None:
         last = 0.0
         while not self._stop.is_set():
             self._wake.wait(timeout=1.0)
