@@ -85,7 +85,7 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(sport: int, addon: bool, rate: float, seconds: float, connections: int) -> dict:
+def run(sport: int, addon: bool, rate: float, seconds: float, connections: int, options=()) -> dict:
     from emblens import mitm_addon
 
     pport = free_port()
@@ -94,6 +94,8 @@ def run(sport: int, addon: bool, rate: float, seconds: float, connections: int) 
            "--listen-host", "127.0.0.1", "-p", str(pport), "--set", "flow_detail=0", "--set", "termlog_verbosity=warn"]
     if addon:
         cmd += ["-s", mitm_addon.__file__, "--set", "emblens_report=", "--set", f"emblens_json={out / 'live.json'}"]
+        for option in options:
+            cmd += ["--set", option]
     log = open(out / "mitmdump.log", "w+")
     proxy = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -131,13 +133,15 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=500, help="requests per second (default 500)")
     p.add_argument("--seconds", type=float, default=60, help="how long each run lasts (default 60)")
     p.add_argument("--connections", type=int, default=8, help="keep-alive connections the load is spread over")
+    p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="an emblens option for the addon's run (emblens_interval=5000), repeatable")
     a = p.parse_args()
     sport = free_port()
     server = subprocess.Popen([sys.executable, str(MOCK), str(sport), "auth"], stderr=subprocess.DEVNULL)
     try:
         wait_port(sport)
         runs = {"without addon": run(sport, False, a.rate, a.seconds, a.connections),
-                "with addon": run(sport, True, a.rate, a.seconds, a.connections)}
+                "with addon": run(sport, True, a.rate, a.seconds, a.connections, a.set)}
     finally:
         server.terminate()
     sent = int(a.rate * a.seconds)

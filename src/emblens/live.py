@@ -33,6 +33,11 @@ TEE_BYTES = 64 * 1024          # of a streamed body, what the rules see (error b
 STREAM_OVER = 1024 * 1024      # bodies larger than this (or of unknown length) are streamed, not buffered
 MODELS_TIMEOUT_S = 3.0         # asking the upstream for /v1/models (at start, and after a 404 names a model)
 MODELS_MAX_BYTES = 1024 * 1024
+# This thread shares the interpreter lock with the proxy, and a thread that wants the lock waits up
+# to 5 ms for the running one to give it up: a request, which needs it a dozen times, waited tens of
+# ms while flows were read. Reading gives the lock up after every few flows.
+YIELD_EVERY = 8
+YIELD_S = 0.0005
 MODELS_EVERY_S = 30.0          # at most one ask after 404s in this many seconds
 
 
@@ -186,6 +191,7 @@ class EmblensAddon:
         self.seen = 0
         self.dropped = 0
         self.cpu_s = 0.0       # CPU time the worker used (reading flows, running the rules)
+        self._took_s = 0.0     # how long the last run of the rules took
         self._upstream: tuple[str, str, int] | None = None
         self._asked_at = 0.0
         self.analysis = None   # the last Analysis, for the reports
@@ -367,10 +373,13 @@ class EmblensAddon:
             self._wake.clear()
             try:
                 self._drain()
-                interval = self._interval_s
+                # the rules run every `interval`, but never take more than a tenth of the time: this
+                # thread shares the interpreter with the proxy, and a long run would delay its traffic
+                interval = max(self._interval_s, 10 * self._took_s)
                 if self._dirty and time.monotonic() - last >= interval:
                     last = time.monotonic()
                     self._evaluate(announce=True)
+                    self._took_s = time.monotonic() - last
                 elif self._dirty:
                     time.sleep(max(0.0, interval - (time.monotonic() - last)))
                     self._wake.set()
@@ -381,11 +390,15 @@ class EmblensAddon:
         from emblens.sources import traffic
         from emblens.sources.records import flow_row
 
+        n = 0
         while True:
             try:
                 flow = self._queue.popleft()
             except IndexError:
                 return
+            n += 1
+            if n % YIELD_EVERY == 0:
+                time.sleep(YIELD_S)    # let the proxy's thread take the interpreter lock (see YIELD_EVERY)
             try:
                 if isinstance(flow, dict):        # a row of emblens's own (a connection error, its /v1/models ask)
                     row = redact.mask_row(flow)

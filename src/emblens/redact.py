@@ -218,6 +218,9 @@ def _masked(value: str, kind: str) -> str:
     out = shape(value)
     if out != value.strip().strip("'\""):     # a placeholder or an already masked value is not counted
         MASKED.add(kind)
+        kinds = getattr(_RECORDING, "kinds", None)
+        if kinds is not None:
+            kinds.append(kind)
     return out
 
 
@@ -288,8 +291,35 @@ def _user_replace(match: re.Match[str], kind: str) -> str:
     return _masked(match.group(0), kind)
 
 
+_RECORDING = threading.local()     # the kinds masked by the mask_text call under way (for its cache)
+_SEEN: dict[str, tuple[str, tuple[str, ...]]] = {}
+SEEN_MAX = 4096                    # strings remembered; the cache starts afresh when full
+SEEN_CHARS = 1024                  # longer strings are not remembered
+
+
 def mask_text(text: str) -> str:
-    """Mask every secret in one string."""
+    """Mask every secret in one string. Live traffic repeats the same header values, paths and
+    answers over and over, so short strings are remembered with what masking them found (the
+    tally of masked kinds still counts every occurrence); a user pattern turns this off."""
+    if _USER or len(text) > SEEN_CHARS:
+        return _mask_text(text)
+    hit = _SEEN.get(text)
+    if hit is not None:
+        for kind in hit[1]:
+            MASKED.add(kind)
+        return hit[0]
+    _RECORDING.kinds = kinds = []
+    try:
+        out = _mask_text(text) if _PREFILTER_PY.search(text) else text   # the prefilter: a superset of the patterns
+    finally:
+        _RECORDING.kinds = None
+    if len(_SEEN) >= SEEN_MAX:
+        _SEEN.clear()
+    _SEEN[text] = (out, tuple(kinds))
+    return out
+
+
+def _mask_text(text: str) -> str:
     for pattern, group, name_group, kind in _PATTERNS:
         text = pattern.sub(lambda m, g=group, n=name_group, k=kind: _replace(m, g, n, k), text)
     for pattern, kind in _USER:
@@ -335,8 +365,8 @@ def mask_row(row: dict) -> dict:
     """`mask_frame` for one event row as it is made (the live addon masks each flow once)."""
     for key, value in row.items():
         if isinstance(value, str):
-            if _PREFILTER_PY.search(value) or _USER:
-                value = mask_text(value)
+            if len(value) <= SEEN_CHARS or _USER or _PREFILTER_PY.search(value):
+                value = mask_text(value)       # a short string: remembered (mask_text runs the prefilter itself)
             row[key] = printable(value)
     return row
 
