@@ -273,3 +273,35 @@ def test_stdin_is_streamed_not_held_and_a_tar_gz_on_it_or_in_a_zip_is_read(monke
         z.writestr("inner.tar.gz", tgz.getvalue())
     a = run([bundle])
     assert len(a.inputs) == 2 and a.findings[0].rule == "model.not_found"
+
+
+def test_gzip_files_and_zip_members_are_inflated_by_isal_with_the_same_bytes(tmp_path):
+    """ISA-L inflates (emblens.inflate); the bytes are the same, a zip member's CRC is still
+    checked, and a gzip cut short still gives what came before the break."""
+    import gzip as std_gzip
+    import io
+    import zipfile as std_zip
+
+    from emblens import inflate
+
+    assert inflate.ENGINE == "isal"
+    data = b"".join(b'INFO:     10.0.0.%d:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK\n' % (i % 250) for i in range(200_000))
+    z = tmp_path / "b.zip"
+    with std_zip.ZipFile(z, "w", std_zip.ZIP_DEFLATED) as zf:
+        zf.writestr("vllm.log", data)
+    with std_zip.ZipFile(z) as zf:
+        member = inflate.zip_member(zf, zf.infolist()[0])
+        assert type(member._decompressor).__module__.startswith("isal")
+        assert member.read() == data
+    bad = bytearray(z.read_bytes())
+    bad[bad.index(b"vllm.log") + 60] ^= 0xFF          # a byte of the compressed data
+    with std_zip.ZipFile(io.BytesIO(bytes(bad))) as zf, pytest.raises((std_zip.BadZipFile, *inflate.ERRORS)):
+        inflate.zip_member(zf, zf.infolist()[0]).read()
+    packed = std_gzip.compress(data)
+    assert inflate.gzip_file(fileobj=io.BytesIO(packed)).read() == data
+    cut = inflate.gzip_file(fileobj=io.BytesIO(packed[: len(packed) // 2]))
+    got = b""
+    with pytest.raises(EOFError):
+        while block := cut.read(4096):
+            got += block
+    assert len(got) > len(data) // 4 and data.startswith(got)

@@ -9,19 +9,18 @@ only, so `../../etc/passwd` is harmless.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import stat
 import sys
 import tarfile
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from emblens import inflate
 from emblens.errors import InputError
 from emblens.redact import printable
 
@@ -111,6 +110,12 @@ class Metered:
             self._on_read(self._label, self.count)
         return data
 
+    def readinto(self, b) -> int:
+        """For readers that fill a buffer (isal's gzip reader)."""
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
     def close(self) -> None:
         self._raw.close()
 
@@ -165,7 +170,7 @@ class _Salvage(_Stream):
         while got < want:
             try:
                 block = self._raw.read(min(self.PIECE, want - got))
-            except (OSError, EOFError, zlib.error) as e:
+            except (OSError, EOFError, *inflate.ERRORS) as e:
                 if not pieces:
                     raise
                 self._error = e
@@ -318,7 +323,7 @@ class Reader:
             return
         try:
             head = _peek(opener)
-        except (OSError, zipfile.BadZipFile, zlib.error, EOFError, LimitExceeded) as e:
+        except (OSError, zipfile.BadZipFile, *inflate.ERRORS, EOFError, LimitExceeded) as e:
             yield from self._counted(Skipped(label, f"cannot read: {_reason(e)}"))
             return
         if not head:
@@ -401,7 +406,7 @@ class Reader:
                 continue
             yield from self._item(
                 mlabel,
-                self._bounded(mlabel, lambda i=info: zf.open(i), info.compress_size or None),
+                self._bounded(mlabel, lambda i=info: inflate.zip_member(zf, i), info.compress_size or None),
                 info.file_size,
                 depth + 1,
                 mtime=_zip_time(info),
@@ -415,15 +420,15 @@ class Reader:
             if disk_path is not None and not compressed:
                 return open(disk_path, "rb")
             if disk_path is not None:
-                return _Salvage(gzip.GzipFile(filename=disk_path, mode="rb"))  # type: ignore[return-value]
+                return _Salvage(inflate.gzip_file(filename=disk_path))  # type: ignore[return-value]
             if compressed:   # a tar.gz inside an archive or on stdin: decompressed as it is read (it was
                 # read as if it were not compressed: "invalid header")
-                return _Salvage(gzip.GzipFile(fileobj=opener(), mode="rb"))  # type: ignore[return-value]
+                return _Salvage(inflate.gzip_file(fileobj=opener()))  # type: ignore[return-value]
             return io.BytesIO(self._slurp(opener))
         try:
             stream = raw_open()
             tf = tarfile.open(fileobj=stream, mode="r|")
-        except (tarfile.TarError, OSError, EOFError, zlib.error, LimitExceeded) as e:
+        except (tarfile.TarError, OSError, EOFError, *inflate.ERRORS, LimitExceeded) as e:
             if depth == 0:
                 raise InputError(f"{label}: not a readable tar archive ({_reason(e)})") from None
             yield from self._counted(Skipped(label, f"not a readable tar archive: {_reason(e)}"))
@@ -434,7 +439,7 @@ class Reader:
                 for info in tf:
                     seen += 1
                     yield from self._tar_member(tf, info, label, depth)
-            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            except (tarfile.TarError, OSError, EOFError, *inflate.ERRORS) as e:
                 if depth == 0 and seen == 0:
                     raise InputError(f"{label}: not a readable tar archive ({_reason(e)})") from None
                 yield from self._counted(Skipped(f"{label}:…", f"archive truncated or corrupt after {seen} member(s): {_reason(e)}"))
@@ -457,12 +462,12 @@ class Reader:
 
     def _gzip(self, label, opener, size, depth, disk_path, mtime=None) -> Iterator[Member | Skipped]:
         def gz_open() -> BinaryIO:
-            return gzip.GzipFile(fileobj=opener(), mode="rb")  # type: ignore[return-value]
+            return inflate.gzip_file(fileobj=opener())  # type: ignore[return-value]
 
         bounded = self._bounded(label, gz_open, size)
         try:
             inner = _peek(bounded)
-        except (OSError, EOFError, zlib.error, LimitExceeded) as e:
+        except (OSError, EOFError, *inflate.ERRORS, LimitExceeded) as e:
             yield from self._counted(Skipped(label, f"corrupt gzip data: {_reason(e)}"))
             return
         if _magic(inner) == "tar":

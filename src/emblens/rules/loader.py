@@ -578,7 +578,7 @@ def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True)
         return cached
     ruleset = _load(folders)
     if key is not None:
-        ruleset.keywords    # the prefilter is cached with the rules (a tenth of a second to build)
+        _ = ruleset.keywords    # the prefilter is cached with the rules (a tenth of a second to build)
         cache.put(key, ruleset)
     return ruleset
 

@@ -13,7 +13,6 @@ import gzip
 import itertools
 import re
 import zipfile
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,10 +21,10 @@ from typing import BinaryIO
 
 import polars as pl
 
-from emblens import redact, schema
+from emblens import inflate, redact, schema
 from emblens.modeldata import ModelData
 
-READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeError)
+READ_ERRORS = (OSError, EOFError, *inflate.ERRORS, zipfile.BadZipFile, UnicodeError)
 CHUNK_BYTES = 8 * 1024 * 1024
 WORKERS = 2          # chunks scanned at once; each holds a chunk and its line frame in memory
 MAX_LINE_BYTES = 64 * 1024   # a longer line is cut to this and counted, never stored whole
@@ -328,7 +327,7 @@ def frame(rows: list[dict]) -> pl.DataFrame:
 
 def describe_read_error(e: BaseException) -> str:
     text = (str(e) or type(e).__name__).splitlines()[0][:160]
-    if isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile)):
+    if isinstance(e, (EOFError, *inflate.ERRORS, gzip.BadGzipFile)):
         return f"corrupt compressed data: {text}"
     if isinstance(e, RecursionError):
         return "nested deeper than emblens reads (hostile or damaged data)"
