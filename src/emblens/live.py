@@ -5,8 +5,10 @@
 
 How it stays out of the way of traffic:
 - The `response` and `error` hooks only append the flow to a bounded queue (O(1), no parsing);
-  a background thread turns flows into events, runs the rules every `emblens_interval` ms and
-  prints each finding once when it first appears, then again only when its count doubles.
+  a background thread turns flows into masked events and hands them to a child process, which
+  runs the rules every `emblens_interval` ms and prints each finding once when it first appears,
+  then again only when its count doubles. The rules run in their own process because a thread
+  shares the interpreter lock with the proxy: while they ran, requests waited tens of ms.
 - Nothing in a flow is ever changed; every error inside the addon is logged and swallowed.
 - Memory is bounded: at most `emblens_window` exchanges are kept as events (the oldest go first);
   captured flows, when asked for, go straight to disk.
@@ -192,6 +194,9 @@ class EmblensAddon:
         self.dropped = 0
         self.cpu_s = 0.0       # CPU time the worker used (reading flows, running the rules)
         self._took_s = 0.0     # how long the last run of the rules took
+        self._child = None     # the rules process (`running` starts it; without it, the rules run here)
+        self._outbox: list[dict] = []
+        self._dirs: list[str] = []
         self._upstream: tuple[str, str, int] | None = None
         self._asked_at = 0.0
         self.analysis = None   # the last Analysis, for the reports
@@ -227,6 +232,7 @@ class EmblensAddon:
 
                 dirs = [d.strip() for d in ctx.options.emblens_rules.split(",") if d.strip()]
                 self._ruleset = load_rules(dirs)
+                self._dirs = dirs
                 log.warning(f"emblens: watching traffic with {len(self._ruleset.rules)} rules")
             if "emblens_window" in updated:
                 with self._lock:
@@ -262,6 +268,7 @@ class EmblensAddon:
             if self._upstream is not None:
                 log.warning("emblens: upstream %s://%s:%s; asking it for /v1/models" % self._upstream)
                 self._ask("at start")
+            self._start_child()
             self._thread = threading.Thread(target=self._work, name="emblens", daemon=True)
             self._thread.start()
 
@@ -315,6 +322,8 @@ class EmblensAddon:
         try:
             start = time.thread_time()
             self._drain()
+            if self._child is not None and self._finish_child(time.thread_time() - start):
+                return
             self._evaluate(announce=True)
             self.cpu_s += time.thread_time() - start
             log.warning(f"emblens: {self.seen:,} exchanges read, {self.dropped:,} dropped; the analysis used "
@@ -373,6 +382,9 @@ class EmblensAddon:
             self._wake.clear()
             try:
                 self._drain()
+                if self._child is not None:
+                    self._send()
+                    continue
                 # the rules run every `interval`, but never take more than a tenth of the time: this
                 # thread shares the interpreter with the proxy, and a long run would delay its traffic
                 interval = max(self._interval_s, 10 * self._took_s)
@@ -411,9 +423,10 @@ class EmblensAddon:
                 row.update(source="live", line=self.seen)
                 fact = traffic.models_fact(row)
                 with self._lock:
-                    self._rows.append(row)
+                    rows = self._outbox if self._child is not None else self._rows
+                    rows.append(row)
                     if fact:
-                        self._rows.append({**fact, "source": "live", "line": self.seen})
+                        rows.append({**fact, "source": "live", "line": self.seen})
                 self._dirty = True
                 if self._writer is not None and not isinstance(flow, dict):
                     from mitmproxy import ctx
@@ -455,15 +468,79 @@ class EmblensAddon:
                     log.warning(f"emblens: [{f.rule}] seen {f.count} times now")
                     self._reported[f.rule] = f.count
 
-    def _write_reports(self) -> None:
+    # -- the rules process ------------------------------------------------------------------------
+    def _start_child(self) -> None:
+        """Start the process that runs the rules; without it (it could not start) they run here."""
+        import subprocess
+        import sys
+
         from mitmproxy import ctx
 
+        settings = {"dirs": self._dirs, "interval_s": self._interval_s, "window": self._rows.maxlen,
+                    "paths": {o: getattr(ctx.options, o) for o in ("emblens_report", "emblens_json")}}
+        try:
+            self._child = subprocess.Popen([sys.executable, "-m", "emblens.live_rules"], stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, stderr=None, close_fds=True)
+            self._put(("start", settings))
+        except Exception as e:
+            log.error(f"emblens: could not start the rules process, the rules run in the proxy's process: {e}")
+            self._child = None
+
+    def _put(self, message) -> None:
+        import pickle
+
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self._child.stdin.write(len(data).to_bytes(8, "little") + data)
+        self._child.stdin.flush()
+
+    def _send(self) -> None:
+        """Hand the rows read since the last call to the rules process."""
+        with self._lock:
+            rows, self._outbox = self._outbox, []
+        if not rows or self._child is None:
+            return
+        try:
+            self._put(("rows", rows, self.seen, self.dropped))
+        except Exception as e:       # the process is gone: go on here, with what is left
+            log.error(f"emblens: the rules process stopped ({e}); the rules run in the proxy's process")
+            self._child = None
+            with self._lock:
+                self._rows.extend(rows)
+                self._dirty = True
+
+    def _finish_child(self, cpu_s: float) -> bool:
+        """The last rows, then the final run and the reports, in the rules process. False when it
+        could not finish (the caller then does it here)."""
+        import pickle
+
+        self._send()
+        child, self._child = self._child, None
+        if child is None:
+            return False
+        try:
+            self._child = child
+            self._put(("done", self.seen, self.dropped, self.cpu_s + cpu_s))
+            self._child = None
+            child.stdin.close()
+            reply = child.stdout.read(1 << 20)
+            child.wait(timeout=60)
+            return bool(reply) and pickle.loads(reply) == "ok"
+        except Exception as e:
+            log.error(f"emblens: the rules process did not finish ({e}); the report is made here")
+            child.kill()
+            return False
+
+    def _write_reports(self, paths: dict[str, str] | None = None) -> None:
+        if paths is None:
+            from mitmproxy import ctx
+
+            paths = {o: getattr(ctx.options, o) for o in ("emblens_report", "emblens_json")}
         if self.analysis is None:
             return
         from emblens.report import to_json, to_markdown
 
         for option, render in (("emblens_report", to_markdown), ("emblens_json", to_json)):
-            path = getattr(ctx.options, option)
+            path = paths.get(option)
             if path:
                 Path(path).expanduser().write_text(render(self.analysis), encoding="utf-8")
                 log.warning(f"emblens: wrote {path}")
