@@ -385,37 +385,59 @@ class Tally:
     def marks(lines: pl.DataFrame) -> pl.DataFrame:
         """Per line, found with literal searches (no regex over every line): `status` of a uvicorn
         access line (`INFO:     1.2.3.4:5 - "POST /v1/x HTTP/1.1" 200 OK`), `metric` for a periodic
-        metrics line, and `routine`: a 2xx access line or a metrics line."""
+        metrics line, and `routine`: a 2xx access line or a metrics line. Metrics lines are looked
+        for among the other lines only (a busy log's 1 %)."""
         raw = pl.col("raw")
         at, info = pl.col("at"), pl.col("info")
-        return (lines.select(raw, raw.str.find('HTTP/1.', literal=True).alias("at"),
-                             raw.str.find("INFO:", literal=True).alias("info"),
-                             raw.str.contains_any(list(METRICS_LINES)).alias("metric"))
-                .select(pl.when(info < at).then(pl.when(raw.str.slice(at + 8, 2) == '" ')
-                                                .then(raw.str.slice(at + 10, 3).cast(pl.Int64, strict=False))).alias("status"),
-                        "metric")
-                .with_columns((pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric")).alias("routine")))
+        status = (lines.select(raw, raw.str.find('HTTP/1.', literal=True).alias("at"),
+                               raw.str.find("INFO:", literal=True).alias("info"))
+                  .select(pl.when(info < at).then(pl.when(raw.str.slice(at + 8, 2) == '" ')
+                                                  .then(raw.str.slice(at + 10, 3).cast(pl.Int64, strict=False)))
+                          .alias("status"))["status"])
+        other = status.is_null().arg_true()
+        metric = pl.repeat(False, lines.height, dtype=pl.Boolean, eager=True).alias("metric")
+        if other.len():
+            metric = metric.scatter(other, lines["raw"].gather(other).str.contains_any(list(METRICS_LINES)))
+        return pl.DataFrame([status, metric]).with_columns(
+            (pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric")).alias("routine"))
 
     @staticmethod
     def scan(lines: pl.DataFrame, marks: pl.DataFrame, kept: pl.DataFrame, counts: Counts, clock: str) -> pl.DataFrame:
-        raw = pl.col("raw")
-        access = marks["status"].is_not_null()
-        # stamps and usage are looked for only where they can be: not on access lines; usage on metrics lines
-        t = lines.select(
-            pl.when(~access).then(raw).str.extract(clock, 1).forward_fill().alias("clock"),
-            pl.when(marks["metric"]).then(raw).str.extract_groups(KV_USAGE).alias("_kv"),
-        ).with_columns(marks["status"].alias("status"))
-        t = t.with_columns(pl.coalesce(pl.col("_kv").struct.field("pct").cast(pl.Float64),
-                                       pl.col("_kv").struct.field("share").cast(pl.Float64) * 100).alias("kv")).drop("_kv")
+        """Count one chunk. Stamps are looked for on the lines that are not access lines (a busy
+        log's 1 %), and each line's clock is the last stamp at or before it, found by position
+        (a sorted search), so the counting groups small integers, not a string per line."""
+        n = lines.height
+        status = marks["status"]
+        other = status.is_null().arg_true()
+        stamps = lines["raw"].gather(other).str.extract(clock, 1)
+        stamped = stamps.is_not_null()
+        where = other.filter(stamped).cast(pl.Int64)        # the line index of each stamp, ascending
+        values = stamps.filter(stamped)
+        clocks = pl.concat([pl.Series([None], dtype=pl.String), values])   # by segment: 0 is before the first stamp
+
+        def segment(index: pl.Series) -> pl.Series:
+            return where.search_sorted(index, side="right") if where.len() else pl.repeat(0, index.len(), dtype=pl.UInt32, eager=True)
+
+        seg = segment(pl.int_range(0, n, dtype=pl.Int64, eager=True))
         minute = pl.col("clock").str.slice(0, pl.col("clock").str.len_chars() - 3).alias("minute")
-        counts.traffic = fresh(t.filter(pl.col("status").is_not_null()).group_by(minute, "status")
-                               .agg(pl.len().cast(pl.Int64).alias("requests")))
-        counts.kv = fresh(t.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max()))
-        last = t["clock"].drop_nulls()
-        counts.clock_last = last[-1] if last.len() else None
+        by_seg = (pl.DataFrame({"seg": seg, "status": status}).filter(pl.col("status").is_not_null())
+                  .group_by("seg", "status").agg(pl.len().cast(pl.Int64).alias("requests")))
+        counts.traffic = (by_seg.with_columns(clocks.gather(by_seg["seg"]).alias("clock"))
+                          .group_by(minute, "status").agg(pl.col("requests").sum()))
+        metric = marks["metric"].arg_true()
+        if metric.len():
+            kv = lines["raw"].gather(metric).str.extract_groups(KV_USAGE)
+            kv = pl.DataFrame({"clock": clocks.gather(seg.gather(metric)),
+                               "kv": kv.struct.field("pct").cast(pl.Float64)
+                                       .fill_null(kv.struct.field("share").cast(pl.Float64) * 100)})
+            counts.kv = kv.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max())
+        else:
+            counts.kv = pl.DataFrame(schema={"minute": pl.String, "kv": pl.Float64})
+        counts.traffic, counts.kv = fresh(counts.traffic), fresh(counts.kv)
+        counts.clock_last = values[-1] if values.len() else None
         # line numbers are 1..n within the chunk: the kept lines' clocks and statuses by position
         at = kept["line"] - 1
-        return kept.with_columns(fresh(t["clock"].gather(at).alias("_clock")), t["status"].gather(at).alias("_status"))
+        return kept.with_columns(fresh(clocks.gather(segment(at)).alias("_clock")), status.gather(at).alias("_status"))
 
     def add(self, kept: pl.DataFrame, c: Counts) -> pl.DataFrame:
         """Join one chunk's counts, in order; returns its kept lines with their clock filled."""
