@@ -144,7 +144,10 @@ class Source:
                     kept = tally.add(kept, c)
                 if kept.height:
                     kept = kept.with_columns(pl.col("line") + offset)
-                    bounded.add(collapse.add(kept) if collapse is not None else kept)
+                    if collapse is None:
+                        bounded.add(kept)
+                    else:
+                        collapse.feed(kept, bounded)
                 offset += c.lines
                 counts.add(c)
 
@@ -160,7 +163,10 @@ class Source:
                 kept, c = self.scan_chunk(first, ctx)
                 if tally is not None:
                     kept = tally.add(kept, c)
-                bounded.add(collapse.add(kept) if collapse is not None and kept.height else kept)
+                if collapse is None:
+                    bounded.add(kept)
+                elif kept.height:
+                    collapse.feed(kept, bounded)
                 counts.add(c)
             if broke is not None:
                 counts.stopped = f"read stopped after line {counts.lines:,}: {describe_read_error(broke)}"
@@ -182,6 +188,8 @@ class Source:
                 pending.append(pool.submit(self.scan_chunk, chunk, ctx))
                 collect(WORKERS - 1)
             collect(0)
+        if collapse is not None:
+            collapse.flush(bounded)
         kept_parts, counts.dropped = bounded.parts(), bounded.dropped
         if collapse is not None:
             kept_parts += collapse.rows()
@@ -484,7 +492,12 @@ class Collapse:
     EACH = 5
     MAX_KEYS = 10_000
 
+    BATCH = 4096            # kept lines gathered before they are sorted (a few chunks' worth): each
+                            # sorting is a dozen small polars calls, whatever the number of lines
+
     def __init__(self, limit: int) -> None:
+        self.batch: list[pl.DataFrame] = []
+        self.batched = 0
         self.limit = max(1_000, limit)
         self.seen: dict[str, int] = {}      # request -> its lines so far
         self.tail = pl.DataFrame()          # the last EACH lines of each request (of those past its first EACH)
@@ -497,6 +510,19 @@ class Collapse:
         raw = pl.col("raw")
         return pl.concat_str([raw.str.extract(r"^(\([^()]*\) )", 1).fill_null(""),
                               raw.str.extract(r' - ("[^"]*" \d{3}.*)$', 1)])
+
+    def feed(self, kept: pl.DataFrame, out: "Bounded") -> None:
+        """Take a chunk's kept lines, in order; the lines kept as they are go to `out`, in order."""
+        self.batch.append(kept)
+        self.batched += kept.height
+        if self.batched >= self.BATCH:
+            self.flush(out)
+
+    def flush(self, out: "Bounded") -> None:
+        if self.batch:
+            batch = pl.concat(self.batch, how="diagonal_relaxed") if len(self.batch) > 1 else self.batch[0]
+            self.batch, self.batched = [], 0
+            out.add(self.add(batch))
 
     def add(self, kept: pl.DataFrame) -> pl.DataFrame:
         if "_status" not in kept.columns:
