@@ -202,3 +202,23 @@ def test_failing_requests_are_counted_by_minute_with_exact_counts_windows_and_ev
         b = analyze([log], year=2025, rule_dirs=[rules])
         assert ("custom.burst" in {f.rule for f in b.findings}) is fires, count
         assert b.events.filter(pl.col("http_status") == 404).height == n404
+
+
+def test_counted_failing_requests_fall_back_to_hours_past_their_limit():
+    """A log whose failing requests span more minutes than the row limit: the counted rows go by
+    the hour, and every line is still counted."""
+    from emblens.sources.base import Bounded, Collapse
+
+    minutes = 3000
+    raw = [f'{PREFIX}INFO:     10.0.0.1:4000 - "POST /v1/embeddings HTTP/1.1" 404 Not Found'] * minutes
+    clock = [f"11-{20 + m // 1440:02d} {m // 60 % 24:02d}:{m % 60:02d}:00" for m in range(minutes)]
+    kept = pl.DataFrame({"line": range(1, minutes + 1), "raw": raw, "_rec": [True] * minutes, "_clock": clock,
+                         "_status": [404] * minutes}, schema_overrides={"line": pl.Int64, "_status": pl.Int64})
+    collapse, out = Collapse(1000), Bounded(100_000)
+    for start in range(0, minutes, 300):
+        collapse.feed(kept.slice(start, 300), out)
+    collapse.flush(out)
+    rows = pl.concat([*out.parts(), *collapse.rows()], how="diagonal_relaxed")
+    assert rows["repeat"].fill_null(1).sum() == minutes
+    assert rows.height <= 5 + 5 + 1000 and rows.height < minutes // 2
+    assert rows.sort("line")["line"].head(5).to_list() == [1, 2, 3, 4, 5]

@@ -486,12 +486,13 @@ class EmblensAddon:
             log.error(f"emblens: could not start the rules process, the rules run in the proxy's process: {e}")
             self._child = None
 
-    def _put(self, message) -> None:
+    def _put(self, message, child=None) -> None:
         import pickle
 
+        stdin = (child or self._child).stdin
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self._child.stdin.write(len(data).to_bytes(8, "little") + data)
-        self._child.stdin.flush()
+        stdin.write(len(data).to_bytes(8, "little") + data)
+        stdin.flush()
 
     def _send(self) -> None:
         """Hand the rows read since the last call to the rules process."""
@@ -518,12 +519,10 @@ class EmblensAddon:
         if child is None:
             return False
         try:
-            self._child = child
-            self._put(("done", self.seen, self.dropped, self.cpu_s + cpu_s))
-            self._child = None
+            self._put(("done", self.seen, self.dropped, self.cpu_s + cpu_s), child)
             child.stdin.close()
+            child.wait(timeout=60)       # before reading: a hung child must not hold mitmproxy's exit
             reply = child.stdout.read(1 << 20)
-            child.wait(timeout=60)
             return bool(reply) and pickle.loads(reply) == "ok"
         except Exception as e:
             log.error(f"emblens: the rules process did not finish ({e}); the report is made here")

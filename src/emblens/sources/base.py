@@ -527,8 +527,8 @@ class Collapse:
     def add(self, kept: pl.DataFrame) -> pl.DataFrame:
         if "_status" not in kept.columns:
             return kept
-        is_access = pl.col("_status").is_not_null() & pl.col("_key").is_not_null()
         kept = kept.with_columns(self._key().alias("_key"))
+        is_access = pl.col("_status").is_not_null() & pl.col("_key").is_not_null()
         access = kept.filter(is_access)
         other = kept.filter(~is_access).drop("_key")
         if not access.height:
@@ -561,11 +561,7 @@ class Collapse:
             return
         if "repeat" not in rows.columns:
             rows = rows.with_columns(pl.lit(1, dtype=pl.Int64).alias("repeat"))
-        clock = pl.col("_clock")
-        bucket = clock.str.slice(0, clock.str.len_chars() - (6 if hours else 3))
-        first = [pl.col(c).first() for c in rows.columns if c not in ("_key", "repeat")]
-        self.parts.append(fresh(rows.sort("line").group_by("_key", bucket.alias("_bucket"), maintain_order=True)
-                                .agg(*first, pl.col("repeat").sum()).drop("_bucket")))
+        self.parts.append(self._grouped(rows, hours))
         self.counted += self.parts[-1].height
         if len(self.parts) >= 32 or self.counted > self.limit:
             merged = pl.concat(self.parts, how="vertical")
@@ -573,9 +569,17 @@ class Collapse:
             if merged.height > self.limit and not hours:
                 self._count(merged, hours=True)
                 return
-            self.parts = [fresh(merged.sort("line").group_by("_key", bucket.alias("_bucket"), maintain_order=True)
-                                .agg(*first, pl.col("repeat").sum()).drop("_bucket"))]
+            self.parts = [self._grouped(merged, hours)]
             self.counted = self.parts[0].height
+
+    @staticmethod
+    def _grouped(rows: pl.DataFrame, hours: bool) -> pl.DataFrame:
+        """One row per request and minute (or hour): the first line's columns, the lines' `repeat` summed."""
+        clock = pl.col("_clock")
+        bucket = clock.str.slice(0, clock.str.len_chars() - (6 if hours else 3)).alias("_bucket")
+        first = [pl.col(c).first() for c in rows.columns if c not in ("_key", "repeat")]
+        return fresh(rows.sort("line").group_by("_key", bucket, maintain_order=True)
+                     .agg(*first, pl.col("repeat").sum()).drop("_bucket"))
 
     def rows(self) -> list[pl.DataFrame]:
         return [f.drop("_key") for f in (self.tail, *self.parts) if f.height]
