@@ -22,6 +22,7 @@ real openai client produces its real exceptions. The first path segment picks th
     /tei-body/...              text-embeddings-inference's web server (axum): 413 over --payload-limit
     GET .../v1/models          the served model list
 Run: python mock_server.py PORT [SCENARIO]   (listens on 127.0.0.1 only)
+SCENARIO may join auth and model to another with + (auth+model: a key required and the name checked).
 With SCENARIO, every path behaves as that scenario and keeps its real form (/v1/embeddings), which
 is what a capture in front of a real server looks like.
 """
@@ -70,18 +71,32 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}") if length else {}
         scenario = SCENARIO or self.path.strip("/").split("/", 1)[0]
+        both = set(scenario.split("+"))     # auth+model: a key required and the model name checked
+        scenario = next((s for s in scenario.split("+") if s not in ("auth", "model")), scenario)
         model = body.get("model")
 
         def err(msg, typ, code):
             return {"error": {"message": msg, "type": typ, "param": None, "code": code}}
 
-        if scenario == "auth" and self.headers.get("authorization") != f"Bearer {KEY}":
+        if SCENARIO and SCENARIO.startswith("gateway"):    # a proxy in front, its upstream down: every path
+            code = int(SCENARIO[7:] or 502)
+            reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[code]
+            return self._send(code, NGINX.format(code=code, reason=reason), "text/html")
+        if self.path == "/health":       # vLLM: 200 with an empty body, never behind --api-key
+            return self._send(200, "", "text/plain")
+        if self.path == "/version":
+            return self._send(200, {"version": "0.11.0"})
+        if self.path == "/metrics":
+            return self._send(200, '# HELP vllm:num_requests_running Number of requests in model execution batches.\n'
+                              '# TYPE vllm:num_requests_running gauge\n'
+                              f'vllm:num_requests_running{{engine="0",model_name="{SERVED}"}} 0.0\n', "text/plain; version=0.0.4")
+        if "auth" in both and self.headers.get("authorization") != f"Bearer {KEY}":
             return self._send(401, {"error": "Unauthorized"})
         if scenario == "forbidden":
             return self._send(403, {"error": "Forbidden"})
         if self.path.rstrip("/").endswith("/models"):
             return self._send(200, {"object": "list", "data": [{"id": SERVED, "object": "model", "created": 1763779200, "owned_by": "vllm", "root": f"/models/{SERVED}", "parent": None, "max_model_len": 8192}]})
-        if scenario == "model" and model != SERVED:
+        if "model" in both and model != SERVED:
             return self._send(404, err(f"The model `{model}` does not exist.", "NotFoundError", 404))
         routes = ("/v1/embeddings", "/v1/chat/completions", "/v1/models") if SCENARIO else ("/embeddings", "/chat/completions", "/models")
         if scenario == "path" or not self.path.rstrip("/").endswith(routes):

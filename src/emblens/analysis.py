@@ -40,6 +40,7 @@ class InputInfo:
     written: float | None = None     # when the member was last written (epoch seconds), for year-less stamps
     traffic: pl.DataFrame | None = None   # access lines counted by minute and status (base.Tally), server logs only
     kv: pl.DataFrame | None = None        # KV-cache usage by minute, when the log has metrics lines
+    collected_from: str | None = None     # what `emblens collect` ran or read to get it (its manifest)
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Analysis:
     lead: object = None     # emblens.rules.engine.Lead: where to start when no rule fired
     traffic: object = None  # emblens.traffic.Traffic: requests by minute and status, KV-cache usage
     clock_notes: list[str] = field(default_factory=list)   # sources apart in time, clocks offset (time.span_notes)
+    probe: dict | None = None        # an `emblens probe` bundle's probe.json: the checks and their outcomes
+    collection: dict | None = None   # an `emblens collect` bundle's manifest.json: where each file came from
 
 
 # what one member may raise without stopping the rest: RecursionError is the last net under input
@@ -141,20 +144,47 @@ def read_events(
     progress: Progress | None = None,
     redact_patterns: str | None = None,
     collapse: bool = True,
+    meta: dict | None = None,
 ) -> tuple[pl.DataFrame, list[InputInfo], list[Skipped]]:
     """Read every member of `paths` into one event table, as the sources see it. Broken members
     are skipped with a reason, never fatal. `redact_patterns` is a file of the user's own
     patterns to mask as well (`redact.use_patterns`); `redact.MASKED` then holds this run's tally.
     `collapse`: a server log's failing requests of one minute may be counted into one row
-    (`sources.base.Collapse`); rules with a `within` window need every line's time, so not then."""
+    (`sources.base.Collapse`); rules with a `within` window need every line's time, so not then.
+    `meta`: a dict that receives the notes of emblens's own bundles (`probe`: probe.json,
+    `collect`: manifest.json), which are then not read as inputs."""
     redact.use_patterns(redact_patterns)
     try:
-        return _read_events(paths, keep_all, keywords, models, limits, progress, collapse)
+        return _read_events(paths, keep_all, keywords, models, limits, progress, collapse, meta)
     finally:
         redact.use_patterns(None)
 
 
-def _read_events(paths, keep_all, keywords, models, limits, progress, collapse=True):
+META_NAMES = {"probe.json": "probe", "manifest.json": "collect"}   # emblens's own notes at a bundle's top
+META_MAX_BYTES = 4 * 1024 * 1024
+
+
+def _meta(member: Member) -> tuple[str, dict] | None:
+    """An `emblens probe` or `emblens collect` bundle's own note (probe.json, manifest.json at the
+    top of the bundle), or None for any other member, or a file of that name that is not one."""
+    parts = member.label.replace("\\", "/").split(":", 1)
+    inner = parts[1] if len(parts) == 2 and not member.label[1:3] == ":/" else Path(member.label).name
+    kind = META_NAMES.get(inner.strip("/"))
+    if kind is None or (member.size is not None and member.size > META_MAX_BYTES):
+        return None
+    import json
+
+    try:
+        with member.open() as f:
+            doc = json.loads(f.read(META_MAX_BYTES + 1))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("emblens") != kind:
+        return None
+    return kind, doc
+
+
+def _read_events(paths, keep_all, keywords, models, limits, progress, collapse=True, meta=None):
     frames: list[pl.DataFrame] = []
     inputs: list[InputInfo] = []
     skipped: list[Skipped] = []
@@ -163,6 +193,10 @@ def _read_events(paths, keep_all, keywords, models, limits, progress, collapse=T
     for item in read_members([str(p) for p in paths], limits):
         if isinstance(item, Skipped):
             skipped.append(item)
+            continue
+        note = _meta(item) if meta is not None else None
+        if note is not None:
+            meta[note[0]] = note[1]
             continue
         ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models or ModelData(), sniff=sniff,
                             max_kept=max(base.MIN_KEPT_ROWS, min(base.MAX_KEPT_ROWS, rows_left)), collapse=collapse)
@@ -205,7 +239,7 @@ def load_events(
 
     models = load_rules(rule_dirs).models
     events, inputs, skipped = read_events(paths, keep_all=keep_all, models=models, limits=limits, progress=progress,
-                                          redact_patterns=redact_patterns)
+                                          redact_patterns=redact_patterns, meta={})
     return enrich(events, models, year=year, written=written_times(inputs), tz=tz), inputs, skipped
 
 
@@ -243,9 +277,11 @@ def analyze(
         ruleset = load_rules(rule_dirs, include_builtin=include_builtin)
     if select or ignore:
         ruleset = ruleset.select(select, ignore)
+    meta: dict = {}
     events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
                                           limits=limits, progress=progress, redact_patterns=redact_patterns,
-                                          collapse=not any(r.within_s for r in ruleset.rules))
+                                          collapse=not any(r.within_s for r in ruleset.rules), meta=meta)
+    collection = _collection(meta.get("collect"), inputs)
     masked = redact.MASKED.take()
     d = diagnose(events, ruleset, since=since, until=until, year=year, written=written_times(inputs), tz=tz)
     seen = traffic.collect(inputs, d.events, year=year, written=written_times(inputs), tz=tz)
@@ -255,4 +291,42 @@ def analyze(
             f.requests_seen = seen.total({s for s, _ in f.matched}) or None
     return Analysis(events=d.events, inputs=inputs, skipped=skipped, facts=d.facts, findings=d.findings,
                     unexplained=d.unexplained, rules_run=len(ruleset.rules), notices=[*ruleset.notices, *(d.notices or ())],
-                    lead=d.lead, masked=masked, traffic=seen, clock_notes=time.span_notes(d.events))
+                    lead=d.lead, masked=masked, traffic=seen, clock_notes=time.span_notes(d.events),
+                    probe=_probe(meta.get("probe")), collection=collection)
+
+
+def _clean(value: object, limit: int = 500) -> str:
+    return redact.printable(redact.mask_text(str(value)))[:limit]
+
+
+def _probe(doc: dict | None) -> dict | None:
+    """probe.json as the report shows it: its text masked and bounded (a bundle is a stranger's)."""
+    if doc is None or not isinstance(doc.get("checks"), list):
+        return None
+    checks = []
+    for c in doc["checks"][:100]:
+        if isinstance(c, dict):
+            outcome = c.get("outcome") if c.get("outcome") in ("pass", "warn", "fail", "skip") else "skip"
+            checks.append({"id": _clean(c.get("id", ""), 60), "title": _clean(c.get("title", ""), 120),
+                           "outcome": outcome, "detail": _clean(c.get("detail", ""), 600)})
+    return {"url": _clean(doc.get("url", ""), 300), "model": _clean(doc["model"], 200) if doc.get("model") else None,
+            "started": _clean(doc.get("started", ""), 40), "requests": doc.get("requests") if isinstance(doc.get("requests"), int) else None,
+            "checks": checks}
+
+
+def _collection(doc: dict | None, inputs: list[InputInfo]) -> dict | None:
+    """manifest.json as the report shows it, and each input's `collected_from`."""
+    if doc is None:
+        return None
+    collected = [c for c in doc.get("collected", [])[:1000] if isinstance(c, dict)] if isinstance(doc.get("collected"), list) else []
+    origin = {str(c.get("file")): _clean(c.get("from", ""), 300) for c in collected if c.get("file")}
+    for i in inputs:
+        inner = i.source.split(":", 1)[1] if ":" in i.source and not i.source[1:3] == ":/" else Path(i.source).name
+        i.collected_from = origin.get(inner.strip("/"))
+    missing = doc.get("not_collected") if isinstance(doc.get("not_collected"), list) else []
+    return {"created": _clean(doc.get("created", ""), 40), "host": _clean(doc.get("host", ""), 100),
+            "collected": [{"file": _clean(c.get("file", ""), 200), "from": _clean(c.get("from", ""), 300)} for c in collected],
+            "not_collected": [{"what": _clean(m.get("what", ""), 120), "why": _clean(m.get("why", ""), 300)}
+                              for m in missing[:200] if isinstance(m, dict)],
+            "versions": {_clean(k, 60): _clean(v, 120) for k, v in list((doc.get("versions") or {}).items())[:50]}
+                        if isinstance(doc.get("versions"), dict) else {}}

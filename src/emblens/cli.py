@@ -149,16 +149,22 @@ def _when(value: str | None, option: str):
     return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
+FormatOpt = Annotated[Optional[Format], typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, "
+                                                     "json for tools, html (one file with charts) to attach. Default: by "
+                                                     "-o's extension (.txt, .md, .json, .html), text on stdout.",
+                                                     show_default=False)]
+OutputOpt = Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write the report to this file (repeatable: "
+                                                        "-o report.md -o report.html -o report.json); - is stdout.", show_default=False)]
+FailOnOpt = Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding of this severity or worse exists (for CI).")]
+WidthOpt = Annotated[int, typer.Option(help="Width of the text report.", min=40)]
+
+
 @app.command()
 def analyze(
     paths: PathsArg,
-    format: Annotated[Optional[Format], typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, "
-                                                     "json for tools, html (one file with charts) to attach. Default: by "
-                                                     "-o's extension (.txt, .md, .json, .html), text on stdout.",
-                                                     show_default=False)] = None,
-    output: Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write the report to this file (repeatable: "
-                                                        "-o report.md -o report.html -o report.json); - is stdout.", show_default=False)] = None,
-    fail_on: Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding of this severity or worse exists (for CI).")] = None,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
     rules: RulesOpt = None,
     select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules: an id, an area (auth) or a "
                                                         "glob (auth.*, *.oom); repeatable.", show_default=False)] = None,
@@ -171,7 +177,7 @@ def analyze(
     redact: RedactOpt = None,
     year: YearOpt = None,
     tz: TzOpt = None,
-    width: Annotated[int, typer.Option(help="Width of the text report.", min=40)] = 80,
+    width: WidthOpt = 80,
     quiet: QuietOpt = False,
 ) -> None:
     """Find the root cause of a failure in logs, tracebacks and bundles of them.
@@ -183,7 +189,6 @@ def analyze(
     Example:  emblens analyze incident.zip -o postmortem.md -o postmortem.json
     """
     from emblens.analysis import analyze as run
-    from emblens.report import render
 
     targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
     window = (_when(since, "--since"), _when(until, "--until"))
@@ -194,13 +199,20 @@ def analyze(
             analysis = run(paths, rule_dirs=rules or [], progress=progress, select=select or (), ignore=ignore or (),
                            since=window[0], until=window[1], redact_patterns=str(redact) if redact else None,
                            year=year, tz=tz)
-        for notice in analysis.notices:
-            typer.echo(f"emblens: note: {notice}", err=True)
-        for target, fmt in targets:
-            color = target == "-" and fmt == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-            _write(render(analysis, fmt.value, width=width, color=color), target, fmt.value)
+        _emit(analysis, targets, width, fail_on)
     except EmblensError as e:
         _fail(str(e))
+
+
+def _emit(analysis, targets: list[tuple[str, Format]], width: int, fail_on) -> None:
+    """Notices on stderr, the report to each target, and --fail-on's exit status."""
+    from emblens.report import render
+
+    for notice in analysis.notices:
+        typer.echo(f"emblens: note: {notice}", err=True)
+    for target, fmt in targets:
+        color = target == "-" and fmt == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        _write(render(analysis, fmt.value, width=width, color=color), target, fmt.value)
     if fail_on is not None:
         worst = SEVERITIES.index(fail_on.value)
         if any(SEVERITIES.index(f.severity) <= worst for f in analysis.findings):
@@ -255,6 +267,166 @@ def events(
         typer.echo(f"skipped {s.label}: {s.reason}", err=True)
     where = "stdout" if output == "-" else output
     typer.echo(f"{table.height:,} events from {len(inputs)} input(s) written to {where}", err=True)
+
+
+@app.command()
+def collect(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The zip to write (emblens analyze reads it).")] = Path("emblens-bundle.zip"),
+    docker: Annotated[Optional[list[str]], typer.Option("--docker", help="A container: its logs (with timestamps), "
+                      "docker inspect (image, command line, env with secrets masked, restarts, shm size) and its package "
+                      "versions. Repeatable.", show_default=False)] = None,
+    k8s: Annotated[Optional[list[str]], typer.Option("--k8s", help="A pod: kubectl logs (and the previous container's), "
+                   "describe, package versions. Repeatable.", show_default=False)] = None,
+    namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="The pods' namespace.", show_default=False)] = None,
+    container: Annotated[Optional[str], typer.Option("--container", "-c", help="The container in the pod.", show_default=False)] = None,
+    log: Annotated[Optional[list[str]], typer.Option("--log", help="A log file or a glob ('/var/log/vllm/*.log*'; rotated "
+                   ".gz files are read). Repeatable.", show_default=False)] = None,
+    journal: Annotated[Optional[list[str]], typer.Option("--journal", help="A systemd unit's journal. Repeatable.",
+                       show_default=False)] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="The server's base URL: GET /v1/models, /health, /version and "
+                   "the first lines of /metrics.", show_default=False)] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="The environment variable holding the key "
+                           "for --url (never written: the bundle holds its shape).", show_default=False)] = None,
+    add: Annotated[Optional[list[str]], typer.Option("--add", help="Your own file: a client traceback, a HAR, curl -v "
+                   "output, a mitmproxy capture. Repeatable.", show_default=False)] = None,
+    tail: Annotated[int, typer.Option(help="Lines of each log kept (the last ones).", min=1)] = 5000,
+    timeout: Annotated[float, typer.Option(help="Seconds each command may take before it is stopped.", min=1)] = 30.0,
+    no_gpu: Annotated[bool, typer.Option("--no-gpu", help="Do not run nvidia-smi.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Gather the evidence where the server runs into one zip for `emblens analyze`.
+
+    Logs, the server's command line, GPU state (nvidia-smi), package versions, the endpoint's
+    answers and your own files, with a manifest.json saying what was collected, from where, and
+    what was not and why. Keys, tokens and passwords are masked before anything is written. With
+    no --docker, --k8s, --log or --journal, it looks for running vLLM, SGLang and TEI processes.
+
+    Example:  emblens collect --docker vllm --url http://127.0.0.1:8000/v1 -o bundle.zip
+    """
+    from emblens.collect import Plan, collect as run
+
+    if output.suffix.lower() != ".zip":
+        _fail(f"{output}: the bundle is a zip: name it something.zip")
+    key, note = _key(api_key_env)
+    if note:
+        typer.echo(f"emblens: note: {note}", err=True)
+    plan = Plan(docker=docker or [], k8s=k8s or [], namespace=namespace, container=container, logs=log or [],
+                journal=journal or [], url=url, api_key=key, key_var=api_key_env, add=add or [], tail=tail,
+                timeout_s=timeout, gpu=not no_gpu)
+
+    def say(line: str) -> None:
+        if not quiet:
+            from emblens.redact import printable
+
+            typer.echo(f"emblens: {printable(line)}", err=True)
+
+    try:
+        manifest = run(plan, output, say)
+    except OSError as e:
+        _fail(f"{output}: cannot write: {e.strerror or e}")
+    n, m = len(manifest["collected"]), len(manifest["not_collected"])
+    typer.echo(f"emblens: wrote {output}: {n} file(s) collected, {m} thing(s) not collected (see manifest.json); "
+               f"next: emblens analyze {output}", err=True)
+
+
+def _key(var: str | None) -> tuple[str | None, str | None]:
+    """The key from the variable --api-key-env names, and a note when it is unset or empty."""
+    if not var:
+        return None, None
+    value = os.environ.get(var)
+    if value is None:
+        return None, f"{var} is not set: going on without a key"
+    if not value.strip():
+        return None, f"{var} is empty: going on without a key"
+    return value.strip(), None
+
+
+@app.command()
+def probe(
+    url: Annotated[str, typer.Argument(help="The server's base URL, as the client uses it: http://HOST:PORT/v1.", show_default=False)],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="The model name your client sends (checked against "
+                     "the served names). Default: the first served name.", show_default=False)] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="The environment variable holding the key "
+                           "your client uses (OPENAI_API_KEY). Never printed or written: reports show its shape.",
+                           show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also keep the bundle (probe.har, probe.json) as this zip.",
+                   show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent, send nothing.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds each connection and answer may take.", min=0.1, max=60)] = 3.0,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    width: WidthOpt = 80,
+    quiet: QuietOpt = False,
+) -> None:
+    """Check a running OpenAI-compatible endpoint the way the troubleshooting guides do.
+
+    Name, TCP, TLS and proxy settings; /health; /v1/models; whether a key is required and whether
+    yours works; the model name (case, did-you-mean); the base URL with and without /v1; one tiny
+    embeddings or chat call (vector size, normalisation, `dimensions`); latency. At most 20 small
+    requests, none with your data. Every exchange is recorded and analysed by the same rules, so
+    the report names the root cause, with a section listing each check as pass / warn / fail.
+
+    Example:  emblens probe http://127.0.0.1:8000/v1 --model Qwen3-Embedding-4B --api-key-env OPENAI_API_KEY
+    """
+    import json
+    import tempfile
+    import zipfile
+
+    from emblens.probe import plan, run_probe
+
+    targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
+    if out is not None and out.suffix.lower() != ".zip":
+        _fail(f"{out}: the bundle is a zip: name it something.zip")
+    key, note = _key(api_key_env)
+    if dry_run:
+        try:
+            lines = plan(url, model, key is not None)
+        except ValueError as e:
+            _fail(str(e))
+        typer.echo("emblens probe would send (nothing is sent with --dry-run):")
+        for line in lines:
+            typer.echo(f"  {line}")
+        return
+    if note:
+        typer.echo(f"emblens: note: {note}", err=True)
+
+    def said(c) -> None:
+        if not quiet:
+            from emblens.redact import printable
+
+            typer.echo(f"emblens: {c.outcome.upper():<4} {c.id}: {printable(c.detail)[:160]}", err=True)
+
+    try:
+        result = run_probe(url, model=model, api_key=key, key_var=api_key_env, timeout_s=timeout, on_check=said)
+    except ValueError as e:
+        _fail(str(e))
+    with tempfile.TemporaryDirectory(prefix="emblens-probe-") as tmp:
+        bundle = out or Path(tmp) / "probe.zip"
+        try:
+            with zipfile.ZipFile(bundle, "w", compression=zipfile.ZIP_DEFLATED) as z:
+                z.writestr("probe.har", json.dumps(result.har(), indent=1))
+                z.writestr("probe.json", json.dumps(result.to_dict(), indent=2))
+        except OSError as e:
+            _fail(f"{bundle}: cannot write: {e.strerror or e}")
+        if out is not None:
+            typer.echo(f"emblens: wrote {out} ({len(result.entries)} exchanges; emblens analyze {out} reads it again)", err=True)
+        from emblens.analysis import analyze as run
+
+        here = os.getcwd()
+        targets = [(t if t == "-" else os.path.abspath(t), f) for t, f in targets]
+        try:
+            if out is None:        # the report names the bundle probe.zip, not a temporary path
+                os.chdir(tmp)
+            analysis = run(["probe.zip" if out is None else str(bundle)])
+        except EmblensError as e:
+            _fail(str(e))
+        finally:
+            os.chdir(here)
+        try:
+            _emit(analysis, targets, width, fail_on)
+        except EmblensError as e:
+            _fail(str(e))
 
 
 @rules_app.command("list")

@@ -139,7 +139,7 @@ def gpu_lines(analysis) -> list[tuple[str, str, list[str]]]:
 # 1.0 the report before it was stated; 1.1 adds schema_version and masked; 1.2 adds base (sources are
 # relative to it), requests on findings, stamp on timeline rows, timeline_notes, traffic, and times end
 # in Z (UTC)
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 def to_dict(analysis) -> dict:
@@ -155,7 +155,7 @@ def to_dict(analysis) -> dict:
         "base": base,
         "inputs": [
             {"source": rel(i.source), "kind": i.kind, "events": i.events, "unparsed": i.unparsed, "lines": i.lines,
-             "note": i.note}
+             "note": i.note, "collected_from": getattr(i, "collected_from", None)}
             for i in analysis.inputs
         ],
         "skipped": [{"source": rel(s.label), "reason": s.reason} for s in analysis.skipped],
@@ -199,6 +199,8 @@ def to_dict(analysis) -> dict:
         "timeline_notes": clock_notes(analysis, base),
         "traffic": _traffic(getattr(analysis, "traffic", None)),
         "masked": dict(getattr(analysis, "masked", {}) or {}),
+        "probe": getattr(analysis, "probe", None),
+        "collection": getattr(analysis, "collection", None),
     }
 
 

@@ -77,6 +77,14 @@ def to_markdown(analysis) -> str:
         if f.references:
             out += ["", "References: " + ", ".join(f.references)]
         out.append("")
+    probe = getattr(analysis, "probe", None)
+    if probe:
+        out += [f"## Probe of `{_cell(probe['url'])}`" + (f" (model `{_cell(probe['model'])}`)" if probe.get("model") else ""), "",
+                "| outcome | check | detail |", "|---|---|---|"]
+        out += [f"| **{c['outcome'].upper()}** | {_cell(c['title'])} | {_cell(c['detail'])} |" for c in probe["checks"]]
+        if probe.get("requests") is not None:
+            out += ["", f"{probe['requests']} request(s) sent, recorded in `probe.har`."]
+        out.append("")
     tl = timeline(analysis)
     if tl and analysis.findings:
         out += ["## Timeline", ""]
@@ -93,11 +101,22 @@ def to_markdown(analysis) -> str:
         out += ["## GPUs", "", "Last nvidia-smi snapshot of each GPU.", "", "| GPU | memory | top processes |", "|---|---|---|"]
         out += [f"| {_cell(t)} | {_cell(m)} | {_cell('; '.join(p) or 'none listed')} |" for t, m, p in gpus]
         out.append("")
-    out += ["## Coverage", "", "| input | read as | events | unparsed |", "|---|---|---:|---:|"]
+    collection = getattr(analysis, "collection", None)
+    out += ["## Coverage", ""]
+    if collection:
+        out += [f"Collected by `emblens collect` on {_cell(collection['host'] or 'the server')}, {_cell(collection['created'])}.", ""]
+    out += ["| input | read as | events | unparsed |" + (" from |" if collection else ""),
+            "|---|---|---:|---:|" + ("---|" if collection else "")]
     out += [f"| `{_cell(relative(i.source, prefix))}` | {i.kind}{' (incomplete: ' + _cell(i.note) + ')' if i.note else ''} | {i.events} | {i.unparsed} |"
+            + (f" {_cell(getattr(i, 'collected_from', None) or '')} |" if collection else "")
             for i in analysis.inputs]
-    out += [f"| `{_cell(relative(s.label, prefix))}` | skipped: {_cell(s.reason)} | | |" for s in analysis.skipped]
+    out += [f"| `{_cell(relative(s.label, prefix))}` | skipped: {_cell(s.reason)} | | |" + (" |" if collection else "")
+            for s in analysis.skipped]
     out.append("")
+    if collection and collection["not_collected"]:
+        out += ["**Not collected**", ""]
+        out += [f"- {_cell(m['what'])}: {_cell(m['why'])}" for m in collection["not_collected"]]
+        out.append("")
     if analysis.unexplained:
         out += ["## Error lines no rule explains", "", "| count | example |", "|---:|---|"]
         for u in analysis.unexplained[:30]:

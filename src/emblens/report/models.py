@@ -26,6 +26,8 @@ class Input(_Model):
     unparsed: int
     lines: int
     note: Optional[str] = Field(description="Why it was read only in part (cut lines, a break, a limit), or null.")
+    collected_from: Optional[str] = Field(
+        description="In a bundle made by `emblens collect`: the command or file it came from (its manifest); else null.")
 
 
 class Skipped(_Model):
@@ -122,6 +124,41 @@ class Traffic(_Model):
     kv_cache_max_pct: Optional[float] = Field(description="The highest KV-cache usage the metrics lines reported.")
 
 
+class ProbeCheck(_Model):
+    id: str = Field(description="reach.dns, reach.proxy, reach.tcp, reach.tls, health, models, auth.required, auth.key, "
+                                "auth.scheme, base_url, model.name, call.embeddings, call.chat, embed.dimensions, "
+                                "embed.size, embed.prefix, latency, limit (the probe stopped at its request or time budget)")
+    title: str
+    outcome: Literal["pass", "warn", "fail", "skip"]
+    detail: str
+
+
+class Probe(_Model):
+    url: str
+    model: Optional[str]
+    started: str = Field(description="ISO time in UTC.")
+    requests: Optional[int] = Field(description="Requests the probe sent.")
+    checks: list[ProbeCheck]
+
+
+class Collected(_Model):
+    file: str = Field(description="The member of the bundle.")
+    from_: str = Field(alias="from", description="The command run or the file read.")
+
+
+class NotCollected(_Model):
+    what: str
+    why: str = Field(description="Why not: not found, exit status, timed out, permission.")
+
+
+class Collection(_Model):
+    created: str
+    host: str
+    collected: list[Collected]
+    not_collected: list[NotCollected]
+    versions: dict[str, str]
+
+
 class Report(_Model):
     """emblens's JSON report (`emblens analyze --format json`)."""
 
@@ -138,6 +175,9 @@ class Report(_Model):
     timeline_notes: list[str] = Field(description="Sources far apart in time, clocks offset between sources.")
     traffic: Traffic
     masked: dict[str, int] = Field(description="Secrets masked while reading, by kind; never values.")
+    probe: Optional[Probe] = Field(default=None, description="A bundle made by `emblens probe`: each check and its outcome; else null.")
+    collection: Optional[Collection] = Field(
+        default=None, description="A bundle made by `emblens collect`: what its manifest says was collected and not; else null.")
 
 
 def schema() -> dict:

@@ -78,6 +78,9 @@ def _finding(console: Console, f, prefix: str = "", indent: int = 0) -> None:
     console.print()
 
 
+OUTCOME_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
 def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system="standard" if color else None, force_terminal=color,
@@ -104,6 +107,20 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
         console.print()
     for f in analysis.findings:
         _finding(console, f, prefix, 0 if f.role != "symptom" else 4)
+    probe = getattr(analysis, "probe", None)
+    if probe:
+        console.print(Text(f"Probe of {probe['url']}" + (f" (model {probe['model']})" if probe.get("model") else ""),
+                           style="bold underline"), soft_wrap=True)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for c in probe["checks"]:
+            grid.add_row(Text(c["outcome"].upper(), style=OUTCOME_STYLE[c["outcome"]]),
+                         Text(f"{c['title']}: ", style="bold") + Text(c["detail"]))
+        console.print(Padding(grid, (0, 0, 0, 2)))
+        if probe.get("requests") is not None:
+            console.print(Padding(Text(f"{probe['requests']} request(s) sent, recorded in probe.har", style="dim"), (0, 0, 0, 2)))
+        console.print()
     tl = timeline(analysis)
     if tl and analysis.findings:
         console.print(Text("Timeline (UTC)", style="bold underline"))
@@ -133,11 +150,20 @@ def to_text(analysis, *, width: int = 80, color: bool = False) -> str:
     for i in analysis.inputs:
         _where(console, i.source, None, prefix, 2)
         console.print(Padding(Text(f"{i.kind}, {i.events:,} events, {i.unparsed:,} unparsed lines"), (0, 0, 0, 4)))
+        if getattr(i, "collected_from", None):
+            console.print(Padding(Text(f"from: {i.collected_from}", style="dim"), (0, 0, 0, 4)))
         if i.note:
             console.print(Padding(Text(f"incomplete: {i.note}", style="yellow"), (0, 0, 0, 4)))
     for s in analysis.skipped:
         console.print(Text("  " + relative(s.label, prefix), style="yellow"), soft_wrap=True)
         console.print(Padding(Text(f"skipped: {s.reason}", style="yellow"), (0, 0, 0, 4)))
+    collection = getattr(analysis, "collection", None)
+    if collection and collection["not_collected"]:
+        console.print()
+        console.print(Text(f"Not collected (emblens collect on {collection['host'] or 'the server'}, {collection['created']})",
+                           style="bold underline"))
+        for m in collection["not_collected"]:
+            console.print(Padding(Text(f"{m['what']}: {m['why']}", style="yellow"), (0, 0, 0, 2)))
     if analysis.unexplained:
         console.print()
         console.print(Text(f"Error lines no rule explains ({sum(u.count for u in analysis.unexplained)})",

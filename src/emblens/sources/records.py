@@ -198,9 +198,12 @@ class HarFile(RecordSource):
             raise RecordError(f"not a HAR document: {str(e).splitlines()[0][:160]}") from None
         if not isinstance(entries, list):
             raise RecordError("not a HAR document: log.entries is not a list")
+        creator = doc["log"].get("creator") if isinstance(doc["log"], dict) else None
+        # emblens's own HAR (probe, collect --url) keeps every header: no Authorization means none was sent
+        whole = isinstance(creator, dict) and creator.get("name") == "emblens"
         for entry in entries:
             try:
-                yield har_row(entry, data)
+                yield har_row(entry, data, whole_headers=whole)
             except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
                 yield None
 
@@ -209,8 +212,10 @@ def _pairs(items: object) -> list[tuple[str, str]]:
     return [(str(h.get("name", "")), str(h.get("value", ""))) for h in items or [] if isinstance(h, dict)]
 
 
-def har_row(entry: dict, data: ModelData | None = None) -> dict:
+def har_row(entry: dict, data: ModelData | None = None, whole_headers: bool = False) -> dict:
     import base64
+
+    from emblens.httprec import ON_PURPOSE
 
     req, resp = entry["request"], entry.get("response") or {}
     content = resp.get("content") or {}
@@ -242,7 +247,16 @@ def har_row(entry: dict, data: ModelData | None = None) -> dict:
         error=(resp.get("_error") or "no response (status 0)") if failed else None,
         data=data,
     )
-    if traffic.header(headers, "authorization") is None:
+    if whole_headers and failed:
+        row["origin"] = "client"     # emblens itself connected, with no proxy between: its own failed call
+    if traffic.header(headers, "authorization") is None and not whole_headers:
         # a browser's default (sanitized) export drops Authorization: absent is unknown, not missing
         row["auth_scheme"] = "not recorded"
+    comment = entry.get("comment")
+    if isinstance(comment, str) and comment.startswith(ON_PURPOSE):
+        # `emblens probe` sent it wrong on purpose (no key, another scheme) to see how the server
+        # answers: kept as a line, not as a client's request that the rules would blame
+        row["kind"] = "log"
+        row["level"] = "INFO"
+        row["message"] = row["text"] = f"{row.get('text') or ''} ({comment[len(ON_PURPOSE) + 2:][:200]})".strip()
     return row
