@@ -303,7 +303,8 @@ def collect(
 
     Example:  emblens collect --docker vllm --url http://127.0.0.1:8000/v1 -o bundle.zip
     """
-    from emblens.collect import Plan, collect as run
+    from emblens.collect import Plan
+    from emblens.collect import collect as run
 
     if output.suffix.lower() != ".zip":
         _fail(f"{output}: the bundle is a zip: name it something.zip")

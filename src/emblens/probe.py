@@ -113,7 +113,7 @@ def plan(url: str, model: str | None, has_key: bool) -> list[str]:
         "does it take `dimensions`?)",
         f'POST {b.api}/chat/completions  {{"model": "{name}", "messages": [{{"role": "user", "content": "Say OK."}}], '
         '"max_tokens": 1}  (a chat model, or when the embeddings call is refused)',
-        f"POST the same call with the name as given, when it is not a served name (to show the server's answer)",
+        "POST the same call with the name as given, when it is not a served name (to show the server's answer)",
         f"at most {MAX_REQUESTS} requests, {TIMEOUT_S:g} s timeout each; no input of yours is sent",
     ]
     return lines
@@ -306,7 +306,7 @@ class Prober:
 
     def base_url(self, models: Answer) -> None:
         if models.status == 200:
-            hint = "" if self.b.given_v1 else f" (the URL given lacks /v1: the SDK's base_url must end in /v1)"
+            hint = "" if self.b.given_v1 else " (the URL given lacks /v1: the SDK's base_url must end in /v1)"
             self._check("base_url", "The base URL", "pass" if self.b.given_v1 else "warn",
                         f"base_url={self.b.api}{hint}")
             return
