@@ -370,3 +370,15 @@ def test_collect_finds_a_running_server_its_command_line_and_log(tmp_path):
         assert "vllm serve /models/Qwen3-Embedding-4B --api-key <" in cmdline
         assert "logs/vllm-out.log" in names
         assert PLANTED not in "\n".join(z.read(n).decode("utf-8", "replace") for n in names)
+
+
+def test_probe_warns_when_the_environment_proxy_would_carry_the_call(server):
+    url = server("ok")
+    report = _probe_json(emblens("probe", url, "-f", "json", "-q",
+                                 env={"HTTP_PROXY": "http://proxy.corp.example:3128", "NO_PROXY": "", "no_proxy": ""}))
+    check = _check(report, "reach.proxy")
+    assert check["outcome"] == "warn" and "proxy.corp.example:3128" in check["detail"] and "NO_PROXY" in check["detail"]
+    assert _check(report, "call.embeddings")["outcome"] == "pass"      # the probe itself goes direct
+    report = _probe_json(emblens("probe", url, "-f", "json", "-q",
+                                 env={"HTTP_PROXY": "http://proxy.corp.example:3128", "NO_PROXY": "127.0.0.1"}))
+    assert _check(report, "reach.proxy")["outcome"] == "pass"
