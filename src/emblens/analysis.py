@@ -164,12 +164,18 @@ META_NAMES = {"probe.json": "probe", "manifest.json": "collect"}   # emblens's o
 META_MAX_BYTES = 4 * 1024 * 1024
 
 
+def _inner(label: str) -> str:
+    """A member's name inside its bundle (`b.zip:logs/server.log` -> `logs/server.log`); for a
+    loose file, its name. The names probe.json, manifest.json and the manifest's files are these."""
+    label = label.replace("\\", "/")
+    parts = label.split(":", 1)
+    return (parts[1] if len(parts) == 2 and label[1:3] != ":/" else Path(label).name).strip("/")
+
+
 def _meta(member: Member) -> tuple[str, dict] | None:
     """An `emblens probe` or `emblens collect` bundle's own note (probe.json, manifest.json at the
     top of the bundle), or None for any other member, or a file of that name that is not one."""
-    parts = member.label.replace("\\", "/").split(":", 1)
-    inner = parts[1] if len(parts) == 2 and not member.label[1:3] == ":/" else Path(member.label).name
-    kind = META_NAMES.get(inner.strip("/"))
+    kind = META_NAMES.get(_inner(member.label))
     if kind is None or (member.size is not None and member.size > META_MAX_BYTES):
         return None
     import json
@@ -321,8 +327,7 @@ def _collection(doc: dict | None, inputs: list[InputInfo]) -> dict | None:
     collected = [c for c in doc.get("collected", [])[:1000] if isinstance(c, dict)] if isinstance(doc.get("collected"), list) else []
     origin = {str(c.get("file")): _clean(c.get("from", ""), 300) for c in collected if c.get("file")}
     for i in inputs:
-        inner = i.source.split(":", 1)[1] if ":" in i.source and not i.source[1:3] == ":/" else Path(i.source).name
-        i.collected_from = origin.get(inner.strip("/"))
+        i.collected_from = origin.get(_inner(i.source))
     missing = doc.get("not_collected") if isinstance(doc.get("not_collected"), list) else []
     return {"created": _clean(doc.get("created", ""), 40), "host": _clean(doc.get("host", ""), 100),
             "collected": [{"file": _clean(c.get("file", ""), 200), "from": _clean(c.get("from", ""), 300)} for c in collected],
