@@ -387,7 +387,7 @@ class Prober:
                         f"{self._said(a)}; trying the other kind of call", [i])
 
     def _embedding(self, name: str, a: Answer, i: int) -> None:
-        from emblens.modeldata import load as load_models
+        from emblens import modeldata
         from emblens.rules import builtin_dir
 
         doc = a.json()
@@ -403,7 +403,7 @@ class Prober:
         self._check("call.embeddings", "One tiny embeddings call", "pass",
                     f"a {size}-dimensional vector in {a.ms:.0f} ms, {'normalised (length 1.0)' if normal else f'length {norm:.3f}: not normalised; normalise before cosine or dot-product search'}",
                     [i])
-        data = load_models([builtin_dir() / "data" / "embedding_models.yaml"])
+        data = modeldata.load([builtin_dir() / modeldata.FILE])
         known = data.dimension(name)
         if known and known != size:
             self._check("embed.size", "The vector size is the model's", "warn",
