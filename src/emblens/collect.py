@@ -357,11 +357,10 @@ def url(b: Bundle, plan: Plan) -> None:
             b.miss(f"GET {path}", a.error or "no answer")
             if "refused" in (a.error or ""):
                 break
-    if path.endswith("/metrics") and rec.entries and rec.entries[-1]["response"]["status"] == 200:
-        content = rec.entries[-1]["response"]["content"]
-        head = content["text"].splitlines()[:200]
-        content["text"] = "\n".join(head) + "\n"
-        content["comment"] = "the first 200 lines"
+        elif path.endswith("/metrics") and a.status == 200:
+            content = rec.entries[-1]["response"]["content"]
+            content["text"] = "\n".join(content["text"].splitlines()[:200]) + "\n"
+            content["comment"] = "the first 200 lines"
     b.text("url/exchanges.har", json.dumps(rec.har(), indent=1),
            f"GET /v1/models, /health, /version, /metrics on {plan.url}" + (f" (key from {plan.key_var})" if plan.key_var else ""))
 
