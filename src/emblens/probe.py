@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from emblens import redact
 from emblens._version import __version__
-from emblens.httprec import Answer, LimitReached, Recorder
+from emblens.httprec import Answer, LimitReached, Recorder, har
 
 MAX_REQUESTS = 20
 TIMEOUT_S = 3.0          # each connection and each answer
@@ -56,8 +56,7 @@ class ProbeResult:
     seconds: float = 0.0
 
     def har(self) -> dict:
-        return {"log": {"version": "1.2", "creator": {"name": "emblens", "version": __version__},
-                        "entries": self.entries}}
+        return har(self.entries)
 
     def to_dict(self) -> dict:
         return {"emblens": "probe", "version": __version__, "url": self.url, "model": self.model,
