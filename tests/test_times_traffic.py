@@ -222,3 +222,87 @@ def test_counted_failing_requests_fall_back_to_hours_past_their_limit():
     assert rows["repeat"].fill_null(1).sum() == minutes
     assert rows.height <= 5 + 5 + 1000 and rows.height < minutes // 2
     assert rows.sort("line")["line"].head(5).to_list() == [1, 2, 3, 4, 5]
+
+
+def _mixed_server_log(path) -> None:
+    """A vLLM 0.11 log with every kind of line the fast path sets apart or keeps: `200 OK` access
+    lines, other 2xx and HTTP/1.0 lines, 4xx, metrics, a stamped error, a key name whose value is
+    on the next line, a traceback, blank lines and a line past the length cap."""
+    lines = []
+    t0 = datetime(2025, 11, 20, 9, 0, 0)
+    for m in range(40):
+        for k in range(3):
+            t = t0 + timedelta(minutes=m, seconds=20 * k)
+            lines.append(f"{PREFIX}INFO {t:%m-%d %H:%M:%S} [loggers.py:123] Engine 000: Avg prompt throughput: 1.0 "
+                         f"tokens/s, Running: 1 reqs, GPU KV cache usage: {m + k}.0%, Prefix cache hit rate: 1.0%")
+            lines += [f'{PREFIX}INFO:     10.0.3.{i}:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK' for i in range(7)]
+            lines.append(f'{PREFIX}INFO:     10.0.3.8:4000 - "GET /v1/models HTTP/1.0" 200 OK')
+            lines.append(f'{PREFIX}INFO:     10.0.3.9:4000 - "POST /v1/files HTTP/1.1" 201 Created')
+            if k == 1:
+                lines.append(f'{PREFIX}INFO:     10.0.3.9:4000 - "POST /v1/embeddings HTTP/1.1" 404 Not Found')
+                lines.append(f'{PREFIX}INFO:     10.0.3.9:4000 - "POST /v1/embeddings HTTP/1.1" 401 Unauthorized')
+        if m % 7 == 3:
+            lines += [f"{PREFIX}ERROR {t:%m-%d %H:%M:%S} [serving.py:99] request failed: engine dead, api_token:",
+                      "  tok-9f8e7d6c5b4a39281706",
+                      f'{PREFIX}INFO:     10.0.3.1:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK',
+                      "", "Traceback (most recent call last):", '  File "/x/api.py", line 3, in run',
+                      "RuntimeError: CUDA error: an illegal memory access was encountered"]
+        if m % 7 == 5:     # a key name before a `200 OK` line: the line after that is no value
+            lines += [f"{PREFIX}ERROR {t:%m-%d %H:%M:%S} [serving.py:99] retry with session_id:",
+                      f'{PREFIX}INFO:     10.0.3.1:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK',
+                      "  abc123def456 Traceback (most recent call last):"]
+        if m == 20:
+            lines.append(f"{PREFIX}WARNING {t:%m-%d %H:%M:%S} [x.py:1] " + "y" * 70_000)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _report(a) -> dict:
+    from emblens.report import to_dict
+    d = to_dict(a)
+    return {k: d[k] for k in ("findings", "inputs", "traffic", "timeline")}
+
+
+def test_a_server_log_in_small_chunks_and_spans_gives_what_it_gives_in_one(tmp_path, monkeypatch):
+    """The `200 OK` lines are only counted, and the other lines of several chunks are finished
+    together (`Span`): neither may change what is counted, kept or found."""
+    from emblens.sources import base
+    log = tmp_path / "vllm.log"
+    _mixed_server_log(log)
+    whole = analyze([log], year=2025)
+    whole_events, _, _ = load_events([log], year=2025, keep_all=True)
+    assert whole.inputs[0].lines > 1_000 and whole.traffic.total() > 1_000 and whole.findings
+    monkeypatch.setattr(base, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(base.Span, "LINES", 60)     # chunks of 30 other lines or fewer wait for the next
+    monkeypatch.setattr(base.Span, "CHUNKS", 3)
+    small = analyze([log], year=2025)
+    assert _report(small) == _report(whole)
+    small_events, _, _ = load_events([log], year=2025, keep_all=True)
+    assert small_events.equals(whole_events)
+    masked = whole_events.filter(pl.col("line") == whole_events.filter(
+        pl.col("text").str.ends_with("api_token:"))["line"][0] + 1)["text"][0]
+    assert "tok-9f8e7d6c5b4a39281706" not in masked
+    assert whole_events.filter(pl.col("text") == "  abc123def456 Traceback (most recent call last):").height == 5
+
+
+def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tmp_path):
+    """`scan_chunk` sets the `... HTTP/1.1" 200 OK` lines apart with one suffix test; `finish` on
+    all the lines reads each of them. Both give the same kept lines, clocks, statuses and counts."""
+    from emblens.rules.loader import load_rules
+    from emblens.sources import REGISTRY, base
+    log = tmp_path / "vllm.log"
+    _mixed_server_log(log)
+    rules = load_rules()
+    ctx = base.SourceContext("x", keywords=rules.keywords, models=rules.models)
+    vllm = next(s for s in REGISTRY if s.name == "vllm-log")
+    chunk = base.Chunk([log.read_bytes()])
+    lines = base.unwrap(base.lines_frame(chunk))
+    fast, fast_counts = vllm.scan_chunk(chunk, ctx)
+    full, full_counts = vllm.finish(lines, lines.height, 0, ctx)
+    assert fast.equals(full) and fast.height > 50
+    assert "  abc123def456 Traceback (most recent call last):" in fast["raw"].to_list()
+    for field in ("lines", "blank", "recognised", "cut", "clock_last"):
+        assert getattr(fast_counts, field) == getattr(full_counts, field), field
+    assert fast_counts.cut == 1
+    for frame in ("traffic", "kv"):
+        a, b = (getattr(c, frame).sort(pl.all()) for c in (fast_counts, full_counts))
+        assert a.equals(b), frame

@@ -334,9 +334,14 @@ _LAST_NAME = re.compile(_NAME + r"[\"']?[ \t]*+[:=][ \t]*+\[?[ \t]*+$")
 _NEXT_VALUE = re.compile(r"^(\s*+[\"']?)(" + _VALUE + ")")
 
 
-def mask_next_lines(lines: pl.Series) -> pl.Series:
-    """Mask the leading value of every line that follows a line ending in a secret's name."""
+def mask_next_lines(lines: pl.Series, numbers: pl.Series | None = None) -> pl.Series:
+    """Mask the leading value of every line that follows a line ending in a secret's name.
+    `numbers`: the lines' numbers, when they are some lines of a log and not all (a server log's
+    lines less its `200 OK` access lines): a line follows the one before it only when their numbers
+    do."""
     after = lines.str.contains(DANGLING).fill_null(False).shift(1, fill_value=False)
+    if numbers is not None:
+        after = after & (numbers.diff() == 1).fill_null(False)
     if not after.any():
         return lines
     idx = after.arg_true()

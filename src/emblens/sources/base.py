@@ -46,6 +46,8 @@ UVICORN = r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<msg>.*)$"
 # KV-cache usage of the periodic metrics lines (vLLM's percentage, SGLang's `token usage` share).
 # the periodic metrics lines: vLLM's (every version) and SGLang's batch lines
 METRICS_LINES = ("Avg prompt throughput:", "Prefill batch", "Decode batch")
+# how almost every line of a busy server's log ends: a uvicorn access line of a request that worked
+OK_LINE = ' HTTP/1.1" 200 OK'
 KV_USAGE = r"KV cache usage: (?P<pct>\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (?P<share>0(?:\.\d+)?|1(?:\.0+)?)\b"
 # commands in a paste that say where the server runs: read by the text reader (kept lines) and by the
 # client combiner (facts `container_seen`, `server_command`), so both follow one list
@@ -128,30 +130,51 @@ class Source:
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
         """Read `stream` in chunks, filter each on the worker threads (polars releases the GIL, so
         reading the next chunk overlaps the scan of the last), then parse the kept lines of the
-        whole member at once, so a traceback may span a chunk boundary."""
+        whole member at once, so a traceback may span a chunk boundary.
+
+        A server log's chunk is mostly `200 OK` access lines; the workers set its other lines apart
+        (`Partial`), and those of several chunks are finished together here (`Span`)."""
         counts = Counts()
-        offset = 0
+        offset = 0                   # lines read so far (taken, or waiting in the span)
         pending: deque[Future] = deque()
         bounded = Bounded(max(2, ctx.max_kept))
         tally = Tally() if self.clock else None
         collapse = Collapse(max(2, ctx.max_kept) // 2) if self.clock and ctx.collapse and not ctx.keep_all else None
+        span = Span()
+
+        def take(kept: pl.DataFrame, c: Counts, start: int) -> None:
+            """A finished run of lines, numbered from `start`, in the order of the member."""
+            if tally is not None:
+                kept = tally.add(kept, c)
+            if kept.height:
+                kept = kept.with_columns(pl.col("line") + start)
+                if collapse is None:
+                    bounded.add(kept)
+                else:
+                    collapse.feed(kept, bounded)
+            counts.add(c)
+
+        def finish_span() -> None:
+            if span.parts:
+                start, lines, n, cut = span.take()
+                kept, c = self.finish(lines, n, cut, ctx, partial=True)
+                take(kept, c, start)
 
         def collect(limit: int) -> None:
             nonlocal offset
             while len(pending) > limit:
-                kept, c = pending.popleft().result()
-                if tally is not None:
-                    kept = tally.add(kept, c)
-                if kept.height:
-                    kept = kept.with_columns(pl.col("line") + offset)
-                    if collapse is None:
-                        bounded.add(kept)
-                    else:
-                        collapse.feed(kept, bounded)
-                offset += c.lines
-                counts.add(c)
+                done = pending.popleft().result()
+                if isinstance(done, Partial):
+                    if span.add(done, offset):
+                        finish_span()
+                    offset += done.n
+                else:
+                    finish_span()
+                    kept, c = done
+                    take(kept, c, offset)
+                    offset += c.lines
 
-        chunks = read_chunks(stream)
+        chunks = read_chunks(stream, CHUNK_BYTES)
         first = next(chunks, None)   # a read error here is the caller's: nothing was read
         try:
             second = next(chunks, None) if first is not None else None
@@ -161,13 +184,7 @@ class Source:
         if second is None:           # one chunk (most members): no threads needed
             if first is not None:
                 kept, c = self.scan_chunk(first, ctx)
-                if tally is not None:
-                    kept = tally.add(kept, c)
-                if collapse is None:
-                    bounded.add(kept)
-                elif kept.height:
-                    collapse.feed(kept, bounded)
-                counts.add(c)
+                take(kept, c, 0)
             if broke is not None:
                 counts.stopped = f"read stopped after line {counts.lines:,}: {describe_read_error(broke)}"
             chunks = iter(())
@@ -179,15 +196,17 @@ class Source:
                     chunk = next(chunks, None)
                 except READ_ERRORS as e:
                     collect(0)
+                    finish_span()
                     if offset == 0:
                         raise
                     counts.stopped = f"read stopped after line {offset:,}: {describe_read_error(e)}"
                     break
                 if chunk is None:
                     break
-                pending.append(pool.submit(self.scan_chunk, chunk, ctx))
+                pending.append(pool.submit(self.scan_chunk, chunk, ctx, True))
                 collect(WORKERS - 1)
             collect(0)
+            finish_span()
         if collapse is not None:
             collapse.flush(bounded)
         kept_parts, counts.dropped = bounded.parts(), bounded.dropped
@@ -211,23 +230,41 @@ class Source:
             kept = kept.sort("line")
         return self.parse_kept(kept.drop("_status", strict=False), counts, ctx), counts
 
-    def scan_chunk(self, chunk: bytes, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
+    def scan_chunk(self, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "tuple[pl.DataFrame, Counts] | Partial":
         """Split a chunk into lines, count them, and keep only those that can matter (masked).
-        Line numbers are relative to the chunk."""
+        Line numbers are relative to the chunk.
+
+        In a server log (`clock` set) most lines are `... HTTP/1.1" 200 OK` access lines: one suffix
+        test finds them, and they are only counted (as requests, in `Tally.scan`). The other lines
+        are finished here, or with `defer`, when they are few, handed back to be finished with the
+        next chunks' (`Partial`)."""
         lines = unwrap(lines_frame(chunk))
-        lines = lines.with_columns(redact.mask_next_lines(lines["raw"]).alias("raw"))
+        cut = chunk.cut if isinstance(chunk, Chunk) else 0
+        if not self.clock or ctx.keep_all:
+            return self.finish(lines, lines.height, cut, ctx)
+        raw = pl.col("raw")
+        marks = lines.select(raw.str.ends_with(OK_LINE).alias("ok"), (raw.str.len_bytes() > MAX_LINE_BYTES).alias("long"))
+        cut += int((marks["ok"] & marks["long"]).sum())     # an OK line is never kept: only counted if cut
+        other = lines.filter(~marks["ok"])
+        if defer and other.height <= Span.LINES // 2:
+            return Partial(fresh(other), lines.height, cut)
+        return self.finish(other, lines.height, cut, ctx, partial=True)
+
+    def finish(self, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
+               partial: bool = False) -> tuple[pl.DataFrame, Counts]:
+        """Count a run of `n` lines and keep those that can matter (masked). `lines`: all of them,
+        numbered 1..n, or with `partial`, only those that are not `OK_LINE` lines (numbered in the
+        run; the others are `200 OK` access lines). `cut`: lines cut before, counted in."""
+        lines = lines.with_columns(redact.mask_next_lines(lines["raw"], lines["line"] if partial else None).alias("raw"))
         long = lines["raw"].str.len_bytes() > MAX_LINE_BYTES
-        cut = int(long.sum()) + chunk.cut if isinstance(chunk, Chunk) else int(long.sum())
-        if cut:
+        cut += int(long.sum())
+        if long.any():
             lines = lines.with_columns(
                 pl.when(long).then(pl.col("raw").str.slice(0, MAX_LINE_BYTES)).otherwise(pl.col("raw")).alias("raw"))
         raw = pl.col("raw")
-        marks = routine = None
-        if self.clock:     # a server log: its routine lines are counted (Tally), not scanned by the regexes
-            marks = Tally.marks(lines)
-            routine = marks["routine"]
+        marks = Tally.marks(lines) if self.clock else None
         # the regexes run on the lines that are not routine (all of them for `events`, which keeps every line)
-        rest = lines if routine is None or ctx.keep_all else lines.filter(~routine)
+        rest = lines if marks is None or ctx.keep_all else lines.filter(~marks["routine"])
         blank = raw.str.strip_chars().str.len_bytes() == 0
         recognised = raw.str.contains(f"(?:{self.line_pattern})|(?:{TB_FRAME})")
         keep_pattern = "|".join(f"(?:{p})" for p in (self.notable, TB_NOTABLE, ctx.keywords) if p)
@@ -241,11 +278,11 @@ class Source:
         kept = rest.filter(flags["keep"]).with_columns(
             pl.concat_str([pl.col("raw"), pl.lit("")]).alias("raw"),     # writes the strings anew (a cast does not)
             flags.filter(flags["keep"])["rec"].alias("_rec"))
-        routine_n = lines.height - rest.height   # routine lines: recognised by the format, never blank
-        counts = Counts(lines=lines.height, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()) + routine_n,
+        routine_n = n - rest.height   # routine lines (OK lines among them): recognised by the format, never blank
+        counts = Counts(lines=n, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()) + routine_n,
                         cut=cut)
         if marks is not None:
-            kept = Tally.scan(lines, marks, kept, counts, self.clock)
+            kept = Tally.scan(n, lines, marks, kept, counts, self.clock)
         if kept.height:
             kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
         return kept, counts
@@ -392,9 +429,9 @@ class Tally:
     @staticmethod
     def marks(lines: pl.DataFrame) -> pl.DataFrame:
         """Per line, found with literal searches (no regex over every line): `status` of a uvicorn
-        access line (`INFO:     1.2.3.4:5 - "POST /v1/x HTTP/1.1" 200 OK`), `metric` for a periodic
-        metrics line, and `routine`: a 2xx access line or a metrics line. Metrics lines are looked
-        for among the other lines only (a busy log's 1 %)."""
+        access line (`INFO:     1.2.3.4:5 - "POST /v1/x HTTP/1.1" 404 Not Found`), `metric` for a
+        periodic metrics line, and `routine`: a 2xx access line or a metrics line. Given the lines
+        that are not `OK_LINE` lines (those are 200s; `Source.scan_chunk` sets them apart first)."""
         raw = pl.col("raw")
         at, info = pl.col("at"), pl.col("info")
         status = (lines.select(raw, raw.str.find('HTTP/1.', literal=True).alias("at"),
@@ -410,26 +447,39 @@ class Tally:
             (pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric")).alias("routine"))
 
     @staticmethod
-    def scan(lines: pl.DataFrame, marks: pl.DataFrame, kept: pl.DataFrame, counts: Counts, clock: str) -> pl.DataFrame:
-        """Count one chunk. Stamps are looked for on the lines that are not access lines (a busy
-        log's 1 %), and each line's clock is the last stamp at or before it, found by position
-        (a sorted search), so the counting groups small integers, not a string per line."""
-        n = lines.height
+    def scan(n: int, lines: pl.DataFrame, marks: pl.DataFrame, kept: pl.DataFrame, counts: Counts,
+             clock: str) -> pl.DataFrame:
+        """Count a run of `n` lines, of which `lines` (numbered 1..n, with their `marks`) are all but
+        the `OK_LINE` lines. Stamps are looked for on the lines that are not access lines, and each
+        line's clock is the last stamp at or before it, found by position (a sorted search). The
+        `OK_LINE` lines between two stamps are the lines between them less the other lines there,
+        so they are counted without being looked at again."""
         status = marks["status"]
+        at_line = (lines["line"] - 1).cast(pl.Int64)         # positions in the run, ascending
         other = status.is_null().arg_true()
         stamps = lines["raw"].gather(other).str.extract(clock, 1)
         stamped = stamps.is_not_null()
-        where = other.filter(stamped).cast(pl.Int64)        # the line index of each stamp, ascending
+        where = at_line.gather(other.filter(stamped))       # the position of each stamp, ascending
         values = stamps.filter(stamped)
         clocks = pl.concat([pl.Series([None], dtype=pl.String), values])   # by segment: 0 is before the first stamp
 
         def segment(index: pl.Series) -> pl.Series:
-            return where.search_sorted(index, side="right") if where.len() else pl.repeat(0, index.len(), dtype=pl.UInt32, eager=True)
+            return (where.search_sorted(index, side="right").cast(pl.Int64) if where.len()
+                    else pl.repeat(0, index.len(), dtype=pl.Int64, eager=True))
 
-        seg = segment(pl.int_range(0, n, dtype=pl.Int64, eager=True))
+        seg = segment(at_line)
+        # OK lines by segment: its lines less its other lines
+        size = pl.concat([where, pl.Series([n], dtype=pl.Int64)]) - pl.concat([pl.Series([0], dtype=pl.Int64), where])
+        seen = pl.DataFrame({"seg": seg}).group_by("seg").agg(pl.len().cast(pl.Int64).alias("n"))
+        ok = size.scatter(seen["seg"], size.gather(seen["seg"]) - seen["n"]) if seen.height else size
+        by_seg = pl.concat([
+            pl.DataFrame({"seg": pl.int_range(0, ok.len(), dtype=pl.Int64, eager=True),
+                          "status": pl.repeat(200, ok.len(), dtype=pl.Int64, eager=True), "requests": ok})
+            .filter(pl.col("requests") > 0),
+            pl.DataFrame({"seg": seg, "status": status}).filter(pl.col("status").is_not_null())
+            .group_by("seg", "status").agg(pl.len().cast(pl.Int64).alias("requests")),
+        ])
         minute = pl.col("clock").str.slice(0, pl.col("clock").str.len_chars() - 3).alias("minute")
-        by_seg = (pl.DataFrame({"seg": seg, "status": status}).filter(pl.col("status").is_not_null())
-                  .group_by("seg", "status").agg(pl.len().cast(pl.Int64).alias("requests")))
         counts.traffic = (by_seg.with_columns(clocks.gather(by_seg["seg"]).alias("clock"))
                           .group_by(minute, "status").agg(pl.col("requests").sum()))
         metric = marks["metric"].arg_true()
@@ -443,9 +493,9 @@ class Tally:
             counts.kv = pl.DataFrame(schema={"minute": pl.String, "kv": pl.Float64})
         counts.traffic, counts.kv = fresh(counts.traffic), fresh(counts.kv)
         counts.clock_last = values[-1] if values.len() else None
-        # line numbers are 1..n within the chunk: the kept lines' clocks and statuses by position
-        at = kept["line"] - 1
-        return kept.with_columns(fresh(clocks.gather(segment(at)).alias("_clock")), status.gather(at).alias("_status"))
+        # the kept lines (some of `lines`): their clocks and statuses by position
+        pos = lines["line"].search_sorted(kept["line"], side="left")
+        return kept.with_columns(fresh(clocks.gather(seg.gather(pos)).alias("_clock")), status.gather(pos).alias("_status"))
 
     def add(self, kept: pl.DataFrame, c: Counts) -> pl.DataFrame:
         """Join one chunk's counts, in order; returns its kept lines with their clock filled."""
@@ -583,6 +633,45 @@ class Collapse:
 
     def rows(self) -> list[pl.DataFrame]:
         return [f.drop("_key") for f in (self.tail, *self.parts) if f.height]
+
+
+@dataclass
+class Partial:
+    """The lines of a server log's chunk that are not `OK_LINE` lines, numbered within the chunk
+    and copied out of it, to be finished with those of the next chunks: a busy log's chunk has a
+    few hundred, not worth the dozens of polars calls finishing them takes."""
+
+    lines: pl.DataFrame
+    n: int            # all the chunk's lines
+    cut: int          # its lines cut (while reading, and its OK lines)
+
+
+class Span:
+    """`Partial` chunks gathered in order, renumbered as one run of lines."""
+
+    LINES = 16_384    # other lines gathered before they are finished
+    CHUNKS = 32       # chunks gathered at most (a run's traffic is counted when it is finished)
+
+    def __init__(self) -> None:
+        self.parts: list[pl.DataFrame] = []
+        self.start = self.n = self.cut = self.lines = 0
+
+    def add(self, part: Partial, offset: int) -> bool:
+        """Add the chunk that starts at line `offset` of the member; true when the span is full."""
+        if not self.parts:
+            self.start = offset
+        self.parts.append(part.lines.with_columns(pl.col("line") + (offset - self.start)))
+        self.n += part.n
+        self.cut += part.cut
+        self.lines += part.lines.height
+        return self.lines >= self.LINES or len(self.parts) >= self.CHUNKS
+
+    def take(self) -> tuple[int, pl.DataFrame, int, int]:
+        """The span's first line in the member, its other lines, its number of lines and of cut lines."""
+        lines = pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
+        out = (self.start, lines, self.n, self.cut)
+        self.__init__()
+        return out
 
 
 class Bounded:
