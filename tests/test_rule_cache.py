@@ -92,3 +92,21 @@ def test_the_builtin_folder_is_part_of_the_key(tmp_path, cache_dir):
     copy = tmp_path / "copy"
     shutil.copytree(rules, copy)
     assert cache.key([copy]) != cache.key([rules])
+
+
+def test_a_cached_load_does_not_ask_polars_again_which_engine_takes_each_pattern(tmp_path, cache_dir, monkeypatch):
+    from emblens import linear
+    from emblens.analysis import analyze
+
+    first = load_rules()
+    assert first.linear and all(isinstance(v, bool) for v in first.linear.values())
+    # a new process: nothing known, and asking polars is what must not happen
+    monkeypatch.setattr(linear, "_KNOWN", {})
+    asked = []
+    monkeypatch.setattr(linear, "_ask", lambda p: asked.append(p) or True)
+    second = load_rules()
+    assert second.linear == first.linear
+    log = tmp_path / "vllm.log"
+    log.write_text('(APIServer pid=7) INFO:     10.0.3.7:51422 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n' * 3)
+    result = analyze([log], ruleset=second)
+    assert result.rules_run > 20 and result.findings and asked == []

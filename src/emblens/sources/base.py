@@ -417,9 +417,10 @@ def fresh(data):
 
 class Tally:
     """Routine traffic counted instead of kept: access lines by minute and status, and KV-cache
-    usage by minute. Each chunk is counted on its own (`scan`, on the worker threads, vectorised);
-    lines before a chunk's first stamp take the last stamp of the chunk before, joined here in
-    order (`add`). Kept lines get that clock too (`_clock`), for the access lines' times."""
+    usage by minute. Each run of lines (a chunk, or a `Span` of them) is counted on its own
+    (`scan`, vectorised); lines before a run's first stamp take the last stamp of the run before,
+    joined here in order (`add`). Kept lines get that clock too (`_clock`), for the access lines'
+    times."""
 
     def __init__(self) -> None:
         self.last: str | None = None
