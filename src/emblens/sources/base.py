@@ -133,7 +133,8 @@ class Source:
         whole member at once, so a traceback may span a chunk boundary.
 
         A server log's chunk is mostly `200 OK` access lines; the workers set its other lines apart
-        (`Partial`), and those of several chunks are finished together here (`Span`)."""
+        (`Partial`), and those of several chunks are finished together (`Span`), on a worker too.
+        Every finished run is taken here in the member's order."""
         counts = Counts()
         offset = 0                   # lines read so far (taken, or waiting in the span)
         pending: deque[Future] = deque()
@@ -154,25 +155,35 @@ class Source:
                     collapse.feed(kept, bounded)
             counts.add(c)
 
-        def finish_span() -> None:
+        # finished runs in the member's order, taken as they are ready: (future of (kept, counts), first line)
+        ordered: deque[tuple[Future, int]] = deque()
+
+        def settle(limit: int) -> None:
+            while ordered and (len(ordered) > limit or ordered[0][0].done()):
+                future, start = ordered.popleft()
+                take(*future.result(), start)
+
+        def finish_span(pool: ThreadPoolExecutor) -> None:
+            """Finish the span's lines on a worker, while the next chunks are read and scanned."""
             if span.parts:
                 start, lines, n, cut = span.take()
-                kept, c = self.finish(lines, n, cut, ctx, partial=True)
-                take(kept, c, start)
+                ordered.append((pool.submit(self.finish, lines, n, cut, ctx, True), start))
 
-        def collect(limit: int) -> None:
+        def collect(pool: ThreadPoolExecutor, limit: int) -> None:
             nonlocal offset
             while len(pending) > limit:
                 done = pending.popleft().result()
                 if isinstance(done, Partial):
                     if span.add(done, offset):
-                        finish_span()
+                        finish_span(pool)
                     offset += done.n
                 else:
-                    finish_span()
-                    kept, c = done
-                    take(kept, c, offset)
-                    offset += c.lines
+                    finish_span(pool)
+                    ready: Future = Future()
+                    ready.set_result(done)
+                    ordered.append((ready, offset))
+                    offset += done[1].lines
+            settle(Span.WAITING)
 
         chunks = read_chunks(stream, CHUNK_BYTES)
         first = next(chunks, None)   # a read error here is the caller's: nothing was read
@@ -195,8 +206,9 @@ class Source:
                 try:
                     chunk = next(chunks, None)
                 except READ_ERRORS as e:
-                    collect(0)
-                    finish_span()
+                    collect(pool, 0)
+                    finish_span(pool)
+                    settle(0)
                     if offset == 0:
                         raise
                     counts.stopped = f"read stopped after line {offset:,}: {describe_read_error(e)}"
@@ -204,9 +216,10 @@ class Source:
                 if chunk is None:
                     break
                 pending.append(pool.submit(self.scan_chunk, chunk, ctx, True))
-                collect(WORKERS - 1)
-            collect(0)
-            finish_span()
+                collect(pool, WORKERS - 1)
+            collect(pool, 0)
+            finish_span(pool)
+            settle(0)
         if collapse is not None:
             collapse.flush(bounded)
         kept_parts, counts.dropped = bounded.parts(), bounded.dropped
@@ -653,14 +666,19 @@ class Partial:
 
 
 class Span:
-    """`Partial` chunks gathered in order, renumbered as one run of lines."""
+    """`Partial` chunks gathered in order, renumbered as one run of lines. Finishing a span costs
+    some 20 ms whatever its size, so spans grow: the first holds up to `FIRST` chunks, each next
+    one twice as many, up to `CHUNKS`, so a small log does not wait for one large span at its end."""
 
     LINES = 16_384    # other lines gathered before they are finished
-    CHUNKS = 32       # chunks gathered at most (a run's traffic is counted when it is finished)
+    FIRST = 4         # chunks in the first span at most...
+    CHUNKS = 32       # ...and in any span
+    WAITING = 2       # spans being finished at once, at most
 
     def __init__(self) -> None:
         self.parts: list[pl.DataFrame] = []
         self.start = self.n = self.cut = self.lines = 0
+        self.most = self.FIRST
 
     def add(self, part: Partial, offset: int) -> bool:
         """Add the chunk that starts at line `offset` of the member; true when the span is full."""
@@ -670,13 +688,15 @@ class Span:
         self.n += part.n
         self.cut += part.cut
         self.lines += part.lines.height
-        return self.lines >= self.LINES or len(self.parts) >= self.CHUNKS
+        return self.lines >= self.LINES or len(self.parts) >= min(self.most, self.CHUNKS)
 
     def take(self) -> tuple[int, pl.DataFrame, int, int]:
         """The span's first line in the member, its other lines, its number of lines and of cut lines."""
         lines = pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
         out = (self.start, lines, self.n, self.cut)
+        most = min(self.most * 2, self.CHUNKS)
         self.__init__()
+        self.most = most
         return out
 
 
