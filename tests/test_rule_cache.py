@@ -94,18 +94,23 @@ def test_the_builtin_folder_is_part_of_the_key(tmp_path, cache_dir):
     assert cache.key([copy]) != cache.key([rules])
 
 
-def test_a_cached_load_does_not_ask_polars_again_which_engine_takes_each_pattern(tmp_path, cache_dir, monkeypatch):
+def test_a_cached_load_asks_polars_nothing_and_parses_no_template_again(tmp_path, cache_dir, monkeypatch):
+    """Which engine takes each pattern, and which values each template uses, come with the cache."""
     from emblens import linear
     from emblens.analysis import analyze
+    from emblens.rules import templates
 
     first = load_rules()
     assert first.linear and all(isinstance(v, bool) for v in first.linear.values())
-    # a new process: nothing known, and asking polars is what must not happen
+    assert first.names and all(isinstance(v, frozenset) for v in first.names.values())
+    # a new process: nothing known, and asking polars or parsing a template is what must not happen
     monkeypatch.setattr(linear, "_KNOWN", {})
+    monkeypatch.setattr(templates, "_NAMES", {})
     asked = []
     monkeypatch.setattr(linear, "_ask", lambda p: asked.append(p) or True)
+    monkeypatch.setattr(templates, "parse", lambda s: asked.append(s))
     second = load_rules()
-    assert second.linear == first.linear
+    assert second.linear == first.linear and second.names == first.names
     log = tmp_path / "vllm.log"
     log.write_text('(APIServer pid=7) INFO:     10.0.3.7:51422 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n' * 3)
     result = analyze([log], ruleset=second)

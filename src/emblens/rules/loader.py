@@ -134,6 +134,7 @@ class RuleSet:
     notes: list[str] = field(default_factory=list)     # advice: fallback regexes, ...
     notices: list[str] = field(default_factory=list)   # a user rule replacing a built-in one
     linear: dict[str, bool] = field(default_factory=dict)   # the patterns polars' engine takes (emblens.linear)
+    names: dict[str, frozenset[str]] = field(default_factory=dict)   # the values each template uses (templates.names)
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -156,7 +157,7 @@ class RuleSet:
         chosen = {r.id for p in select for r in hits(p)} if select else {r.id for r in self.rules}
         chosen -= {r.id for p in ignore for r in hits(p)}
         return RuleSet([r for r in self.rules if r.id in chosen], models=self.models, notes=self.notes, notices=self.notices,
-                       linear=self.linear)
+                       linear=self.linear, names=self.names)
 
     @cached_property
     def keywords(self) -> str | None:
@@ -578,11 +579,13 @@ def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True)
     cached = cache.get(key)
     if isinstance(cached, RuleSet):
         linear.learn(getattr(cached, "linear", None) or {})
+        tpl.learn_names(getattr(cached, "names", None) or {})
         return cached
     ruleset = _load(folders)
     if key is not None:
         _ = ruleset.keywords    # the prefilter is cached with the rules (a tenth of a second to build)
         ruleset.linear = linear.known()   # and which engine takes each pattern (0.1-0.2 s to ask polars again)
+        ruleset.names = tpl.known_names()  # and what each template uses (parsed when the rules were checked)
         cache.put(key, ruleset)
     return ruleset
 
