@@ -450,7 +450,8 @@ class Tally:
         """Per line, found with literal searches (no regex over every line): `status` of a uvicorn
         access line (`INFO:     1.2.3.4:5 - "POST /v1/x HTTP/1.1" 404 Not Found`), `metric` for a
         periodic metrics line, and `routine`: a 2xx access line or a metrics line. Given the lines
-        that are not `OK_LINE` lines (those are 200s; `Source.scan_chunk` sets them apart first)."""
+        that are not `OK_LINE` lines (`Source.scan_chunk` sets those 200s apart first), or every
+        line for `events`."""
         raw = pl.col("raw")
         at, info = pl.col("at"), pl.col("info")
         status = (lines.select(raw, raw.str.find('HTTP/1.', literal=True).alias("at"),
