@@ -483,11 +483,9 @@ class Tally:
         values = stamps.filter(stamped)
         clocks = pl.concat([pl.Series([None], dtype=pl.String), values])   # by segment: 0 is before the first stamp
 
-        def segment(index: pl.Series) -> pl.Series:
-            return (where.search_sorted(index, side="right").cast(pl.Int64) if where.len()
-                    else pl.repeat(0, index.len(), dtype=pl.Int64, eager=True))
-
-        seg = segment(at_line)
+        # each line's segment: 0 before the first stamp, k from the k-th stamp on
+        seg = (where.search_sorted(at_line, side="right").cast(pl.Int64) if where.len()
+               else pl.repeat(0, at_line.len(), dtype=pl.Int64, eager=True))
         # OK lines by segment: its lines less its other lines
         size = pl.concat([where, pl.Series([n], dtype=pl.Int64)]) - pl.concat([pl.Series([0], dtype=pl.Int64), where])
         seen = pl.DataFrame({"seg": seg}).group_by("seg").agg(pl.len().cast(pl.Int64).alias("n"))
