@@ -17,6 +17,7 @@ import polars as pl
 from emblens import redact, schema, traffic
 from emblens.bundle import LimitExceeded, Limits, Member, Metered, Skipped, read_members
 from emblens.combiners import Facts, enrich, time
+from emblens.literals import Prefilter
 from emblens.modeldata import ModelData
 from emblens.sniff import HEAD_BYTES, sniff
 from emblens.sources import PASTE, base
@@ -138,7 +139,7 @@ def read_events(
     paths: Sequence[str | Path],
     *,
     keep_all: bool = True,
-    keywords: str | None = None,
+    keywords: "str | Prefilter | None" = None,
     models: ModelData | None = None,
     limits: Limits | None = None,
     progress: Progress | None = None,
@@ -284,7 +285,7 @@ def analyze(
     if select or ignore:
         ruleset = ruleset.select(select, ignore)
     meta: dict = {}
-    events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.keywords, models=ruleset.models,
+    events, inputs, skipped = read_events(paths, keep_all=False, keywords=ruleset.prefilter, models=ruleset.models,
                                           limits=limits, progress=progress, redact_patterns=redact_patterns,
                                           collapse=not any(r.within_s for r in ruleset.rules), meta=meta)
     collection = _collection(meta.get("collect"), inputs)

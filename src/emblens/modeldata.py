@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from emblens.errors import RuleError
 from emblens.linear import rust_ok
 from emblens.yamlsafe import safe_load
@@ -73,6 +71,8 @@ def load(paths: Sequence[str | Path]) -> ModelData:
 
 @lru_cache(maxsize=8)
 def _load(paths: tuple[str, ...]) -> ModelData:
+    import yaml
+
     families: list[Family] = []
     dims: dict[str, int] = {}
     for path in paths:

@@ -1,11 +1,15 @@
 """YAML from strangers (rule folders, their data and fixture expectations): the safe loader,
-without aliases."""
+without aliases. PyYAML is imported on first use: a run whose rules come from the rule cache
+reads no YAML (the import costs a start-up some 15 ms)."""
 
 from __future__ import annotations
 
-import yaml
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def loader_class():
+    """libyaml's safe loader where PyYAML was built with it, else the pure-Python one."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 MAX_DEPTH = 64   # nesting of lists and mappings; rule files use a dozen
@@ -16,8 +20,10 @@ def refuse_aliases(text: str) -> None:
     anything is built: an alias of an alias of a list is a few hundred bytes that expand to
     billions of items, and libyaml's composer recurses in C, so deep nesting crashes the process
     rather than raising. The parser's event stream is read iteratively, so checking it is safe."""
+    import yaml
+
     depth = 0
-    for event in yaml.parse(text, Loader=_LOADER):
+    for event in yaml.parse(text, Loader=loader_class()):
         if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in rule files; "
                                               "write the value out", event.start_mark)
@@ -32,5 +38,7 @@ def refuse_aliases(text: str) -> None:
 
 def safe_load(text: str) -> object:
     """yaml.safe_load without aliases."""
+    import yaml
+
     refuse_aliases(text)
-    return yaml.load(text, Loader=_LOADER)
+    return yaml.load(text, Loader=loader_class())

@@ -13,7 +13,6 @@ import time
 from functools import lru_cache
 
 import polars as pl
-import regex as backtracking
 
 from emblens.combiners import Facts, Mark
 from emblens.linear import rust_ok
@@ -40,6 +39,8 @@ RUN_BUDGET = _RunBudget()
 
 @lru_cache(maxsize=512)
 def _backtracking(pattern: str):
+    import regex as backtracking  # the `regex` package, for the few patterns polars' engine refuses
+
     return backtracking.compile(pattern)
 
 
@@ -71,17 +72,31 @@ def is_static(node: t.Node) -> bool:
 
 
 @lru_cache(maxsize=8192)
-def _static(node: t.Node) -> pl.Expr:
-    return Compiler(Facts()).build(node)
+def _static(node: t.Node, absent: frozenset[tuple[str, str]]) -> pl.Expr:
+    return Compiler(Facts(), absent).build(node)
+
+
+@lru_cache(maxsize=8192)
+def column_regexes(node: t.Node) -> frozenset[tuple[str, str]]:
+    """(column, pattern) of every regex a tree tests a column with."""
+    return frozenset((leaf.column, op.value) for leaf, _ in t.walk(node) if isinstance(leaf, t.Field)
+                     for op in leaf.pred.ops if op.name in ("regex", "not_regex") and isinstance(op.value, str))
 
 
 class Compiler:
-    def __init__(self, facts: Facts) -> None:
+    """`absent`: (column, pattern) pairs known to match no value of the column (none of the
+    pattern's literals occurs in it: `emblens.literals`); their test is `false` without compiling
+    the pattern."""
+
+    def __init__(self, facts: Facts, absent: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.facts = facts
         self.values = facts.as_values()
+        self.absent = absent
 
     def node(self, node: t.Node) -> pl.Expr:
-        return _static(node) if is_static(node) else self.build(node)
+        if not is_static(node):
+            return self.build(node)
+        return _static(node, self.absent & column_regexes(node) if self.absent else frozenset())
 
     def build(self, node: t.Node) -> pl.Expr:
         match node:
@@ -140,7 +155,9 @@ class Compiler:
             present = col.is_not_null() & ((col != "") if SCHEMA[column] == pl.String() else pl.lit(True))
             return present if value else ~present
         if name in ("regex", "not_regex"):
-            if rust_ok(value):
+            if (column, value) in self.absent:
+                hit = pl.lit(False)
+            elif rust_ok(value):
                 hit = col.str.contains(value)
             else:
                 hit = col.map_elements(lambda v, p=value: slow_search(p, v), return_dtype=pl.Boolean)

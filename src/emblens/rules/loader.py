@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
-import yaml
-
-from emblens import linear, modeldata
+from emblens import linear, literals, modeldata
 from emblens.errors import RuleError
 from emblens.modeldata import ModelData
 from emblens.rules import builtin_dir, spec
@@ -30,9 +28,6 @@ MAX_RULE_FILE_BYTES = 1024 * 1024  # rule files are a few KiB
 FIXTURE_NAME = re.compile(r"^(?P<stem>[^.]+)\.(?P<kind>pos|neg)(?:[-.].*)?$")
 _ID = re.compile(spec.ID_PATTERN)
 _NAME = re.compile(spec.NAME_PATTERN)
-_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 class LineDict(dict):
     """A mapping that remembers its own line and the line of each key."""
 
@@ -40,25 +35,32 @@ class LineDict(dict):
     key_lines: dict
 
 
-class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
-    pass
+@lru_cache(maxsize=1)
+def _loader_class():
+    """The safe loader, building `LineDict`s and refusing duplicate keys (PyYAML is imported here:
+    a run whose rules come from the cache reads no YAML)."""
+    import yaml
 
+    from emblens.yamlsafe import loader_class
 
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
-    out = LineDict()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in out:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
+    class _Loader(loader_class()):  # type: ignore[misc,valid-type]
+        pass
 
+    def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+        loader.flatten_mapping(node)
+        out = LineDict()
+        out.line = node.start_mark.line + 1
+        out.key_lines = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in out:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            out[key] = loader.construct_object(value_node, deep=True)
+            out.key_lines[key] = key_node.start_mark.line + 1
+        return out
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    return _Loader
 
 
 def _line(node: object, key: str | None = None, default: int = 1) -> int:
@@ -135,6 +137,7 @@ class RuleSet:
     notices: list[str] = field(default_factory=list)   # a user rule replacing a built-in one
     linear: dict[str, bool] = field(default_factory=dict)   # the patterns polars' engine takes (emblens.linear)
     names: dict[str, frozenset[str]] = field(default_factory=dict)   # the values each template uses (templates.names)
+    literals: dict[str, tuple[str, ...] | None] = field(default_factory=dict)   # each pattern's literals (emblens.literals)
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -157,7 +160,7 @@ class RuleSet:
         chosen = {r.id for p in select for r in hits(p)} if select else {r.id for r in self.rules}
         chosen -= {r.id for p in ignore for r in hits(p)}
         return RuleSet([r for r in self.rules if r.id in chosen], models=self.models, notes=self.notes, notices=self.notices,
-                       linear=self.linear, names=self.names)
+                       linear=self.linear, names=self.names, literals=self.literals)
 
     @cached_property
     def keywords(self) -> str | None:
@@ -167,6 +170,19 @@ class RuleSet:
         keep a superset of the lines the rules match, and a union of many counted repetitions
         makes the regex engine's DFA blow up (20 s instead of 0.05 s on 4 MB of routine log),
         while `*` and `+` cost nothing. The rules themselves still match with their exact patterns."""
+        parts = self._keyword_parts()
+        if parts is None:
+            return "."   # a look-around pattern cannot prefilter: keep every line
+        return "|".join(f"(?:{p})" for p in parts) if parts else None
+
+    @cached_property
+    def prefilter(self) -> "literals.Prefilter | str | None":
+        """`keywords` as a `literals.Prefilter`, which leaves out the parts no line at hand could
+        match; the plain regex (or None) where it cannot."""
+        parts = self._keyword_parts()
+        return literals.Prefilter(parts) if parts else self.keywords
+
+    def _keyword_parts(self) -> list[str] | None:
         from emblens.rules.compiler import rust_ok
 
         patterns: list[str] = []
@@ -175,11 +191,30 @@ class RuleSet:
             for node in nodes:
                 for p in t.text_patterns(node, spec.LINE_TEXT_COLUMNS):
                     if not rust_ok(p):
-                        return "."   # a look-around pattern cannot prefilter: keep every line
+                        return None
                     p = uncounted(p)
                     if p not in patterns:
                         patterns.append(p)
-        return "|".join(f"(?:{p})" for p in patterns) if patterns else None
+        return patterns
+
+    @cached_property
+    def regexes(self) -> dict[str, tuple[str, ...]]:
+        """Every regex the rules test, by the column it tests (the rule engine looks for their
+        literals before it compiles them: `literals`)."""
+        out: dict[str, list[str]] = {}
+        for rule in self.rules:
+            for part in rule.parts:
+                for node in (part.match, part.supporting, part.when):
+                    if node is None:
+                        continue
+                    for leaf, _ in t.walk(node):
+                        if isinstance(leaf, t.Field):
+                            for op in leaf.pred.ops:
+                                if op.name in ("regex", "not_regex") and isinstance(op.value, str):
+                                    patterns = out.setdefault(leaf.column, [])
+                                    if op.value not in patterns:
+                                        patterns.append(op.value)
+        return {column: tuple(patterns) for column, patterns in out.items()}
 
 
 _COUNTED = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
@@ -485,7 +520,9 @@ def read_file(path: Path, errors: list[RuleError], notes: list[str]) -> Part | N
     except (OSError, UnicodeDecodeError) as e:
         errors.append(RuleError(f"cannot read: {e}", path=str(path)))
         return None
-    loader = _Loader(text)
+    import yaml
+
+    loader = _loader_class()(text)
     try:
         refuse_aliases(text)
         data = loader.get_single_data()
@@ -579,11 +616,16 @@ def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True)
     cached = cache.get(key)
     if isinstance(cached, RuleSet):
         linear.learn(getattr(cached, "linear", None) or {})
+        literals.learn(getattr(cached, "literals", None) or {})
         tpl.learn_names(getattr(cached, "names", None) or {})
         return cached
     ruleset = _load(folders)
     if key is not None:
-        _ = ruleset.keywords    # the prefilter is cached with the rules (a tenth of a second to build)
+        _ = ruleset.keywords, ruleset.prefilter, ruleset.regexes   # cached with the rules (a tenth of a second to build)
+        for patterns in ruleset.regexes.values():
+            for pattern in patterns:
+                literals.literals(pattern)
+        ruleset.literals = literals.known()   # and each pattern's literals (parsed for the prefilter and the engine)
         ruleset.linear = linear.known()   # and which engine takes each pattern (0.1-0.2 s to ask polars again)
         ruleset.names = tpl.known_names()  # and what each template uses (parsed when the rules were checked)
         cache.put(key, ruleset)

@@ -22,6 +22,7 @@ from typing import BinaryIO
 import polars as pl
 
 from emblens import inflate, redact, schema
+from emblens.literals import Prefilter
 from emblens.modeldata import ModelData
 
 READ_ERRORS = (OSError, EOFError, *inflate.ERRORS, zipfile.BadZipFile, UnicodeError)
@@ -78,7 +79,7 @@ class SourceContext:
 
     label: str
     keep_all: bool = False
-    keywords: str | None = None      # one regex of every rule text pattern (the prefilter)
+    keywords: "str | Prefilter | None" = None   # one regex of every rule text pattern (the prefilter)
     models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
     sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.sniff.sniff)
     max_kept: int = MAX_KEPT_ROWS    # kept lines this member may hold (the run's budget sets it)
@@ -287,8 +288,11 @@ class Source:
         if ctx.keywords and not ctx.keep_all:
             left = (~flags["keep"]).arg_true()
             if left.len():
-                flags = flags.with_columns(
-                    flags["keep"].scatter(left, rest["raw"].gather(left).str.contains(ctx.keywords)))
+                lines_left = rest["raw"].gather(left)
+                # only the parts of the prefilter that one of these lines could match (`literals`)
+                pattern = ctx.keywords.narrow(lines_left) if isinstance(ctx.keywords, Prefilter) else ctx.keywords
+                if pattern:
+                    flags = flags.with_columns(flags["keep"].scatter(left, lines_left.str.contains(pattern)))
         flags = flags.with_columns(pl.col("keep") & ~pl.col("blank"))
         # the kept lines are copied out of the chunk: a filtered string column still points into the
         # whole chunk's buffers, so keeping a few lines of every chunk kept every chunk (RSS grew

@@ -1,0 +1,110 @@
+"""A pattern's literals (`emblens.literals`): every text the pattern matches holds one of them, so
+leaving out a pattern none of whose literals occur changes no result, only what gets compiled."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from emblens import literals
+from emblens.analysis import analyze
+from emblens.report import to_dict
+from emblens.rules import engine
+from emblens.rules.loader import load_rules
+from emblens.sources.base import lines_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    (r"CUDA out of memory", ("cuda out of memory",)),
+    (r"(?i)cuda out of memory|OOM when allocating", ("cuda out of memory", "oom when allocating")),
+    # the longest run a match must hold; a group repeated at least once counts, an optional one not
+    (r"Input length \((\d+)\) exceeds", ("input length (",)),
+    (r"(?:foo)?bar baz", ("bar baz",)),
+    (r"(?:connect|timeout)+ z", ("connect", "timeout")),
+    # an alternative without a literal of three characters: nothing to rely on
+    (r"model .* not found|\d+ s", None),
+    (r"[Ss]erver disconnected", ("erver disconnected",)),
+    # case-insensitive k and s fold to the Kelvin sign and the long s: they split the literal
+    (r"(?i)tokens exceeded", (" exceeded",)),
+    (r"(?i:Task) failed at step", (" failed at step",)),
+    (r"(?i)ß and more text", (" and more text",)),
+    # Rust syntax that Python reads as literal text, or does not take: no literals
+    (r"[[:alpha:]]+ failed", None),
+    (r"\<word\> here", None),
+    (r"\p{Greek}+ text", None),
+    (r"abc(?i)def", None),
+    (r"(?P<n>abc)\1", ("abc",)),
+    (r"(?<=foo)barbaz", ("barbaz",)),
+    (r"(", None),
+])
+def test_literals_of_a_pattern(pattern, expected):
+    assert literals.literals(pattern) == expected
+
+
+def _lines() -> pl.Series:
+    """Every line of every rule fixture and corpus file, as emblens reads them."""
+    files = [p for p in sorted((ROOT / "rules").glob("*/*.*")) if (".pos-" in p.name or ".neg-" in p.name)
+             and not p.name.endswith(".expect.yaml") and p.suffix != ".flow"]
+    files += [p for p in sorted((ROOT / "tests" / "corpus").glob("*/*")) if p.name != "case.yaml"]
+    frames = [lines_frame(p.read_bytes()) for p in files if p.is_file()]
+    return pl.concat([f["raw"] for f in frames if f.height]).unique()
+
+
+@pytest.fixture(scope="module")
+def lines() -> pl.Series:
+    return _lines()
+
+
+def test_every_line_a_rule_pattern_matches_holds_one_of_its_literals(lines):
+    ruleset = load_rules()
+    patterns = {p for ps in ruleset.regexes.values() for p in ps}
+    patterns |= set(ruleset.prefilter.parts)
+    checked = 0
+    for pattern in sorted(patterns):
+        found = literals.literals(pattern)
+        if found is None:
+            continue
+        try:
+            hit = lines.filter(lines.str.contains(pattern))
+        except pl.exceptions.PolarsError:     # the backtracking engine's patterns
+            continue
+        if hit.len():
+            checked += 1
+            holds = hit.str.contains_any(list(found), ascii_case_insensitive=True)
+            assert holds.all(), (pattern, found, hit.filter(~holds).to_list()[:3])
+    assert checked > 100    # most of the rules' patterns match some fixture or corpus line
+
+
+def test_the_narrowed_prefilter_keeps_exactly_the_lines_the_whole_one_keeps(lines):
+    prefilter = load_rules().prefilter
+    whole = lines.str.contains(prefilter.pattern)
+    for piece in (lines.head(50), lines.slice(1000, 400), lines.filter(whole).head(30), lines):
+        narrowed = prefilter.narrow(piece)
+        expected = piece.str.contains(prefilter.pattern)
+        got = piece.str.contains(narrowed) if narrowed else pl.Series([False] * piece.len())
+        assert got.to_list() == expected.to_list()
+    # a routine line: no part could match, so no regex is run at all
+    assert prefilter.narrow(pl.Series(['10.0.0.1:5 - "GET /metrics HTTP/1.1" 200 OK'])) is None
+
+
+@pytest.mark.parametrize("sample", sorted((ROOT / "samples").glob("*.zip")), ids=lambda p: p.stem)
+def test_leaving_out_absent_patterns_changes_no_finding(sample, monkeypatch):
+    ruleset = load_rules()
+    pruned = to_dict(analyze([sample], ruleset=ruleset))
+    left_out = []
+    original = engine.absent
+
+    def spy(rs, events):
+        left_out.append(len(original(rs, events)))
+        return frozenset()
+
+    monkeypatch.setattr(engine, "absent", spy)
+    full = to_dict(analyze([sample], ruleset=ruleset))
+    assert left_out and left_out[0] > 0      # the sample does leave patterns out
+    for report in (pruned, full):
+        report.pop("generated_at", None)
+        report.pop("elapsed_s", None)
+    assert pruned["findings"] == full["findings"]
+    assert pruned["unexplained"] == full["unexplained"]
