@@ -115,3 +115,65 @@ def test_a_cached_load_asks_polars_nothing_and_parses_no_template_again(tmp_path
     log.write_text('(APIServer pid=7) INFO:     10.0.3.7:51422 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n' * 3)
     result = analyze([log], ruleset=second)
     assert result.rules_run > 20 and result.findings and asked == []
+
+
+def test_a_cached_load_parses_no_pattern_for_its_literals_again(tmp_path, cache_dir, monkeypatch):
+    """Each pattern's literals (the prefilter's and the engine's) come with the cache too."""
+    from emblens import literals
+    from emblens.analysis import analyze
+
+    first = load_rules()
+    assert len(first.literals) > 200
+    monkeypatch.setattr(literals, "_KNOWN", {})
+    parsed = []
+    monkeypatch.setattr(literals, "_extract", lambda p: parsed.append(p))
+    second = load_rules()
+    log = tmp_path / "vllm.log"
+    log.write_text('(APIServer pid=7) INFO:     10.0.3.7:51422 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n' * 3)
+    assert analyze([log], ruleset=second).findings and parsed == []
+
+
+@pytest.fixture
+def fresh_templates(monkeypatch):
+    """The template module as a new process finds it (its bytecode folder is chosen once a process)."""
+    from emblens.rules import templates
+
+    monkeypatch.setattr(templates.ENV, "loader", None)
+    monkeypatch.setattr(templates.ENV, "bytecode_cache", None)
+    templates._bytecode.cache_clear()
+    templates.compile_template.cache_clear()
+    templates.ENV.cache.clear()
+    yield templates
+    templates._bytecode.cache_clear()
+    templates.compile_template.cache_clear()
+    templates.ENV.cache.clear()
+
+
+def test_compiled_templates_are_kept_and_loaded_instead_of_compiled(cache_dir, fresh_templates, monkeypatch):
+    templates = fresh_templates
+    source = "{{ count }} request(s) to {{ model | codes }} were refused."
+    assert templates.render(source, {"count": 3, "model": "m"}) == "3 request(s) to `m` were refused."
+    (folder,) = cache_dir.glob("templates-*")
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert len(list(folder.iterdir())) == 1
+    # a new process: the template is loaded, not compiled
+    templates._bytecode.cache_clear()
+    templates.compile_template.cache_clear()
+    templates.ENV.cache.clear()
+    compiled = []
+    original = templates.ENV.compile
+    monkeypatch.setattr(templates.ENV, "compile", lambda *a, **k: compiled.append(a) or original(*a, **k))
+    assert templates.render(source, {"count": 4, "model": "n"}) == "4 request(s) to `n` were refused."
+    assert compiled == []
+
+
+def test_templates_render_without_a_writable_cache(tmp_path, fresh_templates, monkeypatch):
+    templates = fresh_templates
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("EMBLENS_CACHE_DIR", str(blocker / "cache"))
+    assert templates.render("{{ n | num }} left", {"n": 1234}) == "1,234 left"
+    templates._bytecode.cache_clear()
+    templates.compile_template.cache_clear()
+    monkeypatch.setenv("EMBLENS_NO_CACHE", "1")
+    assert templates.render("{{ n | num }} right", {"n": 5}) == "5 right"

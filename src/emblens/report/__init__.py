@@ -1,10 +1,12 @@
-"""Renderers of an `Analysis`: JSON (the contract in DESIGN.md), terminal text, Markdown, HTML."""
+"""Renderers of an `Analysis`: JSON (the contract in DESIGN.md), terminal text, Markdown, HTML.
+
+The text renderer (rich) and the HTML one (matplotlib) are imported when asked for: a run that
+writes JSON or Markdown does not pay for them (rich costs a start-up some 25 ms)."""
 
 from __future__ import annotations
 
 from emblens.report.jsonreport import to_dict, to_json
 from emblens.report.markdown import to_markdown
-from emblens.report.text import to_text
 
 
 def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
@@ -16,7 +18,17 @@ def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
         from emblens.report.html import to_html  # imports matplotlib: only when asked for
 
         return to_html(analysis)
+    from emblens.report.text import to_text
+
     return to_text(analysis, width=width, color=color)
+
+
+def __getattr__(name: str):
+    if name == "to_text":
+        from emblens.report.text import to_text
+
+        return to_text
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["render", "to_dict", "to_json", "to_markdown", "to_text"]
