@@ -379,10 +379,23 @@ def mask_row(row: dict) -> dict:
 def mask_frame(events: pl.DataFrame) -> pl.DataFrame:
     """Mask secrets and neutralise control characters in every text column of an event table
     (any of them can hold text from the input): the last line of defence, whatever an adapter did."""
-    cols = [c for c, dtype in events.schema.items() if dtype == pl.String and events[c].null_count() < events.height]
-    if not cols:
+    cols = [c for c, dtype in events.schema.items() if dtype == pl.String]
+    if not cols or events.height == 0:
         return events
-    return events.with_columns(*(printable_series(mask_series(events[c])).alias(c) for c in cols))
+    # one query tells which columns hold a secret's shape or a control character at all (in most,
+    # none); only those are masked and made printable value by value
+    prefilter = PREFILTER if not _USER_PREFILTER else "|".join([PREFILTER, *_USER_PREFILTER])
+    flags = events.select(
+        *(pl.col(c).str.contains(prefilter).any().alias(f"m{i}") for i, c in enumerate(cols)),
+        *(pl.col(c).str.contains(CONTROL).any().alias(f"p{i}") for i, c in enumerate(cols)),
+    ).row(0)
+    n = len(cols)
+    changed = []
+    for i, c in enumerate(cols):
+        if flags[i] or flags[n + i]:
+            values = mask_series(events[c]) if flags[i] else events[c]
+            changed.append((printable_series(values) if flags[n + i] or flags[i] else values).alias(c))
+    return events.with_columns(changed) if changed else events
 
 
 CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"   # C0 but tab and newline, DEL, C1 (0x9b is a CSI too)
