@@ -79,6 +79,20 @@ def present(values: pl.Series, wanted: Iterable[str]) -> set[str]:
     return {h.translate(_ASCII_LOWER) for h in hits.to_list()}
 
 
+def present_in(frame: pl.DataFrame, wanted: dict[str, Iterable[str]]) -> dict[str, set[str]]:
+    """`present` for several text columns of a frame at once (one query): column -> literals found."""
+    asked = {c: sorted(set(w)) for c, w in wanted.items()
+             if w and c in frame.columns and frame.schema[c] == pl.String}
+    if not asked or frame.height == 0:
+        return {c: set() for c in wanted}
+    row = frame.select(
+        pl.col(c).str.extract_many(w, ascii_case_insensitive=True, overlapping=True)
+        .explode().drop_nulls().unique().implode().alias(c)
+        for c, w in asked.items()
+    ).row(0, named=True)
+    return {c: {h.translate(_ASCII_LOWER) for h in (row.get(c) or [])} for c in wanted}
+
+
 def could_match(found: tuple[str, ...] | None, seen: set[str]) -> bool:
     """Whether a pattern with these literals could match text in which `seen` were found."""
     return found is None or not seen.isdisjoint(found)
