@@ -224,6 +224,29 @@ def test_counted_failing_requests_fall_back_to_hours_past_their_limit():
     assert rows.sort("line")["line"].head(5).to_list() == [1, 2, 3, 4, 5]
 
 
+def test_a_log_of_many_days_counts_its_failing_requests_by_the_hour(tmp_path):
+    """Past `COUNTED_ROWS` minutes of counted rows, a member's failing requests go by the hour: the
+    memory they take stops growing with the log's time span, and the counts stay exact."""
+    from emblens.sources.base import COUNTED_ROWS
+
+    minutes = COUNTED_ROWS + 5_000
+    t0 = datetime(2025, 11, 1, 0, 0, 0)
+    lines = []
+    for m in range(minutes):
+        t = t0 + timedelta(minutes=m)
+        lines.append(f"{PREFIX}INFO {t:%m-%d %H:%M:%S} [loggers.py:123] Engine 000: Avg prompt throughput: 1.0 tokens/s")
+        lines.append(f'{PREFIX}INFO:     10.0.0.{m % 200}:4000 - "POST /v1/embedings HTTP/1.1" 404 Not Found')
+    log = tmp_path / "vllm.log"
+    log.write_text("\n".join(lines) + "\n")
+    a = analyze([log], year=2025)
+    rows = a.events.filter(pl.col("http_status") == 404)
+    assert rows["repeat"].fill_null(1).sum() == minutes
+    assert rows.height <= minutes // 60 + 2 * 10 + 2
+    top = a.findings[0]
+    assert top.rule == "http.wrong_path" and top.count == minutes
+    assert (top.first_seen, top.last_seen) == (t0, t0 + timedelta(minutes=minutes - 1))
+
+
 def _mixed_server_log(path) -> None:
     """A vLLM 0.11 log with every kind of line the fast path sets apart or keeps: `200 OK` access
     lines, other 2xx and HTTP/1.0 lines, 4xx, metrics, a stamped error, a key name whose value is

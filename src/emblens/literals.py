@@ -118,7 +118,7 @@ class Prefilter:
 
 
 def _extract(pattern: str) -> tuple[str, ...] | None:
-    if len(pattern) > MAX_PATTERN_CHARS or _OTHER_SYNTAX.search(pattern) or _nested_class(pattern):
+    if len(pattern) > MAX_PATTERN_CHARS or _OTHER_SYNTAX.search(pattern) or _ambiguous(pattern):
         return None
     try:
         tree = sre.parse(pattern)
@@ -133,8 +133,13 @@ def _extract(pattern: str) -> tuple[str, ...] | None:
     return tuple(sorted(got))
 
 
-def _nested_class(pattern: str) -> bool:
-    """Whether a class holds a `[` (Rust: a nested class or `[:alpha:]`; Python: a literal)."""
+_COUNTED = re.compile(r"\{(?:\d+(?:,\d*)?|,\d+)\}")
+
+
+def _ambiguous(pattern: str) -> bool:
+    """Whether a class holds a `[` (Rust: a nested class or `[:alpha:]`; Python: a member), or a
+    `{` outside classes is not a plain counted repetition (`{2}`, `{1,3}`): Python reads `a{1, 3}`
+    as text, where Rust may read a repetition."""
     i, n, inside = 0, len(pattern), False
     while i < n:
         c = pattern[i]
@@ -150,6 +155,8 @@ def _nested_class(pattern: str) -> bool:
                 if i < n and pattern[i] == "]":    # a `]` first in a class is a member
                     i += 1
                 continue
+            if c == "{" and not _COUNTED.match(pattern, i):
+                return True
         elif c == "[":
             return True
         elif c == "]":

@@ -33,6 +33,9 @@ MAX_WALK_CHARS = 64 * 1024   # lines of whole-file sources (curl -v, nvidia-smi,
 MAX_KEPT_ROWS = 500_000      # kept lines per member: the first and last halves, the middle counted
 MAX_RUN_ROWS = 1_000_000     # kept lines of a whole run, shared by its members...
 MIN_KEPT_ROWS = 10_000       # ...but every member keeps at least this many
+COUNTED_ROWS = 20_000        # a server log's failing requests counted by minute; past this, by hour
+                             # (the rows grow with the log's time span: 48,000 for four days of a
+                             # busy server, 10 MiB twice over, in the counter and the event table)
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -141,7 +144,8 @@ class Source:
         pending: deque[Future] = deque()
         bounded = Bounded(max(2, ctx.max_kept))
         tally = Tally() if self.clock else None
-        collapse = Collapse(max(2, ctx.max_kept) // 2) if self.clock and ctx.collapse and not ctx.keep_all else None
+        collapse = (Collapse(min(COUNTED_ROWS, max(2, ctx.max_kept) // 2))
+                    if self.clock and ctx.collapse and not ctx.keep_all else None)
         span = Span()
 
         def take(kept: pl.DataFrame, c: Counts, start: int) -> None:
