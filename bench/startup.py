@@ -8,7 +8,8 @@ file cache and a warm rule cache):
 - `import polars` alone, the floor under anything that analyses with it;
 - every module `emblens analyze` imports, then loading the built-in rules (in one process,
   timed phase by phase);
-- `emblens --version` and `emblens analyze` on a 1 KB vLLM log, the whole process.
+- `emblens --version` and `emblens analyze` on a 1 KB vLLM log, the whole process: the text
+  report (which imports rich) and the JSON one (which does not).
 
 Bytecode must be writable (PYTHONDONTWRITEBYTECODE unset), as it is after `pip install`:
 otherwise every run compiles emblens's sources anew and measures that instead.
@@ -31,7 +32,7 @@ t0 = time.perf_counter()
 import emblens.cli
 t1 = time.perf_counter()
 import polars, emblens.analysis, emblens.pipeline, emblens.combiners, emblens.rules.engine
-import emblens.report.text
+import emblens.report
 t2 = time.perf_counter()
 from emblens.rules.loader import load_rules
 load_rules()
@@ -71,13 +72,15 @@ def main() -> None:
         for _ in range(args.runs):
             out = subprocess.run([py, "-c", PHASES], capture_output=True, text=True, env=env, check=True).stdout
             phases.append([float(x) for x in out.split()])
-        for i, name in enumerate(["  import emblens.cli (typer, rich)", "  import the analysis (polars, rules engine)",
+        for i, name in enumerate(["  import emblens.cli (typer)", "  import the analysis (polars, rules engine)",
                                   "  load the built-in rules (cached)"]):
             rows.append((name, [ph[i] for ph in phases]))
         rows.append(("  all three, in one process", [sum(ph) for ph in phases]))
         rows.append(("emblens --version", [_wall([py, "-m", "emblens", "--version"], env) for _ in range(args.runs)]))
         rows.append(("emblens analyze (1 KB log)",
                      [_wall([py, "-m", "emblens", "analyze", str(log)], env) for _ in range(args.runs)]))
+        rows.append(("emblens analyze -f json (1 KB log)",
+                     [_wall([py, "-m", "emblens", "analyze", "-f", "json", str(log)], env) for _ in range(args.runs)]))
     print(f"{'what':<46} {'median s':>9} {'min s':>7} {'max s':>7}")
     for name, xs in rows:
         print(f"{name:<46} {statistics.median(xs):>9.3f} {min(xs):>7.3f} {max(xs):>7.3f}")
