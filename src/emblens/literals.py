@@ -71,18 +71,13 @@ def learn(answers: dict[str, tuple[str, ...] | None]) -> None:
 def present(values: pl.Series, wanted: Iterable[str]) -> set[str]:
     """Which of the `wanted` literals occur in some value (one Aho-Corasick pass, overlapping
     matches included, so a literal inside or across another's match is still found)."""
-    wanted = sorted(set(wanted))
-    if not wanted or values.len() == 0 or values.dtype != pl.String:
-        return set()
-    hits = (values.str.extract_many(wanted, ascii_case_insensitive=True, overlapping=True)
-            .explode().drop_nulls().unique())
-    return {h.translate(_ASCII_LOWER) for h in hits.to_list()}
+    return present_in(values.to_frame("values"), {"values": wanted})["values"]
 
 
 def present_in(frame: pl.DataFrame, wanted: dict[str, Iterable[str]]) -> dict[str, set[str]]:
     """`present` for several text columns of a frame at once (one query): column -> literals found."""
-    asked = {c: sorted(set(w)) for c, w in wanted.items()
-             if w and c in frame.columns and frame.schema[c] == pl.String}
+    asked = {c: sorted(set(w)) for c, w in wanted.items() if c in frame.columns and frame.schema[c] == pl.String}
+    asked = {c: w for c, w in asked.items() if w}
     if not asked or frame.height == 0:
         return {c: set() for c in wanted}
     row = frame.select(

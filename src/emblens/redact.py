@@ -394,7 +394,7 @@ def mask_frame(events: pl.DataFrame) -> pl.DataFrame:
     for i, c in enumerate(cols):
         if flags[i] or flags[n + i]:
             values = mask_series(events[c]) if flags[i] else events[c]
-            changed.append((printable_series(values) if flags[n + i] or flags[i] else values).alias(c))
+            changed.append(printable_series(values).alias(c))
     return events.with_columns(changed) if changed else events
 
 
