@@ -28,6 +28,8 @@ MAX_RULE_FILE_BYTES = 1024 * 1024  # rule files are a few KiB
 FIXTURE_NAME = re.compile(r"^(?P<stem>[^.]+)\.(?P<kind>pos|neg)(?:[-.].*)?$")
 _ID = re.compile(spec.ID_PATTERN)
 _NAME = re.compile(spec.NAME_PATTERN)
+
+
 class LineDict(dict):
     """A mapping that remembers its own line and the line of each key."""
 
@@ -201,20 +203,15 @@ class RuleSet:
     def regexes(self) -> dict[str, tuple[str, ...]]:
         """Every regex the rules test, by the column it tests (the rule engine looks for their
         literals before it compiles them: `literals`)."""
-        out: dict[str, list[str]] = {}
+        from emblens.rules.compiler import column_regexes
+
+        out: dict[str, set[str]] = {}
         for rule in self.rules:
             for part in rule.parts:
                 for node in (part.match, part.supporting, part.when):
-                    if node is None:
-                        continue
-                    for leaf, _ in t.walk(node):
-                        if isinstance(leaf, t.Field):
-                            for op in leaf.pred.ops:
-                                if op.name in ("regex", "not_regex") and isinstance(op.value, str):
-                                    patterns = out.setdefault(leaf.column, [])
-                                    if op.value not in patterns:
-                                        patterns.append(op.value)
-        return {column: tuple(patterns) for column, patterns in out.items()}
+                    for column, pattern in column_regexes(node) if node is not None else ():
+                        out.setdefault(column, set()).add(pattern)
+        return {column: tuple(sorted(patterns)) for column, patterns in out.items()}
 
 
 _COUNTED = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
