@@ -90,6 +90,16 @@ def test_the_narrowed_prefilter_keeps_exactly_the_lines_the_whole_one_keeps(line
         assert got.to_list() == expected.to_list()
     # a routine line: no part could match, so no regex is run at all
     assert prefilter.narrow(pl.Series(['10.0.0.1:5 - "GET /metrics HTTP/1.1" 200 OK'])) is None
+    # many lines: the whole regex (compiled once a thread) is cheaper than looking for literals
+    assert lines.len() > literals.NARROW_MAX_LINES and prefilter.narrow(lines) == prefilter.pattern
+
+
+def test_literals_are_found_slice_by_slice_as_in_one_pass(lines, monkeypatch):
+    wanted = {"message": {s for p in load_rules().regexes["message"] for s in (literals.literals(p) or ())}}
+    frame = pl.DataFrame({"message": lines})
+    whole = literals.present_in(frame, wanted)
+    monkeypatch.setattr(literals, "SLICE_ROWS", 97)
+    assert literals.present_in(frame, wanted) == whole and len(whole["message"]) > 20
 
 
 @pytest.mark.parametrize("sample", sorted((ROOT / "samples").glob("*.zip")), ids=lambda p: p.stem)

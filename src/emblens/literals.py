@@ -30,6 +30,8 @@ import polars as pl
 MIN_CHARS = 3              # a shorter literal would be found in most lines: no help
 MAX_KNOWN = 4096
 MAX_PATTERN_CHARS = 20_000  # longer patterns (a user's generated list) are always run
+SLICE_ROWS = 50_000         # rows searched for literals at once (`present_in`)
+NARROW_MAX_LINES = 2_000    # lines the prefilter is narrowed for (`Prefilter.narrow`)
 _KNOWN: dict[str, tuple[str, ...] | None] = {}
 
 # Rust syntax that Python reads differently (or not at all): such a pattern gets no literals
@@ -77,15 +79,21 @@ def present(values: pl.Series, wanted: Iterable[str]) -> set[str]:
 def present_in(frame: pl.DataFrame, wanted: dict[str, Iterable[str]]) -> dict[str, set[str]]:
     """`present` for several text columns of a frame at once (one query): column -> literals found."""
     asked = {c: sorted(set(w)) for c, w in wanted.items() if c in frame.columns and frame.schema[c] == pl.String}
-    asked = {c: w for c, w in asked.items() if w}
-    if not asked or frame.height == 0:
-        return {c: set() for c in wanted}
-    row = frame.select(
-        pl.col(c).str.extract_many(w, ascii_case_insensitive=True, overlapping=True)
-        .explode().drop_nulls().unique().implode().alias(c)
-        for c, w in asked.items()
-    ).row(0, named=True)
-    return {c: {h.translate(_ASCII_LOWER) for h in (row.get(c) or [])} for c in wanted}
+    seen: dict[str, set[str]] = {c: set() for c in wanted}
+    # a slice at a time: every match of every literal is listed before the duplicates go, and a
+    # large table of lines that each hold a few would take hundreds of MiB at once
+    for start in range(0, frame.height, SLICE_ROWS):
+        asked = {c: w for c, w in asked.items() if w and len(seen[c]) < len(w)}    # all found: done
+        if not asked:
+            break
+        row = frame.slice(start, SLICE_ROWS).select(
+            pl.col(c).str.extract_many(w, ascii_case_insensitive=True, overlapping=True)
+            .explode().drop_nulls().unique().implode().alias(c)
+            for c, w in asked.items()
+        ).row(0, named=True)
+        for c in asked:
+            seen[c] |= {h.translate(_ASCII_LOWER) for h in (row.get(c) or [])}
+    return seen
 
 
 def could_match(found: tuple[str, ...] | None, seen: set[str]) -> bool:
@@ -104,7 +112,11 @@ class Prefilter:
         self.wanted = sorted({s for f in self.found if f for s in f})
 
     def narrow(self, lines: pl.Series) -> str | None:
-        """The regex of the parts that could match one of `lines`; None when none could."""
+        """The regex of the parts that could match one of `lines`; None when none could. Past
+        `NARROW_MAX_LINES` lines the whole regex is cheaper: polars compiles it once a thread and
+        keeps it, while looking for the literals costs about a microsecond a line every time."""
+        if lines.len() > NARROW_MAX_LINES:
+            return self.pattern
         seen = present(lines, self.wanted)
         live = [p for p, f in zip(self.parts, self.found) if could_match(f, seen)]
         if len(live) == len(self.parts):
