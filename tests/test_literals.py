@@ -121,3 +121,33 @@ def test_leaving_out_absent_patterns_changes_no_finding(sample, monkeypatch):
         report.pop("elapsed_s", None)
     assert pruned["findings"] == full["findings"]
     assert pruned["unexplained"] == full["unexplained"]
+
+
+FOLDED = """id: custom.FOLD
+title: A rule that folds to a constant
+severity: warning
+confidence: 0.5
+means: The server printed its listening port.
+match:
+  all:
+    - facts: {listen_port: 8000}
+    - PART
+message: "{{ count }} line(s)."
+remedy: ["Nothing to do."]
+"""
+
+
+def test_rules_that_fold_to_a_constant_still_have_a_value_for_every_row(tmp_path):
+    """The compiler folds what it knows before the query (a fact test, a regex whose literals do
+    not occur): a rule that becomes `true` matches every event, one that becomes `false` none,
+    even when every rule run is such a constant."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "always.yaml").write_text(FOLDED.replace("FOLD", "always").replace("- PART", "- facts: {listen_port: {gt: 1}}"))
+    (rules / "never.yaml").write_text(FOLDED.replace("FOLD", "never").replace("PART", "message: {regex: 'zebra crossing'}"))
+    log = tmp_path / "vllm.log"
+    log.write_text("(APIServer pid=7) INFO 11-20 09:14:02 [api_server.py:1] Starting vLLM API server 0 on http://0.0.0.0:8000\n"
+                   '(APIServer pid=7) INFO:     10.0.3.7:51422 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n' * 1)
+    a = analyze([log], rule_dirs=[rules], select=["custom.always", "custom.never"])
+    assert [f.rule for f in a.findings] == ["custom.always"]
+    assert a.findings[0].count == a.events.height == 2

@@ -100,6 +100,7 @@ class Compiler:
         self.facts = facts
         self.values = facts.as_values()
         self.absent = absent
+        self.decided: dict[tuple[str, t.Pred], bool] = {}
 
     def node(self, node: t.Node) -> pl.Expr:
         if not is_static(node):
@@ -109,18 +110,48 @@ class Compiler:
     def build(self, node: t.Node) -> pl.Expr:
         match node:
             case t.AnyOf(children=children):
-                return pl.any_horizontal([self.node(c) for c in children])
+                live = [c for c in children if not self.false(c)]
+                return pl.any_horizontal([self.node(c) for c in live]) if live else pl.lit(False)
             case t.AllOf(children=children):
+                if any(self.false(c) for c in children):
+                    return pl.lit(False)
                 return pl.all_horizontal([self.node(c) for c in children])
             case t.Not(child=child):
                 return ~self.node(child)
             case t.Order(how=how, mark=mark):
                 return self.order(how, mark)
             case t.FactTest(fact=fact, pred=pred):
-                return pl.lit(fact_holds(self.values.get(fact), pred, self.values))
+                return pl.lit(self.fact_test(fact, pred))
             case t.Field(column=column, pred=pred):
                 return self.predicate(pl.col(column), column, pred)
         raise AssertionError(node)
+
+    def fact_test(self, fact: str, pred: t.Pred) -> bool:
+        """A fact test, decided once per analysis (a regex one runs polars' engine)."""
+        key = (fact, pred)
+        if key not in self.decided:
+            self.decided[key] = fact_holds(self.values.get(fact), pred, self.values)
+        return self.decided[key]
+
+    def false(self, node: t.Node) -> bool:
+        """Whether a tree is false on every row, known before it is built: a regex none of whose
+        literals occur, an unknown fact, a fact test that fails, no mark to order by. An `all`
+        holding one is not built at all, and an `any` leaves it out (their other parts would
+        still be built, and their patterns compiled, for nothing)."""
+        match node:
+            case t.AllOf(children=children):
+                return any(self.false(c) for c in children)
+            case t.AnyOf(children=children):
+                return all(self.false(c) for c in children)
+            case t.FactTest(fact=fact, pred=pred):
+                return not self.fact_test(fact, pred)
+            case t.Order(mark=mark):
+                return not (self.facts.ready if mark == "ready" else self.facts.loading)
+            case t.Field(column=column, pred=pred):
+                return any((op.name == "regex" and (column, op.value) in self.absent)
+                           or (isinstance(op.value, t.FactRef) and self.values.get(op.value.name) in (None, []))
+                           for op in pred.ops)
+        return False
 
     def order(self, how: str, mark: str) -> pl.Expr:
         marks: list[Mark] = self.facts.ready if mark == "ready" else self.facts.loading

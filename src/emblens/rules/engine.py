@@ -80,7 +80,9 @@ def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts) -> list[Findi
                 exprs.append(compiler.node(part.supporting).alias(f"s{i}.{j}"))
             if part.when is not None:
                 exprs.append(compiler.node(part.when).alias(f"w{i}.{j}"))
-    masks = events.select(exprs)
+    # with_columns, not select: a rule that is a constant (folded by the compiler) still gets a
+    # value for every row, even when every rule is one
+    masks = events.with_columns(exprs).select(e.meta.output_name() for e in exprs)
     values = facts.as_values()
     findings = []
     for i, rule in enumerate(ruleset.rules):
