@@ -104,8 +104,8 @@ def test_a_cached_load_asks_polars_nothing_and_parses_no_template_again(tmp_path
     assert first.linear and all(isinstance(v, bool) for v in first.linear.values())
     assert first.names and all(isinstance(v, frozenset) for v in first.names.values())
     # a new process: nothing known, and asking polars or parsing a template is what must not happen
-    monkeypatch.setattr(linear, "_KNOWN", {})
-    monkeypatch.setattr(templates, "_NAMES", {})
+    monkeypatch.setattr(linear.MEMO, "answers", {})
+    monkeypatch.setattr(templates.NAMES, "answers", {})
     asked = []
     monkeypatch.setattr(linear, "_ask", lambda p: asked.append(p) or True)
     monkeypatch.setattr(templates, "parse", lambda s: asked.append(s))
@@ -124,7 +124,7 @@ def test_a_cached_load_parses_no_pattern_for_its_literals_again(tmp_path, cache_
 
     first = load_rules()
     assert len(first.literals) > 200
-    monkeypatch.setattr(literals, "_KNOWN", {})
+    monkeypatch.setattr(literals.MEMO, "answers", {})
     parsed = []
     monkeypatch.setattr(literals, "_extract", lambda p: parsed.append(p))
     second = load_rules()

@@ -7,18 +7,12 @@ cache asks about none of them again."""
 
 from __future__ import annotations
 
-MAX_KNOWN = 4096
-_KNOWN: dict[str, bool] = {}
+from emblens.memo import Memo
 
 
 def rust_ok(pattern: str) -> bool:
     """Whether polars' (Rust) regex engine accepts the pattern."""
-    ok = _KNOWN.get(pattern)
-    if ok is None:
-        ok = _ask(pattern)
-        if len(_KNOWN) < MAX_KNOWN:
-            _KNOWN[pattern] = ok
-    return ok
+    return MEMO(pattern)
 
 
 def _ask(pattern: str) -> bool:
@@ -31,15 +25,5 @@ def _ask(pattern: str) -> bool:
         return False
 
 
-def known() -> dict[str, bool]:
-    """The answers so far (pattern -> accepted)."""
-    return dict(_KNOWN)
-
-
-def learn(answers: dict[str, bool]) -> None:
-    """Take answers given before, by the same polars (the rule cache's key holds its version)."""
-    for pattern, ok in answers.items():
-        if len(_KNOWN) >= MAX_KNOWN:
-            break
-        if isinstance(pattern, str) and isinstance(ok, bool):
-            _KNOWN.setdefault(pattern, ok)
+MEMO = Memo(lambda pattern: _ask(pattern), lambda ok: isinstance(ok, bool))
+known, learn = MEMO.known, MEMO.learn      # the answers so far; answers given before, by the same polars

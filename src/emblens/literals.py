@@ -27,12 +27,12 @@ from re import _parser as sre
 
 import polars as pl
 
+from emblens.memo import Memo
+
 MIN_CHARS = 3              # a shorter literal would be found in most lines: no help
-MAX_KNOWN = 4096
 MAX_PATTERN_CHARS = 20_000  # longer patterns (a user's generated list) are always run
 SLICE_ROWS = 50_000         # rows searched for literals at once (`present_in`)
 NARROW_MAX_LINES = 2_000    # lines the prefilter is narrowed for (`Prefilter.narrow`)
-_KNOWN: dict[str, tuple[str, ...] | None] = {}
 
 # Rust syntax that Python reads differently (or not at all): such a pattern gets no literals
 _OTHER_SYNTAX = re.compile(r"\\[<>pPzQE]|\\[bB]\{|\(\?[a-zA-Z-]*[uUR]")
@@ -48,26 +48,7 @@ def literals(pattern: str) -> tuple[str, ...] | None:
     >>> literals(r"Input length of (\\d+) exceeds") , literals(r"\\d+ s")
     (('input length of ',), None)
     """
-    if pattern in _KNOWN:
-        return _KNOWN[pattern]
-    found = _extract(pattern)
-    if len(_KNOWN) < MAX_KNOWN:
-        _KNOWN[pattern] = found
-    return found
-
-
-def known() -> dict[str, tuple[str, ...] | None]:
-    """The answers so far (pattern -> literals)."""
-    return dict(_KNOWN)
-
-
-def learn(answers: dict[str, tuple[str, ...] | None]) -> None:
-    """Take answers given before (the rule cache's key holds this module's source)."""
-    for pattern, found in answers.items():
-        if len(_KNOWN) >= MAX_KNOWN:
-            break
-        if isinstance(pattern, str) and (found is None or isinstance(found, tuple)):
-            _KNOWN.setdefault(pattern, found)
+    return MEMO(pattern)
 
 
 def present(values: pl.Series, wanted: Iterable[str]) -> set[str]:
@@ -122,6 +103,10 @@ class Prefilter:
         if len(live) == len(self.parts):
             return self.pattern
         return "|".join(f"(?:{p})" for p in live) or None
+
+
+MEMO = Memo(lambda pattern: _extract(pattern), lambda found: found is None or isinstance(found, tuple))
+known, learn = MEMO.known, MEMO.learn      # the answers so far; answers given before (the rule cache)
 
 
 def _extract(pattern: str) -> tuple[str, ...] | None:

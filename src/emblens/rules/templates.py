@@ -32,6 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emblens import redact
 from emblens.errors import RuleError
+from emblens.memo import Memo
 
 UNKNOWN = "unknown"   # what an unknown value prints as (the fixture runner looks for it)
 
@@ -190,31 +191,15 @@ def check(source: str, *, path: str, line: int) -> None:
         raise RuleError(f"template: {e.message or e}", path=path, line=line + lineno - 1) from None
 
 
-MAX_KNOWN = 4096
-_NAMES: dict[str, frozenset[str]] = {}
-
-
 def names(source: str) -> frozenset[str]:
     """The values a template refers to. Remembered, and kept with the rule cache for the rules'
     templates (`known_names`, `learn_names`): parsing them again costs a run some 20-30 ms."""
-    got = _NAMES.get(source)
-    if got is None:
-        got = frozenset(meta.find_undeclared_variables(parse(source)))
-        if len(_NAMES) < MAX_KNOWN:
-            _NAMES[source] = got
-    return got
+    return NAMES(source)
 
 
-def known_names() -> dict[str, frozenset[str]]:
-    return dict(_NAMES)
-
-
-def learn_names(answers: dict[str, frozenset[str]]) -> None:
-    for source, used in answers.items():
-        if len(_NAMES) >= MAX_KNOWN:
-            break
-        if isinstance(source, str) and isinstance(used, frozenset):
-            _NAMES.setdefault(source, used)
+NAMES = Memo(lambda source: frozenset(meta.find_undeclared_variables(parse(source))),
+             lambda used: isinstance(used, frozenset))
+known_names, learn_names = NAMES.known, NAMES.learn
 
 
 def render(source: str, context: dict[str, object]) -> str:
