@@ -329,3 +329,36 @@ def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tm
     for frame in ("traffic", "kv"):
         a, b = (getattr(c, frame).sort(pl.all()) for c in (fast_counts, full_counts))
         assert a.equals(b), frame
+
+
+def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tmp_path):
+    """`server_lines` reads a server log's chunk in one query instead of a frame of all its lines:
+    for chunks cut anywhere (a line completed from the block before, a line left to the next, an
+    OK line past the length cap) it gives the same other lines, line count and cut OK lines as
+    `lines_frame`, `unwrap` and the suffix test; a chunk they must clean is left to them."""
+    import io
+
+    from emblens.sources import base
+    log = tmp_path / "vllm.log"
+    _mixed_server_log(log)
+    long_ok = b'INFO:     10.0.3.1:4000 - "GET /' + b"x" * 70_000 + b' HTTP/1.1" 200 OK\n'
+    ok = b'INFO:     10.0.3.1:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK\n'
+    data = log.read_bytes() + ok * 50 + long_ok + ok * 50
+    checked = cut = 0
+    for size in (CHUNK_BYTES, 4096, 777):
+        for chunk in base.read_chunks(io.BytesIO(data), size):
+            lines = base.unwrap(base.lines_frame(chunk))
+            is_ok = lines["raw"].str.ends_with(base.OK_LINE)
+            too_long = lines["raw"].str.len_bytes() > base.MAX_LINE_BYTES
+            other, n, ok_cut = base.server_lines(chunk)
+            assert n == lines.height and ok_cut == int((is_ok & too_long).sum())
+            assert other.equals(lines.filter(~is_ok))
+            checked += 1
+            cut += ok_cut
+    assert checked > 100 and cut == 1
+    for text in (b"\x1b[32mINFO\x1b[0m:     10.0.3.1:4000 - \"GET /health HTTP/1.1\" 200 OK\n",
+                 ok.replace(b"\n", b"\r\n"),
+                 b'{"log":"INFO: x\\n","stream":"stdout","time":"2025-11-20T09:00:00.1Z"}\n',
+                 b"2025-11-20T09:00:00.123456789Z " + ok,
+                 b"INFO: \xff\xfe\n"):
+        assert base.server_lines(base.Chunk([text * 300])) is None, text[:20]
