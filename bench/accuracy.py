@@ -121,7 +121,7 @@ def as_zip(case: Case, out: Path) -> Path:
 
 
 def run_case(case: Case, way: str, ruleset, tmp: Path) -> Result:
-    from emblens.analysis import analyze
+    from emblens.diagnose import analyze
     from emblens.report import to_json
 
     if way == "zip":

@@ -86,7 +86,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def run(sport: int, addon: bool, rate: float, seconds: float, connections: int, options=()) -> dict:
-    from emblens import mitm_addon
+    from emblens.frontends.live import mitm_addon
 
     pport = free_port()
     out = Path(tempfile.mkdtemp(prefix="emblens-live-bench-"))

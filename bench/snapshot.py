@@ -50,7 +50,7 @@ def units(tmp: Path) -> list[tuple[str, list[str], bool]]:
 
 
 def write(out: Path) -> int:
-    from emblens.analysis import analyze, load_events
+    from emblens.diagnose import analyze, load_events
     from emblens.report import render
     from emblens.rules.loader import load_rules
 

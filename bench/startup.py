@@ -29,9 +29,9 @@ from pathlib import Path
 PHASES = """
 import time
 t0 = time.perf_counter()
-import emblens.cli
+import emblens.frontends.cli
 t1 = time.perf_counter()
-import polars, emblens.analysis, emblens.pipeline, emblens.combiners, emblens.rules.engine
+import polars, emblens.diagnose, emblens.pipeline, emblens.combiners, emblens.rules.engine
 import emblens.report
 t2 = time.perf_counter()
 from emblens.rules.loader import load_rules
@@ -72,7 +72,7 @@ def main() -> None:
         for _ in range(args.runs):
             out = subprocess.run([py, "-c", PHASES], capture_output=True, text=True, env=env, check=True).stdout
             phases.append([float(x) for x in out.split()])
-        for i, name in enumerate(["  import emblens.cli (typer)", "  import the analysis (polars, rules engine)",
+        for i, name in enumerate(["  import emblens.frontends.cli (typer)", "  import the analysis (polars, rules engine)",
                                   "  load the built-in rules (cached)"]):
             rows.append((name, [ph[i] for ph in phases]))
         rows.append(("  all three, in one process", [sum(ph) for ph in phases]))

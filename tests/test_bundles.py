@@ -66,7 +66,7 @@ def test_broken_members_are_skipped_with_reasons(tmp_path):
 def test_cli_exit_0_with_skipped_members(tmp_path):
     from typer.testing import CliRunner
 
-    from emblens.cli import app
+    from emblens.frontends.cli import app
 
     zp = tmp_path / "b.zip"
     with zipfile.ZipFile(zp, "w") as zf:
@@ -81,7 +81,7 @@ def test_cli_exit_0_with_skipped_members(tmp_path):
 
 
 def test_nested_and_limits(tmp_path):
-    from emblens.bundle import Limits
+    from emblens.ingest.bundle import Limits
 
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as zf:
@@ -125,7 +125,7 @@ def _log(n_bytes: int, seed: int = 0) -> bytes:
 
 
 def test_every_limit_is_enforced_and_reported(tmp_path):
-    from emblens.bundle import Limits, MiB
+    from emblens.ingest.bundle import Limits, MiB
 
     client = (SAMPLE_DIR / "client-traceback.txt").read_bytes()
     # members: only the first 3 of 5 are read
@@ -246,8 +246,8 @@ class _Pipe(io.RawIOBase):
 def test_stdin_is_streamed_not_held_and_a_tar_gz_on_it_or_in_a_zip_is_read(monkeypatch, tmp_path):
     import sys
 
-    from emblens.analysis import analyze as run
-    from emblens.bundle import Limits
+    from emblens.diagnose import analyze as run
+    from emblens.ingest.bundle import Limits
 
     small = Limits(max_inmemory_bytes=1024 * 1024)        # stdin used to be held whole, up to this
     log = (SAMPLE_DIR / "vllm-server.log").read_bytes()
@@ -276,13 +276,13 @@ def test_stdin_is_streamed_not_held_and_a_tar_gz_on_it_or_in_a_zip_is_read(monke
 
 
 def test_gzip_files_and_zip_members_are_inflated_by_isal_with_the_same_bytes(tmp_path):
-    """ISA-L inflates (emblens.inflate); the bytes are the same, a zip member's CRC is still
+    """ISA-L inflates (emblens.ingest.inflate); the bytes are the same, a zip member's CRC is still
     checked, and a gzip cut short still gives what came before the break."""
     import gzip as std_gzip
     import io
     import zipfile as std_zip
 
-    from emblens import inflate
+    from emblens.ingest import inflate
 
     assert inflate.ENGINE == "isal"
     data = b"".join(b'INFO:     10.0.0.%d:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK\n' % (i % 250) for i in range(200_000))

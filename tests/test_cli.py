@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from emblens.cli import app
+from emblens.frontends.cli import app
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "model-name-mismatch.zip"

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emblens import analyze
-from emblens.analysis import read_events
+from emblens.diagnose import read_events
 from emblens.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

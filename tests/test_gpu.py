@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emblens.analysis import analyze, load_events
-from emblens.cli import app
+from emblens.diagnose import analyze, load_events
+from emblens.frontends.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "nvidia-smi"

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from emblens import analyze
-from emblens.bundle import Limits, MiB, read_members
+from emblens.ingest.bundle import Limits, MiB, read_members
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "model-name-mismatch"
 GOOD = (SAMPLES / "client-traceback.txt").read_bytes()
@@ -127,7 +127,7 @@ def test_model_data_regexes_run_in_the_linear_engine(tmp_path):
     import pytest
 
     from emblens.errors import RuleError
-    from emblens.modeldata import load
+    from emblens.knowledge.modeldata import load
 
     data = tmp_path / "m.yaml"
     data.write_text("families:\n  - name: evil\n    match: '(a+)+$'\n    prefixes: ['q: ']\n")
@@ -203,7 +203,7 @@ def test_json_nested_past_pythons_limit_never_stops_the_run(tmp_path):
 
 
 def test_a_har_of_millions_of_objects_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
-    from emblens.sources import records
+    from emblens.formats import records
 
     monkeypatch.setattr(records, "MAX_HAR_OBJECTS", 1000)
     har = tmp_path / "objects.har"
@@ -214,7 +214,7 @@ def test_a_har_of_millions_of_objects_is_refused_before_it_is_parsed(tmp_path, m
 
 
 def test_a_line_longer_than_the_cap_is_cut_and_counted_not_stored(tmp_path):
-    from emblens.sources.base import MAX_LINE_BYTES
+    from emblens.reading.context import MAX_LINE_BYTES
 
     log = tmp_path / "long.log"
     with open(log, "wb") as f:
@@ -228,11 +228,11 @@ def test_a_line_longer_than_the_cap_is_cut_and_counted_not_stored(tmp_path):
 
 
 def test_kept_lines_per_member_are_bounded_first_and_last_halves(tmp_path, monkeypatch):
-    from emblens.sources import base
+    from emblens.reading import context
 
-    monkeypatch.setattr(base, "MAX_KEPT_ROWS", 1000)
-    monkeypatch.setattr(base, "MIN_KEPT_ROWS", 500)
-    monkeypatch.setattr(base, "MAX_RUN_ROWS", 1500)
+    monkeypatch.setattr(context, "MAX_KEPT_ROWS", 1000)
+    monkeypatch.setattr(context, "MIN_KEPT_ROWS", 500)
+    monkeypatch.setattr(context, "MAX_RUN_ROWS", 1500)
     log = tmp_path / "tracebacks.log"          # over the paste size: streamed as a log
     log.write_bytes(b"Traceback (most recent call last):\n" * 150_000 + GOOD)
     second = tmp_path / "more.log"
@@ -276,7 +276,7 @@ ESCAPES = ["\x1b]0;pwned-title\x07", "\x1b]52;c;cHduZWQ=\x07", "\x1bP+q544e\x1b\
 def test_escape_sequences_from_inputs_never_reach_any_output(tmp_path):
     from typer.testing import CliRunner
 
-    from emblens.cli import app
+    from emblens.frontends.cli import app
 
     log = ("(APIServer pid=1) INFO 11-20 09:14:02 [api_server.py:1] vLLM API server version 0.11.0\n"
            + "".join(f"(APIServer pid=1) ERROR 11-20 09:14:0{i} [serving.py:1] boom {e} end\n" for i, e in enumerate(ESCAPES))

@@ -1,4 +1,4 @@
-"""A pattern's literals (`emblens.literals`): every text the pattern matches holds one of them, so
+"""A pattern's literals (`emblens.patterns.literals`): every text the pattern matches holds one of them, so
 leaving out a pattern none of whose literals occur changes no result, only what gets compiled."""
 
 from pathlib import Path
@@ -6,12 +6,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from emblens import literals
-from emblens.analysis import analyze
+from emblens.diagnose import analyze
+from emblens.patterns import literals
+from emblens.reading.lines import lines_frame
 from emblens.report import to_dict
 from emblens.rules import engine
 from emblens.rules.loader import load_rules
-from emblens.sources.base import lines_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

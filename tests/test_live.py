@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from mitmproxy.test import taddons, tflow
 
-from emblens.analysis import analyze
-from emblens.live import EmblensAddon
+from emblens.diagnose import analyze
+from emblens.frontends.live.addon import EmblensAddon
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "samples" / "tools"))
@@ -221,8 +221,8 @@ def test_a_streamed_answer_passes_through_as_a_stream_and_saves_masked(tmp_path)
 
 
 def test_streamed_bodies_keep_a_bounded_head_for_the_rules():
-    from emblens.live import STREAM_OVER, TEE_BYTES, _should_stream
-    from emblens.sources.records import flow_row
+    from emblens.formats.records import flow_row
+    from emblens.frontends.live.addon import STREAM_OVER, TEE_BYTES, _should_stream
 
     addon = EmblensAddon()
     with taddons.context(addon):
@@ -359,7 +359,7 @@ def test_live_asks_the_upstream_for_its_models_so_the_did_you_mean_is_real(tmp_p
 
 
 def test_a_502_from_mitmproxy_itself_is_a_gateway_error_naming_the_upstream(tmp_path):
-    from emblens.analysis import analyze as run
+    from emblens.diagnose import analyze as run
 
     a = run([REPO / "rules/http/gateway_error.pos-mitmproxy-upstream-closed.flow"])
     assert a.findings[0].rule == "http.gateway_error"

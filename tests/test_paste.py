@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 
-from emblens.analysis import analyze, load_events
+from emblens.diagnose import analyze, load_events
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_SAMPLE = REPO / "samples" / "gpu-held-by-another-process"
@@ -74,7 +74,7 @@ def test_httpx_log_lines_are_client_requests_with_their_host(tmp_path):
 def test_when_no_rule_fires_the_report_leads_with_the_root_exception(tmp_path):
     from typer.testing import CliRunner
 
-    from emblens.cli import app
+    from emblens.frontends.cli import app
 
     tb = tmp_path / "tb.txt"
     tb.write_text('Traceback (most recent call last):\n  File "a.py", line 3, in <module>\n    f()\nKeyError: \'data\'\n\n'

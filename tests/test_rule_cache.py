@@ -96,8 +96,8 @@ def test_the_builtin_folder_is_part_of_the_key(tmp_path, cache_dir):
 
 def test_a_cached_load_asks_polars_nothing_and_parses_no_template_again(tmp_path, cache_dir, monkeypatch):
     """Which engine takes each pattern, and which values each template uses, come with the cache."""
-    from emblens import linear
-    from emblens.analysis import analyze
+    from emblens.diagnose import analyze
+    from emblens.patterns import linear
     from emblens.rules import templates
 
     first = load_rules()
@@ -119,8 +119,8 @@ def test_a_cached_load_asks_polars_nothing_and_parses_no_template_again(tmp_path
 
 def test_a_cached_load_parses_no_pattern_for_its_literals_again(tmp_path, cache_dir, monkeypatch):
     """Each pattern's literals (the prefilter's and the engine's) come with the cache too."""
-    from emblens import literals
-    from emblens.analysis import analyze
+    from emblens.diagnose import analyze
+    from emblens.patterns import literals
 
     first = load_rules()
     assert len(first.literals) > 200

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from emblens.cli import app
 from emblens.errors import RuleError
+from emblens.frontends.cli import app
 from emblens.rules.loader import load_rules, rule_files
 from emblens.rules.schemagen import render, rule_schema
 from emblens.rules.templates import render as render_template
@@ -194,8 +194,8 @@ def test_no_import_cycle_in_the_package():
     assert not cycles, cycles
 
 
-def test_sources_do_not_import_rules_and_the_runner_is_outside_the_rules_package():
-    for path in (SRC / "sources").glob("*.py"):
+def test_formats_do_not_import_rules_and_the_runner_is_outside_the_rules_package():
+    for path in (SRC / "formats").glob("*.py"):
         rel = path.relative_to(SRC.parent).with_suffix("")
         assert not any(m.startswith("emblens.rules") for m in _imports(path, ".".join(rel.parts))), path
     assert not (SRC / "rules" / "fixtures.py").exists()

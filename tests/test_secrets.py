@@ -7,7 +7,7 @@ import zipfile
 
 from typer.testing import CliRunner
 
-from emblens.cli import app
+from emblens.frontends.cli import app
 
 SECRETS = {
     "server": "Zq8vN3mK1pL6xR2tW9yB",
@@ -64,7 +64,7 @@ def test_no_secret_in_any_output(tmp_path):
 
 
 def test_placeholder_keys_are_kept_visible():
-    from emblens.redact import mask_text
+    from emblens.events.redact import mask_text
 
     assert mask_text("OpenAI(api_key='EMPTY')") == "OpenAI(api_key='EMPTY')"
     assert mask_text("Illegal header value b'Bearer '") == "Illegal header value b'Bearer '"
@@ -106,7 +106,7 @@ def _flows(path, entries) -> None:
 
 
 def _inputs(tmp_path) -> dict[str, list]:
-    from emblens.redact import CATALOGUE
+    from emblens.events.redact import CATALOGUE
 
     lines = [line for _n, line, _s in CATALOGUE]
     vllm = "(APIServer pid=1) INFO 11-20 09:14:01 [api_server.py:1] vLLM API server version 0.11.0\n" + "".join(
@@ -145,7 +145,7 @@ def _inputs(tmp_path) -> dict[str, list]:
 def test_every_catalogue_entry_in_every_input_format_reaches_no_output(tmp_path):
     import base64
 
-    from emblens.redact import CATALOGUE
+    from emblens.events.redact import CATALOGUE
 
     secrets = [s for _n, _l, s in CATALOGUE] + ["NxLn4kQ8rT2vW6yZ0bD3", "NxLnPw9oIu6yTr3e"]
     assert len(CATALOGUE) >= 30

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from emblens.analysis import load_events
+from emblens.diagnose import load_events
 
 V066 = "INFO 03-02 23:59:21 api_server.py:240] vLLM API server version 0.6.6.post1\n"
 V011 = ("\x1b[1;36m(APIServer pid=3999075)\x1b[0;0m INFO 05-29 16:17:29 [launcher.py:28] Available routes are:\r\n"
@@ -65,12 +65,13 @@ def test_chunk_boundaries_never_cut_or_repeat_a_line():
     import io
     import random
 
-    from emblens.sources import base
+    from emblens.reading.chunks import read_chunks
+    from emblens.reading.lines import lines_frame
 
     rng = random.Random(1)
     choices = ["héllo wörld ✓", "x" * 40, "", "\x1b[1;36m(APIServer pid=1)\x1b[0;0m INFO a", "ab\r"]
     data = ("".join(rng.choice(choices) + "\n" for _ in range(3000)) + "tail-no-newline").encode()
-    want = base.lines_frame(data)["raw"].to_list()
+    want = lines_frame(data)["raw"].to_list()
     assert len(want) == 3001 and want[-1] == "tail-no-newline" and "ab" in want
 
     class Stream(io.BytesIO):
@@ -80,5 +81,5 @@ def test_chunk_boundaries_never_cut_or_repeat_a_line():
         for fragile in (False, True):
             s = Stream(data)
             s.fragile = fragile
-            got = [r for c in base.read_chunks(s, size=size, piece=5) for r in base.lines_frame(c)["raw"].to_list()]
+            got = [r for c in read_chunks(s, size=size, piece=5) for r in lines_frame(c)["raw"].to_list()]
             assert got == want, (size, fragile)

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 import polars as pl
 from typer.testing import CliRunner
 
-from emblens.analysis import analyze, load_events
-from emblens.cli import app
 from emblens.combiners.time import span_notes
-from emblens.sources.base import CHUNK_BYTES
+from emblens.diagnose import analyze, load_events
+from emblens.frontends.cli import app
+from emblens.reading.context import CHUNK_BYTES
 
 PREFIX = "(APIServer pid=7) "
 
@@ -207,7 +207,7 @@ def test_failing_requests_are_counted_by_minute_with_exact_counts_windows_and_ev
 def test_counted_failing_requests_fall_back_to_hours_past_their_limit():
     """A log whose failing requests span more minutes than the row limit: the counted rows go by
     the hour, and every line is still counted."""
-    from emblens.sources.base import Bounded, Collapse
+    from emblens.reading.bounds import Bounded, Collapse
 
     minutes = 3000
     raw = [f'{PREFIX}INFO:     10.0.0.1:4000 - "POST /v1/embeddings HTTP/1.1" 404 Not Found'] * minutes
@@ -227,7 +227,7 @@ def test_counted_failing_requests_fall_back_to_hours_past_their_limit():
 def test_a_log_of_many_days_counts_its_failing_requests_by_the_hour(tmp_path):
     """Past `COUNTED_ROWS` minutes of counted rows, a member's failing requests go by the hour: the
     memory they take stops growing with the log's time span, and the counts stay exact."""
-    from emblens.sources.base import COUNTED_ROWS
+    from emblens.reading.context import COUNTED_ROWS
 
     minutes = COUNTED_ROWS + 5_000
     t0 = datetime(2025, 11, 1, 0, 0, 0)
@@ -288,15 +288,15 @@ def _report(a) -> dict:
 def test_a_server_log_in_small_chunks_and_spans_gives_what_it_gives_in_one(tmp_path, monkeypatch):
     """The `200 OK` lines are only counted, and the other lines of several chunks are finished
     together (`Span`): neither may change what is counted, kept or found."""
-    from emblens.sources import base
+    from emblens.reading import bounds, engine
     log = tmp_path / "vllm.log"
     _mixed_server_log(log)
     whole = analyze([log], year=2025)
     whole_events, _, _ = load_events([log], year=2025, keep_all=True)
     assert whole.inputs[0].lines > 1_000 and whole.traffic.total() > 1_000 and whole.findings
-    monkeypatch.setattr(base, "CHUNK_BYTES", 2048)
-    monkeypatch.setattr(base.Span, "LINES", 60)     # chunks of 30 other lines or fewer wait for the next
-    monkeypatch.setattr(base.Span, "CHUNKS", 3)
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(bounds.Span, "LINES", 60)     # chunks of 30 other lines or fewer wait for the next
+    monkeypatch.setattr(bounds.Span, "CHUNKS", 3)
     small = analyze([log], year=2025)
     assert _report(small) == _report(whole)
     small_events, _, _ = load_events([log], year=2025, keep_all=True)
@@ -310,17 +310,21 @@ def test_a_server_log_in_small_chunks_and_spans_gives_what_it_gives_in_one(tmp_p
 def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tmp_path):
     """`scan_chunk` sets the `... HTTP/1.1" 200 OK` lines apart with one suffix test; `finish` on
     all the lines reads each of them. Both give the same kept lines, clocks, statuses and counts."""
+    from emblens.formats.registry import REGISTRY
+    from emblens.reading import engine
+    from emblens.reading.chunks import Chunk
+    from emblens.reading.context import SourceContext
+    from emblens.reading.lines import lines_frame, unwrap
     from emblens.rules.loader import load_rules
-    from emblens.sources import REGISTRY, base
     log = tmp_path / "vllm.log"
     _mixed_server_log(log)
     rules = load_rules()
-    ctx = base.SourceContext("x", keywords=rules.keywords, models=rules.models)
+    ctx = SourceContext("x", keywords=rules.keywords, models=rules.models)
     vllm = next(s for s in REGISTRY if s.name == "vllm-log")
-    chunk = base.Chunk([log.read_bytes()])
-    lines = base.unwrap(base.lines_frame(chunk))
-    fast, fast_counts = vllm.scan_chunk(chunk, ctx)
-    full, full_counts = vllm.finish(lines, lines.height, 0, ctx)
+    chunk = Chunk([log.read_bytes()])
+    lines = unwrap(lines_frame(chunk))
+    fast, fast_counts = engine.scan_chunk(vllm, chunk, ctx)
+    full, full_counts = engine.finish(vllm, lines, lines.height, 0, ctx)
     assert fast.equals(full) and fast.height > 50
     assert "  abc123def456 Traceback (most recent call last):" in fast["raw"].to_list()
     for field in ("lines", "blank", "recognised", "cut", "clock_last"):
@@ -338,7 +342,10 @@ def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tm
     `lines_frame`, `unwrap` and the suffix test; a chunk they must clean is left to them."""
     import io
 
-    from emblens.sources import base
+    from emblens.reading.chunks import Chunk, read_chunks
+    from emblens.reading.context import MAX_LINE_BYTES
+    from emblens.reading.lines import lines_frame, server_lines, unwrap
+    from emblens.reading.routine import OK_LINE
     log = tmp_path / "vllm.log"
     _mixed_server_log(log)
     long_ok = b'INFO:     10.0.3.1:4000 - "GET /' + b"x" * 70_000 + b' HTTP/1.1" 200 OK\n'
@@ -346,11 +353,11 @@ def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tm
     data = log.read_bytes() + ok * 50 + long_ok + ok * 50
     checked = cut = 0
     for size in (CHUNK_BYTES, 4096, 777):
-        for chunk in base.read_chunks(io.BytesIO(data), size):
-            lines = base.unwrap(base.lines_frame(chunk))
-            is_ok = lines["raw"].str.ends_with(base.OK_LINE)
-            too_long = lines["raw"].str.len_bytes() > base.MAX_LINE_BYTES
-            other, n, ok_cut = base.server_lines(chunk)
+        for chunk in read_chunks(io.BytesIO(data), size):
+            lines = unwrap(lines_frame(chunk))
+            is_ok = lines["raw"].str.ends_with(OK_LINE)
+            too_long = lines["raw"].str.len_bytes() > MAX_LINE_BYTES
+            other, n, ok_cut = server_lines(chunk)
             assert n == lines.height and ok_cut == int((is_ok & too_long).sum())
             assert other.equals(lines.filter(~is_ok))
             checked += 1
@@ -361,4 +368,4 @@ def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tm
                  b'{"log":"INFO: x\\n","stream":"stdout","time":"2025-11-20T09:00:00.1Z"}\n',
                  b"2025-11-20T09:00:00.123456789Z " + ok,
                  b"INFO: \xff\xfe\n"):
-        assert base.server_lines(base.Chunk([text * 300])) is None, text[:20]
+        assert server_lines(Chunk([text * 300])) is None, text[:20]

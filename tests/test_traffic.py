@@ -8,8 +8,8 @@ from mitmproxy import io as mio
 from mitmproxy.test import tflow
 from typer.testing import CliRunner
 
-from emblens.analysis import analyze, load_events
-from emblens.cli import app
+from emblens.diagnose import analyze, load_events
+from emblens.frontends.cli import app
 
 RULES = "rules"
 

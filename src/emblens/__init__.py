@@ -31,7 +31,7 @@ __all__ = ["Analysis", "EmblensError", "InputError", "RuleError", "__version__",
 
 def __getattr__(name: str):
     if name in ("Analysis", "analyze", "load_events"):
-        from emblens import analysis
+        from emblens import diagnose
 
-        return getattr(analysis, name)
+        return getattr(diagnose, name)
     raise AttributeError(f"module 'emblens' has no attribute {name!r}")

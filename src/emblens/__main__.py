@@ -1,3 +1,3 @@
-from emblens.cli import main
+from emblens.frontends.cli import main
 
 main()

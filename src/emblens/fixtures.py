@@ -29,9 +29,9 @@ from pathlib import Path
 
 import yaml
 
+from emblens.knowledge.yamlsafe import safe_load
 from emblens.rules.loader import FIXTURE_NAME, Part, Rule, RuleSet
 from emblens.rules.templates import UNKNOWN
-from emblens.yamlsafe import safe_load
 
 EXPECT_SUFFIX = ".expect.yaml"
 EXPECT_KEYS = {"evidence", "summary", "remedy", "cause", "facts", "role", "symptoms"}
@@ -115,7 +115,7 @@ def _run_in_worker(unit: tuple[str, str, str, str]) -> FixtureResult:
 
 
 def _run(ruleset: RuleSet, rule_id: str, part_path: str, fixture: str, expect: str) -> FixtureResult:
-    from emblens.analysis import analyze
+    from emblens.diagnose import analyze
 
     rule = ruleset.get(rule_id)
     part = next(p for p in rule.parts if p.path == part_path)  # type: ignore[union-attr]

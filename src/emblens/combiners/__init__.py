@@ -16,7 +16,7 @@ import polars as pl
 from emblens.combiners import client, embeddings, gpu, time
 from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
-from emblens.modeldata import ModelData
+from emblens.knowledge.modeldata import ModelData
 
 FACTS: dict[str, Fact] = {**SERVER_FACTS, **gpu.FACTS, **client.FACTS}
 

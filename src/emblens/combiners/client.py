@@ -7,8 +7,8 @@ from __future__ import annotations
 import polars as pl
 
 from emblens.combiners.facts import Fact
-from emblens.sources import commands
-from emblens.sources.base import CONTAINER_COMMAND, SERVER_COMMAND
+from emblens.formats import commands
+from emblens.formats.commands import CONTAINER_COMMAND, SERVER_COMMAND
 
 FACTS: dict[str, Fact] = {
     "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "

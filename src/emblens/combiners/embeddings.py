@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.modeldata import ModelData
+from emblens.knowledge.modeldata import ModelData
 
 
 def derive(events: pl.DataFrame, models: ModelData) -> pl.DataFrame:

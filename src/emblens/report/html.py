@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emblens._version import __version__
-from emblens.redact import printable
+from emblens.events.redact import printable
 from emblens.report.jsonreport import (
     clock_notes,
     common_prefix,

@@ -4,7 +4,7 @@ remedy, timeline, coverage."""
 from __future__ import annotations
 
 from emblens._version import __version__
-from emblens.redact import printable
+from emblens.events.redact import printable
 from emblens.report.jsonreport import (
     clock_notes,
     common_prefix,

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text as _RichText
 
 from emblens._version import __version__
-from emblens.redact import printable
+from emblens.events.redact import printable
 from emblens.report.jsonreport import (
     clock_notes,
     common_prefix,

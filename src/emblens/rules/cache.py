@@ -49,7 +49,8 @@ def key(folders: Sequence[Path]) -> str | None:
     for part in (__version__, sys.version, polars.__version__):
         h.update(part.encode() + b"\0")
     budget = MAX_BYTES
-    for code in sorted(CODE.glob("*.py")) + [CODE.parent / n for n in ("schema.py", "modeldata.py", "linear.py", "literals.py")]:
+    for code in sorted(CODE.glob("*.py")) + [CODE.parent / p for p in ("events/schema.py", "knowledge/modeldata.py",
+                                                                      "patterns/linear.py", "patterns/literals.py")]:
         try:
             h.update(code.read_bytes())
         except OSError:

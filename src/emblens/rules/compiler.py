@@ -15,9 +15,9 @@ from functools import lru_cache
 import polars as pl
 
 from emblens.combiners import Facts, Mark
-from emblens.linear import rust_ok
+from emblens.events.schema import SCHEMA
+from emblens.patterns.linear import rust_ok
 from emblens.rules import tree as t
-from emblens.schema import SCHEMA
 
 REGEX_TIMEOUT_S = 0.05       # one search of one value
 REGEX_RUN_BUDGET_S = 2.0     # every backtracking search of one analysis together
@@ -93,7 +93,7 @@ def column_regexes(node: t.Node) -> frozenset[tuple[str, str]]:
 
 class Compiler:
     """`absent`: (column, pattern) pairs known to match no value of the column (none of the
-    pattern's literals occurs in it: `emblens.literals`); their test is `false` without compiling
+    pattern's literals occurs in it: `emblens.patterns.literals`); their test is `false` without compiling
     the pattern."""
 
     def __init__(self, facts: Facts, absent: frozenset[tuple[str, str]] = frozenset()) -> None:

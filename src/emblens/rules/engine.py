@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from emblens import literals
 from emblens.combiners import Facts
+from emblens.patterns import literals
 from emblens.rules import templates
 from emblens.rules import tree as t
 from emblens.rules.compiler import REGEX_TIMEOUT_S, RUN_BUDGET, Compiler, _backtracking, rust_ok
@@ -55,7 +55,7 @@ class Finding:
     role: str = "finding"                  # root_cause | symptom | finding
     explained_by: str | None = None
     requests: int | None = None            # how many of the matched events are HTTP exchanges...
-    requests_seen: int | None = None       # ...of all the requests its sources saw (emblens.traffic)
+    requests_seen: int | None = None       # ...of all the requests its sources saw (emblens.combiners.traffic)
     matched: set = field(default_factory=set, repr=False)   # (source, line) of every matched event
     chains: set = field(default_factory=set, repr=False)    # (source, exc_group) of matched chains
 

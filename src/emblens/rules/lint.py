@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emblens.errors import RuleError
+from emblens.events.schema import SCHEMA
 from emblens.rules import builtin_dir, spec
 from emblens.rules import tree as t
 from emblens.rules.engine import CONTEXT_NAMES, names_used
 from emblens.rules.loader import Part, Rule, assemble, read_folders
-from emblens.schema import SCHEMA
 
 
 @dataclass

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from emblens import linear, literals, modeldata
 from emblens.errors import RuleError
-from emblens.modeldata import ModelData
+from emblens.events.schema import SCHEMA
+from emblens.knowledge import modeldata
+from emblens.knowledge.modeldata import ModelData
+from emblens.knowledge.yamlsafe import refuse_aliases
+from emblens.patterns import linear, literals
 from emblens.rules import builtin_dir, spec
 from emblens.rules import templates as tpl
 from emblens.rules import tree as t
-from emblens.schema import SCHEMA
-from emblens.yamlsafe import refuse_aliases
 
 MAX_DEPTH = 32                     # nesting of any/all/not in one match tree
 MAX_RULE_FILE_BYTES = 1024 * 1024  # rule files are a few KiB
@@ -43,7 +44,7 @@ def _loader_class():
     a run whose rules come from the cache reads no YAML)."""
     import yaml
 
-    from emblens.yamlsafe import loader_class
+    from emblens.knowledge.yamlsafe import loader_class
 
     class _Loader(loader_class()):  # type: ignore[misc,valid-type]
         pass
@@ -137,9 +138,9 @@ class RuleSet:
     models: ModelData = field(default_factory=ModelData)
     notes: list[str] = field(default_factory=list)     # advice: fallback regexes, ...
     notices: list[str] = field(default_factory=list)   # a user rule replacing a built-in one
-    linear: dict[str, bool] = field(default_factory=dict)   # the patterns polars' engine takes (emblens.linear)
+    linear: dict[str, bool] = field(default_factory=dict)   # the patterns polars' engine takes (emblens.patterns.linear)
     names: dict[str, frozenset[str]] = field(default_factory=dict)   # the values each template uses (templates.names)
-    literals: dict[str, tuple[str, ...] | None] = field(default_factory=dict)   # each pattern's literals (emblens.literals)
+    literals: dict[str, tuple[str, ...] | None] = field(default_factory=dict)   # each pattern's literals (emblens.patterns.literals)
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

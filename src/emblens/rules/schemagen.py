@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+from emblens.events.schema import SCHEMA
 from emblens.rules import spec
-from emblens.schema import SCHEMA
 
 SCALAR = {"type": ["string", "number", "boolean"]}
 

@@ -17,8 +17,8 @@ import difflib
 from dataclasses import dataclass
 
 from emblens.combiners import FACTS, VERSION_SUFFIX
-from emblens.schema import ENUMS, SCHEMA
-from emblens.severity import SEVERITIES  # noqa: F401 - part of the spec
+from emblens.events.schema import ENUMS, SCHEMA
+from emblens.rules.severity import SEVERITIES  # noqa: F401 - part of the spec
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"

@@ -30,9 +30,9 @@ from jinja2 import FunctionLoader, StrictUndefined, TemplateError, Undefined, me
 from jinja2.bccache import FileSystemBytecodeCache
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from emblens import redact
 from emblens.errors import RuleError
-from emblens.memo import Memo
+from emblens.events import redact
+from emblens.patterns.memo import Memo
 
 UNKNOWN = "unknown"   # what an unknown value prints as (the fixture runner looks for it)
 

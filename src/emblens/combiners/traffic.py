@@ -1,0 +1,92 @@
+"""The traffic a bundle saw, for charts and rates: requests by minute and status, and KV-cache
+usage by minute.
+
+Server logs are counted while they are read (`reading.routine.Tally`: every access line, kept or
+not); captures (HAR, mitmproxy flows, curl -v) count their exchanges from the event table. A
+source counted one way is not counted the other way too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from emblens.combiners.time import YEARLESS, fill_years, local_to_utc
+
+REQUESTS = {"source": pl.String, "ts": pl.Datetime("us"), "status": pl.Int64, "requests": pl.Int64}
+KV = {"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64}
+
+
+@dataclass
+class Traffic:
+    requests: pl.DataFrame     # REQUESTS: ts is the minute (null when the source never said the time)
+    kv: pl.DataFrame           # KV: the highest usage, percent, in the minute
+    counted: frozenset = frozenset()   # sources whose access lines were counted while reading (server logs)
+
+    def total(self, sources=None) -> int:
+        """Requests seen, in `sources` when given."""
+        r = self.requests if sources is None else self.requests.filter(pl.col("source").is_in(list(sources)))
+        return int(r["requests"].sum() or 0)
+
+    def sources(self) -> list[str]:
+        """The sources with timed requests, the busiest first."""
+        r = self.requests.filter(pl.col("ts").is_not_null())
+        return r.group_by("source").agg(pl.col("requests").sum()).sort("requests", "source", descending=[True, False])["source"].to_list()
+
+    def per_minute(self, source: str | None = None) -> pl.DataFrame:
+        """Requests (of one source, or all) by minute and status class (`2xx` ...), minutes of known time only."""
+        r = self.requests.filter(pl.col("ts").is_not_null())
+        if source is not None:
+            r = r.filter(pl.col("source") == source)
+        return (r.with_columns((pl.col("status") // 100).cast(pl.String).add("xx").alias("class"))
+                .group_by("ts", "class").agg(pl.col("requests").sum()).sort("ts", "class"))
+
+
+def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: dict[str, float] | None = None,
+            tz: str | None = None) -> Traffic:
+    """The traffic of `inputs` (their counted access lines) and of the captures in `events`."""
+    counted = {i.source for i in inputs if i.traffic is not None}
+    req = [i.traffic.with_columns(pl.lit(i.source).alias("source")) for i in inputs
+           if i.traffic is not None and i.traffic.height]
+    kv = [i.kv.with_columns(pl.lit(i.source).alias("source")) for i in inputs if i.kv is not None and i.kv.height]
+    requests = _timed(pl.concat(req), events, year, written, tz).select(list(REQUESTS)) if req else pl.DataFrame(schema=REQUESTS)
+    kv_frame = _timed(pl.concat(kv), events, year, written, tz).select(list(KV)) if kv else pl.DataFrame(schema=KV)
+    if events.height and "http_status" in events.columns:
+        captured = (events.filter((pl.col("kind") == "http") & pl.col("http_status").is_not_null()
+                                  & ~pl.col("source").is_in(list(counted)))
+                    .group_by("source", pl.col("ts").dt.truncate("1m"), pl.col("http_status").alias("status"))
+                    .agg(pl.len().cast(pl.Int64).alias("requests")))
+        if captured.height:
+            requests = pl.concat([requests, captured.select(list(REQUESTS))])
+    return Traffic(requests.sort("source", "ts", "status", nulls_last=True), kv_frame.sort("source", "ts", nulls_last=True),
+                   frozenset(counted))
+
+
+def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written: dict[str, float] | None,
+           tz: str | None) -> pl.DataFrame:
+    """`minute` as written → `ts`: a full date parses; a year-less vLLM stamp takes the year its
+    source's events were given (or the same inference as the events, `fill_years`)."""
+    frame = frame.with_columns((pl.col("minute") + ":00").alias("ts_text"))
+    frame = frame.with_columns(pl.col("ts_text").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us")).alias("ts"))
+    yearless = pl.col("ts_text").str.contains(YEARLESS).fill_null(False)
+    if year is None and events.height:
+        known = (events.filter(pl.col("ts").is_not_null() & pl.col("ts_text").str.contains(YEARLESS).fill_null(False))
+                 .group_by("source").agg(pl.col("ts").dt.year().max().alias("_year")))
+        if known.height:
+            frame = frame.join(known, on="source", how="left")
+            stamped = (pl.col("_year").cast(pl.String) + "-" + pl.col("ts_text")).str.to_datetime(
+                "%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us"))
+            frame = frame.with_columns(pl.when(yearless & pl.col("_year").is_not_null()).then(stamped)
+                                       .otherwise(pl.col("ts")).alias("ts")).drop("_year")
+    frame = fill_years(frame, year, written).drop("ts_text", "minute")
+    return frame.with_columns(local_to_utc(pl.col("ts"), tz).alias("ts")) if tz else frame
+
+
+def matched_requests(finding, events: pl.DataFrame) -> int:
+    """How many of the events a finding matched are HTTP exchanges (access lines, captured calls)."""
+    if not finding.matched or not events.height:
+        return 0
+    keys = pl.DataFrame(list(finding.matched), schema={"source": pl.String, "line": pl.Int64}, orient="row")
+    hits = events.filter(pl.col("kind") == "http").join(keys, on=["source", "line"], how="semi")
+    return int(hits.select(pl.col("repeat").fill_null(1).sum()).item() or 0)   # a counted row: the lines it stands for

@@ -1,0 +1,1 @@
+"""The event table: its schema (`schema`) and the masking of secrets in it (`redact`)."""

@@ -1,0 +1,153 @@
+"""The event table's schema, defined here and nowhere else.
+
+Every source adapter returns a frame with a subset of these columns; `conform` adds the missing
+ones as typed nulls and puts them in this order. Rules may name only these columns (plus the
+capture columns a rule makes itself), so a typo in a rule is a load error.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import polars as pl
+
+CORE: dict[str, pl.DataType] = {
+    "source": pl.String(),       # label of the input member ("bundle.zip:logs/vllm.log")
+    "line": pl.Int64(),          # 1-based line number within the member
+    "ts": pl.Datetime("us"),     # null when unknown (vLLM's MM-DD stamps carry no year)
+    "ts_text": pl.String(),      # the stamp as written
+    "origin": pl.String(),       # who wrote it: see ORIGINS
+    "kind": pl.String(),         # what it is: see KINDS
+    "level": pl.String(),        # DEBUG INFO WARNING ERROR CRITICAL (null when none)
+    "message": pl.String(),      # the line without its prefix, secrets masked
+    "text": pl.String(),         # the whole line as written (colours removed, secrets masked)
+}
+
+OPTIONAL: dict[str, pl.DataType] = {
+    # producer details
+    "proc": pl.String(),         # process name from a vLLM (Name pid=N) prefix, or SGLang ranks
+    "pid": pl.Int64(),
+    "logger": pl.String(),       # file:line of the logging call
+    "repeat": pl.Int64(),        # how many lines this row stands for: a server log's identical failing requests
+                                 # of one minute are counted into one row (null: the row is one line)
+    # HTTP exchanges (uvicorn access lines, captures, HAR, curl -v)
+    "http_method": pl.String(),
+    "http_path": pl.String(),
+    "http_host": pl.String(),
+    "http_port": pl.Int64(),
+    "http_status": pl.Int64(),
+    "http_client": pl.String(),
+    "auth_scheme": pl.String(),
+    "auth_token_shape": pl.String(),   # "empty", "placeholder:EMPTY", "<key: 32 chars>" — never the token
+    "req_model": pl.String(),
+    "req_input_count": pl.Int64(),
+    "req_body_keys": pl.String(),
+    "resp_error": pl.String(),
+    # traffic (captures, HAR, curl -v): credentials only by shape, inputs only by count and kind
+    "auth_other_headers": pl.String(),      # "X-API-Key: <key: 32 chars>"
+    "http_server": pl.String(),             # Server header (uvicorn, nginx/1.24.0, ...)
+    "http_via": pl.String(),
+    "http_content_type": pl.String(),
+    "req_dimensions": pl.Int64(),           # the `dimensions` the request asked for
+    "req_extra_params": pl.String(),        # generation parameters in the body (max_tokens, ...)
+    "req_input_kinds": pl.String(),         # string, empty string, token ids, list, ...
+    "req_prefixed": pl.Int64(),             # inputs that start with a known instruction prefix
+    "req_unprefixed": pl.Int64(),
+    "req_prefixes": pl.String(),            # the prefixes seen
+    "req_unprefixed_example": pl.String(),  # a clipped start of one input without a prefix
+    "req_prefix_missing": pl.Int64(),       # derived: unprefixed inputs where a prefix is expected
+    "req_prefix_family": pl.String(),       # derived: the model family (E5, nomic-embed-text, ...)
+    "req_prefix_expected": pl.String(),     # derived: the family's prefixes, comma-separated
+    "req_prefix_basis": pl.String(),        # derived: why a prefix is expected: family | mixed | others
+    "resp_dim": pl.Int64(),                 # embedding length returned
+    "resp_dims": pl.String(),               # all lengths in one response
+    "resp_models": pl.String(),             # ids listed by /v1/models
+    "resp_dim_expected": pl.Int64(),        # derived: what the request or the model implies
+    "resp_dim_basis": pl.String(),          # derived: requested | known (model data) | usual (other calls)
+    "resp_dim_mismatch": pl.Boolean(),      # derived: resp_dim differs from resp_dim_expected
+    "latency_ms": pl.Float64(),
+    "retry_after": pl.Float64(),
+    # exceptions
+    "exc_type": pl.String(),          # as printed: openai.NotFoundError
+    "exc_message": pl.String(),
+    "exc_chain": pl.String(),         # types of the whole chain, root first, joined by " -> "
+    "exc_root_type": pl.String(),
+    "exc_root_message": pl.String(),
+    "exc_outer_type": pl.String(),    # what the caller finally saw
+    "exc_position": pl.String(),      # root, cause, outer, only
+    "exc_group": pl.Int64(),          # which chain of its source the exception belongs to
+    # GPU state (nvidia-smi)
+    "gpu_index": pl.Int64(),
+    "gpu_name": pl.String(),
+    "gpu_mem_used_mib": pl.Float64(),
+    "gpu_mem_total_mib": pl.Float64(),
+    "gpu_processes": pl.String(),          # "2443 /usr/bin/python3 71,200 MiB; ..." largest first
+    "gpu_mem_free_mib": pl.Float64(),
+    "gpu_util_pct": pl.Float64(),
+    "gpu_mig": pl.String(),                # MIG mode: Enabled, Disabled
+    "gpu_snapshot": pl.Int64(),            # which snapshot of its source (nvidia-smi -l loops)
+    "gpu_proc_pid": pl.Int64(),
+    "gpu_proc_type": pl.String(),          # C, G, C+G
+    "gpu_proc_name": pl.String(),
+    "gpu_proc_mem_mib": pl.Float64(),
+    "gpu_proc_other": pl.Boolean(),        # derived: not a process of the model server
+    # server facts
+    "fact": pl.String(),              # version, served_models, listen, api_key, ready, loading, args; command, env (pasted)
+    "software": pl.String(),          # vllm, sglang, openai, httpx, ...
+    "software_version": pl.String(),
+    "served_models": pl.String(),     # comma-separated served names
+    "model_path": pl.String(),
+    "listen_port": pl.Int64(),
+    "api_key_required": pl.Boolean(),
+    "max_model_len": pl.Int64(),
+}
+
+SCHEMA: dict[str, pl.DataType] = {**CORE, **OPTIONAL}
+
+# The values a column can hold, where they are a closed set: rule lint checks against these.
+KINDS = ("log", "http", "exception", "fact", "trace", "unparsed", "gpu")
+ORIGINS = ("vllm", "sglang", "client", "generic", "capture", "gpu")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENUMS: dict[str, tuple[str, ...]] = {
+    "kind": KINDS,
+    "origin": ORIGINS,
+    "level": LEVELS,
+    "fact": ("args", "version", "listen", "ready", "loading", "max_model_len", "served_models", "command", "env"),
+    "exc_position": ("root", "cause", "outer", "only"),
+    "auth_scheme": ("Bearer", "Basic", "Token", "Digest", "Apikey", "Api-key", "raw", "Bearer(glued)", "none",
+                    "not recorded"),
+    "gpu_proc_type": ("C", "G", "C+G"),
+    "req_prefix_basis": ("family", "mixed", "others"),
+    "resp_dim_basis": ("requested", "known", "usual"),
+}
+
+
+def empty() -> pl.DataFrame:
+    """An event table with no rows."""
+    return pl.DataFrame(schema=SCHEMA)
+
+
+def conform(df: pl.DataFrame) -> pl.DataFrame:
+    """Add missing schema columns as typed nulls, cast present ones, order as SCHEMA."""
+    unknown = [c for c in df.columns if c not in SCHEMA]
+    if unknown:
+        raise ValueError(f"columns not in the event schema: {unknown}")
+    return df.select(_conforming(frozenset(df.columns)))
+
+
+@lru_cache(maxsize=256)
+def _conforming(present: frozenset[str]) -> list[pl.Expr]:
+    return [
+        (pl.col(name).cast(dtype) if name in present else pl.lit(None, dtype=dtype)).alias(name)
+        for name, dtype in SCHEMA.items()
+    ]
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    """An event table from row dicts (each holding some of the schema's columns)."""
+    if not rows:
+        return empty()
+    keys: dict[str, None] = {}
+    for r in rows:
+        keys.update(dict.fromkeys(r))
+    return conform(pl.DataFrame(rows, schema={k: SCHEMA[k] for k in keys}, strict=False))

@@ -1,0 +1,670 @@
+"""The `emblens` command: declares options, calls the library, turns its errors into one line
+and an exit status (0 ran, 1 --fail-on matched, 2 unusable input or arguments).
+
+No `from __future__ import annotations` here: typer reads every command's annotations when it
+builds the CLI, and evaluating them from strings cost each run some 20 ms."""
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from emblens._version import __version__
+from emblens.errors import EmblensError
+from emblens.rules.severity import SEVERITIES
+
+app = typer.Typer(
+    name="emblens",
+    help=(
+        "Find out why a call to a self-hosted OpenAI-compatible model server (vLLM, SGLang) failed.\n\n"
+        "Give it what you have - server logs, client tracebacks, a zip or tar.gz of them - and it "
+        "prints the root cause, the evidence (file:line) and the fix.\n\n"
+        "Example:  emblens analyze incident.zip --format markdown --output postmortem.md"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+rules_app = typer.Typer(help="List, show, lint and test rules (the built-in ones or your own folder).",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+class Format(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+    html = "html"
+
+
+Severity = Enum("Severity", {s: s for s in SEVERITIES}, type=str)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"emblens: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"emblens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    pass
+
+
+class _Progress:
+    """Progress on stderr while members are read; silent when stderr is not a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                      console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("reading", total=None)
+        return self
+
+    def __call__(self, label: str, done: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"reading {label[-50:]}  {done / 1048576:,.0f} MiB")
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+PathsArg = Annotated[list[str], typer.Argument(
+    help="Bundles (.zip, .tar, .tar.gz), folders, files (also .gz), or - for standard input.", show_default=False)]
+RulesOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--rules", help="A folder of your own rule files, used with the built-in ones (repeatable).", show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
+RedactOpt = Annotated[Optional[Path], typer.Option(
+    "--redact", help="A file of your own patterns to mask, one regex per line (the first group is masked, else the whole "
+    "match).", show_default=False)]
+YearOpt = Annotated[Optional[int], typer.Option(
+    "--year", help="The year of stamps that carry none (vLLM's MM-DD). Default: from another source, else from when each "
+    "file was last written.", min=1970, max=2100, show_default=False)]
+
+
+def _zone(value: str | None) -> str | None:
+    from emblens.combiners.time import check_zone
+
+    if value is None:
+        return None
+    try:
+        return check_zone(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+TzOpt = Annotated[Optional[str], typer.Option(
+    "--tz", help="The time zone the servers' logs and nvidia-smi are written in (IANA name: Europe/Berlin). Their times "
+    "are moved to UTC, like every other time in the report. Default: UTC.", callback=_zone, show_default=False)]
+
+
+# report formats by the output file's extension
+EXTENSIONS = {".txt": Format.text, ".text": Format.text, ".log": Format.text, ".md": Format.markdown,
+              ".markdown": Format.markdown, ".json": Format.json, ".html": Format.html, ".htm": Format.html}
+
+
+def _format_of(output: str, explicit: Format | None) -> Format:
+    """--format when given, else the extension of -o (stdout, a name without one, /dev/null: text)."""
+    if explicit is not None:
+        return explicit
+    if output == "-" or not Path(output).suffix:
+        return Format.text
+    fmt = EXTENSIONS.get(Path(output).suffix.lower())
+    if fmt is None:
+        _fail(f"{output}: no report format for {Path(output).suffix or 'a name without an extension'}; "
+              f"use {', '.join(sorted(EXTENSIONS))} or say --format")
+    return fmt
+
+
+def _when(value: str | None, option: str):
+    """An ISO date or time (`2025-11-20`, `2025-11-20 09:14`, `2025-11-20T09:14:02Z`) as naive UTC."""
+    if value is None:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{option} {value!r}: not a date or time; write it as 2025-11-20 or 2025-11-20T09:14:00")
+    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+
+
+FormatOpt = Annotated[Optional[Format], typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, "
+                                                     "json for tools, html (one file with charts) to attach. Default: by "
+                                                     "-o's extension (.txt, .md, .json, .html), text on stdout.",
+                                                     show_default=False)]
+OutputOpt = Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write the report to this file (repeatable: "
+                                                        "-o report.md -o report.html -o report.json); - is stdout.", show_default=False)]
+FailOnOpt = Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding of this severity or worse exists (for CI).")]
+WidthOpt = Annotated[int, typer.Option(help="Width of the text report.", min=40)]
+
+
+@app.command()
+def analyze(
+    paths: PathsArg,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    rules: RulesOpt = None,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules: an id, an area (auth) or a "
+                                                        "glob (auth.*, *.oom); repeatable.", show_default=False)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not run these rules (same forms as --select).",
+                                                        show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only events at or after this time (UTC, ISO: 2025-11-20T09:00); "
+                                                 "events without a time are kept.", show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (UTC, ISO).",
+                                                 show_default=False)] = None,
+    redact: RedactOpt = None,
+    year: YearOpt = None,
+    tz: TzOpt = None,
+    width: WidthOpt = 80,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find the root cause of a failure in logs, tracebacks and bundles of them.
+
+    Members are recognised by content, not by name: vLLM and SGLang server logs, Python/openai
+    client tracebacks, any other text as a generic log. Unreadable members are listed as skipped
+    and the rest is still analysed. Secrets (keys, bearer tokens, passwords) never appear in the report.
+
+    Example:  emblens analyze incident.zip -o postmortem.md -o postmortem.json
+    """
+    from emblens.diagnose import analyze as run
+
+    targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
+    window = (_when(since, "--since"), _when(until, "--until"))
+    if window[0] and window[1] and window[0] > window[1]:
+        _fail(f"--since {since} is after --until {until}")
+    try:
+        with _Progress(quiet) as progress:
+            analysis = run(paths, rule_dirs=rules or [], progress=progress, select=select or (), ignore=ignore or (),
+                           since=window[0], until=window[1], redact_patterns=str(redact) if redact else None,
+                           year=year, tz=tz)
+        _emit(analysis, targets, width, fail_on)
+    except EmblensError as e:
+        _fail(str(e))
+
+
+def _emit(analysis, targets: list[tuple[str, Format]], width: int, fail_on) -> None:
+    """Notices on stderr, the report to each target, and --fail-on's exit status."""
+    from emblens.report import render
+
+    for notice in analysis.notices:
+        typer.echo(f"emblens: note: {notice}", err=True)
+    for target, fmt in targets:
+        color = target == "-" and fmt == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        _write(render(analysis, fmt.value, width=width, color=color), target, fmt.value)
+    if fail_on is not None:
+        worst = SEVERITIES.index(fail_on.value)
+        if any(SEVERITIES.index(f.severity) <= worst for f in analysis.findings):
+            raise typer.Exit(1)
+
+
+def _write(text: str, output: str | None, what: str = "report") -> None:
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as e:
+        _fail(f"{output}: cannot write: {e.strerror}")
+    typer.echo(f"emblens: wrote {output} ({what})", err=True)
+
+
+@app.command()
+def events(
+    paths: PathsArg,
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write: .parquet, .csv or .jsonl (by extension); "
+                                        "- writes JSON lines to stdout.")],
+    redact: RedactOpt = None,
+    year: YearOpt = None,
+    tz: TzOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Dump the normalised event table (every line of every input, secrets masked)."""
+    from emblens.diagnose import load_events
+
+    suffix = ".jsonl" if output == "-" else Path(output).suffix.lower()
+    if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson"):
+        _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl (or - for JSON lines on stdout)")
+    try:
+        with _Progress(quiet) as progress:
+            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year, tz=tz,
+                                                 redact_patterns=str(redact) if redact else None)
+    except EmblensError as e:
+        _fail(str(e))
+    try:
+        if output == "-":
+            sys.stdout.write(table.write_ndjson())
+        elif suffix == ".parquet":
+            table.write_parquet(output)
+        elif suffix == ".csv":
+            table.write_csv(output)
+        else:
+            table.write_ndjson(output)
+    except OSError as e:
+        _fail(f"{output}: cannot write: {e.strerror}")
+    for s in skipped:
+        typer.echo(f"skipped {s.label}: {s.reason}", err=True)
+    where = "stdout" if output == "-" else output
+    typer.echo(f"{table.height:,} events from {len(inputs)} input(s) written to {where}", err=True)
+
+
+@app.command()
+def collect(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The zip to write (emblens analyze reads it).")] = Path("emblens-bundle.zip"),
+    docker: Annotated[Optional[list[str]], typer.Option("--docker", help="A container: its logs (with timestamps), "
+                      "docker inspect (image, command line, env with secrets masked, restarts, shm size) and its package "
+                      "versions. Repeatable.", show_default=False)] = None,
+    k8s: Annotated[Optional[list[str]], typer.Option("--k8s", help="A pod: kubectl logs (and the previous container's), "
+                   "describe, package versions. Repeatable.", show_default=False)] = None,
+    namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="The pods' namespace.", show_default=False)] = None,
+    container: Annotated[Optional[str], typer.Option("--container", "-c", help="The container in the pod.", show_default=False)] = None,
+    log: Annotated[Optional[list[str]], typer.Option("--log", help="A log file or a glob ('/var/log/vllm/*.log*'; rotated "
+                   ".gz files are read). Repeatable.", show_default=False)] = None,
+    journal: Annotated[Optional[list[str]], typer.Option("--journal", help="A systemd unit's journal. Repeatable.",
+                       show_default=False)] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="The server's base URL: GET /v1/models, /health, /version and "
+                   "the first lines of /metrics.", show_default=False)] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="The environment variable holding the key "
+                           "for --url (never written: the bundle holds its shape).", show_default=False)] = None,
+    add: Annotated[Optional[list[str]], typer.Option("--add", help="Your own file: a client traceback, a HAR, curl -v "
+                   "output, a mitmproxy capture. Repeatable.", show_default=False)] = None,
+    tail: Annotated[int, typer.Option(help="Lines of each log kept (the last ones).", min=1)] = 5000,
+    timeout: Annotated[float, typer.Option(help="Seconds each command may take before it is stopped.", min=1)] = 30.0,
+    no_gpu: Annotated[bool, typer.Option("--no-gpu", help="Do not run nvidia-smi.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Gather the evidence where the server runs into one zip for `emblens analyze`.
+
+    Logs, the server's command line, GPU state (nvidia-smi), package versions, the endpoint's
+    answers and your own files, with a manifest.json saying what was collected, from where, and
+    what was not and why. Keys, tokens and passwords are masked before anything is written. With
+    no --docker, --k8s, --log or --journal, it looks for running vLLM, SGLang and TEI processes.
+
+    Example:  emblens collect --docker vllm --url http://127.0.0.1:8000/v1 -o bundle.zip
+    """
+    from emblens.frontends.collect import Plan
+    from emblens.frontends.collect import collect as run
+
+    if output.suffix.lower() != ".zip":
+        _fail(f"{output}: the bundle is a zip: name it something.zip")
+    key, note = _key(api_key_env)
+    if note:
+        typer.echo(f"emblens: note: {note}", err=True)
+    plan = Plan(docker=docker or [], k8s=k8s or [], namespace=namespace, container=container, logs=log or [],
+                journal=journal or [], url=url, api_key=key, key_var=api_key_env, add=add or [], tail=tail,
+                timeout_s=timeout, gpu=not no_gpu)
+
+    def say(line: str) -> None:
+        if not quiet:
+            from emblens.events.redact import printable
+
+            typer.echo(f"emblens: {printable(line)}", err=True)
+
+    try:
+        manifest = run(plan, output, say)
+    except OSError as e:
+        _fail(f"{output}: cannot write: {e.strerror or e}")
+    n, m = len(manifest["collected"]), len(manifest["not_collected"])
+    typer.echo(f"emblens: wrote {output}: {n} file(s) collected, {m} thing(s) not collected (see manifest.json); "
+               f"next: emblens analyze {output}", err=True)
+
+
+def _key(var: str | None) -> tuple[str | None, str | None]:
+    """The key from the variable --api-key-env names, and a note when it is unset or empty."""
+    if not var:
+        return None, None
+    value = os.environ.get(var)
+    if value is None:
+        return None, f"{var} is not set: going on without a key"
+    if not value.strip():
+        return None, f"{var} is empty: going on without a key"
+    return value.strip(), None
+
+
+@app.command()
+def probe(
+    url: Annotated[str, typer.Argument(help="The server's base URL, as the client uses it: http://HOST:PORT/v1.", show_default=False)],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="The model name your client sends (checked against "
+                     "the served names). Default: the first served name.", show_default=False)] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="The environment variable holding the key "
+                           "your client uses (OPENAI_API_KEY). Never printed or written: reports show its shape.",
+                           show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also keep the bundle (probe.har, probe.json) as this zip.",
+                   show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent, send nothing.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds each connection and answer may take.", min=0.1, max=60)] = 3.0,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    width: WidthOpt = 80,
+    quiet: QuietOpt = False,
+) -> None:
+    """Check a running OpenAI-compatible endpoint the way the troubleshooting guides do.
+
+    Name, TCP, TLS and proxy settings; /health; /v1/models; whether a key is required and whether
+    yours works; the model name (case, did-you-mean); the base URL with and without /v1; one tiny
+    embeddings or chat call (vector size, normalisation, `dimensions`); latency. At most 20 small
+    requests, none with your data. Every exchange is recorded and analysed by the same rules, so
+    the report names the root cause, with a section listing each check as pass / warn / fail.
+
+    Example:  emblens probe http://127.0.0.1:8000/v1 --model Qwen3-Embedding-4B --api-key-env OPENAI_API_KEY
+    """
+    import json
+    import tempfile
+    import zipfile
+
+    from emblens.frontends.probe import plan, run_probe
+
+    targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
+    if out is not None and out.suffix.lower() != ".zip":
+        _fail(f"{out}: the bundle is a zip: name it something.zip")
+    key, note = _key(api_key_env)
+    if dry_run:
+        try:
+            lines = plan(url, model, key is not None)
+        except ValueError as e:
+            _fail(str(e))
+        typer.echo("emblens probe would send (nothing is sent with --dry-run):")
+        for line in lines:
+            typer.echo(f"  {line}")
+        return
+    if note:
+        typer.echo(f"emblens: note: {note}", err=True)
+
+    def said(c) -> None:
+        if not quiet:
+            from emblens.events.redact import printable
+
+            typer.echo(f"emblens: {c.outcome.upper():<4} {c.id}: {printable(c.detail)[:160]}", err=True)
+
+    try:
+        result = run_probe(url, model=model, api_key=key, key_var=api_key_env, timeout_s=timeout, on_check=said)
+    except ValueError as e:
+        _fail(str(e))
+    with tempfile.TemporaryDirectory(prefix="emblens-probe-") as tmp:
+        bundle = out or Path(tmp) / "probe.zip"
+        try:
+            with zipfile.ZipFile(bundle, "w", compression=zipfile.ZIP_DEFLATED) as z:
+                z.writestr("probe.har", json.dumps(result.har(), indent=1))
+                z.writestr("probe.json", json.dumps(result.to_dict(), indent=2))
+        except OSError as e:
+            _fail(f"{bundle}: cannot write: {e.strerror or e}")
+        if out is not None:
+            typer.echo(f"emblens: wrote {out} ({len(result.entries)} exchanges; emblens analyze {out} reads it again)", err=True)
+        from emblens.diagnose import analyze as run
+
+        here = os.getcwd()
+        targets = [(t if t == "-" else os.path.abspath(t), f) for t, f in targets]
+        try:
+            if out is None:        # the report names the bundle probe.zip, not a temporary path
+                os.chdir(tmp)
+            analysis = run(["probe.zip" if out is None else str(bundle)])
+        except EmblensError as e:
+            _fail(str(e))
+        finally:
+            os.chdir(here)
+        try:
+            _emit(analysis, targets, width, fail_on)
+        except EmblensError as e:
+            _fail(str(e))
+
+
+@rules_app.command("list")
+def rules_list(rules: RulesOpt = None) -> None:
+    """List the rules: id, severity and title."""
+    from emblens.rules.loader import load_rules
+
+    try:
+        ruleset = load_rules(rules or [])
+    except EmblensError as e:
+        _fail(str(e))
+    for r in sorted(ruleset.rules, key=lambda r: r.id):
+        extra = f"  ({len(r.causes)} causes)" if r.causes else ""
+        typer.echo(f"{r.id:<26} {r.severity:<8} {r.title}{extra}")
+
+
+@rules_app.command("show")
+def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. model.not_found.")], rules: RulesOpt = None) -> None:
+    """Show a rule as written: each of its files (the rule, its signals and causes), match included."""
+    from emblens.events.redact import printable
+    from emblens.rules.loader import load_rules
+
+    try:
+        ruleset = load_rules(rules or [])
+    except EmblensError as e:
+        _fail(str(e))
+    r = ruleset.get(rule_id)
+    if r is None:
+        from emblens.rules.spec import suggest
+
+        _fail(f"no rule {rule_id!r}{suggest(rule_id, [x.id for x in ruleset.rules])}; `emblens rules list` shows the ids")
+    typer.echo(f"{r.id}  ({r.severity})  {r.title}")
+    for part in r.parts:
+        what = "rule" if part.kind == "head" else f"{part.kind} {part.name}" + (f" (order {part.order})" if part.kind == "cause" else "")
+        typer.echo(f"\n# {what}: {part.path}\n")
+        try:
+            typer.echo(printable(Path(part.path).read_text(encoding="utf-8")).rstrip())
+        except OSError as e:
+            typer.echo(f"(cannot read: {e.strerror})")
+
+
+DirArg = Annotated[Optional[Path], typer.Argument(help="Folder of rule files (default: the built-in rules).", show_default=False)]
+
+
+@rules_app.command("lint")
+def rules_lint(directory: DirArg = None) -> None:
+    """Check every rule file of a folder and report every problem as file:line (exit 2 on any):
+    keys, match nodes, columns and their values, operators, facts, regexes, templates, explains,
+    and the fixtures beside each file. A misspelt name gets a suggestion."""
+    from emblens.rules import builtin_dir
+    from emblens.rules.lint import lint
+
+    folder = directory or builtin_dir()
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
+    report = lint(folder)
+    for n in report.notes:
+        typer.echo(f"note: {n}", err=True)
+    for e in report.errors:
+        typer.echo(e, err=True)
+    if report.errors:
+        typer.echo(f"{len(report.errors)} problem(s) in {folder}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{folder}: rules are well-formed")
+
+
+@rules_app.command("test")
+def rules_test(directory: DirArg = None,
+               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print failures and the total only.")] = False) -> None:
+    """Run each rule file's fixtures: positive ones must make it the root cause (worded by the
+    cause, for a cause file) and meet their .expect.yaml; negative ones must not. Exit 1 on a failure."""
+    from emblens.fixtures import run_fixtures
+    from emblens.rules import builtin_dir
+    from emblens.rules.loader import load_rules
+
+    folder = directory or builtin_dir()
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
+    try:
+        user = [folder] if directory is not None else []
+        ruleset = load_rules(user)
+    except EmblensError as e:
+        _fail(str(e))
+    passed = failed = 0
+    try:
+        for r in run_fixtures(ruleset, jobs=min(2, os.cpu_count() or 1), dirs=user, under=folder):
+            passed, failed = passed + r.ok, failed + (not r.ok)
+            if not quiet or not r.ok:
+                mark = "ok  " if r.ok else "FAIL"
+                typer.echo(f"{mark} {r.rule:<26} {Path(r.fixture).name} ({r.expect})" + ("" if r.ok else f": {r.detail}"))
+    except EmblensError as e:
+        _fail(str(e))
+    typer.echo(f"{passed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@rules_app.command("schema")
+def rules_schema(output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write it to this file.")] = None) -> None:
+    """Print the JSON Schema of rule files (the same as rules/schema.json), for editors."""
+    from emblens.rules.schemagen import render
+
+    _write(render(), output)
+
+
+@rules_app.command("facts")
+def rules_facts() -> None:
+    """List the facts rules may test (`facts:`) or quote (`$name`, `{{ name }}`), with what each holds."""
+    from emblens.rules.spec import FACTS, VERSION_SUFFIX
+
+    for name, f in FACTS.items():
+        typer.echo(f"{name:<26} {f.type:<7} {f.doc}")
+    typer.echo(f"{'<software>' + VERSION_SUFFIX:<26} {'text':<7} a version seen (vllm_version, openai_version, nvidia_driver_version, ...)")
+
+
+@app.command("addon-path")
+def addon_path() -> None:
+    """Print the path of the mitmproxy addon, for `mitmdump -s "$(emblens addon-path)"`.
+
+    The addon runs emblens's rules on live traffic: it prints each finding once when it first
+    appears, never changes a request or response, and writes emblens-report.md and
+    emblens-report.json on exit (mitmproxy options emblens_report, emblens_json, emblens_save,
+    emblens_save_raw, emblens_rules, emblens_interval, emblens_window; set them with --set name=value).
+    Streamed responses (server-sent events, chunked bodies) pass through as streams. Bind the
+    proxy to 127.0.0.1 (--listen-host) unless others must reach it."""
+    from emblens.frontends.live import mitm_addon
+
+    typer.echo(str(Path(mitm_addon.__file__).resolve()))
+
+
+def _mitmdump() -> str | None:
+    import shutil
+
+    here = Path(sys.executable).parent / "mitmdump"
+    return str(here) if here.exists() else shutil.which("mitmdump")
+
+
+@app.command()
+def live(
+    upstream: Annotated[str, typer.Option("--upstream", "-u", help="The server to watch, e.g. http://127.0.0.1:8000.",
+                                          show_default=False)],
+    port: Annotated[int, typer.Option("--port", "-p", help="Port the proxy listens on; point your client's base_url at it.")] = 8001,
+    listen_host: Annotated[str, typer.Option("--listen-host", help="Address the proxy listens on.")] = "127.0.0.1",
+    report: Annotated[Path, typer.Option("--report", help="Markdown report written on exit.")] = Path("emblens-report.md"),
+    json_report: Annotated[Path, typer.Option("--json", help="JSON report written on exit.")] = Path("emblens-report.json"),
+    save: Annotated[Optional[Path], typer.Option("--save", help="Also save the flows to this file (feed it to `emblens analyze` "
+                                                 "later); written 0600, with credentials masked.", show_default=False)] = None,
+    save_raw: Annotated[bool, typer.Option("--save-raw", help="With --save: keep bearer tokens, API keys, cookies and "
+                                           "query keys as sent (the file then holds secrets).")] = False,
+    rules: RulesOpt = None,
+) -> None:
+    """Run a reverse proxy in front of a server and report failures as they happen.
+
+    Starts mitmdump with the emblens addon: your client talks to http://LISTEN_HOST:PORT instead of
+    the server, traffic passes through unchanged, each new finding is printed once, and on Ctrl-C
+    the reports are written.
+
+    Example:  emblens live --upstream http://127.0.0.1:8000 --port 8001 --save flows.mitm
+    """
+    import subprocess
+
+    from emblens.frontends.live import mitm_addon
+
+    if not upstream.startswith(("http://", "https://")):
+        _fail(f"--upstream must be a URL such as http://127.0.0.1:8000, not {upstream!r}")
+    exe = _mitmdump()
+    if exe is None:
+        _fail("mitmdump not found: install mitmproxy in this environment (pip install mitmproxy)")
+    import socket
+
+    try:   # a busy port is our one-line error and exit 2, not mitmdump's exit 1 and its own hint
+        with socket.socket(socket.AF_INET6 if ":" in listen_host else socket.AF_INET) as probe:
+            probe.bind((listen_host, port))
+    except OSError as e:
+        _fail(f"cannot listen on {listen_host}:{port} ({e.strerror}): choose another port with --port")
+    cmd = [exe, "--mode", f"reverse:{upstream}", "--listen-host", listen_host, "-p", str(port),
+           "-s", str(Path(mitm_addon.__file__).resolve()), "--set", "flow_detail=0", "--set", "termlog_verbosity=warn",
+           "--set", f"emblens_report={report}", "--set", f"emblens_json={json_report}"]
+    if save_raw and save is None:
+        _fail("--save-raw needs --save FILE")
+    if save is not None:
+        cmd += ["--set", f"emblens_save={save}"] + (["--set", "emblens_save_raw=true"] if save_raw else [])
+    if rules:
+        cmd += ["--set", "emblens_rules=" + ",".join(str(r) for r in rules)]
+    typer.echo(f"emblens: proxy on http://{listen_host}:{port} -> {upstream}; Ctrl-C writes {report} and {json_report}",
+               err=True)
+    import signal
+
+    proc = subprocess.Popen(cmd)
+    # a service manager stops us with SIGTERM: let mitmdump shut down cleanly so the reports are written
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)   # mitmdump shuts down cleanly; the addon writes the reports
+        code = proc.wait()
+    raise typer.Exit(0 if code in (0, -signal.SIGINT, 130) else code)
+
+
+def main() -> None:
+    # click's exceptions, wherever this typer keeps them (recent typer releases carry their own click)
+    cx = sys.modules[typer.BadParameter.__module__]
+    try:
+        code = app(standalone_mode=False)
+    except cx.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":    # `emblens` or `emblens rules` alone: the help
+            help_text = e.format_message()
+            if help_text.strip():                       # (typer's rich help has printed itself already)
+                typer.echo(help_text)
+            code = 0
+        else:    # a bad option or value: one line and exit 2, as the README promises
+            hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            message = ' '.join(e.format_message().replace('Value error, ', '').split())
+            typer.echo(f"emblens: error: {message}{hint}", err=True)
+            code = 2
+    except typer.Abort:
+        typer.echo("emblens: interrupted", err=True)
+        code = 130
+    except KeyboardInterrupt:
+        typer.echo("emblens: interrupted", err=True)
+        code = 130
+    except EmblensError as e:
+        typer.echo(f"emblens: error: {e}", err=True)
+        code = 2
+    _leave(code if isinstance(code, int) else 0)
+
+
+def _leave(code: int) -> None:
+    """Exit without the interpreter's teardown. Freeing every module's objects one by one, polars'
+    among them, takes 0.1-0.15 s, a tenth of a run on a small input, and by now there is nothing
+    left to do: reports, bundles and the rule cache are written and closed, temporary folders
+    removed, threads joined. Only the standard streams are flushed; a reader that has gone away
+    (`| head`) is no error."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+    os._exit(code)

@@ -1,0 +1,58 @@
+"""What reading one member needs to know, and what it counts: the per-member settings
+(`SourceContext`) and tallies (`Counts`), and the bounds every member is read within."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from emblens.knowledge.modeldata import ModelData
+from emblens.patterns.literals import Prefilter
+
+CHUNK_BYTES = 8 * 1024 * 1024
+WORKERS = 2          # chunks scanned at once; each holds a chunk and its line frame in memory
+MAX_LINE_BYTES = 64 * 1024   # a longer line is cut to this and counted, never stored whole
+MAX_WALK_CHARS = 64 * 1024   # lines of whole-file sources (curl -v, nvidia-smi, pastes), walked in Python
+MAX_KEPT_ROWS = 500_000      # kept lines per member: the first and last halves, the middle counted
+MAX_RUN_ROWS = 1_000_000     # kept lines of a whole run, shared by its members...
+MIN_KEPT_ROWS = 10_000       # ...but every member keeps at least this many
+COUNTED_ROWS = 20_000        # a server log's failing requests counted by minute; past this, by hour
+                             # (the rows grow with the log's time span: 48,000 for four days of a
+                             # busy server, 10 MiB twice over, in the counter and the event table)
+
+
+@dataclass
+class SourceContext:
+    """Per-member settings for parsing."""
+
+    label: str
+    keep_all: bool = False
+    keywords: "str | Prefilter | None" = None   # one regex of every rule text pattern (the prefilter)
+    models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
+    sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.ingest.sniff.sniff)
+    max_kept: int = MAX_KEPT_ROWS    # kept lines this member may hold (the run's budget sets it)
+    collapse: bool = True            # count a server log's repeated failing requests by minute (Collapse)
+
+
+@dataclass
+class Counts:
+    lines: int = 0
+    events: int = 0
+    unparsed: int = 0
+    blank: int = 0
+    recognised: int = 0
+    stopped: str | None = None       # why reading ended early (corrupt data after the first chunk)
+    kind: str | None = None          # what the member turned out to be, when the adapter read it as a paste
+    cut: int = 0                     # lines longer than MAX_LINE_BYTES, cut
+    dropped: int = 0                 # notable lines past the member's kept-row limit, counted only
+    traffic: "pl.DataFrame | None" = None   # requests by minute and status (Tally.requests), when counted
+    kv: "pl.DataFrame | None" = None        # KV-cache usage by minute (Tally.kv), when the log has it
+    clock_last: str | None = None           # the last stamp of a chunk (Tally)
+
+    def add(self, other: "Counts") -> None:
+        for f in ("lines", "events", "unparsed", "blank", "recognised", "cut", "dropped"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+

@@ -1,0 +1,138 @@
+"""A chunk as a frame of lines: colours and CRs removed, container wrappers (`kubectl logs
+--timestamps`, docker's json-file driver) unwrapped, and a server log's `200 OK` access lines set
+apart in one query. Strings that outlive their chunk are copied (`fresh`)."""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from emblens.reading.chunks import Chunk
+from emblens.reading.context import MAX_LINE_BYTES
+from emblens.reading.routine import OK_LINE
+
+ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
+ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+# Container wrappers: `kubectl logs --timestamps` and docker's json-file driver.
+KUBECTL_TS = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) "
+DOCKER_OPEN = '{"log":"'
+DOCKER_JSON = "^" + re.escape(DOCKER_OPEN)
+
+
+def lines_frame(chunk: Chunk | bytes, first_line: int = 1) -> pl.DataFrame:
+    """One row per line: `line` (1-based), `raw` (ANSI colours and trailing CR removed)."""
+    if isinstance(chunk, bytes):
+        chunk = Chunk([chunk])
+    try:
+        df = pl.read_lines(chunk.parts, name="raw")
+    except pl.exceptions.ComputeError:
+        # undecodable bytes: replace them rather than lose the line
+        df = pl.read_lines([p.decode("utf-8", "replace").encode("utf-8") for p in chunk.parts], name="raw")
+    raw = df["raw"]
+    if chunk.drop_first:            # the block's first row is the tail of the head part's line
+        raw = pl.concat([raw.head(1), raw.slice(2)])
+    if chunk.drop_last:             # cut line: it comes whole with the next chunk
+        raw = raw.head(raw.len() - 1)
+    if chunk.contains(b"\x1b"):
+        raw = strip_ansi(raw, chunk.parts[-1])
+    if chunk.contains(b"\r"):
+        raw = raw.str.replace_all("\r", "", literal=True)
+    return pl.DataFrame({"line": pl.int_range(first_line, first_line + raw.len(), dtype=pl.Int64, eager=True), "raw": raw})
+
+
+def server_lines(chunk: Chunk) -> tuple[pl.DataFrame, int, int] | None:
+    """A server log's chunk in one query: its lines that are not `OK_LINE` lines (`line`, numbered
+    1..n in the chunk, `raw` written anew, `wrap_ts`), its number of lines, and how many OK lines
+    are longer than MAX_LINE_BYTES (cut: counted, never kept). What `lines_frame`, `unwrap` and the
+    OK test of `engine.scan_chunk` give, without a frame of all the chunk's lines or a dozen calls on
+    it. None when the chunk needs them: colours, CRs, bytes that are not UTF-8, a container wrapper."""
+    if chunk.contains(b"\x1b") or chunk.contains(b"\r"):
+        return None
+    try:
+        df = pl.read_lines(chunk.parts, name="raw")
+    except pl.exceptions.ComputeError:
+        return None
+    rows = df.height
+    head = df["raw"].head(202).to_list()      # the first 200 lines, as `unwrap` sees them
+    if chunk.drop_last and len(head) == rows:
+        head.pop()
+    if chunk.drop_first:
+        del head[1:2]
+    if wrapper(head[:200]) is not None:
+        return None
+    i = pl.col("i").cast(pl.Int64)
+    raw = pl.col("raw")
+    ok, long = raw.str.ends_with(OK_LINE), raw.str.len_bytes() > MAX_LINE_BYTES
+    keep = ~ok | long
+    if chunk.drop_first:       # the block's first row is the tail of the head part's line
+        keep = keep & (i != 1)
+    if chunk.drop_last:        # cut line: it comes whole with the next chunk
+        keep = keep & (i != rows - 1)
+    line = (i + 1 - (i >= 2).cast(pl.Int64)) if chunk.drop_first else i + 1
+    part = (df.lazy().with_row_index("i").filter(keep)
+            .select(line.alias("line"), pl.concat_str([raw, pl.lit("")]).alias("raw"), ok.alias("ok"), long.alias("long"))
+            .collect())
+    ok_cut = 0
+    if part["long"].any():
+        ok_cut = part.filter(pl.col("ok") & pl.col("long")).height
+        part = part.filter(~pl.col("ok"))
+    n = rows - chunk.drop_first - chunk.drop_last
+    return part.select("line", "raw", pl.lit(None, dtype=pl.Datetime("us")).alias("wrap_ts")), n, ok_cut
+
+
+def strip_ansi(raw: pl.Series, chunk: bytes) -> pl.Series:
+    """Remove ANSI colour codes. A log repeats a handful of sequences, so they are removed as
+    literals (one Aho-Corasick pass) and the regex runs only on the rare lines still holding one."""
+    seqs = sorted({m.decode("ascii") for m in ANSI_BYTES.findall(chunk, 0, 1 << 20)})
+    if seqs:
+        raw = raw.str.replace_many(seqs, [""] * len(seqs))
+    left = raw.str.contains("\x1b", literal=True)
+    if left.any():
+        idx = left.arg_true()
+        raw = raw.scatter(idx, raw.gather(idx).str.replace_all(ANSI, ""))
+    return raw
+
+
+def wrapper(head: list[str]) -> str | None:
+    """"kubectl" or "docker" when most of these lines (a chunk's first 200) carry that container
+    wrapper. Plain tests first (a stamp's dash at the 5th character, docker's opening), so that a
+    chunk with neither, every chunk of most logs, costs no polars call here."""
+    half = len(head) / 2
+    if (sum(line[4:5] == "-" for line in head) > half
+            and (pl.Series(head, dtype=pl.String).str.contains(KUBECTL_TS).mean() or 0) > 0.5):
+        return "kubectl"
+    if sum(line.startswith(DOCKER_OPEN) for line in head) > half:
+        return "docker"
+    return None
+
+
+def unwrap(lines: pl.DataFrame) -> pl.DataFrame:
+    """Strip kubectl timestamps or docker json-file wrapping; the wrapper's time goes to `wrap_ts`."""
+    raw = pl.col("raw")
+    kind = wrapper(lines["raw"].head(200).to_list())
+    if kind == "kubectl":
+        stamp = raw.str.extract(KUBECTL_TS, 1)
+        return lines.with_columns(
+            raw.str.replace(KUBECTL_TS, "").alias("raw"),
+            _iso(stamp).alias("wrap_ts"),
+        )
+    if kind == "docker":
+        is_json = raw.str.starts_with('{"log":')
+        log = raw.str.json_path_match("$.log").str.strip_chars_end("\n").str.replace_all(ANSI, "").str.replace_all(r"\r", "")
+        return lines.with_columns(
+            pl.when(is_json).then(log).otherwise(raw).alias("raw"),
+            _iso(pl.when(is_json).then(raw.str.json_path_match("$.time"))).alias("wrap_ts"),
+        )
+    return lines.with_columns(pl.lit(None, dtype=pl.Datetime("us")).alias("wrap_ts"))
+
+
+def _iso(expr: pl.Expr) -> pl.Expr:
+    return (
+        expr.str.replace(r"(\.\d{6})\d+", "$1")
+        .str.replace(r"Z$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC")
+        .dt.replace_time_zone(None)
+        .cast(pl.Datetime("us"))
+    )
