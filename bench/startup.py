@@ -31,7 +31,7 @@ import time
 t0 = time.perf_counter()
 import emblens.frontends.cli
 t1 = time.perf_counter()
-import polars, emblens.diagnose, emblens.pipeline, emblens.combiners, emblens.rules.engine
+import polars, emblens.diagnose, emblens.combiners, emblens.rules.engine
 import emblens.report
 t2 = time.perf_counter()
 from emblens.rules.loader import load_rules

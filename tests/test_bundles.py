@@ -81,7 +81,7 @@ def test_cli_exit_0_with_skipped_members(tmp_path):
 
 
 def test_nested_and_limits(tmp_path):
-    from emblens.ingest.bundle import Limits
+    from emblens.settings import Limits
 
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as zf:
@@ -125,7 +125,7 @@ def _log(n_bytes: int, seed: int = 0) -> bytes:
 
 
 def test_every_limit_is_enforced_and_reported(tmp_path):
-    from emblens.ingest.bundle import Limits, MiB
+    from emblens.settings import Limits, MiB
 
     client = (SAMPLE_DIR / "client-traceback.txt").read_bytes()
     # members: only the first 3 of 5 are read
@@ -247,7 +247,7 @@ def test_stdin_is_streamed_not_held_and_a_tar_gz_on_it_or_in_a_zip_is_read(monke
     import sys
 
     from emblens.diagnose import analyze as run
-    from emblens.ingest.bundle import Limits
+    from emblens.settings import Limits
 
     small = Limits(max_inmemory_bytes=1024 * 1024)        # stdin used to be held whole, up to this
     log = (SAMPLE_DIR / "vllm-server.log").read_bytes()

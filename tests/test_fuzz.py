@@ -14,10 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emblens import analyze
-from emblens.diagnose import read_events
+from emblens.diagnose import read
 from emblens.errors import InputError
+from emblens.rules.loader import load_rules
+from emblens.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
+RULES = load_rules()
 # one real sample per adapter (what each was made from: samples/README.md and the fixtures' notes)
 SEEDS = {
     "vllm-log": REPO / "samples/model-name-mismatch/vllm-server.log",
@@ -68,7 +71,8 @@ def _read(tmp_path: Path, name: str, data: bytes):
     path = tmp_path / name
     path.write_bytes(data)
     started = time.monotonic()
-    events, inputs, skipped = read_events([str(path)])
+    reading = read([str(path)], Run(ruleset=RULES))
+    events, inputs, skipped = reading.events, reading.inputs, reading.skipped
     assert time.monotonic() - started < BUDGET_S
     return events, inputs, skipped
 

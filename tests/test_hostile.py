@@ -9,7 +9,8 @@ import zipfile
 from pathlib import Path
 
 from emblens import analyze
-from emblens.ingest.bundle import Limits, MiB, read_members
+from emblens.ingest.bundle import read_members
+from emblens.settings import Limits, MiB
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "model-name-mismatch"
 GOOD = (SAMPLES / "client-traceback.txt").read_bytes()
@@ -142,7 +143,7 @@ def test_model_data_regexes_run_in_the_linear_engine(tmp_path):
 
 
 def test_the_backtracking_engine_has_a_budget_per_run_not_per_line(tmp_path):
-    from emblens.rules.compiler import REGEX_RUN_BUDGET_S
+    from emblens.patterns.backtracking import REGEX_RUN_BUDGET_S
 
     rule = ("id: test.slow\ntitle: t\nseverity: error\nmeans: m\n"
             "match: {text: {regex: '^ERROR (x|xx)+\\1y'}}\nmessage: x\nremedy: [x]\n")
@@ -227,17 +228,12 @@ def test_a_line_longer_than_the_cap_is_cut_and_counted_not_stored(tmp_path):
     assert a.findings[0].rule == "model.not_found"
 
 
-def test_kept_lines_per_member_are_bounded_first_and_last_halves(tmp_path, monkeypatch):
-    from emblens.reading import context
-
-    monkeypatch.setattr(context, "MAX_KEPT_ROWS", 1000)
-    monkeypatch.setattr(context, "MIN_KEPT_ROWS", 500)
-    monkeypatch.setattr(context, "MAX_RUN_ROWS", 1500)
+def test_kept_lines_per_member_are_bounded_first_and_last_halves(tmp_path):
     log = tmp_path / "tracebacks.log"          # over the paste size: streamed as a log
     log.write_bytes(b"Traceback (most recent call last):\n" * 150_000 + GOOD)
     second = tmp_path / "more.log"
     second.write_bytes(b"Traceback (most recent call last):\n" * 150_000)
-    a = analyze([str(log), str(second)])
+    a = analyze([str(log), str(second)], limits=Limits(kept_rows=1000, min_kept_rows=500, run_rows=1500))
     first, other = a.inputs
     assert "149,0" in first.note and "counted, not kept" in first.note, first.note
     assert "(the first and last 250 are)" in other.note, other.note    # what the run had left, not 1,000

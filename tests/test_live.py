@@ -74,7 +74,7 @@ def test_errors_inside_the_addon_never_reach_mitmproxy(tmp_path, caplog, monkeyp
         def boom(*a, **k):
             raise RuntimeError("rule engine exploded")
 
-        monkeypatch.setattr("emblens.pipeline.evaluate", boom)
+        monkeypatch.setattr("emblens.rules.engine.evaluate", boom)
         addon._wake.set()
         addon.done()                               # logs, does not raise
     messages = " ".join(r.getMessage() for r in caplog.records)

@@ -115,12 +115,13 @@ def _run_in_worker(unit: tuple[str, str, str, str]) -> FixtureResult:
 
 
 def _run(ruleset: RuleSet, rule_id: str, part_path: str, fixture: str, expect: str) -> FixtureResult:
-    from emblens.diagnose import analyze
+    from emblens import diagnose
+    from emblens.run import Run
 
     rule = ruleset.get(rule_id)
     part = next(p for p in rule.parts if p.path == part_path)  # type: ignore[union-attr]
     try:
-        analysis = analyze([fixture], ruleset=ruleset)
+        analysis = diagnose.run([fixture], Run(ruleset=ruleset))
         ok, detail = check(analysis, rule, part, expect, _expectations(Path(fixture)))  # type: ignore[arg-type]
     except (ValueError, yaml.YAMLError) as e:
         ok, detail = False, str(e)

@@ -1,8 +1,8 @@
 """Secret masking: the one place where tokens, keys and passwords are removed.
 
 Applied to every line before it enters the event table, and once more to every column that can
-hold user text when the table is built (`mask_frame`), so no report, export or log of emblens can
-show a secret. The shape survives (`<empty>`, a known placeholder such as `EMPTY`, or
+hold user text when the table is built (`Redactor.frame`), so no report, export or log of emblens
+can show a secret. The shape survives (`<empty>`, a known placeholder such as `EMPTY`, or
 `<key: 32 chars>` / `<sk-key: 51 chars>`), because the shape is often the diagnosis.
 
 Two kinds of catalogue entry (`CATALOGUE` lists them with an example each):
@@ -10,6 +10,10 @@ Two kinds of catalogue entry (`CATALOGUE` lists them with an example each):
   `X-API-Key:`, `--hf-token`, `?key=`, `AWS_SECRET_ACCESS_KEY=`, `Cookie:`), whatever the value;
 - by shape: values that are secrets wherever they stand (`sk-…`, `hf_…`, `ghp_…`, `AKIA…`, JWTs,
   `Bearer …`, a DSN's password, private-key blocks).
+
+Masking is a pure function of the text (`mask_text`), except for what a run adds: the user's own
+patterns (`--redact FILE`) and the tally of what was masked. Those live in the run's `Redactor`,
+never in this module, so analyses in one process (threads, a fleet) cannot see each other's.
 
 Every pattern is linear in the line: identifiers are matched possessively from their first
 character only, so a 400 KB line of one word costs one pass, not one pass per character.
@@ -32,6 +36,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -60,7 +66,7 @@ _NAME = r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*+)"
 
 # (pattern, index of the group holding the secret, index of the name group or 0, what it masks for the
 # report's "masked" summary: counts by kind, never values). Order matters.
-_PATTERNS: list[tuple[re.Pattern[str], int, int, str]] = [
+_PATTERNS: tuple[tuple[re.Pattern[str], int, int, str], ...] = (
     # private-key blocks (a pasted .pem): everything between the markers on the line
     (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)([^-]++)"), 2, 0, "private key"),
     # an authorization scheme and its credential: Bearer wherever it stands, the others in an
@@ -91,7 +97,7 @@ _PATTERNS: list[tuple[re.Pattern[str], int, int, str]] = [
     (re.compile(r"()((?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-]))"), 2, 0, "Google API key"),
     (re.compile(r"()((?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}+)"), 2, 0, "Google OAuth token"),
     (re.compile(r"()((?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+)"), 2, 0, "JWT"),
-]
+)
 
 # One linear-time pattern (the Rust engine) that finds every line any of the above could touch;
 # only those lines go through the Python replacement, so big logs are masked at polars speed.
@@ -103,7 +109,7 @@ PREFILTER = (
 )
 
 # The catalogue the masking test plants, one example per entry: (name, line holding it, secret).
-CATALOGUE: list[tuple[str, str, str]] = [
+CATALOGUE: tuple[tuple[str, str, str], ...] = (
     ("bearer header", "Authorization: Bearer Zq8vT2mLwX4pR7nK1sD9", "Zq8vT2mLwX4pR7nK1sD9"),
     ("basic header", "Authorization: Basic dXNlcjpzM2NyZXRQYXNz", "dXNlcjpzM2NyZXRQYXNz"),
     ("token scheme", "Authorization: Token 9f8e7d6c5b4a3928171605f4", "9f8e7d6c5b4a3928171605f4"),
@@ -154,7 +160,7 @@ CATALOGUE: list[tuple[str, str, str]] = [
     ("wrong key echoed", "Incorrect API key provided: Wk3eRt6yUi9oPa2s. You can find your API key at",
      "Wk3eRt6yUi9oPa2s"),
     ("process command line", "python serve.py --api-key Pc8vBn5mLk2jHg9f", "Pc8vBn5mLk2jHg9f"),
-]
+)
 
 
 def shape(value: str) -> str:
@@ -193,41 +199,19 @@ def _number(value: str) -> bool:
     return bool(re.fullmatch(r"[\d.,:%]+", value))
 
 
-class _Tally:
-    """What was masked in this run, by kind: the report says it (never the values)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()    # masking runs on the chunk-scanning threads too
-
-    def add(self, kind: str) -> None:
-        with self._lock:
-            self.counts[kind] += 1
-
-    def take(self) -> dict[str, int]:
-        """The counts so far, and a fresh start."""
-        with self._lock:
-            out, self.counts = dict(self.counts.most_common()), Counter()
-        return out
-
-
-MASKED = _Tally()
-
-
-def _masked(value: str, kind: str) -> str:
-    out = shape(value)
-    if out != value.strip().strip("'\""):     # a placeholder or an already masked value is not counted
-        MASKED.add(kind)
-        kinds = getattr(_RECORDING, "kinds", None)
-        if kinds is not None:
-            kinds.append(kind)
-    return out
-
-
 MAX_NESTED_NAMES = 8   # `env: AWS_SECRET_ACCESS_KEY=…`: a secret's name inside another name's value
 
 
-def _replace(match: re.Match[str], group: int, name_group: int, kind: str, depth: int = 0) -> str:
+def _masked(value: str, kind: str, kinds: list[str]) -> str:
+    """The shape of a value; its kind is added to `kinds` when it was a secret (a placeholder or an
+    already masked value is not counted)."""
+    out = shape(value)
+    if out != value.strip().strip("'\""):
+        kinds.append(kind)
+    return out
+
+
+def _replace(match: re.Match[str], group: int, name_group: int, kind: str, kinds: list[str], depth: int = 0) -> str:
     if name_group:
         value = match.group(group) or ""
         if not secret_name(match.group(name_group) or "") or _number(value) or value.lower() in _SCHEMES:
@@ -235,36 +219,86 @@ def _replace(match: re.Match[str], group: int, name_group: int, kind: str, depth
             # entry); its value may still hold `NAME=secret`, which this match has consumed
             if depth < MAX_NESTED_NAMES and ("=" in value or ":" in value):
                 whole, base = match.group(0), match.start(0)
-                inner = match.re.sub(lambda m: _replace(m, group, name_group, kind, depth + 1), value)
+                inner = match.re.sub(lambda m: _replace(m, group, name_group, kind, kinds, depth + 1), value)
                 return whole[: match.start(group) - base] + inner + whole[match.end(group) - base:]
             return match.group(0)
     out = []
     for i in range(1, (match.re.groups or 0) + 1):
         part = match.group(i) or ""
-        out.append(_masked(part, kind) if i == group else part)
+        out.append(_masked(part, kind, kinds) if i == group else part)
     return "".join(out)
 
 
-# the user's own patterns (`--redact FILE`): (compiled, kind), and one prefilter of them all
-_USER: list[tuple[re.Pattern[str], str]] = []
-_USER_PREFILTER: list[str] = []
+def _builtin(text: str) -> tuple[str, tuple[str, ...]]:
+    """`text` with every entry of the catalogue masked, and the kinds masked, in order."""
+    kinds: list[str] = []
+    for pattern, group, name_group, kind in _PATTERNS:
+        text = pattern.sub(lambda m, g=group, n=name_group, k=kind: _replace(m, g, n, k, kinds), text)
+    return text, tuple(kinds)
 
 
-def use_patterns(path: str | None) -> None:
-    """Add the user's patterns from a file: one regex per line (`#` starts a comment); the first
-    group is masked when there is one, else the whole match. Each must be a regex of the
-    linear-time engine. Raises InputError naming the file and line. None clears them."""
+class _Seen:
+    """What masking a short string found, remembered: live traffic and logs repeat the same header
+    values, paths and answers over and over. A memo of the pure `_builtin`, bounded: it starts
+    afresh when full."""
+
+    MAX = 4096                    # strings remembered
+    CHARS = 1024                  # longer strings are not remembered
+
+    def __init__(self) -> None:
+        self.answers: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def __call__(self, text: str) -> tuple[str, tuple[str, ...]]:
+        if len(text) > self.CHARS:
+            return _builtin(text)
+        hit = self.answers.get(text)
+        if hit is None:
+            hit = _builtin(text) if _PREFILTER_PY.search(text) else (text, ())   # the prefilter: a superset
+            if len(self.answers) >= self.MAX:
+                self.answers.clear()
+            self.answers[text] = hit
+        return hit
+
+
+_SEEN = _Seen()
+SEEN_CHARS = _Seen.CHARS
+
+
+def mask_text(text: str) -> str:
+    """Mask every secret of the catalogue in one string: what emblens's own front ends use for
+    what they write (a bundle's files, a probe's exchanges). An analysis masks with its run's
+    `Redactor`, which also applies the user's own patterns and counts what it masked."""
+    return _SEEN(text)[0]
+
+
+# a line that ends right after a secret's name (pretty-printed JSON or YAML): the value is on the next line
+DANGLING = (r"(?i)(?:key|keys|token|secret|passw(?:or)?d|pwd|credentials?|signature|cookie|session_?id|auth|"
+            r"authorization|jwt)[\"']?[ \t]*[:=][ \t]*\[?[ \t]*$")
+_LAST_NAME = re.compile(_NAME + r"[\"']?[ \t]*+[:=][ \t]*+\[?[ \t]*+$")
+_NEXT_VALUE = re.compile(r"^(\s*+[\"']?)(" + _VALUE + ")")
+_PREFILTER_PY = re.compile(PREFILTER)
+
+
+@dataclass(frozen=True)
+class UserPattern:
+    """One of the user's own patterns (`--redact FILE`): its first group is masked when it has
+    one, else the whole match."""
+
+    regex: re.Pattern[str]
+    kind: str                     # what the report's "masked" line calls it: "your pattern (file:line)"
+
+
+def read_patterns(path: str) -> tuple[UserPattern, ...]:
+    """The user's patterns from a file: one regex per line (`#` starts a comment). Each must be a
+    regex of the linear-time engine. Raises InputError naming the file and line."""
     from emblens.errors import InputError
     from emblens.patterns.linear import rust_ok
 
-    _USER.clear()
-    _USER_PREFILTER.clear()
-    if path is None:
-        return
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read the redaction patterns: {e}") from None
+    out = []
     for n, line in enumerate(lines, 1):
         pattern = line.strip()
         if not pattern or pattern.startswith("#"):
@@ -275,11 +309,11 @@ def use_patterns(path: str | None) -> None:
             raise InputError(f"{path}:{n}: not a regex: {e}") from None
         if not rust_ok(pattern):
             raise InputError(f"{path}:{n}: look-around and back-references are not allowed in redaction patterns")
-        _USER.append((compiled, f"your pattern ({path}:{n})"))
-        _USER_PREFILTER.append(f"(?:{pattern})")
+        out.append(UserPattern(compiled, f"your pattern ({path}:{n})"))
+    return tuple(out)
 
 
-def _user_replace(match: re.Match[str], kind: str) -> str:
+def _user_replace(match: re.Match[str], kind: str, kinds: list[str]) -> str:
     target = match.group(1) if (match.re.groups or 0) >= 1 and match.group(1) is not None else match.group(0)
     if target.startswith("<"):
         return match.group(0)      # masked already (a column made from a masked line)
@@ -287,115 +321,144 @@ def _user_replace(match: re.Match[str], kind: str) -> str:
         start, end = match.span(1)
         whole = match.group(0)
         base = match.start(0)
-        return whole[: start - base] + _masked(match.group(1), kind) + whole[end - base:]
-    return _masked(match.group(0), kind)
+        return whole[: start - base] + _masked(match.group(1), kind, kinds) + whole[end - base:]
+    return _masked(match.group(0), kind, kinds)
 
 
-_RECORDING = threading.local()     # the kinds masked by the mask_text call under way (for its cache)
-_SEEN: dict[str, tuple[str, tuple[str, ...]]] = {}
-SEEN_MAX = 4096                    # strings remembered; the cache starts afresh when full
-SEEN_CHARS = 1024                  # longer strings are not remembered
+class Redactor:
+    """The masking of one run: the catalogue, the user's own patterns, and what was masked, by kind
+    (the report says it, never the values). Methods mask a string, a row, a column or an event
+    table; all of them count into this redactor only, so two runs never see each other's patterns
+    or counts. Thread-safe: reading masks on its worker threads.
+
+    >>> r = Redactor()
+    >>> r.text("key sk-abcdefghijklmnopqrstuvwx"), r.take()
+    ('key <sk-key: 27 chars>', {'sk- key': 1})
+    """
+
+    def __init__(self, patterns: tuple[UserPattern, ...] = ()) -> None:
+        self.patterns = patterns
+        self.prefilter = PREFILTER if not patterns else "|".join([PREFILTER, *(f"(?:{p.regex.pattern})" for p in patterns)])
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: str | None) -> Redactor:
+        """A redactor with the user's patterns of `path` (`read_patterns`), or the catalogue only."""
+        return cls(read_patterns(path) if path else ())
+
+    def _count(self, kinds) -> None:
+        if kinds:
+            with self._lock:
+                self._counts.update(kinds)
+
+    def counts(self) -> dict[str, int]:
+        """What was masked so far, by kind, most common first."""
+        with self._lock:
+            return dict(self._counts.most_common())
+
+    def add(self, counts: dict[str, int]) -> None:
+        """Count what was masked elsewhere for this run (the live addon's rows, masked in the proxy's
+        process, counted in the process that runs its rules)."""
+        with self._lock:
+            self._counts.update(counts)
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, most common first, and a fresh start."""
+        with self._lock:
+            out, self._counts = dict(self._counts.most_common()), Counter()
+        return out
+
+    def text(self, text: str) -> str:
+        """Mask every secret in one string."""
+        out, kinds = _SEEN(text)
+        if self.patterns:
+            more: list[str] = []
+            for p in self.patterns:
+                out = p.regex.sub(lambda m, k=p.kind: _user_replace(m, k, more), out)
+            kinds = kinds + tuple(more)
+        self._count(kinds)
+        return out
+
+    def next_lines(self, lines: pl.Series, numbers: pl.Series | None = None) -> pl.Series:
+        """Mask the leading value of every line that follows a line ending in a secret's name.
+        `numbers`: the lines' numbers, when they are some lines of a log and not all (a server log's
+        lines less its `200 OK` access lines): a line follows the one before it only when their
+        numbers do."""
+        after = lines.str.contains(DANGLING).fill_null(False).shift(1, fill_value=False)
+        if numbers is not None:
+            after = after & (numbers.diff() == 1).fill_null(False)
+        if not after.any():
+            return lines
+        idx = after.arg_true()
+        names = [_LAST_NAME.search(t or "") for t in lines.gather(idx - 1).to_list()]
+        kinds: list[str] = []
+        masked = [t if t is None or n is None or not secret_name(n.group(1)) else
+                  _NEXT_VALUE.sub(lambda m: m.group(0) if _number(m.group(2))
+                                  else m.group(1) + _masked(m.group(2), "secret field", kinds), t, count=1)
+                  for t, n in zip(lines.gather(idx).to_list(), names, strict=True)]
+        self._count(kinds)
+        return lines.scatter(idx, pl.Series(masked, dtype=pl.String))
+
+    def series(self, lines: pl.Series) -> pl.Series:
+        """Mask a column of lines; only the few lines the prefilter flags leave polars."""
+        hits = lines.str.contains(self.prefilter).fill_null(False)
+        if not hits.any():
+            return lines
+        idx = hits.arg_true()
+        masked = pl.Series([None if t is None else self.text(t) for t in lines.gather(idx).to_list()], dtype=pl.String)
+        return lines.scatter(idx, masked)
+
+    def row(self, row: dict) -> dict:
+        """`frame` for one event row as it is made (the live addon masks each flow once)."""
+        for key, value in row.items():
+            if isinstance(value, str):
+                if len(value) <= SEEN_CHARS or self.patterns or _PREFILTER_PY.search(value):
+                    value = self.text(value)
+                row[key] = printable(value)
+        return row
+
+    def frame(self, events: pl.DataFrame) -> pl.DataFrame:
+        """Mask secrets and neutralise control characters in every text column of an event table
+        (any of them can hold text from the input): the last line of defence, whatever a format did."""
+        cols = [c for c, dtype in events.schema.items() if dtype == pl.String]
+        if not cols or events.height == 0:
+            return events
+        # one query tells which columns hold a secret's shape or a control character at all (in most,
+        # none); only those are masked and made printable value by value
+        flags = events.select(
+            *(pl.col(c).str.contains(self.prefilter).any().alias(f"m{i}") for i, c in enumerate(cols)),
+            *(pl.col(c).str.contains(CONTROL).any().alias(f"p{i}") for i, c in enumerate(cols)),
+        ).row(0)
+        n = len(cols)
+        changed = []
+        for i, c in enumerate(cols):
+            if flags[i] or flags[n + i]:
+                values = self.series(events[c]) if flags[i] else events[c]
+                changed.append(printable_series(values).alias(c))
+        return events.with_columns(changed) if changed else events
 
 
-def mask_text(text: str) -> str:
-    """Mask every secret in one string. Live traffic repeats the same header values, paths and
-    answers over and over, so short strings are remembered with what masking them found (the
-    tally of masked kinds still counts every occurrence); a user pattern turns this off."""
-    if _USER or len(text) > SEEN_CHARS:
-        return _mask_text(text)
-    hit = _SEEN.get(text)
-    if hit is not None:
-        for kind in hit[1]:
-            MASKED.add(kind)
-        return hit[0]
-    _RECORDING.kinds = kinds = []
-    try:
-        out = _mask_text(text) if _PREFILTER_PY.search(text) else text   # the prefilter: a superset of the patterns
-    finally:
-        _RECORDING.kinds = None
-    if len(_SEEN) >= SEEN_MAX:
-        _SEEN.clear()
-    _SEEN[text] = (out, tuple(kinds))
-    return out
-
-
-def _mask_text(text: str) -> str:
-    for pattern, group, name_group, kind in _PATTERNS:
-        text = pattern.sub(lambda m, g=group, n=name_group, k=kind: _replace(m, g, n, k), text)
-    for pattern, kind in _USER:
-        text = pattern.sub(lambda m, k=kind: _user_replace(m, k), text)
-    return text
-
-
-# a line that ends right after a secret's name (pretty-printed JSON or YAML): the value is on the next line
-DANGLING = (r"(?i)(?:key|keys|token|secret|passw(?:or)?d|pwd|credentials?|signature|cookie|session_?id|auth|"
-            r"authorization|jwt)[\"']?[ \t]*[:=][ \t]*\[?[ \t]*$")
-_LAST_NAME = re.compile(_NAME + r"[\"']?[ \t]*+[:=][ \t]*+\[?[ \t]*+$")
-_NEXT_VALUE = re.compile(r"^(\s*+[\"']?)(" + _VALUE + ")")
-
-
-def mask_next_lines(lines: pl.Series, numbers: pl.Series | None = None) -> pl.Series:
-    """Mask the leading value of every line that follows a line ending in a secret's name.
-    `numbers`: the lines' numbers, when they are some lines of a log and not all (a server log's
-    lines less its `200 OK` access lines): a line follows the one before it only when their numbers
-    do."""
-    after = lines.str.contains(DANGLING).fill_null(False).shift(1, fill_value=False)
-    if numbers is not None:
-        after = after & (numbers.diff() == 1).fill_null(False)
-    if not after.any():
-        return lines
-    idx = after.arg_true()
-    names = [_LAST_NAME.search(t or "") for t in lines.gather(idx - 1).to_list()]
-    masked = [t if t is None or n is None or not secret_name(n.group(1)) else
-              _NEXT_VALUE.sub(lambda m: m.group(0) if _number(m.group(2)) else m.group(1) + _masked(m.group(2), "secret field"),
-                              t, count=1)
-              for t, n in zip(lines.gather(idx).to_list(), names, strict=True)]
-    return lines.scatter(idx, pl.Series(masked, dtype=pl.String))
-
-
-def mask_series(lines: pl.Series) -> pl.Series:
-    """Mask a column of lines; only the few lines the prefilter flags leave polars."""
-    hits = lines.str.contains(PREFILTER if not _USER_PREFILTER else "|".join([PREFILTER, *_USER_PREFILTER])).fill_null(False)
-    if not hits.any():
-        return lines
-    idx = hits.arg_true()
-    masked = pl.Series([None if t is None else mask_text(t) for t in lines.gather(idx).to_list()], dtype=pl.String)
-    return lines.scatter(idx, masked)
-
-
-_PREFILTER_PY = re.compile(PREFILTER)
-
-
-def mask_row(row: dict) -> dict:
-    """`mask_frame` for one event row as it is made (the live addon masks each flow once)."""
-    for key, value in row.items():
-        if isinstance(value, str):
-            if len(value) <= SEEN_CHARS or _USER or _PREFILTER_PY.search(value):
-                value = mask_text(value)       # a short string: remembered (mask_text runs the prefilter itself)
-            row[key] = printable(value)
-    return row
-
-
-def mask_frame(events: pl.DataFrame) -> pl.DataFrame:
-    """Mask secrets and neutralise control characters in every text column of an event table
-    (any of them can hold text from the input): the last line of defence, whatever an adapter did."""
-    cols = [c for c, dtype in events.schema.items() if dtype == pl.String]
-    if not cols or events.height == 0:
-        return events
-    # one query tells which columns hold a secret's shape or a control character at all (in most,
-    # none); only those are masked and made printable value by value
-    prefilter = PREFILTER if not _USER_PREFILTER else "|".join([PREFILTER, *_USER_PREFILTER])
-    flags = events.select(
-        *(pl.col(c).str.contains(prefilter).any().alias(f"m{i}") for i, c in enumerate(cols)),
-        *(pl.col(c).str.contains(CONTROL).any().alias(f"p{i}") for i, c in enumerate(cols)),
-    ).row(0)
-    n = len(cols)
-    changed = []
-    for i, c in enumerate(cols):
-        if flags[i] or flags[n + i]:
-            values = mask_series(events[c]) if flags[i] else events[c]
-            changed.append(printable_series(values).alias(c))
-    return events.with_columns(changed) if changed else events
+def masked_flow(flow, mask: Callable[[str], str] = mask_text):
+    """A copy of a mitmproxy flow to save, with every credential masked: headers (Authorization,
+    cookies, API-key headers), query keys and text bodies go through the same catalogue as the
+    reports (`mask`: the catalogue, or a run's `Redactor.text`, which counts what it masks)."""
+    f = flow.copy()
+    for message in (f.request, f.response):
+        if message is None:
+            continue
+        for name in list(message.headers.keys()):
+            values = message.headers.get_all(name)
+            message.headers.set_all(name, [mask(f"{name}: {v}").split(": ", 1)[-1] for v in values])
+        if message.raw_content:
+            text = message.get_text(strict=False)
+            if text is not None:
+                message.text = mask(text)
+    query = f.request.query
+    for key in list(query.keys()):
+        if secret_name(key):
+            query.set_all(key, [shape(v) for v in query.get_all(key)])
+    return f
 
 
 CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"   # C0 but tab and newline, DEL, C1 (0x9b is a CSI too)

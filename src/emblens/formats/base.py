@@ -10,7 +10,6 @@ from typing import BinaryIO
 
 import polars as pl
 
-from emblens.events import redact
 from emblens.events.schema import frame
 from emblens.reading.context import MAX_WALK_CHARS, Counts, SourceContext
 from emblens.reading.lines import ANSI
@@ -58,15 +57,16 @@ class WholeFileSource(Source):
         raise NotImplementedError
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
-        lines, counts = self.read_lines(stream)
+        lines, counts = self.read_lines(stream, ctx)
         rows, used, note = self.parse_lines(lines, ctx)
         for row in rows:
             row["source"] = ctx.label
         self.account(counts, lines, used, note)
         return frame(rows), counts
 
-    def read_lines(self, stream: BinaryIO) -> tuple[list[str], Counts]:
-        """The member's lines (up to MAX_BYTES), colours and CRs removed."""
+    def read_lines(self, stream: BinaryIO, ctx: SourceContext) -> tuple[list[str], Counts]:
+        """The member's lines (up to MAX_BYTES), colours and CRs removed, a secret's value on the
+        line after its name masked."""
         raw = stream.read(self.MAX_BYTES + 1)
         counts = Counts()
         if len(raw) > self.MAX_BYTES:
@@ -77,7 +77,7 @@ class WholeFileSource(Source):
         if lines and lines[-1] == "":
             lines.pop()
         if lines:
-            lines = redact.mask_next_lines(pl.Series(lines, dtype=pl.String)).to_list()
+            lines = ctx.redactor.next_lines(pl.Series(lines, dtype=pl.String)).to_list()
         long = [i for i, line in enumerate(lines) if len(line) > MAX_WALK_CHARS]
         for i in long:      # these lines are walked by Python regexes: keep them short
             lines[i] = lines[i][:MAX_WALK_CHARS]

@@ -41,7 +41,7 @@ class CurlVerbose(WholeFileSource):
         rows: list[dict] = []
         used: set[int] = set()
         for start, ex in _exchanges(lines):
-            row = traffic.exchange(data=ctx.models, **ex["args"])
+            row = traffic.exchange(data=ctx.models, mask=ctx.redactor.text, **ex["args"])
             row.update(line=start)
             rows.append(row)
             used.update(ex["lines"])

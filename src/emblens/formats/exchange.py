@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from emblens.knowledge.modeldata import ModelData
 
 OPENAI_ROUTE = re.compile(r"/v1/(?:embeddings|chat/completions|completions|models|rerank|score|pooling)\b")
 CRED_HEADERS = ("x-api-key", "api-key", "apikey", "x-auth-token", "proxy-authorization")
+Mask = Callable[[str], str]   # masks a text: a run's `Redactor.text`, or `redact.mask_text`
 CLIP = 20   # characters of an input shown as an example, never the whole input
 GENERATION_KEYS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stream",
                    "stop", "n", "presence_penalty", "frequency_penalty", "logprobs", "messages", "prompt")
@@ -68,14 +70,14 @@ def _json(body: bytes | str | None) -> object:
         return None
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, mask: Mask) -> str:
     """A short start of an input that is never the whole of it."""
     keep = CLIP if len(text) > CLIP else max(1, len(text) // 2)
     # masked before it is cut: a secret cut short no longer has the shape that marks it
-    return redact.mask_text(text[: keep + 512])[:keep].replace("\n", "\\n") + f"… ({len(text)} chars)"
+    return mask(text[: keep + 512])[:keep].replace("\n", "\\n") + f"… ({len(text)} chars)"
 
 
-def request_summary(body: object, data: ModelData) -> dict[str, object]:
+def request_summary(body: object, data: ModelData, mask: Mask = redact.mask_text) -> dict[str, object]:
     """Columns from an OpenAI-style request body."""
     if not isinstance(body, dict):
         return {}
@@ -101,7 +103,7 @@ def request_summary(body: object, data: ModelData) -> dict[str, object]:
         found = sorted({p for p in with_prefix if p})
         out["req_prefixes"] = ",".join(p.strip() for p in found) or None
         example = next((t for t, p in zip(texts, with_prefix) if p is None), None)
-        out["req_unprefixed_example"] = _clip(example) if example is not None else None
+        out["req_unprefixed_example"] = _clip(example, mask) if example is not None else None
     return out
 
 
@@ -115,7 +117,8 @@ def _kind(x: object) -> str:
     return type(x).__name__
 
 
-def response_summary(path: str, status: int | None, body: object, raw: bytes | str | None) -> dict[str, object]:
+def response_summary(path: str, status: int | None, body: object, raw: bytes | str | None,
+                     mask: Mask = redact.mask_text) -> dict[str, object]:
     out: dict[str, object] = {}
     if isinstance(body, dict):
         err = body.get("error")
@@ -142,7 +145,7 @@ def response_summary(path: str, status: int | None, body: object, raw: bytes | s
         m = re.search(r"<title>([^<]*)</title>", text) or re.search(r"<h1>([^<]*)</h1>", text)
         out["resp_error"] = (m.group(1) if m else text.strip().splitlines()[0] if text.strip() else "")[:300] or None
     if out.get("resp_error"):
-        out["resp_error"] = redact.mask_text(str(out["resp_error"]))[:500]
+        out["resp_error"] = mask(str(out["resp_error"]))[:500]
     return out
 
 
@@ -192,8 +195,11 @@ def exchange(
     latency_ms: float | None = None,
     error: str | None = None,
     data: ModelData | None = None,
+    mask: Mask = redact.mask_text,
 ) -> dict[str, object]:
-    """One event row (a dict of event-table columns) for one request and its response or error."""
+    """One event row (a dict of event-table columns) for one request and its response or error.
+    `mask` masks the text it quotes: the run's redactor (`Redactor.text`), which counts what it
+    masks; by default the catalogue alone."""
     data = data or ModelData()
     try:
         parts = urlsplit(url)
@@ -228,13 +234,13 @@ def exchange(
     if retry and re.fullmatch(r"\s*\d+(\.\d+)?\s*", retry):
         row["retry_after"] = float(retry)
     if OPENAI_ROUTE.search(path) or isinstance(req, dict):
-        summary = request_summary(req, data)
+        summary = request_summary(req, data, mask)
         row.update(summary)
     else:
         summary = {}
-    row.update(response_summary(path, status, resp, response_body))
+    row.update(response_summary(path, status, resp, response_body, mask))
     if error:
-        row["resp_error"] = redact.mask_text(error)[:500]
+        row["resp_error"] = mask(error)[:500]
     # the quoted evidence: request line, credentials by shape, body summary, then the answer
     if scheme is None:
         auth = "no Authorization header"
@@ -256,8 +262,8 @@ def exchange(
     if body_text:
         text += f" {body_text}"
     text += f" {answer}"
-    row["text"] = redact.mask_text(text)
-    row["message"] = redact.mask_text(f"{method} {path} {answer}")
+    row["text"] = mask(text)
+    row["message"] = mask(f"{method} {path} {answer}")
     return row
 
 

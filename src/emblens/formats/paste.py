@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from emblens.events import redact, schema
+from emblens.events import schema
 from emblens.events.schema import frame
 from emblens.formats import commands
 from emblens.formats import exchange as traffic
@@ -127,7 +127,7 @@ class Paste(WholeFileSource):
         return 0.99 if sum(1 for h in head if fence_mark(h) is not None) >= 2 else 0.0
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext, depth: int = 0) -> tuple[pl.DataFrame, Counts]:
-        lines, counts = self.read_lines(stream)
+        lines, counts = self.read_lines(stream, ctx)
         frames: list[pl.DataFrame] = []
         fences = {n for n, line in enumerate(lines, 1) if fence_mark(line) is not None}
         used = set(fences)
@@ -162,11 +162,11 @@ class Paste(WholeFileSource):
             for line, text in commands.logical_lines(lines):
                 parsed = commands.parse(text) if commands.START.search(text) else None
                 if parsed is not None:
-                    shown = redact.mask_text(commands.without_userinfo(text))
+                    shown = ctx.redactor.text(commands.without_userinfo(text))
                     rows.append({**commands.fact_row(parsed), "message": shown, "text": shown, "line": line, "source": ctx.label})
                     used.add(line)
             for line, name, value in commands.env_lines(lines):
-                shown = redact.mask_text(f"{name}={commands.without_userinfo(value)}")
+                shown = ctx.redactor.text(f"{name}={commands.without_userinfo(value)}")
                 rows.append({"kind": "fact", "fact": "env", "origin": "generic", "level": "INFO",
                              "message": shown, "text": shown, "line": line, "source": ctx.label})
         if rows:
@@ -187,7 +187,7 @@ def request(command: str, ctx: SourceContext) -> dict | None:
     if not args or not args.get("url"):
         return None
     row = traffic.exchange(method=args["method"], url=args["url"], request_headers=args["headers"],
-                           request_body=args["body"], status=None, data=ctx.models)
+                           request_body=args["body"], status=None, data=ctx.models, mask=ctx.redactor.text)
     row.update(origin="client", level="INFO")
     row["message"] = row["message"].replace("-> no response", "(curl command; its answer is not in the paste)")
     row["text"] = row["text"].replace(" -> no response", "")

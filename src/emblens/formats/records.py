@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import BinaryIO
 
 import polars as pl
 
+from emblens.events.redact import mask_text
 from emblens.events.schema import frame
 from emblens.formats import exchange as traffic
 from emblens.formats.base import Source
@@ -25,6 +26,9 @@ from emblens.reading.context import Counts, SourceContext
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 MAX_HAR_BYTES = 256 * 1024 * 1024
 MAX_HAR_OBJECTS = 2_000_000     # JSON objects in one HAR: far more than any browser writes
+# a HAR entry's comment that says emblens sent the request wrong on purpose (no key, another scheme),
+# as a check: the request is emblens's own, not a client's call (`emblens probe` writes it)
+ON_PURPOSE = "emblens: sent this way on purpose"
 
 
 class RecordSource(Source):
@@ -36,16 +40,16 @@ class RecordSource(Source):
     def sniff_bytes(self, head: bytes) -> float:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:  # pragma: no cover
-        """One event row per record (None for a record that cannot be read)."""
+    def records(self, stream: BinaryIO, ctx: SourceContext) -> Iterator[dict | None]:  # pragma: no cover
+        """One event row per record (None for a record that cannot be read), masked with the run's
+        redactor (`ctx.redactor`)."""
         raise NotImplementedError
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
         counts = Counts()
         rows: list[dict] = []
-        data = ctx.models
         try:
-            for number, row in enumerate(self.records(stream, data), 1):
+            for number, row in enumerate(self.records(stream, ctx), 1):
                 counts.lines += 1
                 if row is None:
                     counts.unparsed += 1
@@ -116,14 +120,14 @@ class MitmFlows(RecordSource):
             return 0.99
         return 0.0
 
-    def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:
+    def records(self, stream: BinaryIO, ctx: SourceContext) -> Iterator[dict | None]:
         from mitmproxy import exceptions, http
         from mitmproxy.io import FlowReader
 
         reader = FlowReader(_OneRecordCap(stream))   # streamed: memory holds one flow at a time
         try:
             for flow in reader.stream():
-                yield flow_row(flow, data) if isinstance(flow, http.HTTPFlow) else None
+                yield flow_row(flow, ctx.models, ctx.redactor.text) if isinstance(flow, http.HTTPFlow) else None
         except _TooLarge as e:
             raise RecordError(str(e)) from None
         except exceptions.FlowReadException as e:
@@ -132,8 +136,9 @@ class MitmFlows(RecordSource):
             raise RecordError(f"damaged flow file ({type(e).__name__}: {str(e)[:120]})") from None
 
 
-def flow_row(flow, data: ModelData | None = None) -> dict:
-    """One event row for a mitmproxy `HTTPFlow` (used for files and by the live addon)."""
+def flow_row(flow, data: ModelData | None = None, mask: Callable[[str], str] = mask_text) -> dict:
+    """One event row for a mitmproxy `HTTPFlow` (used for files and by the live addon); `mask` masks
+    the text it quotes (the run's redactor, which counts what it masks)."""
     req, resp = flow.request, flow.response
     started = datetime.fromtimestamp(req.timestamp_start, tz=timezone.utc).replace(tzinfo=None) if req.timestamp_start else None
     latency = None
@@ -153,6 +158,7 @@ def flow_row(flow, data: ModelData | None = None) -> dict:
         latency_ms=latency,
         error=error,
         data=data,
+        mask=mask,
     )
 
 
@@ -187,7 +193,7 @@ class HarFile(RecordSource):
             return 0.99
         return 0.0
 
-    def records(self, stream: BinaryIO, data: ModelData) -> Iterator[dict | None]:
+    def records(self, stream: BinaryIO, ctx: SourceContext) -> Iterator[dict | None]:
         raw = _read_all(stream, MAX_HAR_BYTES)
         if raw.count(b"{") > MAX_HAR_OBJECTS:   # parsed whole, so its object count bounds the memory
             raise RecordError(f"more than {MAX_HAR_OBJECTS:,} JSON objects: not a browser's HAR")
@@ -205,7 +211,7 @@ class HarFile(RecordSource):
         whole = isinstance(creator, dict) and creator.get("name") == "emblens"
         for entry in entries:
             try:
-                yield har_row(entry, data, whole_headers=whole)
+                yield har_row(entry, ctx.models, whole_headers=whole, mask=ctx.redactor.text)
             except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
                 yield None
 
@@ -214,10 +220,9 @@ def _pairs(items: object) -> list[tuple[str, str]]:
     return [(str(h.get("name", "")), str(h.get("value", ""))) for h in items or [] if isinstance(h, dict)]
 
 
-def har_row(entry: dict, data: ModelData | None = None, whole_headers: bool = False) -> dict:
+def har_row(entry: dict, data: ModelData | None = None, whole_headers: bool = False,
+            mask: Callable[[str], str] = mask_text) -> dict:
     import base64
-
-    from emblens.frontends.httprec import ON_PURPOSE
 
     req, resp = entry["request"], entry.get("response") or {}
     content = resp.get("content") or {}
@@ -248,6 +253,7 @@ def har_row(entry: dict, data: ModelData | None = None, whole_headers: bool = Fa
         latency_ms=float(entry["time"]) if isinstance(entry.get("time"), (int, float)) and entry["time"] >= 0 else None,
         error=(resp.get("_error") or "no response (status 0)") if failed else None,
         data=data,
+        mask=mask,
     )
     if whole_headers and failed:
         row["origin"] = "client"     # emblens itself connected, with no proxy between: its own failed call

@@ -104,12 +104,12 @@ YearOpt = Annotated[Optional[int], typer.Option(
 
 
 def _zone(value: str | None) -> str | None:
-    from emblens.combiners.time import check_zone
+    from emblens.settings import Clock
 
     if value is None:
         return None
     try:
-        return check_zone(value)
+        return Clock(tz=value).tz
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
 
@@ -189,17 +189,18 @@ def analyze(
 
     Example:  emblens analyze incident.zip -o postmortem.md -o postmortem.json
     """
-    from emblens.diagnose import analyze as run
+    from emblens import diagnose
+    from emblens.run import Run
 
     targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
     window = (_when(since, "--since"), _when(until, "--until"))
     if window[0] and window[1] and window[0] > window[1]:
         _fail(f"--since {since} is after --until {until}")
     try:
+        settings = diagnose.settings(rule_dirs=rules or [], select=select or (), ignore=ignore or (), since=window[0],
+                                     until=window[1], redact_patterns=redact, year=year, tz=tz)
         with _Progress(quiet) as progress:
-            analysis = run(paths, rule_dirs=rules or [], progress=progress, select=select or (), ignore=ignore or (),
-                           since=window[0], until=window[1], redact_patterns=str(redact) if redact else None,
-                           year=year, tz=tz)
+            analysis = diagnose.run(paths, Run(settings), progress=progress)
         _emit(analysis, targets, width, fail_on)
     except EmblensError as e:
         _fail(str(e))
@@ -371,9 +372,8 @@ def probe(
 
     Example:  emblens probe http://127.0.0.1:8000/v1 --model Qwen3-Embedding-4B --api-key-env OPENAI_API_KEY
     """
+    import io
     import json
-    import tempfile
-    import zipfile
 
     from emblens.frontends.probe import plan, run_probe
 
@@ -403,32 +403,42 @@ def probe(
         result = run_probe(url, model=model, api_key=key, key_var=api_key_env, timeout_s=timeout, on_check=said)
     except ValueError as e:
         _fail(str(e))
-    with tempfile.TemporaryDirectory(prefix="emblens-probe-") as tmp:
-        bundle = out or Path(tmp) / "probe.zip"
-        try:
-            with zipfile.ZipFile(bundle, "w", compression=zipfile.ZIP_DEFLATED) as z:
-                z.writestr("probe.har", json.dumps(result.har(), indent=1))
-                z.writestr("probe.json", json.dumps(result.to_dict(), indent=2))
-        except OSError as e:
-            _fail(f"{bundle}: cannot write: {e.strerror or e}")
-        if out is not None:
-            typer.echo(f"emblens: wrote {out} ({len(result.entries)} exchanges; emblens analyze {out} reads it again)", err=True)
-        from emblens.diagnose import analyze as run
+    files = {"probe.har": json.dumps(result.har(), indent=1).encode("utf-8"),
+             "probe.json": json.dumps(result.to_dict(), indent=2).encode("utf-8")}
+    if out is not None:
+        _write_zip(out, files)
+        typer.echo(f"emblens: wrote {out} ({len(result.entries)} exchanges; emblens analyze {out} reads it again)", err=True)
+    from emblens import diagnose
+    from emblens.ingest.bundle import Member
+    from emblens.run import Run
 
-        here = os.getcwd()
-        targets = [(t if t == "-" else os.path.abspath(t), f) for t, f in targets]
+    # the exchanges are read in memory, named as the bundle's members (probe.zip when none is kept)
+    bundle = str(out) if out is not None else "probe.zip"
+    members = [Member(f"{bundle}:{name}", lambda data=data: io.BytesIO(data), len(data)) for name, data in files.items()]
+    try:
+        _emit(diagnose.run(members, Run()), targets, width, fail_on)
+    except EmblensError as e:
+        _fail(str(e))
+
+
+def _write_zip(path: Path, files: dict[str, bytes]) -> None:
+    """Write a zip of `files` (name -> bytes) atomically: a file of that name is replaced only once
+    the new one is whole."""
+    import tempfile
+    import zipfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
         try:
-            if out is None:        # the report names the bundle probe.zip, not a temporary path
-                os.chdir(tmp)
-            analysis = run(["probe.zip" if out is None else str(bundle)])
-        except EmblensError as e:
-            _fail(str(e))
-        finally:
-            os.chdir(here)
-        try:
-            _emit(analysis, targets, width, fail_on)
-        except EmblensError as e:
-            _fail(str(e))
+            with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as z:
+                for name, data in files.items():
+                    z.writestr(name, data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        _fail(f"{path}: cannot write: {e.strerror or e}")
 
 
 @rules_app.command("list")

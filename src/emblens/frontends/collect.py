@@ -34,6 +34,7 @@ from pathlib import Path
 
 from emblens._version import __version__
 from emblens.events import redact
+from emblens.events.redact import Redactor
 
 TAIL_LINES = 5000
 MAX_BYTES = 64 * 1024 * 1024        # kept of one log or one command's output
@@ -132,6 +133,7 @@ class Bundle:
         self.tmp = path.with_name(path.name + ".part")
         self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
         self.say = say
+        self.redactor = Redactor()    # masks every text on its way in; the manifest says what it masked
         self.collected: list[dict] = []
         self.missing: list[dict] = []
         self.names: set[str] = set()
@@ -148,10 +150,10 @@ class Bundle:
 
     def text(self, wanted: str, data: bytes | str, source: str, *, truncated: bool = False, note: str = "") -> str:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        masked = redact.mask_text(text)
+        masked = self.redactor.text(text)
         name = self.name(wanted)
         self.zip.writestr(name, masked.encode("utf-8"))
-        entry = {"file": name, "from": redact.mask_text(source), "bytes": len(masked.encode("utf-8")),
+        entry = {"file": name, "from": self.redactor.text(source), "bytes": len(masked.encode("utf-8")),
                  "lines": masked.count("\n"), "truncated": truncated}
         if note:
             entry["note"] = note
@@ -160,7 +162,7 @@ class Bundle:
         return name
 
     def miss(self, what: str, why: str) -> None:
-        self.missing.append({"what": redact.mask_text(what), "why": redact.mask_text(why)})
+        self.missing.append({"what": self.redactor.text(what), "why": self.redactor.text(why)})
         self.say(f"not collected: {what}: {why}")
 
     def close(self, manifest: dict) -> None:
@@ -340,15 +342,14 @@ def journal(b: Bundle, plan: Plan, unit: str) -> None:
 
 
 def url(b: Bundle, plan: Plan) -> None:
-    from emblens.frontends.httprec import Recorder
-    from emblens.frontends.probe import bases
+    from emblens.frontends.httprec import Recorder, bases
 
     try:
         base = bases(plan.url or "")
     except ValueError as e:
         b.miss(f"--url {plan.url}", str(e))
         return
-    rec = Recorder(timeout_s=min(plan.timeout_s, 10.0), max_requests=4)
+    rec = Recorder(timeout_s=min(plan.timeout_s, 10.0), max_requests=4, mask=b.redactor.text)
     auth = {"Authorization": f"Bearer {plan.api_key}"} if plan.api_key else {}
     for path, headers in ((f"{base.api}/models", auth), (f"{base.root}/health", {}), (f"{base.root}/version", {}),
                           (f"{base.root}/metrics", {})):
@@ -482,7 +483,6 @@ def _add_flows(b: Bundle, p: Path) -> None:
         from mitmproxy import io as mio
         from mitmproxy.exceptions import FlowReadException
 
-        from emblens.frontends.live.addon import masked_copy
     except ImportError as e:
         b.miss(f"--add {p}", f"mitmproxy is needed to mask a capture ({e})")
         return
@@ -495,7 +495,7 @@ def _add_flows(b: Bundle, p: Path) -> None:
                 if n >= 100000:
                     break
                 if hasattr(flow, "request"):
-                    w.add(masked_copy(flow))
+                    w.add(redact.masked_flow(flow, b.redactor.text))
                     n += 1
     except (FlowReadException, ValueError, OSError) as e:
         if not n:
@@ -544,7 +544,7 @@ def collect(plan: Plan, out: Path, say: Say = lambda _: None) -> dict:
             "collected": b.collected,
             "not_collected": b.missing,
             "versions": versions,
-            "masked": redact.MASKED.take(),
+            "masked": b.redactor.take(),
         }
         b.close(manifest)
     except BaseException:

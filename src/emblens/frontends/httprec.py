@@ -14,16 +14,38 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from emblens._version import __version__
 from emblens.events import redact
+from emblens.formats.records import ON_PURPOSE
 
 MAX_BODY = 256 * 1024          # bytes of an answer read (a /v1/models list, an error, one small vector)
 USER_AGENT = f"emblens/{__version__}"
-ON_PURPOSE = "emblens: sent this way on purpose"   # a HAR comment: the request is a check, not a client's call
+
+
+@dataclass
+class Bases:
+    root: str        # scheme://host:port[/prefix] without /v1
+    api: str         # what a client's base_url should be (ends in /v1 for vLLM and SGLang)
+    given_v1: bool   # whether the URL given ended in /v1
+
+
+def bases(url: str) -> Bases:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{redact.mask_text(url)!r} is not an http(s) URL (write it as http://HOST:PORT/v1)")
+    path = parts.path.rstrip("/")
+    for tail in ("/embeddings", "/chat/completions", "/completions", "/models"):
+        if path.endswith(tail):      # a pasted endpoint rather than a base URL
+            path = path[: -len(tail)]
+    given_v1 = path.endswith("/v1")
+    root_path = path[:-3] if given_v1 else path
+    root = urlunsplit((parts.scheme, parts.netloc, root_path, "", ""))
+    return Bases(root=root, api=root + "/v1", given_v1=given_v1)
 
 
 @dataclass
@@ -49,9 +71,10 @@ class LimitReached(Exception):
 class Recorder:
     """Sends requests and keeps each exchange as a masked HAR entry."""
 
-    def __init__(self, timeout_s: float = 5.0, max_requests: int = 20) -> None:
+    def __init__(self, timeout_s: float = 5.0, max_requests: int = 20, mask: Callable[[str], str] = redact.mask_text) -> None:
         self.timeout_s = timeout_s
         self.max_requests = max_requests
+        self.mask = mask          # the catalogue, or a run's `Redactor.text`, which counts what it masks
         self.entries: list[dict] = []
 
     @property
@@ -73,7 +96,7 @@ class Recorder:
         t0 = time.perf_counter()
         answer = _send(parts, method, sent_headers, data, timeout_s or self.timeout_s)
         answer.ms = (time.perf_counter() - t0) * 1000
-        self.entries.append(_entry(method, url, sent_headers, data, answer, started, on_purpose))
+        self.entries.append(_entry(method, url, sent_headers, data, answer, started, on_purpose, self.mask))
         return answer
 
     def har(self) -> dict:
@@ -114,27 +137,27 @@ def _send(parts, method: str, headers: dict[str, str], data: bytes | None, timeo
         conn.close()
 
 
-def _masked_headers(headers) -> list[dict]:
-    return [{"name": k, "value": redact.mask_text(f"{k}: {v}").split(": ", 1)[-1]} for k, v in headers]
+def _masked_headers(headers, mask: Callable[[str], str]) -> list[dict]:
+    return [{"name": k, "value": mask(f"{k}: {v}").split(": ", 1)[-1]} for k, v in headers]
 
 
-def _text(data: bytes) -> str:
-    return redact.mask_text(data.decode("utf-8", "replace"))
+def _entry(method, url, headers, data, answer: Answer, started: datetime, on_purpose: str | None,
+           mask: Callable[[str], str]) -> dict:
+    def text(data: bytes) -> str:
+        return mask(data.decode("utf-8", "replace"))
 
-
-def _entry(method, url, headers, data, answer: Answer, started: datetime, on_purpose: str | None) -> dict:
-    request = {"method": method, "url": redact.mask_text(url), "httpVersion": "HTTP/1.1",
-               "headers": _masked_headers(headers.items()), "queryString": [], "cookies": [],
+    request = {"method": method, "url": mask(url), "httpVersion": "HTTP/1.1",
+               "headers": _masked_headers(headers.items(), mask), "queryString": [], "cookies": [],
                "headersSize": -1, "bodySize": len(data or b"")}
     if data is not None:
-        request["postData"] = {"mimeType": "application/json", "text": _text(data)}
+        request["postData"] = {"mimeType": "application/json", "text": text(data)}
     ctype = next((v for k, v in answer.headers if k.lower() == "content-type"), "")
     response = {"status": answer.status or 0, "statusText": answer.reason, "httpVersion": "HTTP/1.1",
-                "headers": _masked_headers(answer.headers), "cookies": [], "redirectURL": "",
-                "content": {"size": len(answer.body), "mimeType": ctype, "text": _text(answer.body)},
+                "headers": _masked_headers(answer.headers, mask), "cookies": [], "redirectURL": "",
+                "content": {"size": len(answer.body), "mimeType": ctype, "text": text(answer.body)},
                 "headersSize": -1, "bodySize": len(answer.body)}
     if answer.error:
-        response["_error"] = redact.mask_text(answer.error)
+        response["_error"] = mask(answer.error)
     entry = {"startedDateTime": started.isoformat().replace("+00:00", "Z"), "time": round(answer.ms, 1),
              "request": request, "response": response, "cache": {},
              "timings": {"send": 0, "wait": round(answer.ms, 1), "receive": 0}}

@@ -21,11 +21,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from emblens._version import __version__
 from emblens.events import redact
-from emblens.frontends.httprec import Answer, LimitReached, Recorder, har
+from emblens.frontends.httprec import Answer, LimitReached, Recorder, bases, har
 
 MAX_REQUESTS = 20
 TIMEOUT_S = 3.0          # each connection and each answer
@@ -66,27 +66,6 @@ class ProbeResult:
 
 class _Stop(Exception):
     """Nothing more can be checked (no name, no connection)."""
-
-
-@dataclass
-class Bases:
-    root: str        # scheme://host:port[/prefix] without /v1
-    api: str         # what a client's base_url should be (ends in /v1 for vLLM and SGLang)
-    given_v1: bool   # whether the URL given ended in /v1
-
-
-def bases(url: str) -> Bases:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{redact.mask_text(url)!r} is not an http(s) URL (write it as http://HOST:PORT/v1)")
-    path = parts.path.rstrip("/")
-    for tail in ("/embeddings", "/chat/completions", "/completions", "/models"):
-        if path.endswith(tail):      # a pasted endpoint rather than a base URL
-            path = path[: -len(tail)]
-    given_v1 = path.endswith("/v1")
-    root_path = path[:-3] if given_v1 else path
-    root = urlunsplit((parts.scheme, parts.netloc, root_path, "", ""))
-    return Bases(root=root, api=root + "/v1", given_v1=given_v1)
 
 
 def plan(url: str, model: str | None, has_key: bool) -> list[str]:

@@ -23,28 +23,10 @@ from typing import BinaryIO, Callable
 from emblens.errors import InputError
 from emblens.events.redact import printable
 from emblens.ingest import inflate
+from emblens.settings import Limits
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on what one analysis reads."""
-
-    max_members: int = 5_000
-    max_member_bytes: int = 8 * GiB
-    max_total_bytes: int = 32 * GiB
-    max_ratio: float = 250.0          # decompressed bytes per compressed byte
-    ratio_floor_bytes: int = 64 * MiB   # a member this small is never refused for its ratio (logs compress well)
-    max_depth: int = 3                # archives inside archives
-    max_inmemory_bytes: int = 512 * MiB  # nested zips and stdin are held in memory
-
-    def __post_init__(self) -> None:
-        for name in ("max_members", "max_member_bytes", "max_total_bytes", "max_depth", "max_inmemory_bytes",
-                     "ratio_floor_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Limits.{name} must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from emblens.formats.registry import RECORDS, REGISTRY, Source
+from emblens.formats.registry import PASTE, RECORDS, REGISTRY, Source
 from emblens.reading.lines import ANSI, DOCKER_JSON, KUBECTL_TS
 
 HEAD_BYTES = 64 * 1024
@@ -37,3 +37,16 @@ def sniff(head: bytes) -> tuple[Source | None, str]:
         lines.append(line)
     best = max(REGISTRY, key=lambda s: s.sniff(lines))
     return best, best.name
+
+
+def choose(head: bytes, size: int | None) -> tuple[Source | None, str]:
+    """The format to read a member with: `sniff`'s, except that a small member that is only text (or
+    a client traceback among text) is read as a paste, region by region, since it is rarely one
+    format throughout; None and why when it cannot be read."""
+    fmt, why = sniff(head)
+    if fmt is None:
+        return None, why
+    small = (size is not None and size <= PASTE.MAX_BYTES) or len(head) < HEAD_BYTES
+    if fmt.name in ("text", "python-traceback") and small:
+        return PASTE, PASTE.name
+    return fmt, why

@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
+from emblens.events.redact import Redactor
 from emblens.knowledge.modeldata import ModelData
 from emblens.patterns.literals import Prefilter
+from emblens.settings import Limits
 
 CHUNK_BYTES = 8 * 1024 * 1024
 WORKERS = 2          # chunks scanned at once; each holds a chunk and its line frame in memory
 MAX_LINE_BYTES = 64 * 1024   # a longer line is cut to this and counted, never stored whole
 MAX_WALK_CHARS = 64 * 1024   # lines of whole-file sources (curl -v, nvidia-smi, pastes), walked in Python
-MAX_KEPT_ROWS = 500_000      # kept lines per member: the first and last halves, the middle counted
-MAX_RUN_ROWS = 1_000_000     # kept lines of a whole run, shared by its members...
-MIN_KEPT_ROWS = 10_000       # ...but every member keeps at least this many
 COUNTED_ROWS = 20_000        # a server log's failing requests counted by minute; past this, by hour
                              # (the rows grow with the log's time span: 48,000 for four days of a
                              # busy server, 10 MiB twice over, in the counter and the event table)
@@ -32,8 +31,9 @@ class SourceContext:
     keywords: "str | Prefilter | None" = None   # one regex of every rule text pattern (the prefilter)
     models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
     sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.ingest.sniff.sniff)
-    max_kept: int = MAX_KEPT_ROWS    # kept lines this member may hold (the run's budget sets it)
+    max_kept: int = Limits().kept_rows   # kept lines this member may hold (the run's budget sets it)
     collapse: bool = True            # count a server log's repeated failing requests by minute (Collapse)
+    redactor: Redactor = field(default_factory=Redactor)   # the run's masking: its patterns and tally
 
 
 @dataclass

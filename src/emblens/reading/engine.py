@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from emblens.events import redact, schema
+from emblens.events import schema
 from emblens.formats.python_traceback import TB_FRAME, TB_NOTABLE, assemble_tracebacks
 from emblens.patterns.literals import Prefilter
 from emblens.reading.bounds import Bounded, Collapse, Partial, Span
@@ -175,7 +175,7 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
     """Count a run of `n` lines and keep those that can matter (masked). `lines`: all of them,
     numbered 1..n, or with `partial`, only those that are not `OK_LINE` lines (numbered in the
     run; the others are `200 OK` access lines). `cut`: lines cut before, counted in."""
-    lines = lines.with_columns(redact.mask_next_lines(lines["raw"], lines["line"] if partial else None).alias("raw"))
+    lines = lines.with_columns(ctx.redactor.next_lines(lines["raw"], lines["line"] if partial else None).alias("raw"))
     long = lines["raw"].str.len_bytes() > MAX_LINE_BYTES
     cut += int(long.sum())
     if long.any():
@@ -212,7 +212,7 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
     if marks is not None:
         kept = Tally.scan(n, lines, marks, kept, counts, fmt.clock)
     if kept.height:
-        kept = kept.with_columns(pl.Series("raw", redact.mask_series(kept["raw"])))
+        kept = kept.with_columns(pl.Series("raw", ctx.redactor.series(kept["raw"])))
     return kept, counts
 
 def parse_kept(fmt, kept: pl.DataFrame, counts: Counts, ctx: SourceContext) -> pl.DataFrame:

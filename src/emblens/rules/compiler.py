@@ -9,79 +9,44 @@ a timeout per value instead (`emblens rules lint` says so).
 from __future__ import annotations
 
 import re
-import time
 from functools import lru_cache
 
 import polars as pl
 
 from emblens.combiners import Facts, Mark
 from emblens.events.schema import SCHEMA
+from emblens.patterns import backtracking
+from emblens.patterns.backtracking import RegexBudget
 from emblens.patterns.linear import rust_ok
 from emblens.rules import tree as t
 
-REGEX_TIMEOUT_S = 0.05       # one search of one value
-REGEX_RUN_BUDGET_S = 2.0     # every backtracking search of one analysis together
 
-
-class _RunBudget:
-    """Time the backtracking engine may spend in one analysis: a per-value timeout alone lets
-    a slow pattern cost timeout x lines."""
-
-    def __init__(self) -> None:
-        self.left, self.skipped = REGEX_RUN_BUDGET_S, 0
-
-    def start(self) -> None:
-        self.left, self.skipped = REGEX_RUN_BUDGET_S, 0
-
-
-RUN_BUDGET = _RunBudget()
-
-
-@lru_cache(maxsize=512)
-def _backtracking(pattern: str):
-    import regex as backtracking  # the `regex` package, for the few patterns polars' engine refuses
-
-    return backtracking.compile(pattern)
-
-
-def slow_search(pattern: str, value: str | None) -> bool | None:
-    if value is None:
-        return None
-    if RUN_BUDGET.left <= 0:
-        RUN_BUDGET.skipped += 1
-        return False
-    started = time.perf_counter()
-    try:
-        return _backtracking(pattern).search(value, timeout=min(REGEX_TIMEOUT_S, RUN_BUDGET.left)) is not None
-    except TimeoutError:
-        return False
-    finally:
-        RUN_BUDGET.left -= time.perf_counter() - started
-
-
-def fact_search(pattern: str, value: str) -> bool:
+def fact_search(pattern: str, value: str, budget: RegexBudget) -> bool:
     """A regex test of one fact's value: on polars' engine, as the same pattern runs on a column,
-    when it takes the pattern; else on the backtracking one, with its time limit."""
+    when it takes the pattern; else on the backtracking one, within the run's budget."""
     if rust_ok(pattern):
         return bool(pl.Series([value], dtype=pl.String).str.contains(pattern)[0])
-    return bool(slow_search(pattern, value))
+    return bool(backtracking.search(pattern, value, budget))
 
 
 @lru_cache(maxsize=8192)
 def is_static(node: t.Node) -> bool:
-    """Whether a tree's expression is the same whatever the facts (no fact test, no `$fact`,
-    no time order): then it is built once and reused."""
+    """Whether a tree's expression is the same whatever the facts and the run (no fact test, no
+    `$fact`, no time order, no pattern for the backtracking engine, whose searches spend the run's
+    budget): then it is built once and reused."""
     for leaf, _ in t.walk(node):
         if isinstance(leaf, (t.FactTest, t.Order)):
             return False
-        if isinstance(leaf, t.Field) and any(isinstance(op.value, t.FactRef) for op in leaf.pred.ops):
+        if isinstance(leaf, t.Field) and any(isinstance(op.value, t.FactRef) or (
+                op.name in ("regex", "not_regex") and isinstance(op.value, str) and not rust_ok(op.value))
+                for op in leaf.pred.ops):
             return False
     return True
 
 
 @lru_cache(maxsize=8192)
 def _static(node: t.Node, absent: frozenset[tuple[str, str]]) -> pl.Expr:
-    return Compiler(Facts(), absent).build(node)
+    return Compiler(Facts(), absent, RegexBudget()).build(node)
 
 
 @lru_cache(maxsize=8192)
@@ -93,11 +58,13 @@ def column_regexes(node: t.Node) -> frozenset[tuple[str, str]]:
 
 class Compiler:
     """`absent`: (column, pattern) pairs known to match no value of the column (none of the
-    pattern's literals occurs in it: `emblens.patterns.literals`); their test is `false` without compiling
-    the pattern."""
+    pattern's literals occurs in it: `emblens.patterns.literals`); their test is `false` without
+    compiling the pattern. `budget`: the run's time for the backtracking engine."""
 
-    def __init__(self, facts: Facts, absent: frozenset[tuple[str, str]] = frozenset()) -> None:
+    def __init__(self, facts: Facts, absent: frozenset[tuple[str, str]] = frozenset(),
+                 budget: RegexBudget | None = None) -> None:
         self.facts = facts
+        self.budget = budget if budget is not None else RegexBudget()
         self.values = facts.as_values()
         self.absent = absent
         self.decided: dict[tuple[str, t.Pred], bool] = {}
@@ -130,7 +97,7 @@ class Compiler:
         """A fact test, decided once per analysis (a regex one runs polars' engine)."""
         key = (fact, pred)
         if key not in self.decided:
-            self.decided[key] = fact_holds(self.values.get(fact), pred, self.values)
+            self.decided[key] = fact_holds(self.values.get(fact), pred, self.values, self.budget)
         return self.decided[key]
 
     def false(self, node: t.Node) -> bool:
@@ -199,7 +166,7 @@ class Compiler:
             elif rust_ok(value):
                 hit = col.str.contains(value)
             else:
-                hit = col.map_elements(lambda v, p=value: slow_search(p, v), return_dtype=pl.Boolean)
+                hit = col.map_elements(lambda v, p=value, b=self.budget: backtracking.search(p, v, b), return_dtype=pl.Boolean)
             return hit if name == "regex" else (~hit & col.is_not_null())
         if name in ("contains", "icontains", "not_contains"):
             needles = [str(n) for n in (value if isinstance(value, (tuple, list)) else [value])]
@@ -230,7 +197,7 @@ def _version_key_expr(col: pl.Expr) -> pl.Expr:
     )
 
 
-def fact_holds(actual: object, pred: t.Pred, values: dict[str, object]) -> bool:
+def fact_holds(actual: object, pred: t.Pred, values: dict[str, object], budget: RegexBudget) -> bool:
     """A predicate on one fact: a scalar, or a list (true when an element satisfies it)."""
     for op in pred.ops:
         value = values.get(op.value.name) if isinstance(op.value, t.FactRef) else op.value
@@ -245,14 +212,14 @@ def fact_holds(actual: object, pred: t.Pred, values: dict[str, object]) -> bool:
             return False
         items = actual if isinstance(actual, list) else [actual]
         if op.name in ("not_equals", "not_in", "not_regex", "not_contains"):
-            if not all(_test(op.name, v, value) for v in items):
+            if not all(_test(op.name, v, value, budget) for v in items):
                 return False
-        elif not any(_test(op.name, v, value) for v in items):
+        elif not any(_test(op.name, v, value, budget) for v in items):
             return False
     return True
 
 
-def _test(name: str, v: object, value: object) -> bool:
+def _test(name: str, v: object, value: object, budget: RegexBudget) -> bool:
     values = list(value) if isinstance(value, (tuple, list)) else [value]
     try:
         match name:
@@ -265,9 +232,9 @@ def _test(name: str, v: object, value: object) -> bool:
             case "not_in":
                 return v not in values
             case "regex":
-                return fact_search(str(value), str(v))
+                return fact_search(str(value), str(v), budget)
             case "not_regex":
-                return not fact_search(str(value), str(v))
+                return not fact_search(str(value), str(v), budget)
             case "contains":
                 return any(str(n) in str(v) for n in values)
             case "icontains":

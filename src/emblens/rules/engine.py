@@ -16,9 +16,12 @@ import polars as pl
 
 from emblens.combiners import Facts
 from emblens.patterns import literals
+from emblens.patterns.backtracking import REGEX_TIMEOUT_S, RegexBudget
+from emblens.patterns.backtracking import compiled as _backtracking
+from emblens.patterns.linear import rust_ok
 from emblens.rules import templates
 from emblens.rules import tree as t
-from emblens.rules.compiler import REGEX_TIMEOUT_S, RUN_BUDGET, Compiler, _backtracking, rust_ok
+from emblens.rules.compiler import Compiler
 from emblens.rules.loader import Part, Rule, RuleSet
 
 MAX_EVIDENCE = 5
@@ -67,11 +70,12 @@ class Unexplained:
     example: Evidence
 
 
-def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts) -> list[Finding]:
-    RUN_BUDGET.start()
+def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts, budget: RegexBudget | None = None) -> list[Finding]:
+    """The findings of every rule that fires on `events`, unranked; `budget` is the run's time for
+    the backtracking regex engine."""
     if events.height == 0 or not ruleset.rules:
         return []
-    compiler = Compiler(facts, absent(ruleset, events))
+    compiler = Compiler(facts, absent(ruleset, events), budget)
     exprs: list[pl.Expr] = []
     for i, rule in enumerate(ruleset.rules):
         exprs.append(compiler.node(rule.match).alias(f"m{i}"))

@@ -186,7 +186,7 @@ class RuleSet:
         return literals.Prefilter(parts) if parts else self.keywords
 
     def _keyword_parts(self) -> list[str] | None:
-        from emblens.rules.compiler import rust_ok
+        from emblens.patterns.linear import rust_ok
 
         patterns: list[str] = []
         for rule in self.rules:
@@ -488,7 +488,8 @@ class _File:
     def check_regex(self, op: t.Op) -> bool:
         import regex as backtracking
 
-        from emblens.rules.compiler import REGEX_TIMEOUT_S, rust_ok
+        from emblens.patterns.backtracking import REGEX_TIMEOUT_S
+        from emblens.patterns.linear import rust_ok
 
         if not isinstance(op.value, str):
             self.error(op.loc.line, f"`{op.name}` takes a regex (text)")

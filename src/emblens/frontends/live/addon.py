@@ -26,6 +26,7 @@ from collections import deque
 from pathlib import Path
 
 from emblens.events import redact
+from emblens.events.redact import Redactor
 
 log = logging.getLogger("emblens")
 
@@ -153,29 +154,6 @@ def _stream_if_needed(flow, side: str) -> None:
         pass
 
 
-def masked_copy(flow):
-    """A copy of a flow to save, with every credential masked: headers (Authorization, cookies,
-    API-key headers), query keys and text bodies go through the same catalogue as the reports."""
-    from emblens.events.redact import mask_text, secret_name, shape
-
-    f = flow.copy()
-    for message in (f.request, f.response):
-        if message is None:
-            continue
-        for name in list(message.headers.keys()):
-            values = message.headers.get_all(name)
-            message.headers.set_all(name, [mask_text(f"{name}: {v}").split(": ", 1)[-1] for v in values])
-        if message.raw_content:
-            text = message.get_text(strict=False)
-            if text is not None:
-                message.text = mask_text(text)
-    query = f.request.query
-    for key in list(query.keys()):
-        if secret_name(key):
-            query.set_all(key, [shape(v) for v in query.get_all(key)])
-    return f
-
-
 class EmblensAddon:
     def __init__(self) -> None:
         self._queue: deque = deque(maxlen=QUEUE_MAX)   # flows waiting for the worker
@@ -199,6 +177,7 @@ class EmblensAddon:
         self._dirs: list[str] = []
         self._upstream: tuple[str, str, int] | None = None
         self._asked_at = 0.0
+        self._redactor = Redactor()   # masks every flow as it is read, and counts what it masked, for the report
         self.analysis = None   # the last Analysis, for the reports
 
     # -- mitmproxy hooks ------------------------------------------------------------------------
@@ -413,9 +392,10 @@ class EmblensAddon:
                 time.sleep(YIELD_S)    # let the proxy's thread take the interpreter lock (see YIELD_EVERY)
             try:
                 if isinstance(flow, dict):        # a row of emblens's own (a connection error, its /v1/models ask)
-                    row = redact.mask_row(flow)
+                    row = self._redactor.row(flow)
                 else:
-                    row = redact.mask_row(flow_row(flow, self._ruleset.models if self._ruleset is not None else None))
+                    models = self._ruleset.models if self._ruleset is not None else None
+                    row = self._redactor.row(flow_row(flow, models, self._redactor.text))
                     if row.get("http_status") == 404 and row.get("req_model") and \
                             time.monotonic() - self._asked_at > MODELS_EVERY_S:
                         self._ask("after a 404 for a model")
@@ -431,33 +411,30 @@ class EmblensAddon:
                 if self._writer is not None and not isinstance(flow, dict):
                     from mitmproxy import ctx
 
-                    self._writer.add(flow if ctx.options.emblens_save_raw else masked_copy(flow))
+                    self._writer.add(flow if ctx.options.emblens_save_raw else redact.masked_flow(flow))
             except Exception as e:
                 log.error(redact.printable(f"emblens: could not read a flow: {e}"))
 
     def _evaluate(self, announce: bool) -> None:
         if self._ruleset is None:
             return
-        from emblens.diagnose import Analysis, InputInfo
+        from emblens import diagnose
+        from emblens.diagnose import InputInfo, Reading
         from emblens.events.schema import frame
-        from emblens.pipeline import diagnose
+        from emblens.run import Run
 
         with self._lock:
             rows = list(self._rows)
             self._dirty = False
-        d = diagnose(frame(rows), self._ruleset)      # rows were masked as they came (`_drain`)
-        findings = d.findings
         notes = []
         if self.seen > len(rows):
             notes.append(f"last {len(rows):,} of {self.seen:,} exchanges")
         if self.dropped:
             notes.append(f"{self.dropped:,} flows dropped: they arrived faster than emblens could read them")
-        self.analysis = Analysis(
-            events=d.events,
-            inputs=[InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)],
-            skipped=[], facts=d.facts, findings=findings, unexplained=d.unexplained,
-            rules_run=len(self._ruleset.rules), notices=list(self._ruleset.notices), lead=d.lead,
-        )
+        # the rows were masked as they came (`_drain`): the reading is made here, the rest as for any input
+        reading = Reading(frame(rows), [InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)])
+        self.analysis = diagnose.run(reading, Run(ruleset=self._ruleset, redactor=self._redactor))
+        findings = self.analysis.findings
         if announce:
             for f in findings:
                 before = self._reported.get(f.rule, 0)
@@ -501,7 +478,7 @@ class EmblensAddon:
         if not rows or self._child is None:
             return
         try:
-            self._put(("rows", rows, self.seen, self.dropped))
+            self._put(("rows", rows, self.seen, self.dropped, self._redactor.counts()))
         except Exception as e:       # the process is gone: go on here, with what is left
             log.error(f"emblens: the rules process stopped ({e}); the rules run in the proxy's process")
             self._child = None

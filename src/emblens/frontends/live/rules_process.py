@@ -45,6 +45,7 @@ def _messages(fd: int):
 def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     log = logging.getLogger("emblens")
+    from emblens.events.redact import Redactor
     from emblens.frontends.live.addon import EmblensAddon
     from emblens.rules.loader import load_rules
 
@@ -71,8 +72,10 @@ def main() -> None:
             if message is None:         # the proxy's process went away without a word
                 return
             if message[0] == "rows":
-                _, rows, addon.seen, addon.dropped = message
+                _, rows, addon.seen, addon.dropped, masked = message
                 addon._rows.extend(rows)
+                addon._redactor = Redactor()      # what the proxy's process masked so far, for the report
+                addon._redactor.add(masked)
                 addon._dirty = True
                 continue
             if message[0] == "done":
