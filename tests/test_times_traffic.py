@@ -342,10 +342,10 @@ def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tm
     `lines_frame`, `unwrap` and the suffix test; a chunk they must clean is left to them."""
     import io
 
+    from emblens.formats.uvicorn import OK_LINE
     from emblens.reading.chunks import Chunk, read_chunks
     from emblens.reading.context import MAX_LINE_BYTES
     from emblens.reading.lines import lines_frame, server_lines, unwrap
-    from emblens.reading.routine import OK_LINE
     log = tmp_path / "vllm.log"
     _mixed_server_log(log)
     long_ok = b'INFO:     10.0.3.1:4000 - "GET /' + b"x" * 70_000 + b' HTTP/1.1" 200 OK\n'
@@ -357,7 +357,7 @@ def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tm
             lines = unwrap(lines_frame(chunk))
             is_ok = lines["raw"].str.ends_with(OK_LINE)
             too_long = lines["raw"].str.len_bytes() > MAX_LINE_BYTES
-            other, n, ok_cut = server_lines(chunk)
+            other, n, ok_cut = server_lines(chunk, OK_LINE)
             assert n == lines.height and ok_cut == int((is_ok & too_long).sum())
             assert other.equals(lines.filter(~is_ok))
             checked += 1
@@ -368,4 +368,4 @@ def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tm
                  b'{"log":"INFO: x\\n","stream":"stdout","time":"2025-11-20T09:00:00.1Z"}\n',
                  b"2025-11-20T09:00:00.123456789Z " + ok,
                  b"INFO: \xff\xfe\n"):
-        assert server_lines(Chunk([text * 300])) is None, text[:20]
+        assert server_lines(Chunk([text * 300]), OK_LINE) is None, text[:20]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache, partial
 from pathlib import Path
 
 import yaml
@@ -34,7 +35,7 @@ from emblens.rules.loader import FIXTURE_NAME, Part, Rule, RuleSet
 from emblens.rules.templates import UNKNOWN
 
 EXPECT_SUFFIX = ".expect.yaml"
-EXPECT_KEYS = {"evidence", "summary", "remedy", "cause", "facts", "role", "symptoms"}
+EXPECT_KEYS = frozenset({"evidence", "summary", "remedy", "cause", "facts", "role", "symptoms"})
 
 
 @dataclass
@@ -92,26 +93,23 @@ def run_fixtures(ruleset: RuleSet, rules: list[Rule] | None = None, *, jobs: int
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")   # polars' threads do not survive fork
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(tuple(map(str, dirs)),)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
         todo = [u for u in units if not isinstance(u, FixtureResult)]
-        done = pool.map(_run_in_worker, todo, chunksize=4)
+        done = pool.map(partial(_run_in_worker, dirs=tuple(map(str, dirs))), todo, chunksize=4)
         for unit in units:
             yield unit if isinstance(unit, FixtureResult) else next(done)
 
 
-_WORKER_RULES: RuleSet | None = None
-
-
-def _start_worker(dirs: tuple[str, ...]) -> None:
+@cache
+def _worker_rules(dirs: tuple[str, ...]) -> RuleSet:
+    """The rules of a worker process, loaded once (the built-in ones and `dirs`)."""
     from emblens.rules.loader import load_rules
 
-    global _WORKER_RULES
-    _WORKER_RULES = load_rules(dirs)
+    return load_rules(dirs)
 
 
-def _run_in_worker(unit: tuple[str, str, str, str]) -> FixtureResult:
-    assert _WORKER_RULES is not None
-    return _run(_WORKER_RULES, *unit)
+def _run_in_worker(unit: tuple[str, str, str, str], dirs: tuple[str, ...]) -> FixtureResult:
+    return _run(_worker_rules(dirs), *unit)
 
 
 def _run(ruleset: RuleSet, rule_id: str, part_path: str, fixture: str, expect: str) -> FixtureResult:

@@ -11,6 +11,9 @@ never sentences: every conclusion and its wording lives in the YAML rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import polars as pl
 
 from emblens.combiners import client, embeddings, gpu, time
@@ -18,7 +21,7 @@ from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
 from emblens.knowledge.modeldata import ModelData
 
-FACTS: dict[str, Fact] = {**SERVER_FACTS, **gpu.FACTS, **client.FACTS}
+FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS})
 
 
 def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,

@@ -4,13 +4,16 @@ command gave; the environment lines that decide where a call goes (proxies, base
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import polars as pl
 
 from emblens.combiners.facts import Fact
 from emblens.formats import commands
 from emblens.formats.commands import CONTAINER_COMMAND, SERVER_COMMAND
 
-FACTS: dict[str, Fact] = {
+FACTS: Mapping[str, Fact] = MappingProxyType({
     "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "
                                            "(no Authorization or key header): pasted curl commands, captures"),
     "requests_with_key": Fact("number", "requests seen leaving the client with a credential"),
@@ -33,7 +36,7 @@ FACTS: dict[str, Fact] = {
     "cmd_host": Fact("text", "--host of a pasted start command"),
     "cmd_entrypoint": Fact("text", "how a pasted command starts the server: serve (vllm serve), openai "
                                    "(vllm.entrypoints.openai.api_server), demo (vllm.entrypoints.api_server), sglang, tei"),
-}
+})
 CONTAINER = CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "   # and compose log prefixes, kubectl
 
 

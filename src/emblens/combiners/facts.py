@@ -8,10 +8,14 @@ their figures to `Facts.figures`; rules see all of them by name (`as_values`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 import polars as pl
+
+from emblens.formats import registry
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Fact:
     doc: str
 
 
-FACTS: dict[str, Fact] = {
+FACTS: Mapping[str, Fact] = MappingProxyType({
     "served_models": Fact("list", "served model names (--served-model-name, else --model; /v1/models answers; a pasted start command)"),
     "model_paths": Fact("list", "the --model arguments as given"),
     "listen_ports": Fact("list", "ports the servers said they listen on"),
@@ -32,7 +36,7 @@ FACTS: dict[str, Fact] = {
     "server_ready": Fact("bool", "a ready line was seen (Application startup complete, fired up and ready to roll)"),
     "server_loading": Fact("bool", "a model loading line was seen"),
     "server_log": Fact("bool", "the inputs hold a vLLM or SGLang server log"),
-}
+})
 VERSION_SUFFIX = "_version"   # <software>_version, e.g. vllm_version, openai_version, nvidia_driver_version
 
 
@@ -93,7 +97,7 @@ def server_facts(events: pl.DataFrame) -> Facts:
     """Build the facts from the fact rows of the event table."""
     f = events.filter(pl.col("kind") == "fact").sort(["source", "line"])
     facts = Facts()
-    facts.servers = _unique(events.filter(pl.col("origin").is_in(["vllm", "sglang"]))["source"].unique(maintain_order=True).to_list())
+    facts.servers = _unique(events.filter(pl.col("origin").is_in(registry.servers()))["source"].unique(maintain_order=True).to_list())
     facts.gpus, facts.gpu_series = gpu_state(events)
     if f.height == 0:
         return facts

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import polars as pl
 
 from emblens.combiners.facts import Fact, Facts
+from emblens.formats import registry
 
 SIZE = r"[\d.]+ (?:[KMGT]iB|bytes)"   # PyTorch prints "0 bytes" below 1 KiB
 TORCH = re.compile(
@@ -49,7 +52,7 @@ PARAMS = re.compile(r"(?i)(?<![\d.])(\d+(?:\.\d+)?)B(?![a-z])")
 HOLDER_MIN_MIB = 1024      # a process holding less (a desktop's Xorg) is not counted as a holder
 VLLM_DEFAULT_SHARE = 0.9   # vLLM's default gpu_memory_utilization
 
-FACTS: dict[str, Fact] = {
+FACTS: Mapping[str, Fact] = MappingProxyType({
     "engine": Fact("text", "vllm or sglang, when a server log or version says which"),
     "mem_share": Fact("number", "the memory share the server asks for (vLLM's gpu_memory_utilization, 0.9 unless set; "
                                 "SGLang's mem_fraction_static)"),
@@ -94,7 +97,7 @@ FACTS: dict[str, Fact] = {
     "weights_tp": Fact("number", "the smallest power-of-two tensor-parallel size that fits the weights and a KV cache"),
     "gpu_total_gib": Fact("number", "total memory of the GPU that failed, in GiB"),
     "gpu_usable_gib": Fact("number", "that total times the memory share: what the server may use, in GiB"),
-}
+})
 
 
 def mib(size: str | None) -> float | None:
@@ -122,7 +125,7 @@ def mark_other_processes(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def _server_pids(events: pl.DataFrame) -> list[int]:
-    return events.filter(pl.col("origin").is_in(["vllm", "sglang"]) & pl.col("pid").is_not_null())["pid"].unique().to_list()
+    return events.filter(pl.col("origin").is_in(registry.servers()) & pl.col("pid").is_not_null())["pid"].unique().to_list()
 
 
 def figures(events: pl.DataFrame, facts: Facts) -> dict[str, object]:

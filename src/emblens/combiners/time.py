@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import polars as pl
 
+from emblens.formats import registry
+
 HOUR = timedelta(hours=1)
 
 YEARLESS = r"^\d{2}-\d{2} "
@@ -38,28 +40,14 @@ def fill_years(events: pl.DataFrame, year: int | None = None, written: dict[str,
     return events.with_columns(pl.when(yearless).then(stamped).otherwise(pl.col("ts")).alias("ts"))
 
 
-# Sources whose stamps are the writer's local clock with no zone: server logs and nvidia-smi. HAR
-# times carry an offset, flows are epoch seconds, container wrappers are UTC.
-LOCAL_ORIGINS = ("vllm", "sglang", "generic", "gpu")
-
-
-def check_zone(tz: str) -> str:
-    """`tz` when it names a time zone (IANA, e.g. Europe/Berlin, or UTC), else ValueError."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as Europe/Berlin, America/New_York or UTC)") from e
-    return tz
-
-
 def to_utc(events: pl.DataFrame, tz: str | None) -> pl.DataFrame:
     """Stamps written in the servers' zone `tz` (log lines whose time is their own, not a
     wrapper's) moved to UTC, the zone every other time is held in."""
     if not tz or events.height == 0:
         return events
-    own = (pl.col("origin").is_in(LOCAL_ORIGINS) & pl.col("ts").is_not_null()
+    # the origins whose stamps are the writer's local clock (`Source.local_time`: server logs,
+    # nvidia-smi); HAR times carry an offset, flows are epoch seconds, container wrappers are UTC
+    own = (pl.col("origin").is_in(registry.local_time()) & pl.col("ts").is_not_null()
            & pl.col("ts_text").str.contains(pl.col("ts").dt.strftime("%H:%M:%S"), literal=True).fill_null(False))
     return events.with_columns(pl.when(own).then(local_to_utc(pl.col("ts"), tz)).otherwise(pl.col("ts")).alias("ts"))
 
@@ -85,7 +73,7 @@ def span_notes(events: pl.DataFrame) -> list[str]:
                          f"{b_start:%Y-%m-%d %H:%M}): they may not record the same incident, or a clock or zone is off.")
     http = timed.filter((pl.col("kind") == "http") & pl.col("http_status").is_not_null()) if "http_status" in timed.columns else timed.clear()
     captures = http.filter(pl.col("origin") == "capture")
-    logs = http.filter(pl.col("origin").is_in(LOCAL_ORIGINS))
+    logs = http.filter(pl.col("origin").is_in(registry.local_time()))
     for cap in captures["source"].unique(maintain_order=True).to_list()[:4]:
         for log in logs["source"].unique(maintain_order=True).to_list()[:4]:
             c = captures.filter(pl.col("source") == cap).select("ts", "http_status").head(200)

@@ -9,13 +9,14 @@ source counted one way is not counted the other way too.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import polars as pl
 
 from emblens.combiners.time import YEARLESS, fill_years, local_to_utc
 
-REQUESTS = {"source": pl.String, "ts": pl.Datetime("us"), "status": pl.Int64, "requests": pl.Int64}
-KV = {"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64}
+REQUESTS = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "status": pl.Int64, "requests": pl.Int64})
+KV = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64})
 
 
 @dataclass

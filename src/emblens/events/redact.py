@@ -463,8 +463,8 @@ def masked_flow(flow, mask: Callable[[str], str] = mask_text):
 
 CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"   # C0 but tab and newline, DEL, C1 (0x9b is a CSI too)
 _CONTROL = re.compile(CONTROL)
-_CONTROL_CHARS = [chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))]
-_CONTROL_SHOWN = [f"\\x{ord(c):02x}" for c in _CONTROL_CHARS]
+_CONTROL_CHARS = tuple([chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))])
+_CONTROL_SHOWN = tuple([f"\\x{ord(c):02x}" for c in _CONTROL_CHARS])
 
 
 def printable(text: str) -> str:

@@ -7,23 +7,25 @@ capture columns a rule makes itself), so a typo in a rule is a load error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
+from types import MappingProxyType
 
 import polars as pl
 
-CORE: dict[str, pl.DataType] = {
+CORE: Mapping[str, pl.DataType] = MappingProxyType({
     "source": pl.String(),       # label of the input member ("bundle.zip:logs/vllm.log")
     "line": pl.Int64(),          # 1-based line number within the member
     "ts": pl.Datetime("us"),     # null when unknown (vLLM's MM-DD stamps carry no year)
     "ts_text": pl.String(),      # the stamp as written
-    "origin": pl.String(),       # who wrote it: see ORIGINS
+    "origin": pl.String(),       # who wrote it: a format's origin (formats.registry.origins())
     "kind": pl.String(),         # what it is: see KINDS
     "level": pl.String(),        # DEBUG INFO WARNING ERROR CRITICAL (null when none)
     "message": pl.String(),      # the line without its prefix, secrets masked
     "text": pl.String(),         # the whole line as written (colours removed, secrets masked)
-}
+})
 
-OPTIONAL: dict[str, pl.DataType] = {
+OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     # producer details
     "proc": pl.String(),         # process name from a vLLM (Name pid=N) prefix, or SGLang ranks
     "pid": pl.Int64(),
@@ -100,17 +102,15 @@ OPTIONAL: dict[str, pl.DataType] = {
     "listen_port": pl.Int64(),
     "api_key_required": pl.Boolean(),
     "max_model_len": pl.Int64(),
-}
+})
 
-SCHEMA: dict[str, pl.DataType] = {**CORE, **OPTIONAL}
+SCHEMA: Mapping[str, pl.DataType] = MappingProxyType({**CORE, **OPTIONAL})
 
 # The values a column can hold, where they are a closed set: rule lint checks against these.
 KINDS = ("log", "http", "exception", "fact", "trace", "unparsed", "gpu")
-ORIGINS = ("vllm", "sglang", "client", "generic", "capture", "gpu")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-ENUMS: dict[str, tuple[str, ...]] = {
+ENUMS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "kind": KINDS,
-    "origin": ORIGINS,
     "level": LEVELS,
     "fact": ("args", "version", "listen", "ready", "loading", "max_model_len", "served_models", "command", "env"),
     "exc_position": ("root", "cause", "outer", "only"),
@@ -119,7 +119,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "gpu_proc_type": ("C", "G", "C+G"),
     "req_prefix_basis": ("family", "mixed", "others"),
     "resp_dim_basis": ("requested", "known", "usual"),
-}
+})
 
 
 def empty() -> pl.DataFrame:

@@ -1,11 +1,28 @@
-"""What every format shares: a line format's attributes (its patterns, its origin, the stamp that
-times its lines) read by the streaming engine (`emblens.reading.engine`); a whole-file format
-walked in Python."""
+"""What every format shares. A format is a class with attributes and a short parse; every other
+place of emblens reads its attributes instead of naming formats:
+
+    name          the kind shown in coverage ("vllm-log")
+    origin        who wrote its lines: the event table's `origin` (a format's parse may set
+                  another origin on some lines; `origins` lists all it may write)
+    server        it is a model server's own log (the GPU processes, facts and times of the
+                  server come from it)
+    local_time    its stamps are the writer's local clock with no zone (moved to UTC by --tz)
+    pasted        a small member of this format is read as a paste, region by region
+    line_pattern  what a well-formed line looks like (coverage: events or unparsed)
+    notable       lines always kept: facts, warnings, errors
+    clock         the stamp (group 1, to the second) of lines that carry one, for a format whose
+                  routine lines are counted instead of kept (`reading.routine.Tally`)
+    ok_line       the end of its routine line of a request that worked, counted without a look
+    metrics       the literal starts of its periodic metrics lines (KV-cache usage)
+    samples       lines of the real program's output that `line_pattern` must match
+
+A line format implements `sniff` and `parse_rows` and is read by the streaming engine
+(`emblens.reading.engine`); a whole-file format walks its lines in Python (`WholeFileSource`).
+Instances hold nothing (`__slots__ = ()`): one instance of each, in `registry`, serves every run."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import BinaryIO
 
 import polars as pl
@@ -15,19 +32,22 @@ from emblens.reading.context import MAX_WALK_CHARS, Counts, SourceContext
 from emblens.reading.lines import ANSI
 
 
-@dataclass
 class Source:
-    """Base of the adapters. Subclasses set the patterns and implement `parse_rows`."""
+    """Base of the formats: the attributes above (class attributes), `sniff` and `parse_rows`."""
 
+    __slots__ = ()
     name: str = "generic"
     origin: str = "generic"
-    # anchored pattern recognising a well-formed line of the format (after unwrapping)
+    origins: tuple[str, ...] = ()        # other origins its parse may write on some lines
+    server: bool = False
+    local_time: bool = False
+    pasted: bool = False
     line_pattern: str = r"."
-    # lines always kept: facts, warnings, errors
     notable: str = r"(?i)\b(?:error|critical|fatal|exception|warning|traceback|failed)\b"
-    # the stamp (group 1, to the second) of lines that carry one; set where the format has access
-    # lines to count (`Tally`): lines without a stamp of their own take the last one before them
     clock: str | None = None
+    ok_line: str | None = None
+    metrics: tuple[str, ...] = ()
+    samples: tuple[str, ...] = ()
 
     def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden  # noqa: ARG002
         return 0.0
@@ -35,7 +55,6 @@ class Source:
     def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:  # pragma: no cover - overridden
         """Turn kept raw lines (`line`, `raw`, `wrap_ts`) into event columns plus `body` and `key`."""
         raise NotImplementedError
-
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
         """Read a member through the streaming engine (`emblens.reading.engine.read`)."""
@@ -49,6 +68,7 @@ class WholeFileSource(Source):
     line in Python: curl -v transcripts and nvidia-smi dumps. Subclasses implement `parse_lines`;
     lines they report as used are events, the other non-blank lines are unparsed."""
 
+    __slots__ = ()
     MAX_BYTES = 64 * 1024 * 1024
 
     def parse_lines(self, lines: list[str], ctx: SourceContext) -> tuple[list[dict], set[int], str | None]:  # pragma: no cover

@@ -7,6 +7,7 @@ A traceback made only of a server's frames (SGLang's or vLLM's, no client librar
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import BinaryIO
 
 import polars as pl
@@ -22,18 +23,21 @@ CLIENT_SIGNS = re.compile(
 
 
 # a traceback whose frames are a server's own code, with no client library in it, is the server's
-SERVER_FRAMES = {
+SERVER_FRAMES = MappingProxyType({
     "sglang": r"site-packages/sglang/|/sglang/srt/",
     "vllm": r"site-packages/vllm/|/vllm/(?:entrypoints|engine|v1|worker|executor|model_executor)/",
-}
+})
 CLIENT_FRAMES = r"site-packages/(?:openai|httpx|httpcore|requests|urllib3|aiohttp|langchain\w*|litellm)/"
 
 
 class ClientText(GenericLog):
-    def __init__(self) -> None:
-        super().__init__(name="python-traceback", origin="client")
-        # keep the frame lines that tell whose traceback it is, also when the prefilter is on
-        self.notable += "|" + "|".join([*SERVER_FRAMES.values(), CLIENT_FRAMES])
+    __slots__ = ()
+    name = "python-traceback"
+    origin = "client"
+    origins = ("vllm", "sglang")     # a traceback of a server's own frames is the server's
+    local_time = False
+    # keep the frame lines that tell whose traceback it is, also when the prefilter is on
+    notable = GenericLog.notable + "|" + "|".join([*SERVER_FRAMES.values(), CLIENT_FRAMES])
 
     def sniff(self, head: list[str]) -> float:
         text = "\n".join(head)

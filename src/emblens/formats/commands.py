@@ -16,27 +16,26 @@ from __future__ import annotations
 
 import re
 import shlex
+from types import MappingProxyType
 
 # commands in a paste that say where the server runs: read by the text reader (kept lines) and by the
 # client combiner (facts `container_seen`, `server_command`), so both follow one list
 CONTAINER_COMMAND = r"docker (?:run|compose|exec)|docker-compose|--add-host|host\.docker\.internal"
-SERVER_COMMAND = {
+SERVER_COMMAND = MappingProxyType({
     "vllm": r"\bvllm serve\b|-m vllm\.entrypoints\.|vllm/vllm-openai",
     "sglang": r"-m sglang\.launch_server\b|\bsglang serve\b|lmsysorg/sglang",
-}
-
-
+})
 
 MAX_CONTINUED = 64       # lines one command may run over
 MAX_COMMAND = 16 * 1024  # characters of one joined command
 MAX_TOKENS = 512
 
-ENGINES = {**SERVER_COMMAND, "tei": r"\btext-embeddings-router\b|text-embeddings-inference:"}
+ENGINES = MappingProxyType({**SERVER_COMMAND, "tei": r"\btext-embeddings-router\b|text-embeddings-inference:"})
 START = re.compile("|".join(f"(?P<{e}>{p})" for e, p in ENGINES.items()))
 CONTINUED = re.compile(r"(?:\\|\^|`)\s*$")    # POSIX shells, cmd.exe, PowerShell
 
 # flag spellings of the three servers, by meaning
-FLAGS = {
+FLAGS = MappingProxyType({
     "model": ("--model", "--model-path", "--model-id", "--model-name-or-path"),
     "served": ("--served-model-name",),
     "port": ("--port",),
@@ -47,9 +46,9 @@ FLAGS = {
     "tp": ("--tensor-parallel-size", "-tp", "--tp", "--tp-size"),
     "chat_template": ("--chat-template",),
     "task": ("--task", "--runner", "--convert"),
-}
-SWITCHES = {"--trust-remote-code": "trust_remote_code", "--is-embedding": "is_embedding"}
-BY_FLAG = {flag: name for name, flags in FLAGS.items() for flag in flags}
+})
+SWITCHES = MappingProxyType({"--trust-remote-code": "trust_remote_code", "--is-embedding": "is_embedding"})
+BY_FLAG = MappingProxyType({flag: name for name, flags in FLAGS.items() for flag in flags})
 
 ENV_NAMES = r"(?i:https?_proxy|all_proxy|no_proxy)|OPENAI_API_KEY|OPENAI_BASE_URL|OPENAI_API_BASE|VLLM_API_KEY"
 ENV_LINE = re.compile(

@@ -24,8 +24,9 @@ DATA_MARK = re.compile(r"^[{}] \[\d+ bytes data\]$")
 
 
 class CurlVerbose(WholeFileSource):
-    def __init__(self) -> None:
-        super().__init__(name="curl-verbose", origin="capture")
+    __slots__ = ()
+    name = "curl-verbose"
+    origin = "capture"
 
     def sniff(self, head: list[str]) -> float:
         req = sum(1 for h in head if REQ_LINE.match(h))

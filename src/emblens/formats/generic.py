@@ -30,16 +30,17 @@ HTTPX = (r'HTTP Request: (?P<method>[A-Z]+) (?P<scheme>https?)://(?P<host>\[[^\]
 
 
 class GenericLog(Source):
-    def __init__(self, name: str = "text", origin: str = "generic") -> None:
-        super().__init__(
-            name=name,
-            origin=origin,
-            line_pattern=r".",
-            notable=r"(?i)\b(?:error|critical|fatal|exception|warn(?:ing)?|traceback|failed|refused|timed? ?out)\b|==\d|OpenAI/Python"
-                    r'|HTTP/[\d.]+" [45]\d\d|"HTTP/[\d.]+ [45]\d\d|'
-                    # commands the client combiner reads facts from
-                    + "|".join([CONTAINER_COMMAND, *SERVER_COMMAND.values()]),
-        )
+    __slots__ = ()
+    name = "text"
+    origin = "generic"
+    origins = ("vllm", "client")   # an access line behind vLLM's process prefix; httpx's client log line
+    local_time = True
+    pasted = True
+    line_pattern = r"."
+    notable = (r"(?i)\b(?:error|critical|fatal|exception|warn(?:ing)?|traceback|failed|refused|timed? ?out)\b|==\d|OpenAI/Python"
+               r'|HTTP/[\d.]+" [45]\d\d|"HTTP/[\d.]+ [45]\d\d|'
+               # commands the client combiner reads facts from
+               + "|".join([CONTAINER_COMMAND, *SERVER_COMMAND.values()]))
 
     def sniff(self, head: list[str]) -> float:  # noqa: ARG002 - any text will do
         return 0.1

@@ -103,8 +103,10 @@ class _Rows:
 
 
 class NvidiaSmi(WholeFileSource):
-    def __init__(self) -> None:
-        super().__init__(name="nvidia-smi", origin="gpu")
+    __slots__ = ()
+    name = "nvidia-smi"
+    origin = "gpu"
+    local_time = True        # nvidia-smi prints the machine's local time
 
     def sniff(self, head: list[str]) -> float:
         text = "\n".join(head[:200])

@@ -120,8 +120,10 @@ def curl_commands(lines: list[str]) -> list[tuple[int, str]]:
 class Paste(WholeFileSource):
     MAX_BYTES = MAX_BYTES
 
-    def __init__(self) -> None:
-        super().__init__(name="paste", origin="generic")
+    __slots__ = ()
+    name = "paste"
+    origin = "generic"
+    origins = ("client",)      # a pasted curl command is a client's request
 
     def sniff(self, head: list[str]) -> float:
         return 0.99 if sum(1 for h in head if fence_mark(h) is not None) >= 2 else 0.0

@@ -34,6 +34,8 @@ ON_PURPOSE = "emblens: sent this way on purpose"
 class RecordSource(Source):
     """A source read whole; `sniff_bytes` looks at raw bytes (flow files are not text)."""
 
+    __slots__ = ()
+
     def sniff(self, head: list[str]) -> float:  # noqa: ARG002 - records are sniffed from bytes
         return 0.0
 
@@ -112,8 +114,9 @@ _TNET_HEAD = re.compile(
 class MitmFlows(RecordSource):
     """`mitmdump -w` flow files (format 20 of mitmproxy 10, 21 of 11), read with mitmproxy's reader."""
 
-    def __init__(self) -> None:
-        super().__init__(name="mitmproxy-flows", origin="capture")
+    __slots__ = ()
+    name = "mitmproxy-flows"
+    origin = "capture"
 
     def sniff_bytes(self, head: bytes) -> float:
         if _TNET_HEAD.match(head):
@@ -184,8 +187,10 @@ def _body(flow, message, side: str) -> bytes | None:
 class HarFile(RecordSource):
     """HAR 1.2 as exported by a browser's network panel or `mitmdump --set hardump=`."""
 
-    def __init__(self) -> None:
-        super().__init__(name="har", origin="capture")
+    __slots__ = ()
+    name = "har"
+    origin = "capture"
+    origins = ("client",)      # emblens's own failed call (probe, collect --url)
 
     def sniff_bytes(self, head: bytes) -> float:
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()

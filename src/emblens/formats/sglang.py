@@ -11,7 +11,7 @@ import polars as pl
 
 from emblens.formats import server_facts as ft
 from emblens.formats.base import Source
-from emblens.formats.uvicorn import ACCESS, UVICORN
+from emblens.formats.uvicorn import ACCESS, OK_LINE, UVICORN
 
 PREFIX = (
     r"^(?:\([^()]*? pid=\d+(?:, ip=[^)]*)?\) )?\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?P<ms>\.\d{3})?"
@@ -30,14 +30,23 @@ FACT_LINES = (
 
 
 class SGLangLog(Source):
-    def __init__(self) -> None:
-        super().__init__(
-            name="sglang-log",
-            origin="sglang",
-            line_pattern=r"^(?:\([^()]*? pid=\d+[^)]*\) )?\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{3})?(?: [A-Za-z_]+\[?\d+\]?)*\] ",
-            notable=ERROR_WORDS + "|" + WARN_WORDS + "|" + FACT_LINES + r'|HTTP/[\d.]+" [145]\d\d',
-        )
-        self.clock = r"^(?:\([^()]*? pid=\d+(?:, ip=[^)]*)?\) )?\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})"
+    __slots__ = ()
+    name = "sglang-log"
+    origin = "sglang"
+    server = True
+    local_time = True
+    line_pattern = r"^(?:\([^()]*? pid=\d+[^)]*\) )?\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{3})?(?: [A-Za-z_]+\[?\d+\]?)*\] "
+    notable = ERROR_WORDS + "|" + WARN_WORDS + "|" + FACT_LINES + r'|HTTP/[\d.]+" [145]\d\d'
+    clock = r"^(?:\([^()]*? pid=\d+(?:, ip=[^)]*)?\) )?\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})"
+    ok_line = OK_LINE
+    metrics = ("Prefill batch", "Decode batch")
+    samples = (
+        "[2025-03-27 21:33:30] server_args=ServerArgs(model_path='Qwen/Qwen2.5-7B-Instruct', port=30000)",
+        "[2025-03-27 21:33:42 TP0] Load weight begin. avail mem=78.50 GB",
+        "[2025-03-27 21:34:10 TP0] Decode batch. #running-req: 1, #token: 97, token usage: 0.00, gen throughput (token/s): 6.21",
+        '[2025-03-27 21:34:02] INFO:     127.0.0.1:45678 - "POST /v1/chat/completions HTTP/1.1" 200 OK',
+        "[2025-03-27 21:33:58] The server is fired up and ready to roll!",
+    )
 
     def sniff(self, head: list[str]) -> float:
         s = pl.Series(head, dtype=pl.String)

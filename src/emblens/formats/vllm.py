@@ -12,7 +12,7 @@ import polars as pl
 
 from emblens.formats import server_facts as ft
 from emblens.formats.base import Source
-from emblens.formats.uvicorn import ACCESS, UVICORN
+from emblens.formats.uvicorn import ACCESS, OK_LINE, UVICORN
 
 PROC = r"^\((?P<proc>[^()]*?) pid=(?P<pid>\d+)\) "
 LEVEL = (
@@ -29,21 +29,27 @@ FACT_LINES = (
 
 
 class VLLMLog(Source):
-    def __init__(self) -> None:
-        super().__init__(
-            name="vllm-log",
-            origin="vllm",
-            line_pattern=(
-                r"^(?:\([^()]*? pid=\d+\) )?(?:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d"
-                r"|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL): )"
-            ),
-            notable=(
-                r"^(?:\([^()]*? pid=\d+\) )?(?:(?:WARNING|ERROR|CRITICAL) |(?:WARNING|ERROR|CRITICAL):)|"
-                + FACT_LINES
-                + r'|HTTP/[\d.]+" [145]\d\d'
-            ),
-        )
-        self.clock = r"^(?:\([^()]*? pid=\d+\) )?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\d\d-\d\d \d\d:\d\d:\d\d)"
+    __slots__ = ()
+    name = "vllm-log"
+    origin = "vllm"
+    server = True
+    local_time = True
+    line_pattern = (r"^(?:\([^()]*? pid=\d+\) )?(?:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d"
+                    r"|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL): )")
+    notable = (r"^(?:\([^()]*? pid=\d+\) )?(?:(?:WARNING|ERROR|CRITICAL) |(?:WARNING|ERROR|CRITICAL):)|"
+               + FACT_LINES + r'|HTTP/[\d.]+" [145]\d\d')
+    clock = r"^(?:\([^()]*? pid=\d+\) )?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\d\d-\d\d \d\d:\d\d:\d\d)"
+    ok_line = OK_LINE
+    metrics = ("Avg prompt throughput:",)
+    samples = (
+        "INFO 11-20 09:14:01 [api_server.py:1880] vLLM API server version 0.11.0",
+        "(APIServer pid=3999075) INFO 11-20 09:14:02 [utils.py:233] non-default args: {'model_tag': "
+        "'/models/Qwen3-Embedding-4B', 'port': 8000}",
+        '(APIServer pid=3999075) INFO:     10.0.3.250:55941 - "POST /v1/embeddings HTTP/1.1" 404 Not Found',
+        "(EngineCore_DP0 pid=4101) ERROR 11-20 09:15:10 [core.py:708] EngineCore failed to start.",
+        "INFO 05-06 10:11:12 metrics.py:351] Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 tokens/s",
+        "INFO:     Application startup complete.",
+    )
 
     def sniff(self, head: list[str]) -> float:
         s = pl.Series(head, dtype=pl.String).str.replace(PROC, "")

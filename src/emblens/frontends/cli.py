@@ -1,3 +1,4 @@
+
 """The `emblens` command: declares options, calls the library, turns its errors into one line
 and an exit status (0 ran, 1 --fail-on matched, 2 unusable input or arguments).
 
@@ -8,6 +9,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Optional
 
 import typer
@@ -120,8 +122,8 @@ TzOpt = Annotated[Optional[str], typer.Option(
 
 
 # report formats by the output file's extension
-EXTENSIONS = {".txt": Format.text, ".text": Format.text, ".log": Format.text, ".md": Format.markdown,
-              ".markdown": Format.markdown, ".json": Format.json, ".html": Format.html, ".htm": Format.html}
+EXTENSIONS = MappingProxyType({".txt": Format.text, ".text": Format.text, ".log": Format.text, ".md": Format.markdown,
+              ".markdown": Format.markdown, ".json": Format.json, ".html": Format.html, ".htm": Format.html})
 
 
 def _format_of(output: str, explicit: Format | None) -> Format:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import MappingProxyType
 
 from emblens.ingest.bundle import Member
 
-NAMES = {"probe.json": "probe", "manifest.json": "collect"}   # emblens's own notes at a bundle's top
+NAMES = MappingProxyType({"probe.json": "probe", "manifest.json": "collect"})   # emblens's own notes at a bundle's top
 MAX_BYTES = 4 * 1024 * 1024
 
 

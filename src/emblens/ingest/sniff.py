@@ -40,13 +40,13 @@ def sniff(head: bytes) -> tuple[Source | None, str]:
 
 
 def choose(head: bytes, size: int | None) -> tuple[Source | None, str]:
-    """The format to read a member with: `sniff`'s, except that a small member that is only text (or
-    a client traceback among text) is read as a paste, region by region, since it is rarely one
-    format throughout; None and why when it cannot be read."""
+    """The format to read a member with: `sniff`'s, except that a small member of a format read as a
+    paste when small (`Source.pasted`: plain text, a client traceback among text) is read region
+    by region, since it is rarely one format throughout; None and why when it cannot be read."""
     fmt, why = sniff(head)
     if fmt is None:
         return None, why
     small = (size is not None and size <= PASTE.MAX_BYTES) or len(head) < HEAD_BYTES
-    if fmt.name in ("text", "python-traceback") and small:
+    if fmt.pasted and small:
         return PASTE, PASTE.name
     return fmt, why

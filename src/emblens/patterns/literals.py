@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from re import _constants as C
 from re import _parser as sre
+from types import MappingProxyType
 
 import polars as pl
 
@@ -36,7 +37,7 @@ NARROW_MAX_LINES = 2_000    # lines the prefilter is narrowed for (`Prefilter.na
 
 # Rust syntax that Python reads differently (or not at all): such a pattern gets no literals
 _OTHER_SYNTAX = re.compile(r"\\[<>pPzQE]|\\[bB]\{|\(\?[a-zA-Z-]*[uUR]")
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_LOWER = MappingProxyType(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"))
 
 
 def literals(pattern: str) -> tuple[str, ...] | None:

@@ -124,7 +124,7 @@ class Collapse:
 
 @dataclass
 class Partial:
-    """The lines of a server log's chunk that are not `OK_LINE` lines, numbered within the chunk
+    """The lines of a server log's chunk that are not its OK lines, numbered within the chunk
     and copied out of it, to be finished with those of the next chunks: a busy log's chunk has a
     few hundred, not worth the dozens of polars calls finishing them takes."""
 

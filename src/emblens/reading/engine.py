@@ -23,7 +23,7 @@ from emblens.reading.bounds import Bounded, Collapse, Partial, Span
 from emblens.reading.chunks import READ_ERRORS, Chunk, describe_read_error, fresh, read_chunks
 from emblens.reading.context import CHUNK_BYTES, COUNTED_ROWS, MAX_LINE_BYTES, WORKERS, Counts, SourceContext
 from emblens.reading.lines import lines_frame, server_lines, unwrap
-from emblens.reading.routine import OK_LINE, Tally
+from emblens.reading.routine import Tally
 
 
 def read(fmt, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
@@ -153,7 +153,7 @@ def scan_chunk(fmt, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "t
     next chunks' (`Partial`)."""
     cut = chunk.cut if isinstance(chunk, Chunk) else 0
     if fmt.clock and not ctx.keep_all and isinstance(chunk, Chunk):
-        quick = server_lines(chunk)
+        quick = server_lines(chunk, fmt.ok_line)
         if quick is not None:
             other, n, ok_cut = quick
             if defer and other.height <= Span.LINES // 2:
@@ -163,18 +163,19 @@ def scan_chunk(fmt, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "t
     if not fmt.clock or ctx.keep_all:
         return finish(fmt, lines, lines.height, cut, ctx)
     raw = pl.col("raw")
-    marks = lines.select(raw.str.ends_with(OK_LINE).alias("ok"), (raw.str.len_bytes() > MAX_LINE_BYTES).alias("long"))
+    marks = lines.select(raw.str.ends_with(fmt.ok_line).alias("ok"), (raw.str.len_bytes() > MAX_LINE_BYTES).alias("long"))
     cut += int((marks["ok"] & marks["long"]).sum())     # an OK line is never kept: only counted if cut
     other = lines.filter(~marks["ok"])
     if defer and other.height <= Span.LINES // 2:
         return Partial(fresh(other), lines.height, cut)
     return finish(fmt, other, lines.height, cut, ctx, partial=True)
 
+
 def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
            partial: bool = False) -> tuple[pl.DataFrame, Counts]:
     """Count a run of `n` lines and keep those that can matter (masked). `lines`: all of them,
-    numbered 1..n, or with `partial`, only those that are not `OK_LINE` lines (numbered in the
-    run; the others are `200 OK` access lines). `cut`: lines cut before, counted in."""
+    numbered 1..n, or with `partial`, only those that are not the format's OK lines (numbered in
+    the run; the others are `Source.ok_line` access lines). `cut`: lines cut before, counted in."""
     lines = lines.with_columns(ctx.redactor.next_lines(lines["raw"], lines["line"] if partial else None).alias("raw"))
     long = lines["raw"].str.len_bytes() > MAX_LINE_BYTES
     cut += int(long.sum())
@@ -182,7 +183,7 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
         lines = lines.with_columns(
             pl.when(long).then(pl.col("raw").str.slice(0, MAX_LINE_BYTES)).otherwise(pl.col("raw")).alias("raw"))
     raw = pl.col("raw")
-    marks = Tally.marks(lines) if fmt.clock else None
+    marks = Tally.marks(lines, fmt.metrics) if fmt.clock else None
     # the regexes run on the lines that are not routine (all of them for `events`, which keeps every line)
     rest = lines if marks is None or ctx.keep_all else lines.filter(~marks["routine"])
     blank = raw.str.strip_chars().str.len_bytes() == 0

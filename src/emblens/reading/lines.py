@@ -10,7 +10,6 @@ import polars as pl
 
 from emblens.reading.chunks import Chunk
 from emblens.reading.context import MAX_LINE_BYTES
-from emblens.reading.routine import OK_LINE
 
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -42,8 +41,8 @@ def lines_frame(chunk: Chunk | bytes, first_line: int = 1) -> pl.DataFrame:
     return pl.DataFrame({"line": pl.int_range(first_line, first_line + raw.len(), dtype=pl.Int64, eager=True), "raw": raw})
 
 
-def server_lines(chunk: Chunk) -> tuple[pl.DataFrame, int, int] | None:
-    """A server log's chunk in one query: its lines that are not `OK_LINE` lines (`line`, numbered
+def server_lines(chunk: Chunk, ok_line: str) -> tuple[pl.DataFrame, int, int] | None:
+    """A server log's chunk in one query: its lines that do not end in `ok_line` (`line`, numbered
     1..n in the chunk, `raw` written anew, `wrap_ts`), its number of lines, and how many OK lines
     are longer than MAX_LINE_BYTES (cut: counted, never kept). What `lines_frame`, `unwrap` and the
     OK test of `engine.scan_chunk` give, without a frame of all the chunk's lines or a dozen calls on
@@ -64,7 +63,7 @@ def server_lines(chunk: Chunk) -> tuple[pl.DataFrame, int, int] | None:
         return None
     i = pl.col("i").cast(pl.Int64)
     raw = pl.col("raw")
-    ok, long = raw.str.ends_with(OK_LINE), raw.str.len_bytes() > MAX_LINE_BYTES
+    ok, long = raw.str.ends_with(ok_line), raw.str.len_bytes() > MAX_LINE_BYTES
     keep = ~ok | long
     if chunk.drop_first:       # the block's first row is the tail of the head part's line
         keep = keep & (i != 1)

@@ -10,10 +10,8 @@ from emblens.reading.context import Counts
 
 # Routine traffic is counted while reading, not kept: access lines by minute and status, and the
 # KV-cache usage of the periodic metrics lines (vLLM's percentage, SGLang's `token usage` share).
-# the periodic metrics lines: vLLM's (every version) and SGLang's batch lines
-METRICS_LINES = ("Avg prompt throughput:", "Prefill batch", "Decode batch")
-# how almost every line of a busy server's log ends: a uvicorn access line of a request that worked
-OK_LINE = ' HTTP/1.1" 200 OK'
+# Which lines are a format's metrics lines and how its OK access lines end are its attributes
+# (`Source.metrics`, `Source.ok_line`).
 KV_USAGE = r"KV cache usage: (?P<pct>\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (?P<share>0(?:\.\d+)?|1(?:\.0+)?)\b"
 
 
@@ -30,12 +28,12 @@ class Tally:
         self.kv_parts: list[pl.DataFrame] = []
 
     @staticmethod
-    def marks(lines: pl.DataFrame) -> pl.DataFrame:
+    def marks(lines: pl.DataFrame, metrics: tuple[str, ...]) -> pl.DataFrame:
         """Per line, found with literal searches (no regex over every line): `status` of a uvicorn
         access line (`INFO:     1.2.3.4:5 - "POST /v1/x HTTP/1.1" 404 Not Found`), `metric` for a
-        periodic metrics line, and `routine`: a 2xx access line or a metrics line. Given the lines
-        that are not `OK_LINE` lines (`engine.scan_chunk` sets those 200s apart first), or every
-        line for `events`."""
+        periodic metrics line (one that holds one of `metrics`), and `routine`: a 2xx access line
+        or a metrics line. Given the lines that are not the format's OK lines (`engine.scan_chunk`
+        sets those 200s apart first), or every line for `events`."""
         raw = pl.col("raw")
         at, info = pl.col("at"), pl.col("info")
         status = (lines.select(raw, raw.str.find('HTTP/1.', literal=True).alias("at"),
@@ -45,8 +43,8 @@ class Tally:
                           .alias("status"))["status"])
         other = status.is_null().arg_true()
         metric = pl.repeat(False, lines.height, dtype=pl.Boolean, eager=True).alias("metric")
-        if other.len():
-            metric = metric.scatter(other, lines["raw"].gather(other).str.contains_any(list(METRICS_LINES)))
+        if other.len() and metrics:
+            metric = metric.scatter(other, lines["raw"].gather(other).str.contains_any(list(metrics)))
         return pl.DataFrame([status, metric]).with_columns(
             (pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric")).alias("routine"))
 
@@ -54,9 +52,9 @@ class Tally:
     def scan(n: int, lines: pl.DataFrame, marks: pl.DataFrame, kept: pl.DataFrame, counts: Counts,
              clock: str) -> pl.DataFrame:
         """Count a run of `n` lines, of which `lines` (numbered 1..n, with their `marks`) are all but
-        the `OK_LINE` lines. Stamps are looked for on the lines that are not access lines, and each
+        the OK lines. Stamps are looked for on the lines that are not access lines, and each
         line's clock is the last stamp at or before it, found by position (a sorted search). The
-        `OK_LINE` lines between two stamps are the lines between them less the other lines there,
+        OK lines between two stamps are the lines between them less the other lines there,
         so they are counted without being looked at again."""
         status = marks["status"]
         at_line = (lines["line"] - 1).cast(pl.Int64)         # positions in the run, ascending

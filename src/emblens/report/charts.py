@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from emblens.events.redact import printable
 
-STATUS_COLOURS = {"2xx": "#2e7d32", "3xx": "#757575", "4xx": "#ef6c00", "5xx": "#c62828", "1xx": "#90a4ae"}
+STATUS_COLOURS = MappingProxyType({"2xx": "#2e7d32", "3xx": "#757575", "4xx": "#ef6c00", "5xx": "#c62828", "1xx": "#90a4ae"})
 MARK_COLOUR = "#6a1b9a"
 MAX_BARS = 240      # wider windows are drawn in coarser buckets
 

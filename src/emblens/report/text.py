@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from types import MappingProxyType
 
 from rich.console import Console
 from rich.padding import Padding
@@ -32,8 +33,8 @@ def Text(text: str = "", *args, **kwargs) -> _RichText:
     return _RichText(printable(text), *args, **kwargs)
 
 
-SEV_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
-ROLE_LABEL = {"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"}
+SEV_STYLE = MappingProxyType({"error": "bold red", "warning": "bold yellow", "info": "bold blue"})
+ROLE_LABEL = MappingProxyType({"root_cause": "ROOT CAUSE", "symptom": "SYMPTOM", "finding": "FINDING"})
 
 
 def _where(console: Console, source: str, line: int | None, prefix: str, indent: int, style: str = "cyan") -> None:
@@ -78,7 +79,7 @@ def _finding(console: Console, f, prefix: str = "", indent: int = 0) -> None:
     console.print()
 
 
-OUTCOME_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+OUTCOME_STYLE = MappingProxyType({"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"})
 
 
 def to_text(analysis, *, width: int = 80, color: bool = False) -> str:

@@ -3,10 +3,12 @@ likely root cause, each followed by the symptoms it explains."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from emblens.rules.engine import Finding
 from emblens.rules.spec import SEVERITIES
 
-SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
+SEVERITY_ORDER = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
 
 
 def rank(findings: list[Finding]) -> list[Finding]:

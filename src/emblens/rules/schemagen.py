@@ -8,14 +8,14 @@ import json
 from emblens.events.schema import SCHEMA
 from emblens.rules import spec
 
-SCALAR = {"type": ["string", "number", "boolean"]}
+SCALAR_TYPES = ("string", "number", "boolean")
 
 
 def _pred(column: str | None) -> dict:
     """The schema of a predicate on a column (or a fact, when column is None)."""
     allowed = spec.enum_values(column) if column else None
     ctype = spec.column_type(column) if column else None
-    value: dict = {"enum": list(allowed)} if allowed else SCALAR
+    value: dict = {"enum": list(allowed)} if allowed else {"type": list(SCALAR_TYPES)}
     fact_ref = {"type": "string", "pattern": r"^\$[a-z][a-z0-9_]*$"}
     one = {"anyOf": [value, fact_ref]} if not allowed else value
     many = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}

@@ -14,7 +14,9 @@ A rule id is made of one or more files:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from emblens.combiners import FACTS, VERSION_SUFFIX
 from emblens.events.schema import ENUMS, SCHEMA
@@ -33,7 +35,7 @@ class Key:
     doc: str
 
 
-KEYS: dict[str, Key] = {
+KEYS: Mapping[str, Key] = MappingProxyType({
     "id": Key("id", "catalogue id, area.name (auth.empty_key); several files may share one id"),
     "title": Key("text", "one line saying what went wrong"),
     "severity": Key("severity", "error (requests fail), warning (results degrade), info (advice)"),
@@ -51,28 +53,28 @@ KEYS: dict[str, Key] = {
     "cause": Key("name", "this file is one specific cause of the rule id's failure"),
     "when": Key("node", "a cause applies when this holds on the matched events and the facts"),
     "order": Key("order", "causes are tried in this order (lowest first); 100 by default"),
-}
-PARTS: dict[str, dict[str, tuple[str, ...]]] = {
+})
+PARTS: Mapping[str, Mapping[str, tuple[str, ...]]] = MappingProxyType({
     # part: {"required": ..., "allowed": ...}
-    "head": {"required": ("id", "title", "severity", "means", "match", "message", "remedy"),
-             "allowed": ("id", "title", "severity", "means", "match", "count", "message", "remedy", "explains",
-                         "supporting", "references", "confidence", "vars")},
-    "signal": {"required": ("id", "signal", "match"), "allowed": ("id", "signal", "match")},
-    "cause": {"required": ("id", "cause", "when"),
-              "allowed": ("id", "cause", "when", "order", "vars", "message", "remedy", "supporting", "confidence",
-                          "references")},
-}
-COUNT_KEYS = {"min": "at least this many occurrences (a traceback chain counts once)",
-              "within": "all inside a window of this long: 30s, 5m, 1h"}
+    "head": MappingProxyType({"required": ("id", "title", "severity", "means", "match", "message", "remedy"),
+                              "allowed": ("id", "title", "severity", "means", "match", "count", "message", "remedy",
+                                          "explains", "supporting", "references", "confidence", "vars")}),
+    "signal": MappingProxyType({"required": ("id", "signal", "match"), "allowed": ("id", "signal", "match")}),
+    "cause": MappingProxyType({"required": ("id", "cause", "when"),
+                               "allowed": ("id", "cause", "when", "order", "vars", "message", "remedy", "supporting",
+                                           "confidence", "references")}),
+})
+COUNT_KEYS = MappingProxyType({"min": "at least this many occurrences (a traceback chain counts once)",
+                               "within": "all inside a window of this long: 30s, 5m, 1h"})
 
-NODES: dict[str, str] = {
+NODES: Mapping[str, str] = MappingProxyType({
     "any": "a list of nodes: at least one holds",
     "all": "a list of nodes: every one holds",
     "not": "a node that must not hold",
     "before": "ready or loading: the event comes before the server's ready (or loading) line",
     "after": "ready or loading: the event comes after it",
     "facts": "a mapping of fact names to predicates: conditions on the bundle's facts",
-}
+})
 MARKS = ("ready", "loading")
 
 
@@ -87,7 +89,7 @@ class Op:
     number_only: bool = False     # needs a number (or time) column
 
 
-OPS: dict[str, Op] = {
+OPS: Mapping[str, Op] = MappingProxyType({
     "equals": Op("scalar", "the value equals"),
     "not_equals": Op("scalar", "the value is present and differs"),
     "in": Op("list", "the value is one of"),
@@ -105,10 +107,10 @@ OPS: dict[str, Op] = {
     "exists": Op("bool", "true: the value is present (and not empty); false: it is absent"),
     "version_lt": Op("version", "a version (1.2.3) below this one", text_only=True),
     "version_gte": Op("version", "a version at or above this one", text_only=True),
-}
+})
 # columns whose text comes straight from a line: only their patterns can prefilter lines
 LINE_TEXT_COLUMNS = frozenset({"message", "text", "exc_message", "exc_root_message", "exc_type", "exc_root_type", "resp_error"})
-FACT_TYPES = {"text": "string", "number": "number", "bool": "boolean", "list": "array"}
+FACT_TYPES = MappingProxyType({"text": "string", "number": "number", "bool": "boolean", "list": "array"})
 
 
 def is_fact(name: str) -> bool:
@@ -126,6 +128,12 @@ def column_type(column: str) -> str:
 
 
 def enum_values(column: str) -> tuple[str, ...] | None:
+    """The values a column can hold, where they are a closed set (rule lint checks against them):
+    the schema's, and for `origin` the formats' (`formats.registry.origins`)."""
+    if column == "origin":
+        from emblens.formats.registry import origins
+
+        return origins()
     return ENUMS.get(column)
 
 
