@@ -145,7 +145,7 @@ def test_a_user_signal_gives_hip_the_same_cause_analysis_as_cuda(tmp_path):
 
 
 def test_rocm_byte_sizes_are_figures():
-    from emblens.combiners.gpu import mib
+    from emblens.formats.messages import mib
 
     assert mib("0 bytes") == 0.0 and mib("512.00 MiB") == 512.0 and mib("1.50 GiB") == 1536.0
 

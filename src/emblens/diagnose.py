@@ -27,6 +27,8 @@ import polars as pl
 
 from emblens.combiners import Facts, combine, enrich, time, traffic
 from emblens.events import redact, schema
+from emblens.events.schema import frame
+from emblens.formats import messages
 from emblens.formats.records import RecordError
 from emblens.ingest import meta
 from emblens.ingest.bundle import LimitExceeded, Member, Metered, Skipped, read_members
@@ -69,6 +71,11 @@ class Reading:
     inputs: list[InputInfo]
     skipped: list[Skipped] = field(default_factory=list)
     notes: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def of_rows(cls, rows: list[dict], inputs: list[InputInfo]) -> Reading:
+        """A reading of event rows made elsewhere, already masked (the live addon's flows)."""
+        return cls(messages.parse(frame(rows)), inputs)
 
     def written(self) -> dict[str, float]:
         """Each member's last-written time by source, for stamps that carry no year."""
@@ -142,9 +149,10 @@ def read(inputs: Sequence[Input], run: Run, *, keep_all: bool = False, keywords:
         reading.inputs.append(info)
         if events.height:
             frames.append(events)
-    # the last line of defence: whatever a format did, no column of user text leaves here unmasked
+    # the last line of defence: whatever a format did, no column of user text leaves here unmasked;
+    # then the messages any line may carry are read into their columns, once (`formats.messages`)
     if frames:
-        reading.events = run.redactor.frame(pl.concat(frames, how="vertical"))
+        reading.events = messages.parse(run.redactor.frame(pl.concat(frames, how="vertical")))
     return reading
 
 

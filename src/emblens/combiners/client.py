@@ -11,7 +11,7 @@ import polars as pl
 
 from emblens.combiners.facts import Fact
 from emblens.formats import commands
-from emblens.formats.commands import CONTAINER_COMMAND, SERVER_COMMAND
+from emblens.formats.commands import SERVER_COMMAND
 
 FACTS: Mapping[str, Fact] = MappingProxyType({
     "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "
@@ -37,18 +37,15 @@ FACTS: Mapping[str, Fact] = MappingProxyType({
     "cmd_entrypoint": Fact("text", "how a pasted command starts the server: serve (vllm serve), openai "
                                    "(vllm.entrypoints.openai.api_server), demo (vllm.entrypoints.api_server), sglang, tei"),
 })
-CONTAINER = CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "   # and compose log prefixes, kubectl
 
 
 def figures(events: pl.DataFrame) -> dict[str, object]:
     out: dict[str, object] = {}
     if events.height:
-        text = pl.col("text")
-        seen = events.select(text.str.contains(CONTAINER).any().alias("container"),
-                             *(text.str.contains(p).any().alias(e) for e, p in SERVER_COMMAND.items())).row(0, named=True)
-        if seen.pop("container"):
+        seen = events.select(pl.col("mentions_container").any(), pl.col("mentions_server").drop_nulls().unique().implode()).row(0)
+        if seen[0]:
             out["container_seen"] = True
-        engine = next((e for e, found in seen.items() if found), None)
+        engine = next((e for e in SERVER_COMMAND if e in seen[1]), None)    # in the order of SERVER_COMMAND
         if engine:
             out["server_command"] = engine
     out.update(pasted(events))
@@ -62,13 +59,20 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
     return {**out, "requests_without_key": bare, "requests_with_key": keyed}
 
 
+# the columns of a command row and the facts they become (the last command that sets one wins)
+COMMAND_FACTS = MappingProxyType({"command_memory_share": "cmd_memory_share", "command_tensor_parallel": "cmd_tensor_parallel",
+                                  "command_task": "cmd_task", "command_trust_remote_code": "cmd_trust_remote_code",
+                                  "command_chat_template": "cmd_chat_template", "command_host": "cmd_host",
+                                  "command_entrypoint": "cmd_entrypoint"})
+
+
 def pasted(events: pl.DataFrame) -> dict[str, object]:
     """Facts from pasted start commands and environment lines (a handful of rows: a paste's)."""
     out: dict[str, object] = {}
-    rows = events.filter(pl.col("fact").is_in(["command", "env"])).sort("source", "line").head(200)
-    for fact, text in rows.select("fact", "message").iter_rows():
-        if fact == "env":
-            name, _, value = (text or "").partition("=")
+    rows = events.filter(pl.col("fact").is_in(["command", "env"])).sort("source", "line", maintain_order=True).head(200)
+    for row in rows.select("fact", "env_name", "env_value", *COMMAND_FACTS).iter_rows(named=True):
+        if row["fact"] == "env":
+            name, value = row["env_name"] or "", row["env_value"] or ""
             upper = name.upper()
             if _proxy_variable(out, name, value):
                 continue
@@ -77,19 +81,9 @@ def pasted(events: pl.DataFrame) -> dict[str, object]:
             elif upper in ("OPENAI_BASE_URL", "OPENAI_API_BASE", "BASE_URL") and value:
                 out.setdefault("base_url_env", value)
             continue
-        parsed = commands.parse(text or "")
-        if not parsed:
-            continue
-        for name, value in parsed["env"].items():
-            _proxy_variable(out, name, value)
-        share, tp = commands.number(parsed.get("memory_share"), float), commands.number(parsed.get("tp"))
-        task = parsed.get("task") or ("embedding" if parsed.get("is_embedding") else None)
-        for fact, value in (("cmd_memory_share", share), ("cmd_tensor_parallel", tp), ("cmd_task", task),
-                            ("cmd_trust_remote_code", parsed.get("trust_remote_code")),
-                            ("cmd_chat_template", parsed.get("chat_template")), ("cmd_host", parsed.get("host")),
-                            ("cmd_entrypoint", parsed.get("entrypoint"))):
-            if value not in (None, ""):
-                out[fact] = value
+        for column, fact in COMMAND_FACTS.items():
+            if row[column] not in (None, ""):
+                out[fact] = row[column]
     return out
 
 

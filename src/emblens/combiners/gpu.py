@@ -3,10 +3,10 @@ at start, the memory share the server asks for, the KV cache needed and availabl
 reserved but unallocated, and the size of the weights. Numbers only: the rules in
 rules/gpu/ decide which cause they point to and word it.
 
-The figures are read from whatever line prints them (PyTorch's allocator message, vLLM's
-start-up checks, nvidia-smi, the server's arguments); which lines mean "out of memory" is the
-business of the `gpu.oom` rule alone. PyTorch prints the same figures for CUDA and ROCm ("HIP out
-of memory"), so these patterns name neither.
+The figures come from the columns the formats filled wherever a line prints them (PyTorch's
+allocator message, vLLM's start-up checks and the memory shares: `formats/messages.py`; nvidia-smi;
+the server's arguments); which lines mean "out of memory" is the business of the `gpu.oom` rule
+alone. This module reads no text.
 """
 
 from __future__ import annotations
@@ -20,34 +20,9 @@ import polars as pl
 
 from emblens.combiners.facts import Fact, Facts
 from emblens.formats import registry
+from emblens.formats.messages import mib
+from emblens.formats.messages import procs as procs_named
 
-SIZE = r"[\d.]+ (?:[KMGT]iB|bytes)"   # PyTorch prints "0 bytes" below 1 KiB
-TORCH = re.compile(
-    rf"Tried to allocate (?P<alloc>{SIZE})\. GPU (?P<gpu>\d+) has a total capacity of (?P<total>{SIZE}) of which "
-    rf"(?P<free>{SIZE}) is free\."
-)
-TORCH_OLD = re.compile(
-    rf"Tried to allocate (?P<alloc>{SIZE}) \(GPU (?P<gpu>\d+); (?P<total>{SIZE}) total capacity; "
-    rf"(?P<allocated>{SIZE}) already allocated; (?P<free>{SIZE}) free; (?P<reserved_total>{SIZE}) reserved in total by PyTorch\)"
-)
-TORCH_PROC = re.compile(rf"Process (?P<pid>\d+) has (?P<mem>{SIZE}) memory in use")
-TORCH_THIS = re.compile(rf"this process has (?P<this>{SIZE}) memory in use")
-TORCH_RESERVED = re.compile(rf"(?P<reserved>{SIZE}) is reserved by PyTorch but unallocated")
-KV_NEW = re.compile(
-    r"max seq len \((?P<L>\d+)\), \((?P<need>[\d.]+) GiB KV cache is needed, which is larger than the available KV cache "
-    r"memory \((?P<avail>[\d.]+) GiB\)\.(?: Based on the available memory, the estimated maximum model length is (?P<est>\d+))?"
-)
-KV_OLD = re.compile(r"max seq len \((?P<L>\d+)\) is larger than the maximum number of tokens that can be stored in KV cache \((?P<tokens>\d+)\)")
-FREE_START = re.compile(
-    r"Free memory on device (?:\S+ )?\((?P<free>[\d.]+)/(?P<total>[\d.]+) GiB\) on startup is less than desired GPU memory "
-    r"utilization \((?P<util>[\d.]+), (?P<want>[\d.]+) GiB\)"
-)
-# one linear-time pattern for the lines that can hold any of the figures above
-FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free memory on device|"
-                r"mem_fraction_static'?\s*[:=]|--mem-fraction-static=")
-# the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command
-UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
-FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
 PARAMS = re.compile(r"(?i)(?<![\d.])(\d+(?:\.\d+)?)B(?![a-z])")
 HOLDER_MIN_MIB = 1024      # a process holding less (a desktop's Xorg) is not counted as a holder
 VLLM_DEFAULT_SHARE = 0.9   # vLLM's default gpu_memory_utilization
@@ -100,18 +75,6 @@ FACTS: Mapping[str, Fact] = MappingProxyType({
 })
 
 
-def mib(size: str | None) -> float | None:
-    """A size as PyTorch prints it, in MiB.
-
-    >>> mib("2.00 GiB"), mib("612.44 MiB"), mib("0 bytes")
-    (2048.0, 612.44, 0.0)
-    """
-    if not size:
-        return None
-    value, unit = size.split()
-    return float(value) * {"bytes": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "TiB": 1024 * 1024}[unit]
-
-
 def mark_other_processes(events: pl.DataFrame) -> pl.DataFrame:
     """`gpu_proc_other` on nvidia-smi process rows: a process that is not the model server and
     holds at least HOLDER_MIN_MIB. Unknown (null) when no server log names the server's pids."""
@@ -132,34 +95,32 @@ def figures(events: pl.DataFrame, facts: Facts) -> dict[str, object]:
     """The memory figures found in the events, by name (see FACTS); unknown ones are left out."""
     if events.height == 0:
         return {}
-    text = pl.coalesce(pl.col("exc_message"), pl.col("message"))
-    rows = events.filter(pl.col("kind").is_in(["log", "exception", "unparsed"]) & text.str.contains(FIGURE_LINES).fill_null(False))
-    lines = [t for t in rows.select(text.alias("t"))["t"].to_list() if t]
+    # the lines that print a figure (`formats.messages`), in the order of the event table: the first of each kind counts
+    lines = events.filter(pl.col("kind").is_in(["log", "exception", "unparsed"]) & pl.col("mem_fraction_named").is_not_null())
+    settings = events.filter(pl.col("kind") == "fact")
     procs = events.filter(pl.col("gpu_proc_pid").is_not_null())
     out: dict[str, object] = {}
     sglang = ("sglang" in facts.versions or events.filter((pl.col("origin") == "sglang")
                                                           | (pl.col("fact") == "command") & (pl.col("software") == "sglang")).height > 0
-              or any("mem_fraction_static" in line or "mem-fraction-static" in line for line in lines))  # SGLang's own wording
+              or bool(lines["mem_fraction_named"].any()))   # SGLang's own wording
     if sglang or facts.servers or "vllm" in facts.versions:
         out["engine"] = "sglang" if sglang else "vllm"
-    share = _setting(events, FRACTION if sglang else UTIL)
+    share = _first(settings, "mem_fraction" if sglang else "mem_util")
     if sglang and share is None:
-        share = next((float(m.group("v")) for line in lines if (m := FRACTION.search(line))), None)
+        share = _first(lines, "mem_fraction")
     out["mem_share"] = share if share is not None else (None if sglang else VLLM_DEFAULT_SHARE)
     out["gpu_procs_seen"] = procs.height > 0
 
-    torch_line = next((line for line in lines if TORCH.search(line) or TORCH_OLD.search(line)), "")
-    torch = TORCH.search(torch_line) or TORCH_OLD.search(torch_line)
+    torch = _first_row(lines, "torch_alloc")
     gpu = total_mib = None
     if torch:
-        gpu, total_mib = int(torch.group("gpu")), mib(torch.group("total"))
-        out.update(oom_alloc=torch.group("alloc"), oom_alloc_mib=mib(torch.group("alloc")), oom_gpu=gpu,
-                   oom_total=torch.group("total"), oom_total_mib=total_mib, oom_free=torch.group("free"),
-                   oom_free_mib=mib(torch.group("free")))
-        res = TORCH_RESERVED.search(torch_line)
-        if res:
-            out.update(oom_reserved=res.group("reserved"), oom_reserved_mib=mib(res.group("reserved")))
-    out.update(_holders(events, procs, lines, torch_line, gpu, total_mib))
+        gpu, total_mib = torch["torch_gpu"], mib(torch["torch_total"])
+        out.update(oom_alloc=torch["torch_alloc"], oom_alloc_mib=mib(torch["torch_alloc"]), oom_gpu=gpu,
+                   oom_total=torch["torch_total"], oom_total_mib=total_mib, oom_free=torch["torch_free"],
+                   oom_free_mib=mib(torch["torch_free"]))
+        if torch["torch_reserved"]:
+            out.update(oom_reserved=torch["torch_reserved"], oom_reserved_mib=mib(torch["torch_reserved"]))
+    out.update(_holders(events, procs, lines, torch, gpu, total_mib))
     out.update(_start(lines))
     out.update(_smi_before_start(events, facts, out["mem_share"]))
     out.update(_kv(lines))
@@ -167,25 +128,30 @@ def figures(events: pl.DataFrame, facts: Facts) -> dict[str, object]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _setting(events: pl.DataFrame, pattern: re.Pattern[str]) -> float | None:
-    args = events.filter(pl.col("kind") == "fact")["text"].drop_nulls().to_list()
-    m = next((m for line in args if (m := pattern.search(line))), None)
-    return float(m.group("v")) if m else None
+def _first(rows: pl.DataFrame, column: str):
+    """The first value of a column among `rows`, or None."""
+    values = rows[column].drop_nulls()
+    return values[0] if values.len() else None
 
 
-def _holders(events, procs, lines, torch_line, gpu, total_mib) -> dict[str, object]:
+def _first_row(rows: pl.DataFrame, column: str) -> dict | None:
+    """The first of `rows` where `column` is set, as a dict, or None."""
+    hit = rows.filter(pl.col(column).is_not_null())
+    return hit.row(0, named=True) if hit.height else None
+
+
+def _holders(events, procs, lines, torch, gpu, total_mib) -> dict[str, object]:
     servers = _server_pids(events)
     on_gpu = (pl.col("gpu_index") == gpu).fill_null(True) if gpu is not None else pl.lit(True)
     holders = procs.filter(
         ~pl.col("gpu_proc_pid").is_in(servers) & (pl.col("gpu_proc_mem_mib").fill_null(0) >= HOLDER_MIN_MIB) & on_gpu
     ).sort("gpu_proc_mem_mib", descending=True).unique(subset=["gpu_proc_pid"], keep="first", maintain_order=True)
     named = [(r["gpu_proc_pid"], r["gpu_proc_name"], r["gpu_proc_mem_mib"], r["gpu_index"]) for r in holders.iter_rows(named=True)]
-    if not named and torch_line:
-        this = TORCH_THIS.search(torch_line)
-        this_mib = mib(this.group("this")) if this else None
-        for line in lines:
-            for m in TORCH_PROC.finditer(line):
-                pid, m_mib = int(m.group("pid")), mib(m.group("mem"))
+    if not named and torch:
+        # no nvidia-smi: the processes PyTorch's message names, but this one (what it says this process holds)
+        this_mib = mib(torch["torch_this"])
+        for listed in lines["torch_procs"].drop_nulls().to_list():
+            for pid, m_mib in procs_named(listed):
                 if pid not in servers and m_mib and m_mib >= HOLDER_MIN_MIB and (this_mib is None or abs(m_mib - this_mib) > 1):
                     named.append((pid, None, m_mib, gpu))
     if not named:
@@ -200,11 +166,11 @@ def _holders(events, procs, lines, torch_line, gpu, total_mib) -> dict[str, obje
     }
 
 
-def _start(lines: list[str]) -> dict[str, object]:
-    m = next((m for line in lines if (m := FREE_START.search(line))), None)
-    if not m:
+def _start(lines: pl.DataFrame) -> dict[str, object]:
+    row = _first_row(lines, "vllm_free_gib")
+    if row is None:
         return {}
-    free, total, share, want = (float(m.group(k)) for k in ("free", "total", "util", "want"))
+    free, total, share, want = (row[k] for k in ("vllm_free_gib", "vllm_total_gib", "vllm_share", "vllm_want_gib"))
     return {"start_free_gib": free, "start_total_gib": total, "start_used_gib": total - free, "start_share": share,
             "start_want_gib": want, "start_share_fits": max(0.05, math.floor((free / total - 0.02) * 100) / 100)}
 
@@ -224,14 +190,14 @@ def _smi_before_start(events: pl.DataFrame, facts: Facts, share: float | None) -
             "smi_start_share_fits": max(0.05, math.floor(((total - used) / total - 0.02) * 100) / 100)}
 
 
-def _kv(lines: list[str]) -> dict[str, object]:
-    m = next((m for line in lines if (m := KV_NEW.search(line))), None)
-    if m:
-        return {"kv_max_len": int(m.group("L")), "kv_need_gib": float(m.group("need")), "kv_avail_gib": float(m.group("avail")),
-                "kv_est_len": int(m.group("est")) if m.group("est") else None}
-    m = next((m for line in lines if (m := KV_OLD.search(line))), None)
-    if m:
-        return {"kv_max_len": int(m.group("L")), "kv_tokens": int(m.group("tokens"))}
+def _kv(lines: pl.DataFrame) -> dict[str, object]:
+    row = _first_row(lines, "vllm_kv_need_gib")      # vLLM 0.11 and later
+    if row is not None:
+        return {"kv_max_len": row["vllm_kv_len"], "kv_need_gib": row["vllm_kv_need_gib"], "kv_avail_gib": row["vllm_kv_avail_gib"],
+                "kv_est_len": row["vllm_kv_est_len"]}
+    row = _first_row(lines, "vllm_kv_tokens")
+    if row is not None:
+        return {"kv_max_len": row["vllm_kv_len"], "kv_tokens": row["vllm_kv_tokens"]}
     return {}
 
 

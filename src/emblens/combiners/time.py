@@ -16,14 +16,29 @@ HOUR = timedelta(hours=1)
 YEARLESS = r"^\d{2}-\d{2} "
 
 
-def fill_years(events: pl.DataFrame, year: int | None = None, written: dict[str, float] | None = None) -> pl.DataFrame:
+def fill_years(events: pl.DataFrame, year: int | None = None, written: dict[str, float] | None = None,
+               like: pl.DataFrame | None = None) -> pl.DataFrame:
     """Give year-less stamps a year: `year` when given, else the one most other stamped events
-    of the bundle carry, else each member's own `written` time (epoch seconds by source)."""
+    of the bundle carry, else each member's own `written` time (epoch seconds by source).
+    `like`: an event table whose year-less stamps were settled already; a source's stamps here take
+    the year its stamps took there (the minutes counted while reading a log take the year of its
+    lines)."""
     if events.height == 0:
         return events
     yearless = pl.col("ts").is_null() & pl.col("ts_text").str.contains(YEARLESS).fill_null(False)
     if not events.select(yearless.any()).item():
         return events
+    if year is None and like is not None and like.height:
+        known = (like.filter(pl.col("ts").is_not_null() & pl.col("ts_text").str.contains(YEARLESS).fill_null(False))
+                 .group_by("source").agg(pl.col("ts").dt.year().max().alias("_year")))
+        if known.height:
+            settled = (pl.col("_year").cast(pl.String) + "-" + pl.col("ts_text")).str.to_datetime(
+                "%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us"))
+            events = (events.join(known, on="source", how="left", maintain_order="left")
+                      .with_columns(pl.when(yearless & pl.col("_year").is_not_null()).then(settled).otherwise(pl.col("ts")).alias("ts"))
+                      .drop("_year"))
+            if not events.select(yearless.any()).item():
+                return events
     if year is None:
         years = events.filter(pl.col("ts").is_not_null())["ts"].dt.year()
         year = int(years.mode().sort()[-1]) if years.len() else None

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.combiners.time import YEARLESS, fill_years, local_to_utc
+from emblens.combiners.time import fill_years, local_to_utc
 
 REQUESTS = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "status": pl.Int64, "requests": pl.Int64})
 KV = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64})
@@ -70,17 +70,7 @@ def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written:
     source's events were given (or the same inference as the events, `fill_years`)."""
     frame = frame.with_columns((pl.col("minute") + ":00").alias("ts_text"))
     frame = frame.with_columns(pl.col("ts_text").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us")).alias("ts"))
-    yearless = pl.col("ts_text").str.contains(YEARLESS).fill_null(False)
-    if year is None and events.height:
-        known = (events.filter(pl.col("ts").is_not_null() & pl.col("ts_text").str.contains(YEARLESS).fill_null(False))
-                 .group_by("source").agg(pl.col("ts").dt.year().max().alias("_year")))
-        if known.height:
-            frame = frame.join(known, on="source", how="left")
-            stamped = (pl.col("_year").cast(pl.String) + "-" + pl.col("ts_text")).str.to_datetime(
-                "%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us"))
-            frame = frame.with_columns(pl.when(yearless & pl.col("_year").is_not_null()).then(stamped)
-                                       .otherwise(pl.col("ts")).alias("ts")).drop("_year")
-    frame = fill_years(frame, year, written).drop("ts_text", "minute")
+    frame = fill_years(frame, year, written, like=events).drop("ts_text", "minute")
     return frame.with_columns(local_to_utc(pl.col("ts"), tz).alias("ts")) if tz else frame
 
 

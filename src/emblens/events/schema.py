@@ -102,6 +102,38 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "listen_port": pl.Int64(),
     "api_key_required": pl.Boolean(),
     "max_model_len": pl.Int64(),
+    # pasted start commands (`fact: command`) and environment lines (`fact: env`): what they set
+    "command_memory_share": pl.Float64(),     # --gpu-memory-utilization / --mem-fraction-static
+    "command_tensor_parallel": pl.Int64(),    # --tensor-parallel-size / --tp
+    "command_task": pl.String(),              # --task / --runner / --convert, or embedding for --is-embedding
+    "command_trust_remote_code": pl.Boolean(),
+    "command_chat_template": pl.String(),
+    "command_host": pl.String(),
+    "command_entrypoint": pl.String(),        # serve, openai, demo, sglang, tei
+    "env_name": pl.String(),                  # HTTP_PROXY, NO_PROXY, OPENAI_API_KEY, OPENAI_BASE_URL, ...
+    "env_value": pl.String(),                 # as set (a secret by its shape, userinfo of a URL dropped)
+    # messages any line may carry (formats/messages.py), as written or in the unit written
+    "torch_alloc": pl.String(),               # PyTorch's out-of-memory message: the allocation that failed
+    "torch_gpu": pl.Int64(),                  # ...the GPU
+    "torch_total": pl.String(),               # ...its total capacity
+    "torch_free": pl.String(),                # ...what was free
+    "torch_reserved": pl.String(),            # ...reserved by PyTorch but unallocated
+    "torch_this": pl.String(),                # ...what this process holds
+    "torch_procs": pl.String(),               # ...other processes it names: JSON [[pid, MiB], ...]
+    "vllm_kv_len": pl.Int64(),                # vLLM's KV-cache check: the max seq len checked
+    "vllm_kv_need_gib": pl.Float64(),         # ...the KV cache one request of it needs (0.11+)
+    "vllm_kv_avail_gib": pl.Float64(),        # ...the KV cache available
+    "vllm_kv_est_len": pl.Int64(),            # ...the longest length that fits, by vLLM's estimate
+    "vllm_kv_tokens": pl.Int64(),             # ...tokens the KV cache holds (older versions)
+    "vllm_free_gib": pl.Float64(),            # vLLM's start-up check: memory free on the device
+    "vllm_total_gib": pl.Float64(),           # ...the device's total
+    "vllm_share": pl.Float64(),               # ...the memory share asked for
+    "vllm_want_gib": pl.Float64(),            # ...what that share asks for
+    "mem_util": pl.Float64(),                 # gpu_memory_utilization a server's arguments or a command set
+    "mem_fraction": pl.Float64(),             # SGLang's mem_fraction_static, in arguments, a command or a message
+    "mem_fraction_named": pl.Boolean(),       # a figure line names mem_fraction_static (SGLang's wording)
+    "mentions_container": pl.Boolean(),       # the line names a container: docker run/compose, host.docker.internal, kubectl
+    "mentions_server": pl.String(),           # the server a command in the line starts: vllm, sglang
 })
 
 SCHEMA: Mapping[str, pl.DataType] = MappingProxyType({**CORE, **OPTIONAL})

@@ -169,6 +169,23 @@ def number(value: str | None, kind=int):
         return None
 
 
+def settings(parsed: dict) -> dict[str, object]:
+    """The `command_*` columns of a command fact row: the settings the combiners read (the memory
+    share, tensor parallel size, task, whether remote code is trusted, the chat template, the host
+    and how the server is started); unset ones are left out."""
+    task = parsed.get("task") or ("embedding" if parsed.get("is_embedding") else None)
+    values = {"command_memory_share": number(parsed.get("memory_share"), float), "command_tensor_parallel": number(parsed.get("tp")),
+              "command_task": task, "command_trust_remote_code": parsed.get("trust_remote_code"),
+              "command_chat_template": parsed.get("chat_template"), "command_host": parsed.get("host"),
+              "command_entrypoint": parsed.get("entrypoint")}
+    return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def proxy_name(name: str) -> bool:
+    """Whether an environment variable names a proxy setting (HTTP_PROXY, ..., NO_PROXY)."""
+    return name.upper().endswith("_PROXY")
+
+
 def fact_row(parsed: dict) -> dict:
     """The event columns of a command fact row (the same ones a server's argument line fills)."""
     served = parsed.get("served") or ([parsed["model"]] if parsed.get("model") else [])

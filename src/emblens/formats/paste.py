@@ -165,12 +165,15 @@ class Paste(WholeFileSource):
                 parsed = commands.parse(text) if commands.START.search(text) else None
                 if parsed is not None:
                     shown = ctx.redactor.text(commands.without_userinfo(text))
-                    rows.append({**commands.fact_row(parsed), "message": shown, "text": shown, "line": line, "source": ctx.label})
+                    # its settings as the command reads once masked, which is what the reports show
+                    as_shown = commands.parse(shown) or {"env": {}}
+                    rows.append({**commands.fact_row(parsed), **commands.settings(as_shown), "message": shown, "text": shown,
+                                 "line": line, "source": ctx.label})
+                    # the proxy variables it sets (docker -e, an inline export) as environment rows of its line
+                    rows += [_env_row(f"{name}={value}", line, ctx) for name, value in as_shown["env"].items() if commands.proxy_name(name)]
                     used.add(line)
             for line, name, value in commands.env_lines(lines):
-                shown = ctx.redactor.text(f"{name}={commands.without_userinfo(value)}")
-                rows.append({"kind": "fact", "fact": "env", "origin": "generic", "level": "INFO",
-                             "message": shown, "text": shown, "line": line, "source": ctx.label})
+                rows.append(_env_row(ctx.redactor.text(f"{name}={commands.without_userinfo(value)}"), line, ctx))
         if rows:
             frames.append(frame(rows))
         if not fences and not rows and len(kinds) == 1 and sum(kinds.values()) == 1:
@@ -179,6 +182,13 @@ class Paste(WholeFileSource):
             note = "regions: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) if kinds else None
         self.account(counts, lines, used, note)
         return (pl.concat(frames, how="vertical") if frames else schema.empty()), counts
+
+
+def _env_row(shown: str, line: int, ctx: SourceContext) -> dict:
+    """An `env` fact row for `NAME=value` as shown (masked, a URL's userinfo dropped)."""
+    name, _, value = shown.partition("=")
+    return {"kind": "fact", "fact": "env", "origin": "generic", "level": "INFO", "message": shown, "text": shown,
+            "env_name": name, "env_value": value, "line": line, "source": ctx.label}
 
 
 def request(command: str, ctx: SourceContext) -> dict | None:

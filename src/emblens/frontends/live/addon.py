@@ -420,7 +420,6 @@ class EmblensAddon:
             return
         from emblens import diagnose
         from emblens.diagnose import InputInfo, Reading
-        from emblens.events.schema import frame
         from emblens.run import Run
 
         with self._lock:
@@ -432,7 +431,7 @@ class EmblensAddon:
         if self.dropped:
             notes.append(f"{self.dropped:,} flows dropped: they arrived faster than emblens could read them")
         # the rows were masked as they came (`_drain`): the reading is made here, the rest as for any input
-        reading = Reading(frame(rows), [InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)])
+        reading = Reading.of_rows(rows, [InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)])
         self.analysis = diagnose.run(reading, Run(ruleset=self._ruleset, redactor=self._redactor))
         findings = self.analysis.findings
         if announce:

@@ -1,0 +1,142 @@
+"""Messages any line may carry, whatever format holds it: PyTorch's out-of-memory message (CUDA and
+ROCm alike), vLLM's start-up memory and KV-cache checks, the memory-share settings of vLLM and
+SGLang, and the commands and names that say a container or a model server is involved. Each is
+read once, here, into columns of the event table (`parse`, the last step of reading); the
+combiners aggregate those columns and never read the text again.
+
+Which lines mean "out of memory" is the business of the `gpu.oom` rule alone: these columns are
+figures, filled wherever a line prints them.
+
+    >>> mib("2.00 GiB"), mib("612.44 MiB"), mib("0 bytes")
+    (2048.0, 612.44, 0.0)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import polars as pl
+
+from emblens.events.schema import SCHEMA
+from emblens.formats.commands import CONTAINER_COMMAND, SERVER_COMMAND
+
+SIZE = r"[\d.]+ (?:[KMGT]iB|bytes)"   # PyTorch prints "0 bytes" below 1 KiB
+TORCH = re.compile(
+    rf"Tried to allocate (?P<alloc>{SIZE})\. GPU (?P<gpu>\d+) has a total capacity of (?P<total>{SIZE}) of which "
+    rf"(?P<free>{SIZE}) is free\."
+)
+TORCH_OLD = re.compile(
+    rf"Tried to allocate (?P<alloc>{SIZE}) \(GPU (?P<gpu>\d+); (?P<total>{SIZE}) total capacity; "
+    rf"(?P<allocated>{SIZE}) already allocated; (?P<free>{SIZE}) free; (?P<reserved_total>{SIZE}) reserved in total by PyTorch\)"
+)
+TORCH_PROC = re.compile(rf"Process (?P<pid>\d+) has (?P<mem>{SIZE}) memory in use")
+TORCH_THIS = re.compile(rf"this process has (?P<this>{SIZE}) memory in use")
+TORCH_RESERVED = re.compile(rf"(?P<reserved>{SIZE}) is reserved by PyTorch but unallocated")
+KV_NEW = re.compile(
+    r"max seq len \((?P<L>\d+)\), \((?P<need>[\d.]+) GiB KV cache is needed, which is larger than the available KV cache "
+    r"memory \((?P<avail>[\d.]+) GiB\)\.(?: Based on the available memory, the estimated maximum model length is (?P<est>\d+))?"
+)
+KV_OLD = re.compile(r"max seq len \((?P<L>\d+)\) is larger than the maximum number of tokens that can be stored in KV cache \((?P<tokens>\d+)\)")
+FREE_START = re.compile(
+    r"Free memory on device (?:\S+ )?\((?P<free>[\d.]+)/(?P<total>[\d.]+) GiB\) on startup is less than desired GPU memory "
+    r"utilization \((?P<util>[\d.]+), (?P<want>[\d.]+) GiB\)"
+)
+# one linear-time pattern for the lines that can hold any of the figures above
+FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free memory on device|"
+                r"mem_fraction_static'?\s*[:=]|--mem-fraction-static=")
+# the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command
+UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
+FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
+# a container: a docker run/compose command, compose log prefixes, host.docker.internal, kubectl
+CONTAINER = CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
+
+def mib(size: str | None) -> float | None:
+    """A size as PyTorch prints it, in MiB."""
+    if not size:
+        return None
+    value, unit = size.split()
+    return float(value) * {"bytes": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "TiB": 1024 * 1024}[unit]
+
+
+def figures(text: str) -> dict[str, object]:
+    """The figures one line prints (a line of FIGURE_LINES), by column."""
+    out: dict[str, object] = {}
+    torch = TORCH.search(text) or TORCH_OLD.search(text)
+    if torch:
+        out.update(torch_alloc=torch.group("alloc"), torch_gpu=int(torch.group("gpu")), torch_total=torch.group("total"),
+                   torch_free=torch.group("free"))
+        if res := TORCH_RESERVED.search(text):
+            out["torch_reserved"] = res.group("reserved")
+        if this := TORCH_THIS.search(text):
+            out["torch_this"] = this.group("this")
+    procs = [[int(m.group("pid")), mib(m.group("mem"))] for m in TORCH_PROC.finditer(text)]
+    if procs:
+        out["torch_procs"] = json.dumps(procs)
+    if m := KV_NEW.search(text):
+        out.update(vllm_kv_len=int(m.group("L")), vllm_kv_need_gib=float(m.group("need")),
+                   vllm_kv_avail_gib=float(m.group("avail")), vllm_kv_est_len=int(m.group("est")) if m.group("est") else None)
+    elif m := KV_OLD.search(text):
+        out.update(vllm_kv_len=int(m.group("L")), vllm_kv_tokens=int(m.group("tokens")))
+    if m := FREE_START.search(text):
+        out.update(vllm_free_gib=float(m.group("free")), vllm_total_gib=float(m.group("total")),
+                   vllm_share=float(m.group("util")), vllm_want_gib=float(m.group("want")))
+    if m := FRACTION.search(text):
+        out["mem_fraction"] = float(m.group("v"))
+    out["mem_fraction_named"] = "mem_fraction_static" in text or "mem-fraction-static" in text   # SGLang's own wording
+    return out
+
+
+def _settings(text: str) -> dict[str, object]:
+    """The memory shares a server's argument line or a start command sets."""
+    out: dict[str, object] = {}
+    if m := UTIL.search(text):
+        out["mem_util"] = float(m.group("v"))
+    if m := FRACTION.search(text):
+        out["mem_fraction"] = float(m.group("v"))
+    return out
+
+
+def procs(value: str | None) -> list[tuple[int, float]]:
+    """`torch_procs` as (pid, MiB) pairs."""
+    return [(int(p), float(m)) for p, m in json.loads(value)] if value else []
+
+
+def parse(events: pl.DataFrame) -> pl.DataFrame:
+    """Fill the columns of these messages on the rows that carry them. The figures come from the
+    message (or the exception's message) of log, exception and unparsed lines; the memory shares
+    of fact rows (argument lines, pasted commands) from their whole text; the mentions of a
+    container or a server command from any row's text. Only the rows a linear-time pattern flags
+    are read in Python (a few per member)."""
+    if events.height == 0:
+        return events
+    text = pl.coalesce(pl.col("exc_message"), pl.col("message"))
+    figure = pl.col("kind").is_in(["log", "exception", "unparsed"]) & text.str.contains(FIGURE_LINES).fill_null(False)
+    setting = (pl.col("kind") == "fact") & pl.col("text").str.contains(r"gpu_memory_utilization|gpu-memory-utilization|"
+                                                                        r"mem_fraction_static|mem-fraction-static").fill_null(False)
+    engines = list(SERVER_COMMAND)
+    marks = events.select(
+        figure.alias("figure"), setting.alias("setting"),
+        pl.col("text").str.contains(CONTAINER).fill_null(False).alias("container"),
+        *(pl.col("text").str.contains(p).fill_null(False).alias(f"e{i}") for i, p in enumerate(SERVER_COMMAND.values())),
+    )
+    server = pl.lit(None, dtype=pl.String)
+    for i in reversed(range(len(engines))):      # the first engine a line names
+        server = pl.when(pl.col(f"e{i}")).then(pl.lit(engines[i])).otherwise(server)
+    mentions = marks.select(pl.col("container").alias("mentions_container"), server.alias("mentions_server"))
+    events = events.with_columns(mentions["mentions_container"], mentions["mentions_server"])
+    rows: dict[int, dict[str, object]] = {}
+    figure_rows = marks["figure"].arg_true()
+    if figure_rows.len():
+        for i, t in zip(figure_rows.to_list(), events.select(text.alias("t"))["t"].gather(figure_rows).to_list()):
+            rows[i] = figures(t or "")
+    setting_rows = marks["setting"].arg_true()
+    if setting_rows.len():
+        for i, t in zip(setting_rows.to_list(), events["text"].gather(setting_rows).to_list()):
+            rows[i] = _settings(t or "")
+    if not rows:
+        return events
+    idx = pl.Series(list(rows), dtype=pl.UInt32)
+    names = list(dict.fromkeys(c for r in rows.values() for c in r))
+    filled = pl.DataFrame([rows[i] for i in rows], schema={c: SCHEMA[c] for c in names}, strict=False)
+    return events.with_columns(events[c].scatter(idx, filled[c]) for c in names)
