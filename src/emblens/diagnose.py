@@ -89,11 +89,11 @@ class Analysis:
     skipped: list[Skipped]
     facts: Facts
     findings: list = field(default_factory=list)       # list[emblens.rules.engine.Finding]
-    unexplained: list = field(default_factory=list)    # list[emblens.rules.engine.Unexplained]
+    unexplained: list = field(default_factory=list)    # list[emblens.findings.unexplained.Unexplained]
     rules_run: int = 0
     notices: list[str] = field(default_factory=list)   # e.g. a user rule replacing a built-in one
     masked: dict[str, int] = field(default_factory=dict)   # secrets masked while reading, by kind (never values)
-    lead: object = None     # emblens.rules.engine.Lead: where to start when no rule fired
+    lead: object = None     # emblens.findings.lead.Lead: where to start when no rule fired
     traffic: object = None  # emblens.combiners.traffic.Traffic: requests by minute and status, KV-cache usage
     clock_notes: list[str] = field(default_factory=list)   # sources apart in time, clocks offset (time.span_notes)
     probe: dict | None = None        # an `emblens probe` bundle's probe.json: the checks and their outcomes
@@ -201,7 +201,10 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     """The analysis of `inputs` (paths, members in memory, or a `Reading` already made, as the live
     addon makes one from its flows): read, combine, run the rules, rank, count the requests each
     finding matched, and say what was masked and what the clocks suggest."""
-    from emblens.rules.engine import evaluate, lead, unexplained
+    from emblens.findings.lead import lead
+    from emblens.findings.requests import with_requests
+    from emblens.findings.unexplained import unexplained
+    from emblens.rules.engine import evaluate
     from emblens.rules.rank import rank
 
     ruleset = run.ruleset
@@ -216,7 +219,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
                      run.settings.selection)
     facts = combine(events)
     seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz)
-    findings = traffic.with_requests(rank(evaluate(ruleset, events, facts, run.budget)), events, seen)
+    findings = with_requests(rank(evaluate(ruleset, events, facts, run.budget)), events, seen)
     notice = run.budget.notice()
     return Analysis(events=events, inputs=reading.inputs, skipped=reading.skipped, facts=facts, findings=findings,
                     unexplained=unexplained(events, findings), rules_run=len(ruleset.rules),

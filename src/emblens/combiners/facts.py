@@ -8,7 +8,7 @@ their figures to `Facts.figures`; rules see all of them by name (`as_values`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -20,22 +20,27 @@ from emblens.formats import registry
 
 @dataclass(frozen=True)
 class Fact:
-    """A fact rules may name: its type (text, number, bool, list) and what it holds."""
+    """A fact rules may name: its type (text, number, bool, list), what it holds, and, for the
+    servers' own facts, how it is read from `Facts` (`get`; the other combiners' figures are
+    values they computed, kept in `Facts.figures` under the fact's name)."""
 
     type: str
     doc: str
+    get: Callable[[Facts], object] | None = None
 
 
 FACTS: Mapping[str, Fact] = MappingProxyType({
-    "served_models": Fact("list", "served model names (--served-model-name, else --model; /v1/models answers; a pasted start command)"),
-    "model_paths": Fact("list", "the --model arguments as given"),
-    "listen_ports": Fact("list", "ports the servers said they listen on"),
-    "listen_port": Fact("number", "the first of listen_ports"),
-    "api_key_required": Fact("bool", "whether a server was started with --api-key"),
-    "max_model_len": Fact("number", "the server's max_model_len / context_length"),
-    "server_ready": Fact("bool", "a ready line was seen (Application startup complete, fired up and ready to roll)"),
-    "server_loading": Fact("bool", "a model loading line was seen"),
-    "server_log": Fact("bool", "the inputs hold a vLLM or SGLang server log"),
+    "served_models": Fact("list", "served model names (--served-model-name, else --model; /v1/models answers; a pasted "
+                                  "start command)", lambda f: f.served_models),
+    "model_paths": Fact("list", "the --model arguments as given", lambda f: f.model_paths),
+    "listen_ports": Fact("list", "ports the servers said they listen on", lambda f: f.listen_ports),
+    "listen_port": Fact("number", "the first of listen_ports", lambda f: f.listen_ports[0] if f.listen_ports else None),
+    "api_key_required": Fact("bool", "whether a server was started with --api-key", lambda f: f.api_key_required),
+    "max_model_len": Fact("number", "the server's max_model_len / context_length", lambda f: f.max_model_len),
+    "server_ready": Fact("bool", "a ready line was seen (Application startup complete, fired up and ready to roll)",
+                         lambda f: bool(f.ready)),
+    "server_loading": Fact("bool", "a model loading line was seen", lambda f: bool(f.loading)),
+    "server_log": Fact("bool", "the inputs hold a model server's own log", lambda f: bool(f.servers)),
 })
 VERSION_SUFFIX = "_version"   # <software>_version, e.g. vllm_version, openai_version, nvidia_driver_version
 
@@ -48,7 +53,6 @@ class Mark:
     line: int
     ts: datetime | None
     stamp: str | None = None     # the time as written
-
 
 
 @dataclass
@@ -67,18 +71,9 @@ class Facts:
     figures: dict[str, object] = field(default_factory=dict)  # what the other combiners computed
 
     def as_values(self) -> dict[str, object]:
-        """The facts rules may name as `$name` or test in a `facts:` node."""
-        values: dict[str, object] = {
-            "served_models": self.served_models,
-            "model_paths": self.model_paths,
-            "listen_ports": self.listen_ports,
-            "listen_port": self.listen_ports[0] if self.listen_ports else None,
-            "api_key_required": self.api_key_required,
-            "max_model_len": self.max_model_len,
-            "server_ready": bool(self.ready),
-            "server_loading": bool(self.loading),
-            "server_log": bool(self.servers),
-        }
+        """The facts rules may name as `$name` or test in a `facts:` node: the servers' own (each
+        read as `FACTS` says), a version per software, and the other combiners' figures."""
+        values: dict[str, object] = {name: fact.get(self) for name, fact in FACTS.items() if fact.get is not None}
         for software, version in self.versions.items():
             values[f"{software}{VERSION_SUFFIX}"] = version
         values.update(self.figures)

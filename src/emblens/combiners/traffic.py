@@ -8,7 +8,7 @@ source counted one way is not counted the other way too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import polars as pl
@@ -72,23 +72,3 @@ def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written:
     frame = frame.with_columns(pl.col("ts_text").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us")).alias("ts"))
     frame = fill_years(frame, year, written, like=events).drop("ts_text", "minute")
     return frame.with_columns(local_to_utc(pl.col("ts"), tz).alias("ts")) if tz else frame
-
-
-def with_requests(findings: list, events: pl.DataFrame, seen: Traffic) -> list:
-    """The findings, each with how many of the requests its sources saw it matched ("3 of 2,000
-    requests"): copies, the findings given are left as they are."""
-    out = []
-    for f in findings:
-        requests = matched_requests(f, events) or None
-        total = (seen.total({s for s, _ in f.matched}) or None) if requests else None
-        out.append(replace(f, requests=requests, requests_seen=total))
-    return out
-
-
-def matched_requests(finding, events: pl.DataFrame) -> int:
-    """How many of the events a finding matched are HTTP exchanges (access lines, captured calls)."""
-    if not finding.matched or not events.height:
-        return 0
-    keys = pl.DataFrame(list(finding.matched), schema={"source": pl.String, "line": pl.Int64}, orient="row")
-    hits = events.filter(pl.col("kind") == "http").join(keys, on=["source", "line"], how="semi")
-    return int(hits.select(pl.col("repeat").fill_null(1).sum()).item() or 0)   # a counted row: the lines it stands for

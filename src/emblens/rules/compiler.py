@@ -8,25 +8,16 @@ a timeout per value instead (`emblens rules lint` says so).
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import polars as pl
 
 from emblens.combiners import Facts, Mark
 from emblens.events.schema import SCHEMA
-from emblens.patterns import backtracking
 from emblens.patterns.backtracking import RegexBudget
 from emblens.patterns.linear import rust_ok
 from emblens.rules import tree as t
-
-
-def fact_search(pattern: str, value: str, budget: RegexBudget) -> bool:
-    """A regex test of one fact's value: on polars' engine, as the same pattern runs on a column,
-    when it takes the pattern; else on the backtracking one, within the run's budget."""
-    if rust_ok(pattern):
-        return bool(pl.Series([value], dtype=pl.String).str.contains(pattern)[0])
-    return bool(backtracking.search(pattern, value, budget))
+from emblens.rules.operators import OPERATORS, REGEX_OPERATORS, Operator
 
 
 @lru_cache(maxsize=8192)
@@ -38,7 +29,7 @@ def is_static(node: t.Node) -> bool:
         if isinstance(leaf, (t.FactTest, t.Order)):
             return False
         if isinstance(leaf, t.Field) and any(isinstance(op.value, t.FactRef) or (
-                op.name in ("regex", "not_regex") and isinstance(op.value, str) and not rust_ok(op.value))
+                op.name in REGEX_OPERATORS and isinstance(op.value, str) and not rust_ok(op.value))
                 for op in leaf.pred.ops):
             return False
     return True
@@ -53,7 +44,7 @@ def _static(node: t.Node, absent: frozenset[tuple[str, str]]) -> pl.Expr:
 def column_regexes(node: t.Node) -> frozenset[tuple[str, str]]:
     """(column, pattern) of every regex a tree tests a column with."""
     return frozenset((leaf.column, op.value) for leaf, _ in t.walk(node) if isinstance(leaf, t.Field)
-                     for op in leaf.pred.ops if op.name in ("regex", "not_regex") and isinstance(op.value, str))
+                     for op in leaf.pred.ops if op.name in REGEX_OPERATORS and isinstance(op.value, str))
 
 
 class Compiler:
@@ -146,55 +137,11 @@ class Compiler:
             value = self.values.get(value.name)
             if value is None or value == []:
                 return pl.lit(False)  # unknown fact: no verdict
-        name = op.name
-        if name == "null":
+        if op.name == "null":
             return col.is_null()
-        if name == "equals":
-            return col == value
-        if name == "not_equals":
-            return (col != value) & col.is_not_null()
-        if name in ("in", "not_in"):
-            values = list(value) if isinstance(value, (tuple, list)) else [value]
-            hit = col.is_in(values)
-            return hit if name == "in" else (~hit & col.is_not_null())
-        if name == "exists":
-            present = col.is_not_null() & ((col != "") if SCHEMA[column] == pl.String() else pl.lit(True))
-            return present if value else ~present
-        if name in ("regex", "not_regex"):
-            if (column, value) in self.absent:
-                hit = pl.lit(False)
-            elif rust_ok(value):
-                hit = col.str.contains(value)
-            else:
-                hit = col.map_elements(lambda v, p=value, b=self.budget: backtracking.search(p, v, b), return_dtype=pl.Boolean)
-            return hit if name == "regex" else (~hit & col.is_not_null())
-        if name in ("contains", "icontains", "not_contains"):
-            needles = [str(n) for n in (value if isinstance(value, (tuple, list)) else [value])]
-            hit = col.str.contains_any(needles, ascii_case_insensitive=(name == "icontains"))
-            return (~hit & col.is_not_null()) if name == "not_contains" else hit
-        if name == "startswith":
-            needles = value if isinstance(value, (tuple, list)) else [value]
-            return pl.any_horizontal([col.str.starts_with(str(n)) for n in needles])
-        if name in ("gt", "gte", "lt", "lte"):
-            return {"gt": col > value, "gte": col >= value, "lt": col < value, "lte": col <= value}[name]
-        if name in ("version_lt", "version_gte"):
-            key, target = _version_key_expr(col), version_key(str(value))
-            return (key < target) if name == "version_lt" else (key >= target)
-        raise AssertionError(name)  # the loader accepts only known operators
-
-
-def version_key(text: str) -> int:
-    nums = [int(n) for n in re.findall(r"\d+", text)[:3]] + [0, 0, 0]
-    return nums[0] * 1_000_000 + nums[1] * 1_000 + nums[2]
-
-
-def _version_key_expr(col: pl.Expr) -> pl.Expr:
-    parts = col.str.extract_groups(r"^v?(?P<a>\d+)(?:\.(?P<b>\d+))?(?:\.(?P<c>\d+))?")
-    return (
-        parts.struct.field("a").cast(pl.Int64) * 1_000_000
-        + parts.struct.field("b").cast(pl.Int64).fill_null(0) * 1_000
-        + parts.struct.field("c").cast(pl.Int64).fill_null(0)
-    )
+        return OPERATORS[op.name].expr(col, value, text=SCHEMA[column] == pl.String(),
+                                       absent=op.name in REGEX_OPERATORS and (column, value) in self.absent,
+                                       budget=self.budget)
 
 
 def fact_holds(actual: object, pred: t.Pred, values: dict[str, object], budget: RegexBudget) -> bool:
@@ -211,50 +158,17 @@ def fact_holds(actual: object, pred: t.Pred, values: dict[str, object], budget: 
         if actual in (None, []):
             return False
         items = actual if isinstance(actual, list) else [actual]
-        if op.name in ("not_equals", "not_in", "not_regex", "not_contains"):
-            if not all(_test(op.name, v, value, budget) for v in items):
+        operator = OPERATORS[op.name]
+        if operator.negated:
+            if not all(_test(operator, v, value, budget) for v in items):
                 return False
-        elif not any(_test(op.name, v, value, budget) for v in items):
+        elif not any(_test(operator, v, value, budget) for v in items):
             return False
     return True
 
 
-def _test(name: str, v: object, value: object, budget: RegexBudget) -> bool:
-    values = list(value) if isinstance(value, (tuple, list)) else [value]
+def _test(operator: Operator, v: object, value: object, budget: RegexBudget) -> bool:
     try:
-        match name:
-            case "equals":
-                return v == value
-            case "not_equals":
-                return v != value
-            case "in":
-                return v in values
-            case "not_in":
-                return v not in values
-            case "regex":
-                return fact_search(str(value), str(v), budget)
-            case "not_regex":
-                return not fact_search(str(value), str(v), budget)
-            case "contains":
-                return any(str(n) in str(v) for n in values)
-            case "icontains":
-                return any(str(n).lower() in str(v).lower() for n in values)
-            case "not_contains":
-                return not any(str(n) in str(v) for n in values)
-            case "startswith":
-                return any(str(v).startswith(str(n)) for n in values)
-            case "gt":
-                return v > value  # type: ignore[operator]
-            case "gte":
-                return v >= value  # type: ignore[operator]
-            case "lt":
-                return v < value  # type: ignore[operator]
-            case "lte":
-                return v <= value  # type: ignore[operator]
-            case "version_lt":
-                return version_key(str(v)) < version_key(str(value))
-            case "version_gte":
-                return version_key(str(v)) >= version_key(str(value))
+        return operator.test(v, value, budget)
     except TypeError:   # a number compared with text: no verdict
         return False
-    raise AssertionError(name)

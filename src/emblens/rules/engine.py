@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from emblens.combiners import Facts
+from emblens.findings import confidence
 from emblens.patterns import literals
 from emblens.patterns.backtracking import REGEX_TIMEOUT_S, RegexBudget
 from emblens.patterns.backtracking import compiled as _backtracking
@@ -61,13 +62,6 @@ class Finding:
     requests_seen: int | None = None       # ...of all the requests its sources saw (emblens.combiners.traffic)
     matched: set = field(default_factory=set, repr=False)   # (source, line) of every matched event
     chains: set = field(default_factory=set, repr=False)    # (source, exc_group) of matched chains
-
-
-@dataclass
-class Unexplained:
-    template: str
-    count: int
-    example: Evidence
 
 
 def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts, budget: RegexBudget | None = None) -> list[Finding]:
@@ -133,7 +127,7 @@ def _support(finding: Finding, rows: pl.DataFrame) -> None:
     finding.evidence = finding.evidence[: MAX_EVIDENCE - len(picked)] + picked
     if new_sources:
         finding.sources = finding.sources + new_sources
-        finding.confidence = round(min(0.99, finding.confidence + 0.05), 2)
+        finding.confidence = confidence.raised(finding.confidence)
 
 
 def _enough(matched: pl.DataFrame, rule: Rule) -> bool:
@@ -231,9 +225,8 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
     for name, source in var_sources:
         context[name] = templates.render(source, context)
     conf = cause.confidence if cause is not None and cause.confidence is not None else rule.confidence
-    confidence = min(0.99, conf + (0.05 if len(sources) > 1 else 0.0))
     return Finding(
-        rule=rule.id, title=rule.title, severity=rule.severity, confidence=round(confidence, 2),
+        rule=rule.id, title=rule.title, severity=rule.severity, confidence=confidence.initial(conf, sources=len(sources)),
         count=count, first_seen=first, last_seen=last,
         summary=templates.render(message, context), remedy=[r for s in remedy if (r := templates.render(s, context).strip())],   # a step may apply only sometimes
         means=rule.means, evidence=_pick_evidence(matched),
@@ -259,77 +252,3 @@ def _pick_evidence(matched: pl.DataFrame) -> list[Evidence]:
             picked.append(row)
     picked = picked[:MAX_EVIDENCE]
     return [Evidence(source, line, (text or "").strip(), ts, stamp) for source, line, text, ts, stamp in picked]
-
-
-# -- when no rule fires ------------------------------------------------------------------------------
-@dataclass
-class Lead:
-    """Where to start when no rule explains the evidence: the innermost exception of the last
-    traceback (its root cause, as Python chains them), or else the first error line."""
-
-    what: str                # exception type, or "error line"
-    message: str
-    evidence: Evidence
-
-
-def lead(events: pl.DataFrame) -> Lead | None:
-    if events.height == 0:
-        return None
-    exc = events.filter((pl.col("kind") == "exception") & pl.col("exc_group").is_not_null())
-    if exc.height:
-        last = exc.sort(["source", "exc_group", "line"]).tail(1)
-        source, group = last["source"][0], last["exc_group"][0]
-        chain = exc.filter((pl.col("source") == source) & (pl.col("exc_group") == group)).sort("line")
-        root = chain.row(0, named=True)   # the first exception of a chain is the one that started it
-        return Lead(root["exc_type"] or "exception", root["exc_message"] or "",
-                    Evidence(root["source"], root["line"], (root["text"] or "").strip(), root["ts"]))
-    errors = events.filter(pl.col("level").is_in(["ERROR", "CRITICAL"]).fill_null(False)).sort(["source", "line"])
-    if errors.height:
-        row = errors.row(0, named=True)
-        return Lead("error line", row["message"] or "", Evidence(row["source"], row["line"], (row["text"] or "").strip(), row["ts"]))
-    return None
-
-
-# -- unexplained error lines ---------------------------------------------------------------------
-def _template(expr: pl.Expr) -> pl.Expr:
-    return (
-        expr.str.replace_all(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "<str>")
-        .str.replace_all(r"0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b", "<hex>")
-        .str.replace_all(r"(?:/[\w.@+-]+){2,}", "<path>")
-        .str.replace_all(r"\d+(?:\.\d+)?", "<n>")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
-        .str.slice(0, 200)
-    )
-
-
-def unexplained(events: pl.DataFrame, findings: list[Finding]) -> list[Unexplained]:
-    if events.height == 0:
-        return []
-    is_error = (
-        (pl.col("level").is_in(["ERROR", "CRITICAL"]) & pl.col("kind").is_in(["log", "unparsed"]))
-        | ((pl.col("kind") == "exception") & pl.col("exc_position").is_in(["outer", "only"]))
-        | ((pl.col("kind") == "http") & (pl.col("http_status") >= 400))
-    )
-    errors = events.filter(is_error.fill_null(False))
-    covered = set().union(*(f.matched for f in findings)) if findings else set()
-    if covered and errors.height:
-        keys = pl.DataFrame(list(covered), schema={"source": pl.String, "line": pl.Int64}, orient="row")
-        errors = errors.join(keys, on=["source", "line"], how="anti")
-    chains = set().union(*(f.chains for f in findings)) if findings else set()
-    if chains and errors.height:
-        # an explained exception explains the whole chain it belongs to
-        keys = pl.DataFrame(list(chains), schema={"source": pl.String, "exc_group": pl.Int64}, orient="row")
-        errors = errors.join(keys, on=["source", "exc_group"], how="anti")
-    if errors.height == 0:
-        return []
-    grouped = (
-        errors.with_columns(_template(pl.col("message")).alias("_tpl"))
-        .group_by("_tpl", maintain_order=True)
-        .agg(weight().sum().alias("n"), pl.col("source").first(), pl.col("line").first(), pl.col("text").first())
-        .sort("n", descending=True, maintain_order=True)
-    )
-    return [
-        Unexplained(tpl, n, Evidence(src, line, (text or "").strip()))
-        for tpl, n, src, line, text in grouped.select("_tpl", "n", "source", "line", "text").rows()
-    ]

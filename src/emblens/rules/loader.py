@@ -471,13 +471,13 @@ class _File:
             if info.number_only and ctype not in ("number", "time"):
                 self.error(line, f"`{op.name}` needs a number column; {column} holds {ctype} values")
                 return False
-        if op.name in ("regex", "not_regex"):
+        if info is not None and info.takes_regex:
             return self.check_regex(op)
         if info is not None and info.value == "number" and not isinstance(op.value, (int, float, t.FactRef)):
             self.error(line, f"`{op.name}` takes a number")
             return False
         allowed = spec.enum_values(column) if column else None
-        if allowed and op.name in ("equals", "not_equals", "in", "not_in"):
+        if allowed and info is not None and info.enumerated:
             values = op.value if isinstance(op.value, tuple) else (op.value,)
             for v in values:
                 if not isinstance(v, t.FactRef) and v not in allowed:

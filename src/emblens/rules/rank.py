@@ -1,10 +1,13 @@
 """Ranking: `explains:` edges make root causes and symptoms; the report leads with the most
-likely root cause, each followed by the symptoms it explains."""
+likely root cause, each followed by the symptoms it explains. A pure function: the findings it
+is given are left as they are, and it returns ranked copies with their roles set."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 
+from emblens.findings import confidence
 from emblens.rules.engine import Finding
 from emblens.rules.spec import SEVERITIES
 
@@ -12,6 +15,7 @@ SEVERITY_ORDER = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
 
 
 def rank(findings: list[Finding]) -> list[Finding]:
+    findings = [replace(f) for f in findings]       # copies: the roles and confidences are set on these
     by_id = {f.rule: f for f in findings}
 
     def order_key(f: Finding):
@@ -29,7 +33,7 @@ def rank(findings: list[Finding]) -> list[Finding]:
     for f in findings:
         if f.role != "symptom" and any(g.explained_by == f.rule for g in findings):
             f.role = "root_cause"
-            f.confidence = min(0.99, round(f.confidence + 0.05, 2))
+            f.confidence = confidence.raised(f.confidence)
     ordered: list[Finding] = []
 
     def place(f: Finding) -> None:

@@ -20,6 +20,7 @@ from types import MappingProxyType
 
 from emblens.combiners import FACTS, VERSION_SUFFIX
 from emblens.events.schema import ENUMS, SCHEMA
+from emblens.rules.operators import OPERATORS
 from emblens.rules.severity import SEVERITIES  # noqa: F401 - part of the spec
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
@@ -78,36 +79,8 @@ NODES: Mapping[str, str] = MappingProxyType({
 MARKS = ("ready", "loading")
 
 
-@dataclass(frozen=True)
-class Op:
-    """A predicate operator and the value it takes: scalar, list (a value or a list of them),
-    regex, number, bool, version."""
-
-    value: str
-    doc: str
-    text_only: bool = False       # needs a text column
-    number_only: bool = False     # needs a number (or time) column
-
-
-OPS: Mapping[str, Op] = MappingProxyType({
-    "equals": Op("scalar", "the value equals"),
-    "not_equals": Op("scalar", "the value is present and differs"),
-    "in": Op("list", "the value is one of"),
-    "not_in": Op("list", "the value is present and none of"),
-    "regex": Op("regex", "a regex matches somewhere in the text; named groups become message values", text_only=True),
-    "not_regex": Op("regex", "the text is present and the regex does not match", text_only=True),
-    "contains": Op("list", "the text contains this (or one of these)", text_only=True),
-    "icontains": Op("list", "the same, ignoring ASCII case", text_only=True),
-    "not_contains": Op("list", "the text is present and contains none of these", text_only=True),
-    "startswith": Op("list", "the text starts with this (or one of these)", text_only=True),
-    "gt": Op("number", "greater than", number_only=True),
-    "gte": Op("number", "greater than or equal", number_only=True),
-    "lt": Op("number", "less than", number_only=True),
-    "lte": Op("number", "less than or equal", number_only=True),
-    "exists": Op("bool", "true: the value is present (and not empty); false: it is absent"),
-    "version_lt": Op("version", "a version (1.2.3) below this one", text_only=True),
-    "version_gte": Op("version", "a version at or above this one", text_only=True),
-})
+# the operators of a predicate, one class each with its value, documentation and meaning
+OPS = OPERATORS
 # columns whose text comes straight from a line: only their patterns can prefilter lines
 LINE_TEXT_COLUMNS = frozenset({"message", "text", "exc_message", "exc_root_message", "exc_type", "exc_root_type", "resp_error"})
 FACT_TYPES = MappingProxyType({"text": "string", "number": "number", "bool": "boolean", "list": "array"})

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from emblens.rules.operators import OPERATORS, REGEX_OPERATORS
+
 
 @dataclass(frozen=True)
 class Loc:
@@ -34,7 +36,7 @@ class FactRef:
 
 @dataclass(frozen=True)
 class Op:
-    name: str                 # an operator of spec.OPS, or "null" (the column is absent: `col: null`)
+    name: str                 # an operator of operators.OPERATORS, or "null" (the column is absent: `col: null`)
     value: object             # str | int | float | bool | tuple | FactRef | None
     loc: Loc = field(compare=False, default=Loc("", 0))
 
@@ -109,7 +111,7 @@ def regexes(node: Node) -> Iterator[tuple[Op, str]]:
     for leaf, _ in walk(node):
         if isinstance(leaf, (Field, FactTest)):
             for op in leaf.pred.ops:
-                if op.name in ("regex", "not_regex") and isinstance(op.value, str):
+                if op.name in REGEX_OPERATORS and isinstance(op.value, str):
                     yield op, op.value
 
 
@@ -150,24 +152,13 @@ def text_patterns(node: Node, line_columns: frozenset[str]) -> list[str]:
 
 
 def _op_patterns(op: Op) -> list[str]:
-    needles = op.value if isinstance(op.value, tuple) else (op.value,)
-    if op.name == "regex":
-        return [_unanchor(str(op.value))]
-    if op.name in ("contains", "startswith"):
-        return [re.escape(str(n)) for n in needles]
-    if op.name == "icontains":
-        return ["(?i:" + re.escape(str(n)) + ")" for n in needles]
-    return []
+    operator = OPERATORS.get(op.name)
+    return operator.patterns(op.value) if operator is not None else []
 
 
 def _selectivity(patterns: list[str]) -> int:
     """How many literal characters the weakest alternative holds (a rough guide)."""
     return min(len(re.sub(r"\\.|[][(){}?*+|^$.:<>=!]", "", p)) for p in patterns)
-
-
-def _unanchor(pattern: str) -> str:
-    pattern = re.sub(r"\(\?P<\w+>", "(?:", pattern)
-    return pattern[1:] if pattern.startswith("^") else pattern
 
 
 def facts_named(node: Node) -> Iterator[tuple[str, Loc]]:

@@ -1,0 +1,30 @@
+"""How many requests a finding concerns: of the HTTP exchanges its sources saw (access lines
+counted while reading, captured calls), those it matched ("3 of 2,000 requests")."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+
+from emblens.combiners.traffic import Traffic
+
+
+def with_requests(findings: list, events: pl.DataFrame, seen: Traffic) -> list:
+    """The findings, each with how many of the requests its sources saw it matched ("3 of 2,000
+    requests"): copies, the findings given are left as they are."""
+    out = []
+    for f in findings:
+        requests = matched_requests(f, events) or None
+        total = (seen.total({s for s, _ in f.matched}) or None) if requests else None
+        out.append(replace(f, requests=requests, requests_seen=total))
+    return out
+
+
+def matched_requests(finding, events: pl.DataFrame) -> int:
+    """How many of the events a finding matched are HTTP exchanges (access lines, captured calls)."""
+    if not finding.matched or not events.height:
+        return 0
+    keys = pl.DataFrame(list(finding.matched), schema={"source": pl.String, "line": pl.Int64}, orient="row")
+    hits = events.filter(pl.col("kind") == "http").join(keys, on=["source", "line"], how="semi")
+    return int(hits.select(pl.col("repeat").fill_null(1).sum()).item() or 0)   # a counted row: the lines it stands for
