@@ -100,7 +100,7 @@ def test_gpu_table_in_text_and_markdown_reports():
 
 def test_memory_series_goes_into_the_timeline():
     a = analyze([str(DATA / "query-timestamp.csv"), str(REPO / "rules" / "gpu" / "oom_memory_fraction.pos-vllm0.11.log")])
-    from emblens.report.jsonreport import timeline
+    from emblens.report.view import timeline
 
     points = [r["text"] for r in timeline(a) if r["text"].startswith("GPU 0 memory")]
     assert points == ["GPU 0 memory 21,000 / 23,034 MiB", "GPU 0 memory 21,005 / 23,034 MiB", "GPU 0 memory 21,010 / 23,034 MiB"]

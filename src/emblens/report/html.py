@@ -12,19 +12,7 @@ from pathlib import Path
 
 from emblens._version import __version__
 from emblens.events.redact import printable
-from emblens.report.jsonreport import (
-    clock_notes,
-    common_prefix,
-    evidence_groups,
-    gpu_lines,
-    more_lines,
-    rate,
-    relative,
-    timeline,
-    when,
-    with_gaps,
-)
-from emblens.report.markdown import masked_line
+from emblens.report import view
 
 TEMPLATE = Path(__file__).with_name("report.html.j2")
 MAX_TEXT = 2000       # characters of one evidence line shown
@@ -74,29 +62,27 @@ def charts(analysis, prefixless=lambda s: s) -> list[dict]:
 
 
 def to_html(analysis) -> str:
-    prefix = common_prefix(analysis)
-
-    def short(source: str) -> str:
-        return relative(source, prefix)
-
+    v = view.build(analysis)
     findings = []
-    for f in analysis.findings:
+    for fv in v.findings:
+        f = fv.f
         findings.append({
-            "f": f, "rate": rate(f), "short": short,
+            "f": f, "rate": fv.rate, "short": v.where,
             "first": f.first_seen.isoformat(sep=" ") + " UTC" if f.first_seen else None,
-            "evidence": [{"where": f"{short(e.source)}:{e.line}", "text": e.text[:MAX_TEXT], "more": more_lines(others)}
-                         for e, others in evidence_groups(f.evidence)],
-            "symptoms": [g for g in analysis.findings if g.explained_by == f.rule],
+            "evidence": [{"where": f"{v.where(e.source)}:{e.line}", "text": e.text[:MAX_TEXT], "more": view.more_lines(others)}
+                         for e, others in fv.evidence],
+            "symptoms": fv.symptoms,
         })
-    rows = [{"gap": gap, "when": when(r), "where": f"{short(r['source'])}:{r['line']}", "rule": r["rule"],
-             "text": r["text"][:300]} for gap, r in with_gaps(timeline(analysis))]
+    rows = [{"gap": gap, "when": view.when(r), "where": f"{v.where(r['source'])}:{r['line']}", "rule": r["rule"],
+             "text": r["text"][:300]} for gap, r in v.timeline]
     lead = getattr(analysis, "lead", None)
+    drawn = charts(analysis, v.where)
     page = _env().from_string(TEMPLATE.read_text(encoding="utf-8")).render(
-        version=__version__, prefix=prefix.rstrip("/:") or prefix, analysis=analysis, findings=findings,
+        version=__version__, prefix=v.prefix.rstrip("/:") or v.prefix, analysis=analysis, findings=findings,
         top=analysis.findings[0] if analysis.findings else None, lead=lead,
-        lead_where=f"{short(lead.evidence.source)}:{lead.evidence.line}" if lead is not None else None,
-        charts=charts(analysis, short), timeline=rows, notes=clock_notes(analysis, prefix),
-        gpus=gpu_lines(analysis), short=short, masked=masked_line(analysis),
+        lead_where=f"{v.where(lead.evidence.source)}:{lead.evidence.line}" if lead is not None else None,
+        charts=drawn, timeline=rows, notes=v.notes, gpus=v.gpus, short=v.where, masked=v.masked,
         unexplained=analysis.unexplained[:30], more_unexplained=max(0, len(analysis.unexplained) - 30),
+        sections=v.sections(charts=bool(drawn)), titles=view.TITLES,
     )
     return printable(page)

@@ -4,115 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 
 import polars as pl
 
 from emblens._version import __version__
-from emblens.findings.grouping import evidence_groups, more_lines  # noqa: F401 - the renderers' helpers
-
-
-def _iso(ts: datetime | None) -> str | None:
-    """ISO 8601 in UTC ('Z'): times are held in UTC (a server log's own zone is `--tz`)."""
-    return ts.isoformat() + "Z" if ts else None
-
-
-def when(row: dict) -> str:
-    """A timeline row's time for people: '2025-11-20 09:14:55', or the stamp as written with
-    '(year unknown)', or 'time unknown'."""
-    if row["ts"]:
-        return row["ts"][:19].replace("T", " ")
-    if row.get("stamp"):
-        return f"{row['stamp'][:19]} (year unknown)"
-    return "time unknown"
-
-
-def with_gaps(rows: list[dict]) -> list[tuple[str | None, dict]]:
-    """Timeline rows, each with the gap before it when it is over an hour ('2 d 3 h later'), else None."""
-    from emblens.combiners.time import HOUR, duration
-
-    out, prev = [], None
-    for r in rows:
-        gap = None
-        if r["ts"] and prev:
-            d = datetime.fromisoformat(r["ts"].rstrip("Z")) - datetime.fromisoformat(prev.rstrip("Z"))
-            gap = f"{duration(d)} later" if d > HOUR else None
-        prev = r["ts"] or prev
-        out.append((gap, r))
-    return out
-
-
-def clock_notes(analysis, prefix: str = "") -> list[str]:
-    return [n.replace(prefix, "") if prefix else n for n in getattr(analysis, "clock_notes", None) or []]
-
-
-def rate(f) -> str:
-    """'3 of 2,000 requests (0.15%)' for a finding that matched requests, else ''."""
-    if not getattr(f, "requests", None) or not getattr(f, "requests_seen", None):
-        return ""
-    share = f.requests / f.requests_seen
-    pct = f"{share:.0%}" if share >= 0.1 else f"{share:.2%}" if share >= 0.0001 else f"{share:.1e}"
-    return f"{f.requests:,} of {f.requests_seen:,} requests ({pct})"
-
-
-def timeline(analysis, limit: int = 40) -> list[dict]:
-    """Evidence of every finding across sources, in time order (unknown times last)."""
-    rows = []
-    for f in analysis.findings:
-        for e in f.evidence:
-            rows.append({"ts": _iso(e.ts), "stamp": None if e.ts else e.stamp, "source": e.source, "line": e.line,
-                         "rule": f.rule, "text": e.text})
-    series = analysis.facts.gpu_series
-    step = max(1, len(series) // 12)   # memory over time: at most a dozen points per series
-    for s in series[::step]:
-        if s["used_mib"] is not None and s["total_mib"]:
-            rows.append({"ts": _iso(s["ts"]), "stamp": None, "source": s["source"], "line": s["line"], "rule": None,
-                         "text": f"GPU {s['index']} memory {s['used_mib']:,.0f} / {s['total_mib']:,.0f} MiB"})
-    for m in analysis.facts.loading[:1] + analysis.facts.ready[:1]:
-        label = "server ready" if m in analysis.facts.ready else "model loading started"
-        rows.append({"ts": _iso(m.ts), "stamp": None if m.ts else m.stamp, "source": m.source, "line": m.line, "rule": None,
-                     "text": label})
-    rows.sort(key=lambda r: (r["ts"] is None, r["ts"] is None and r["stamp"] is None, r["ts"] or r["stamp"] or "",
-                             r["source"], r["line"]))
-    return rows[:limit]
-
-
-
-
-def common_prefix(analysis) -> str:
-    """The path prefix every input shares, up to a folder or archive boundary ('' for none): said
-    once at the top of a report instead of on every line."""
-    import os
-
-    sources = [i.source for i in analysis.inputs] + [s.label for s in analysis.skipped]
-    if len(sources) < 1:
-        return ""
-    prefix = os.path.commonprefix(sources)
-    cut = max(prefix.rfind("/"), prefix.rfind(":"))
-    return prefix[: cut + 1] if cut >= 0 else ""
-
-
-def relative(source: str, prefix: str) -> str:
-    """A source without the prefix every input shares (`common_prefix`); the whole of it if nothing is left."""
-    return source.removeprefix(prefix) or source
-
-
-def gpu_lines(analysis) -> list[tuple[str, str, list[str]]]:
-    """Per GPU: (title, memory line, top process lines), from the last nvidia-smi snapshot."""
-    out = []
-    for g in analysis.facts.gpus:
-        title = f"GPU {g['index'] if g['index'] is not None else '?'} {g['name'] or ''}".strip()
-        if g["mig"] == "Enabled":
-            title += " (MIG)"
-        used, total = g["used_mib"], g["total_mib"]
-        if used is not None and total:
-            mem = f"{used:,.0f} / {total:,.0f} MiB used ({used / total:.0%}), {total - used:,.0f} MiB free"
-        else:
-            mem = "memory not reported"
-        procs = [f"pid {p['pid']} {p['name'] or ''} {p['used_mib'] or 0:,.0f} MiB".replace("  ", " ") for p in g["processes"]]
-        out.append((title, f"{mem}  [{g['source']}:{g['line']}]", procs))
-    return out
-
+from emblens.report.view import _iso, clock_notes, common_prefix, relative, timeline
 
 # the version of the report's shape (report.schema.json), separate from the tool's version:
 # 1.0 the report before it was stated; 1.1 adds schema_version and masked; 1.2 adds base (sources are
