@@ -28,7 +28,7 @@ HOLDER_MIN_MIB = 1024      # a process holding less (a desktop's Xorg) is not co
 VLLM_DEFAULT_SHARE = 0.9   # vLLM's default gpu_memory_utilization
 
 FACTS: Mapping[str, Fact] = MappingProxyType({
-    "engine": Fact("text", "vllm or sglang, when a server log or version says which"),
+    "engine": Fact("text", "the server: vllm, sglang or tei, when a server log or version says which"),
     "mem_share": Fact("number", "the memory share the server asks for (vLLM's gpu_memory_utilization, 0.9 unless set; "
                                 "SGLang's mem_fraction_static)"),
     "oom_alloc": Fact("text", "the allocation that failed, as PyTorch wrote it (2.00 GiB)"),
@@ -103,12 +103,19 @@ def figures(events: pl.DataFrame, facts: Facts) -> dict[str, object]:
     sglang = ("sglang" in facts.versions or events.filter((pl.col("origin") == "sglang")
                                                           | (pl.col("fact") == "command") & (pl.col("software") == "sglang")).height > 0
               or bool(lines["mem_fraction_named"].any()))   # SGLang's own wording
-    if sglang or facts.servers or "vllm" in facts.versions:
-        out["engine"] = "sglang" if sglang else "vllm"
+    servers = set(events.filter(pl.col("origin").is_in(registry.servers()))["origin"].unique().to_list())
+    if sglang:
+        out["engine"] = "sglang"
+    elif "vllm" in servers or "vllm" in facts.versions:
+        out["engine"] = "vllm"
+    elif servers:
+        out["engine"] = sorted(servers)[0]      # another server (text-embeddings-inference: tei)
     share = _first(settings, "mem_fraction" if sglang else "mem_util")
     if sglang and share is None:
         share = _first(lines, "mem_fraction")
-    out["mem_share"] = share if share is not None else (None if sglang else VLLM_DEFAULT_SHARE)
+    # vLLM reserves 0.9 of the GPU unless told otherwise; SGLang and other servers have no such default here
+    default = VLLM_DEFAULT_SHARE if out.get("engine") in (None, "vllm") else None
+    out["mem_share"] = share if share is not None else default
     out["gpu_procs_seen"] = procs.height > 0
 
     torch = _first_row(lines, "torch_alloc")

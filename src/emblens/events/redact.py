@@ -61,7 +61,7 @@ NOT_SECRET_NAME = re.compile(r"(?:^|_)(?:new_token|max_token|num_token|total_tok
                              r"foreign_key|cache_key|key_value|partition_key)$")
 
 # a value: up to a space, quote, comma, semicolon or closing bracket (possessive: no backtracking)
-_VALUE = r"(?!<)[^\s\"',;)\]}>]++"
+_VALUE = r"(?!<|Some\()[^\s\"',;)\]}>]++"
 _NAME = r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*+)"
 
 # (pattern, index of the group holding the secret, index of the name group or 0, what it masks for the
@@ -81,6 +81,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], int, int, str], ...] = (
     # name: value, name=value, "name": "value", ?name=value (query keys), NAME=value (environment);
     # a list after the name has every element masked by the next pattern
     # (in a multi-line text, such as a pretty-printed JSON body, the value may be on the next line)
+    # a Rust Option as its Debug prints it (text-embeddings-inference logs its arguments so):
+    # `api_key: Some("…")`, and inside a JSON log line `api_key: Some(\"…\")`
+    (re.compile(_NAME + r"([ \t]*+[:=][ \t]*+Some\(\\?[\"'])([^\"'\\\n]++)"), 3, 1, "secret field"),
     (re.compile(_NAME + r"((?>[\"']?\]?[ \t]*+[:=]\s*+\[?\s*+[\"']?))(" + _VALUE + ")"), 3, 1, "secret field"),
     (re.compile(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")"), 2, 0, "secret field"),
     # a DSN's password: scheme://user:password@host (the password may hold / or :)
@@ -160,6 +163,8 @@ CATALOGUE: tuple[tuple[str, str, str], ...] = (
     ("wrong key echoed", "Incorrect API key provided: Wk3eRt6yUi9oPa2s. You can find your API key at",
      "Wk3eRt6yUi9oPa2s"),
     ("process command line", "python serve.py --api-key Pc8vBn5mLk2jHg9f", "Pc8vBn5mLk2jHg9f"),
+    ("rust option debug", 'Args { port: 80, api_key: Some("Ro4xWq7eTy1uIp3a"), json_output: false }', "Ro4xWq7eTy1uIp3a"),
+    ("rust option in a json log line", '{"message":"Args { api_key: Some(\\"Rj2kFh5gDs8aLz0x\\"), port: 80 }"}', "Rj2kFh5gDs8aLz0x"),
 )
 
 

@@ -22,7 +22,8 @@ CORE: Mapping[str, pl.DataType] = MappingProxyType({
     "kind": pl.String(),         # what it is: see KINDS
     "level": pl.String(),        # DEBUG INFO WARNING ERROR CRITICAL (null when none)
     "message": pl.String(),      # the line without its prefix, secrets masked
-    "text": pl.String(),         # the whole line as written (colours removed, secrets masked)
+    "text": pl.String(),         # the whole line as written (colours removed, secrets masked); a JSON log
+                                 # line as its program prints it in plain text
 })
 
 OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({

@@ -230,7 +230,8 @@ def parse_kept(fmt, kept: pl.DataFrame, counts: Counts, ctx: SourceContext) -> p
     counts.events = (counts.recognised - rec_kept) + (kept.height - unparsed_kept)
     counts.unparsed = counts.lines - counts.blank - counts.events
     rows = rows.with_columns(
-        pl.col("raw").alias("text"),
+        # the line as written, or as the format quotes it (a JSON log line in its program's plain form)
+        pl.coalesce(pl.col("text"), pl.col("raw")).alias("text") if "text" in rows.columns else pl.col("raw").alias("text"),
         pl.lit(ctx.label).alias("source"),
         pl.lit(fmt.origin).alias("origin") if "origin" not in rows.columns else pl.col("origin").fill_null(fmt.origin),
         pl.coalesce(pl.col("ts"), pl.col("wrap_ts")).alias("ts") if "ts" in rows.columns else pl.col("wrap_ts").alias("ts"),
