@@ -19,6 +19,7 @@ from emblens.formats.nvidia_smi import NvidiaSmi
 from emblens.formats.paste import Paste
 from emblens.formats.records import HarFile, MitmFlows, RecordSource
 from emblens.formats.sglang import SGLangLog
+from emblens.formats.tei import TeiJsonLog
 from emblens.formats.vllm import VLLMLog
 from emblens.reading.context import SourceContext
 
@@ -26,6 +27,7 @@ REGISTRY: tuple[Source, ...] = (
     Paste(),
     VLLMLog(),
     SGLangLog(),
+    TeiJsonLog(),
     NvidiaSmi(),
     CurlVerbose(),
     ClientText(),
