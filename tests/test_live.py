@@ -61,6 +61,35 @@ def test_findings_are_printed_once_and_counted_and_traffic_is_untouched(tmp_path
     assert [(f.rule, f.count) for f in again.findings] == [("auth.invalid_key", 8)]
 
 
+def test_live_findings_say_how_many_of_the_requests_seen_they_concern_and_what_was_masked(tmp_path):
+    """The live addon's analysis is built by the same function as `emblens analyze`: its findings
+    carry "3 of 5 requests" and the report says what was masked."""
+    addon = EmblensAddon()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, emblens_report=str(tmp_path / "r.md"), emblens_json=str(tmp_path / "r.json"))
+        for i in range(3):
+            f = _unauthorized(i)      # the server echoes the key it refused
+            f.response.content = b'{"error": {"message": "Incorrect API key provided: sk-wrong-key-%04d-abcdefgh"}}' % i
+            addon.response(f)
+        for _ in range(2):
+            ok = tflow.tflow(resp=True)
+            ok.request.method, ok.request.path = "GET", "/v1/models"
+            ok.response.status_code = 200
+            ok.response.content = b'{"object": "list", "data": [{"id": "Qwen3-Embedding-4B", "object": "model"}]}'
+            addon.response(ok)
+        addon._drain()
+        addon._evaluate(announce=False)
+        top = addon.analysis.findings[0]
+        assert (top.rule, top.requests, top.requests_seen) == ("auth.invalid_key", 3, 5)
+        assert addon.analysis.traffic.total() == 5
+        addon.done()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["findings"][0]["requests"] == {"matched": 3, "seen": 5}
+    assert report["masked"].get("echoed API key") == 3 and report["traffic"]["by_status"] == {"200": 2, "401": 3}
+    text = (tmp_path / "r.md").read_text()
+    assert "3 of 5 requests (60%)" in text and "echoed API key" in text and "sk-wrong-key" not in text + str(report)
+
+
 def test_errors_inside_the_addon_never_reach_mitmproxy(tmp_path, caplog, monkeypatch):
     addon = EmblensAddon()
     with taddons.context(addon) as tctx:

@@ -8,6 +8,9 @@ prints; the CLI and other front ends render the report.
     analysis = analyze(["bundle.zip"])
     analysis.findings[0].rule          # the most likely root cause
 
+    from emblens import Run, Settings, diagnose
+    analysis = diagnose.run(["bundle.zip"], Run(Settings(redact="mine.txt")))   # the same, with settings
+
 The names below are imported on first use, so `import emblens` stays cheap.
 """
 
@@ -26,12 +29,18 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:300,muzzy_decay_ms:0"
 from emblens._version import __version__
 from emblens.errors import EmblensError, InputError, RuleError
 
-__all__ = ["Analysis", "EmblensError", "InputError", "RuleError", "__version__", "analyze", "load_events"]
+__all__ = ["Analysis", "Clock", "EmblensError", "InputError", "Limits", "RuleError", "Run", "Selection", "Settings",
+           "__version__", "analyze", "diagnose", "load_events"]
 
 
 def __getattr__(name: str):
-    if name in ("Analysis", "analyze", "load_events"):
-        from emblens import diagnose
+    from importlib import import_module
 
-        return getattr(diagnose, name)
+    where = {"Analysis": "emblens.diagnose", "analyze": "emblens.diagnose", "load_events": "emblens.diagnose",
+             "Run": "emblens.run", "Clock": "emblens.settings", "Limits": "emblens.settings",
+             "Selection": "emblens.settings", "Settings": "emblens.settings"}
+    if name == "diagnose":
+        return import_module("emblens.diagnose")
+    if name in where:
+        return getattr(import_module(where[name]), name)
     raise AttributeError(f"module 'emblens' has no attribute {name!r}")

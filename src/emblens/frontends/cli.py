@@ -185,8 +185,9 @@ def analyze(
 ) -> None:
     """Find the root cause of a failure in logs, tracebacks and bundles of them.
 
-    Members are recognised by content, not by name: vLLM and SGLang server logs, Python/openai
-    client tracebacks, any other text as a generic log. Unreadable members are listed as skipped
+    Members are recognised by content, not by name: vLLM, SGLang and text-embeddings-inference
+    (--json-output) server logs, Python/openai client tracebacks, nvidia-smi, captures (mitmproxy
+    flows, HAR, curl -v), pastes of all of them, any other text as a generic log. Unreadable members are listed as skipped
     and the rest is still analysed. Secrets (keys, bearer tokens, passwords) never appear in the report.
 
     Example:  emblens analyze incident.zip -o postmortem.md -o postmortem.json
