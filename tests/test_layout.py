@@ -39,9 +39,11 @@ def test_every_stage_is_a_package_that_says_what_it_is_for():
         assert init.is_file(), name
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc and len(doc) > 40, f"emblens.{name} has no docstring saying its role"
+    # beside the stages: the front door (`diagnose`, `run`, `settings`), and what every stage may use
+    # (`errors`, `outfiles`: every file emblens writes is written whole or not at all)
     loose = sorted(p.name for p in SRC.glob("*.py"))
-    assert loose == ["__init__.py", "__main__.py", "_version.py", "diagnose.py", "errors.py", "fixtures.py", "run.py",
-                     "settings.py"], loose
+    assert loose == ["__init__.py", "__main__.py", "_version.py", "diagnose.py", "errors.py", "fixtures.py",
+                     "outfiles.py", "run.py", "settings.py"], loose
 
 
 def test_the_library_never_imports_a_front_end_or_typer():

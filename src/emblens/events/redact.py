@@ -5,15 +5,25 @@ hold user text when the table is built (`Redactor.frame`), so no report, export 
 can show a secret. The shape survives (`<empty>`, a known placeholder such as `EMPTY`, or
 `<key: 32 chars>` / `<sk-key: 51 chars>`), because the shape is often the diagnosis.
 
-Two kinds of catalogue entry (`CATALOGUE` lists them with an example each):
-- by key name: a value after a name that says it is a secret (`api_key=`, `"password": `,
-  `X-API-Key:`, `--hf-token`, `?key=`, `AWS_SECRET_ACCESS_KEY=`, `Cookie:`), whatever the value;
-- by shape: values that are secrets wherever they stand (`sk-…`, `hf_…`, `ghp_…`, `AKIA…`, JWTs,
-  `Bearer …`, a DSN's password, private-key blocks).
+A value is a secret, found by meaning rather than by a list of names:
+- by what holds it: a key, flag, variable, header, query parameter or field whose name says secret
+  (`secret_name`: key, token, secret, password, auth, credential, `ak`/`sk`, ... in any case and
+  separator, numbered or plural, glued as in PGPASSWORD), with the value after `=`, `:`, a space
+  or a quote, in a Rust Option (`Some("…")`), after a label (`X-Api-Key (from vault): …`), in a
+  k8s `name:`/`value:` pair, a flag/value pair of a list (`"--api-key", "…"`), or on the lines
+  after the name (`next_lines`: a pretty-printed value, a YAML block scalar, an INI continuation,
+  a key split over two lines, a private-key block);
+- by its own shape: `sk-…`, `hf_…`, JWTs, DSN passwords (`@` included), Baidu and Zhipu keys, a
+  high-entropy token right after an auth word, and the vendor shapes of a maintained detector
+  set (detect-secrets' regex plugins, `vendor_shapes`);
+- by what it decodes to: a base64 blob that holds one of the above is masked whole;
+- because it was seen: a value masked anywhere in a run is masked wherever else it appears in that
+  run (`Redactor`), so an echo of the key in an error body, worded any way, is masked too.
 
 Masking is a pure function of the text (`mask_text`), except for what a run adds: the user's own
-patterns (`--redact FILE`) and the tally of what was masked. Those live in the run's `Redactor`,
-never in this module, so analyses in one process (threads, a fleet) cannot see each other's.
+patterns (`--redact FILE`), the values seen, and the tally of what was masked. Those live in the
+run's `Redactor`, never in this module, so analyses in one process (threads, a fleet) cannot see
+each other's.
 
 Every pattern is linear in the line: identifiers are matched possessively from their first
 character only, so a 400 KB line of one word costs one pass, not one pass per character.
@@ -33,6 +43,8 @@ character only, so a 400 KB line of one word costs one pass, not one pass per ch
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import threading
 from collections import Counter
@@ -40,6 +52,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
+
+from emblens.events.vendor_shapes import SHAPES as VENDOR_SHAPES
+from emblens.patterns.ascii import NON_ASCII, ascii_classes, contains
 
 # Values that are not secrets: what people pass when the server has no --api-key.
 PLACEHOLDERS = frozenset(
@@ -51,65 +66,153 @@ PLACEHOLDERS = frozenset(
     )
 )
 
-# a name says its value is secret when it ends in one of these (after camelCase and -/. become _)
-SECRET_NAME = re.compile(
-    r"(?:^|_)(?:api_?key|key|keys|token|secret|password|passwd|pwd|pass|credentials?|signature|sig|cookie|"
-    r"session_?id|auth|authorization|private_?key|access_?key|subscription_?key|bearer|jwt)$"
+# -- names that say their value is a secret ------------------------------------------------------------
+# the last word of a name (after camelCase, '-', '.' and ' ' become '_'; numbers and a plural 's' dropped)
+SECRET_WORDS = frozenset((
+    "key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "passphrase", "credential", "cred",
+    "signature", "sig", "cookie", "sessionid", "auth", "authorization", "bearer", "jwt", "privatekey", "accesskey",
+    "secretkey", "subscriptionkey", "ak", "sk", "pat",
+))
+# ...or the end of it, glued to what comes before (PGPASSWORD, AUTHTOKEN, CLIENTSECRET)
+SECRET_ENDINGS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
+                  "credential")
+# ...but not these: counts, ids and vocabulary that only look like it
+NOT_SECRET_NAME = re.compile(
+    r"(?:^|_)(?:new_token|max_token|min_token|num_token|total_token|n_token|prompt_token|completion_token|input_token|"
+    r"output_token|cached_token|reasoning_token|special_token|stop_token|eos_token|bos_token|pad_token|unk_token|"
+    r"sep_token|cls_token|mask_token|sort_key|primary_key|foreign_key|cache_key|key_value|partition_key|"
+    r"max_model_token|kv_cache_token|num_gpu_block|token_usage)$"
 )
-# ...but not these: numbers and names that only look like it
-NOT_SECRET_NAME = re.compile(r"(?:^|_)(?:new_token|max_token|num_token|total_token|n_token|sort_key|primary_key|"
-                             r"foreign_key|cache_key|key_value|partition_key)$")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[\-. ]+")
+_TRAILING_NUMBER = re.compile(r"(?:_?\d+)+$")
 
+
+def secret_name(name: str) -> bool:
+    """Whether a key, header, flag or variable name says its value is a secret.
+
+    >>> [secret_name(n) for n in ("OPENAI_API_KEY", "apiKey", "X-API-Key", "max_tokens", "#new-token")]
+    [True, True, True, False, False]
+    >>> [secret_name(n) for n in ("QIANFAN_SK", "PGPASSWORD", "OPENAI_API_KEY_2", "API_SECRETS", "tokenizer", "monkey")]
+    [True, True, True, True, False, False]
+    """
+    n = _SEPARATORS.sub("_", _CAMEL.sub("_", name.strip().lstrip("-#$@"))).lower().strip("_")
+    n = _TRAILING_NUMBER.sub("", n)
+    if not n or NOT_SECRET_NAME.search(n) or NOT_SECRET_NAME.search(n.removesuffix("s")):
+        return False
+    last = n.rsplit("_", 1)[-1]
+    if last.endswith("s") and not last.endswith("ss") and len(last) > 3:
+        last = last[:-1]
+    return last in SECRET_WORDS or last.endswith(SECRET_ENDINGS)
+
+
+def _number(value: str) -> bool:
+    return bool(re.fullmatch(r"[\d.,:%]+", value))
+
+
+_SCHEMES = frozenset(("bearer", "basic", "token", "digest", "api-key", "apikey", "key", "negotiate"))
+
+# -- the catalogue ---------------------------------------------------------------------------------------
 # a value: up to a space, quote, comma, semicolon or closing bracket (possessive: no backtracking)
 _VALUE = r"(?!<|Some\()[^\s\"',;)\]}>]++"
 _NAME = r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*+)"
 
-# (pattern, index of the group holding the secret, index of the name group or 0, what it masks for the
-# report's "masked" summary: counts by kind, never values). Order matters.
-_PATTERNS: tuple[tuple[re.Pattern[str], int, int, str], ...] = (
+
+def _random(value: str) -> bool:
+    """Whether a token looks generated: long, and of mixed letters and digits (not a word or a number)."""
+    return (len(value) >= 16 and any(c.isdigit() for c in value) and any(c.islower() for c in value)
+            and any(c.isupper() for c in value))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One way a secret is recognised: a pattern, the group holding the secret, the group holding
+    the name that must say secret (0: none), what the report's "masked" line calls it, and an
+    optional test the value must pass."""
+
+    pattern: re.Pattern[str]
+    group: int
+    name_group: int
+    kind: str
+    check: Callable[[str], bool] | None = None
+
+
+def _e(pattern: str, group: int, name_group: int, kind: str, check=None, flags: int = 0) -> Entry:
+    return Entry(re.compile(pattern, flags), group, name_group, kind, check)
+
+
+# Order matters: an entry sees the text as the ones before it left it (their values already masked).
+_PATTERNS: tuple[Entry, ...] = (
     # private-key blocks (a pasted .pem): everything between the markers on the line
-    (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)([^-]++)"), 2, 0, "private key"),
+    _e(r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)([^-]++)", 2, 0, "private key"),
     # an authorization scheme and its credential: Bearer wherever it stands, the others in an
-    # Authorization header
-    (re.compile(r"(?i)((?<![A-Za-z])bearer[ \t]++)(" + _VALUE + ")"), 2, 0, "bearer token"),
-    (re.compile(r"(?i)(authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?(?:token|api-key|key|digest)[ \t]++)(" + _VALUE + ")"), 2, 0, "authorization credential"),
-    (re.compile(r"(?i)((?<![A-Za-z])basic[ \t]++)([A-Za-z0-9+/=]{6,}+)"), 2, 0, "basic credential"),
+    # Authorization header; the credential may be quoted
+    _e(r"(?i)((?<![A-Za-z])bearer[ \t]++[\"']?)(" + _VALUE + ")", 2, 0, "bearer token"),
+    _e(r"(?i)(authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?(?:token|api-?key|key|digest)[ \t]++[\"']?)(" + _VALUE + ")", 2, 0,
+       "authorization credential"),
+    _e(r"(?i)((?<![A-Za-z])basic[ \t]++)([A-Za-z0-9+/=]{6,}+)", 2, 0, "basic credential"),
     # cookies: every value of a Cookie or Set-Cookie header, to the end of the header
-    (re.compile(r"(?i)((?<![A-Za-z\-])(?:set-)?cookie[\"']?[ \t]*+[:=][ \t]*+[\"']?)([^\"'\n]++)"), 2, 0, "cookie"),
-    # a command-line flag named like a secret, and its value
-    (re.compile(r"(?<![\w\-])(--)([A-Za-z0-9][A-Za-z0-9\-]*+)((?:[ \t]++|=)[\"']?)(" + _VALUE + ")"), 4, 2, "command-line secret"),
-    # name: value, name=value, "name": "value", ?name=value (query keys), NAME=value (environment);
-    # a list after the name has every element masked by the next pattern
-    # (in a multi-line text, such as a pretty-printed JSON body, the value may be on the next line)
+    _e(r"(?i)((?<![A-Za-z\-])(?:set-)?cookie[\"']?[ \t]*+[:=][ \t]*+[\"']?)([^\"'\n]++)", 2, 0, "cookie"),
+    # a k8s env pair on one line: {name: X_API_KEY, value: …} / {"name": "X_API_KEY", "value": "…"}
+    _e(r"(?i)([\"']?name[\"']?[ \t]*+[:=][ \t]*+[\"']?)([A-Za-z][\w.\-]*+)([\"']?[ \t]*+,[ \t]*+[\"']?value[\"']?[ \t]*+[:=]"
+       r"[ \t]*+[\"']?)(" + _VALUE + ")", 4, 2, "secret field"),
+    # a command-line flag named like a secret and its value: `--api-key v`, `--hf_token=v`, and in a
+    # list of arguments `"--api-key", "v"`
+    _e(r"(?<![\w\-])(--)([A-Za-z0-9][A-Za-z0-9_\-]*+)((?:[\"']?[ \t]*+,[ \t]*+|[ \t]++|=)[\"']?)(" + _VALUE + ")", 4, 2,
+       "command-line secret"),
     # a Rust Option as its Debug prints it (text-embeddings-inference logs its arguments so):
     # `api_key: Some("…")`, and inside a JSON log line `api_key: Some(\"…\")`
-    (re.compile(_NAME + r"([ \t]*+[:=][ \t]*+Some\(\\?[\"'])([^\"'\\\n]++)"), 3, 1, "secret field"),
-    (re.compile(_NAME + r"((?>[\"']?\]?[ \t]*+[:=]\s*+\[?\s*+[\"']?))(" + _VALUE + ")"), 3, 1, "secret field"),
-    (re.compile(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")"), 2, 0, "secret field"),
-    # a DSN's password: scheme://user:password@host (the password may hold / or :)
-    (re.compile(r"((?<![\w+.\-])[A-Za-z][\w+.\-]*+://[^/\s:@]*+:)([^\s@]++)(@)"), 2, 0, "DSN password"),
+    _e(_NAME + r"([ \t]*+[:=][ \t]*+Some\(\\?[\"'])([^\"'\\\n]++)", 3, 1, "secret field"),
+    # name: value, name=value, "name": "value", ?name=value (query keys), NAME=value (environment),
+    # a header after a label (`X-Api-Key (from vault): …`); a list after the name has every element
+    # masked by the next entry (a value on the next line is `next_lines`' business)
+    _e(_NAME + r"((?>[\"']?\]?(?:[ \t]*+\([^()\n]{1,40}+\))?[ \t]*+[:=][ \t]*+\[?[ \t]*+[\"']?))(" + _VALUE + ")", 3, 1,
+       "secret field"),
+    _e(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")", 2, 0,
+       "secret field"),
+    # a DSN's password: scheme://user:password@host, the password up to the last @ before the host
+    # (it may hold /, : or @), also with the slashes escaped inside a JSON string
+    _e(r"((?<![\w+.\-])[A-Za-z][\w+.\-]*+:(?:\\?/){2}[^/\s:@\\]*+:)(\S+)(@[^\s@/\\\"']++)", 2, 0, "DSN password"),
     # the OpenAI SDK's and servers' echo of a wrong key
-    (re.compile(r"(Incorrect API key provided: )(" + _VALUE + ")"), 2, 0, "echoed API key"),
+    _e(r"(Incorrect API key provided: )(" + _VALUE + ")", 2, 0, "echoed API key"),
+    # a generated-looking token right after an auth word: "the auth token Ab3…", "api key is Xy9…"
+    _e(r"(?i)((?<![A-Za-z])(?:api[ _-]?key|access[ _-]?key|auth(?:entication|orization)?[ _-]?token|token|secret|password|"
+       r"passwd|credential|bearer)s?[ \t]++(?:(?:is|was|of|for|=)[ \t]++)?)([A-Za-z0-9_\-+/=.]{16,}+)", 2, 0,
+       "token after an auth word", _random),
     # shapes that are secrets anywhere
-    (re.compile(r"()((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{12,}+)"), 2, 0, "sk- key"),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20,}+)"), 2, 0, "hf/groq/replicate/xai token"),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_[A-Za-z0-9_]{40,}+))"), 2, 0, "GitHub token"),
-    (re.compile(r"()((?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9\-]{10,}+)"), 2, 0, "Slack token"),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}+)"), 2, 0, "Stripe key"),
-    (re.compile(r"()((?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z]))"), 2, 0, "AWS access key id"),
-    (re.compile(r"()((?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-]))"), 2, 0, "Google API key"),
-    (re.compile(r"()((?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}+)"), 2, 0, "Google OAuth token"),
-    (re.compile(r"()((?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+)"), 2, 0, "JWT"),
+    _e(r"()((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{12,}+)", 2, 0, "sk- key"),
+    _e(r"()((?<![A-Za-z0-9])(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20,}+)", 2, 0, "hf/groq/replicate/xai token"),
+    _e(r"()((?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_[A-Za-z0-9_]{40,}+))", 2, 0, "GitHub token"),
+    _e(r"()((?<![A-Za-z0-9])xox[abprs]-[A-Za-z0-9\-]{10,}+)", 2, 0, "Slack token"),
+    _e(r"()((?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}+)", 2, 0, "Stripe key"),
+    _e(r"()((?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z]))", 2, 0, "AWS access key id"),
+    _e(r"()((?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-]))", 2, 0, "Google API key"),
+    _e(r"()((?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}+)", 2, 0, "Google OAuth token"),
+    _e(r"()((?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*+)", 2, 0, "JWT"),
+    # Baidu Qianfan's bce-v3/ALTAK-…/… and Zhipu's <id>.<secret>
+    _e(r"(bce-v3/)(ALTAK-[A-Za-z0-9]{10,}+/[A-Za-z0-9]{16,}+)", 2, 0, "Baidu access key"),
+    _e(r"()((?<![A-Za-z0-9.])[0-9a-f]{32}\.[A-Za-z0-9]{16}(?![A-Za-z0-9]))", 2, 0, "Zhipu API key"),
 )
+# the vendor shapes of detect-secrets, each masked where it matches: its group when it has one,
+# else the match without the delimiters some of its patterns include
+_VENDOR: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, f), kind) for kind, p, f, _ in VENDOR_SHAPES)
+# a base64 blob long enough to hold a key or a config
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_\-])([A-Za-z0-9+/_\-]{40,}+={0,2})")
+MAX_DECODED = 64 * 1024
 
 # One linear-time pattern (the Rust engine) that finds every line any of the above could touch;
 # only those lines go through the Python replacement, so big logs are masked at polars speed.
-PREFILTER = (
-    r"(?i)(?:key|keys|token|secret|passw(?:or)?d|pwd|pass|credentials?|signature|sig|cookie|session_?id|auth|"
-    r"authorization|jwt)[\"'\]]?[ \t]*[:=]|(?:bearer|basic)[ \t]+[^\s'\"]|--[a-z-]*(?:key|token|secret|passw|pwd)|"
-    r"PRIVATE KEY|://[^/\s:@]*:[^\s@]+@|Incorrect API key|sk-[A-Za-z0-9_-]{12}|(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20}|"
-    r"gh[pousr]_|github_pat_|xox[abprs]-|_live_|_test_|AKIA|ASIA|AIza|ya29\.|eyJ"
-)
+PREFILTER = "|".join([
+    r"(?i:(?:key|keys|token|secret|passw(?:or)?d|pwd|pass|credentials?|signature|sig|cookie|session_?id|auth|"
+    r"authorization|jwt|_ak|_sk|\bak|\bsk)s?(?:_?\d+)?[\"'\]]?(?:[ \t]*\([^()\n]{1,40}\))?[ \t]*[:=]|"
+    r"(?:bearer|basic)[ \t]+[^\s]|--[a-z_-]*(?:key|token|secret|passw|pwd|auth))|"
+    r"PRIVATE KEY|:(?:\\?/){2}[^/\s:@]*:[^\s@]+@|Incorrect API key|sk-[A-Za-z0-9_-]{12}|(?:hf|gsk|r8|xai)_[A-Za-z0-9]{20}|"
+    r"gh[pousr]_|github_pat_|xox[abprs]-|_live_|_test_|AKIA|ASIA|AIza|ya29\.|eyJ|Some\(|bce-v3/|"
+    r"[0-9a-f]{32}\.[A-Za-z0-9]{16}|[A-Za-z0-9+/_-]{40}|"
+    r"(?i:api[ _-]?key|access[ _-]?key|token|secret|password|passwd|credential|bearer)s?[ \t]+[A-Za-z0-9_+/=.-]{16}|"
+    r"(?i:name)[\"']?[ \t]*[:=][^,\n]*,[ \t]*[\"']?(?i:value)",
+    *(hint for *_, hint in VENDOR_SHAPES),
+])
 
 # The catalogue the masking test plants, one example per entry: (name, line holding it, secret).
 CATALOGUE: tuple[tuple[str, str, str], ...] = (
@@ -164,6 +267,24 @@ CATALOGUE: tuple[tuple[str, str, str], ...] = (
      "Wk3eRt6yUi9oPa2s"),
     ("process command line", "python serve.py --api-key Pc8vBn5mLk2jHg9f", "Pc8vBn5mLk2jHg9f"),
     ("rust option debug", 'Args { port: 80, api_key: Some("Ro4xWq7eTy1uIp3a"), json_output: false }', "Ro4xWq7eTy1uIp3a"),
+    ("glued name", "PGPASSWORD=Gn4Lk7Jh2Gf5Ds8Aq1", "Gn4Lk7Jh2Gf5Ds8Aq1"),
+    ("numbered name", "OPENAI_API_KEY_2=Nb4Lk7Jh2Gf5Ds8Aq1", "Nb4Lk7Jh2Gf5Ds8Aq1"),
+    ("short ak/sk names", "QIANFAN_SK=Qs7Tz2Lm9Wq4Rt6Yp1Zx", "Qs7Tz2Lm9Wq4Rt6Yp1Zx"),
+    ("flag with underscores", "serve --api_key Fu3Rw7Ty1Ui5Op9As", "Fu3Rw7Ty1Ui5Op9As"),
+    ("flag in a list of arguments", 'args: ["--model", "m", "--api-key", "La8Gu2Mn5Ts7Xq4Wz"]', "La8Gu2Mn5Ts7Xq4Wz"),
+    ("k8s env pair on one line", '{"name": "X_API_KEY", "value": "Ke3Vp6Ai9Ru2Lo5Nw"}', "Ke3Vp6Ai9Ru2Lo5Nw"),
+    ("quoted bearer", 'Authorization: Bearer "Qb7Xz4Cv1Bn8Mq3Ws"', "Qb7Xz4Cv1Bn8Mq3Ws"),
+    ("apikey scheme", "Authorization: ApiKey As9Lm2Nq5Wx8Ez4Rt", "As9Lm2Nq5Wx8Ez4Rt"),
+    ("header after a label", "X-Api-Key (from vault): Hl6Qw3Er9Ty2Ui5Op", "Hl6Qw3Er9Ty2Ui5Op"),
+    ("dsn password with @", "postgresql://app:Da@ss-W0rd-42q@db.internal:5432/app", "Da@ss-W0rd-42q"),
+    ("dsn in a json string", '{"dsn": "postgresql:\\/\\/app:Dj4Pw7Qz1Xc8Vb@db:5432\\/x"}', "Dj4Pw7Qz1Xc8Vb"),
+    ("baidu key", "ak='bce-v3/ALTAK-Bk7Kq2Lm9Wz4Xc1Vb/5f2e8a9c1d3b7e6f4a0c2d8e9b1f3a5c7d9e0b2f'",
+     "ALTAK-Bk7Kq2Lm9Wz4Xc1Vb/5f2e8a9c1d3b7e6f4a0c2d8e9b1f3a5c7d9e0b2f"),
+    ("zhipu key", "glm with 3f9c4e1a7b3d6e8f0a1c2b3d4e5f6a7b.Zk8Xq2Lm5Wk9Rt3Y", "3f9c4e1a7b3d6e8f0a1c2b3d4e5f6a7b.Zk8Xq2Lm5Wk9Rt3Y"),
+    ("token after an auth word", "using the auth token Ta7Kq2Lm9Wz4Xc1Vb8Np now", "Ta7Kq2Lm9Wz4Xc1Vb8Np"),
+    ("vendor shape (sendgrid)", "SG.Vs3Cd5Ef7Gh9Ij1Kl3Mn5O.Qr7St9Uv1Wx3Yz5Ab7Cd9Ef1Gh3Ij5Kl7Mn9Op1Qr3St5Uv",
+     "SG.Vs3Cd5Ef7Gh9Ij1Kl3Mn5O.Qr7St9Uv1Wx3Yz5Ab7Cd9Ef1Gh3Ij5Kl7Mn9Op1Qr3St5Uv"),
+    ("base64 config holding a key", "CONFIG=eyJhcGlfa2V5IjogIkI2NFprOVF3M0VyNlR5dUk4In0=", "eyJhcGlfa2V5IjogIkI2NFprOVF3M0VyNlR5dUk4In0"),
     ("rust option in a json log line", '{"message":"Args { api_key: Some(\\"Rj2kFh5gDs8aLz0x\\"), port: 80 }"}', "Rj2kFh5gDs8aLz0x"),
 )
 
@@ -184,62 +305,131 @@ def shape(value: str) -> str:
     return f"<key: {len(v)} chars>"
 
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+class Found:
+    """What masking one text found: the kinds masked (for the tally) and the values (for the run's
+    `seen`), in order."""
+
+    __slots__ = ("kinds", "values")
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self.values: list[str] = []
+
+    def mask(self, value: str, kind: str) -> str:
+        """The shape of a value; counted when it was a secret (a placeholder or an already masked
+        value is not)."""
+        out = shape(value)
+        raw = value.strip().strip("'\"")
+        if out != raw:
+            self.kinds.append(kind)
+            self.values.append(raw)
+        return out
 
 
-def secret_name(name: str) -> bool:
-    """Whether a key, header, flag or variable name says its value is a secret.
-
-    >>> [secret_name(n) for n in ("OPENAI_API_KEY", "apiKey", "X-API-Key", "max_tokens", "#new-token")]
-    [True, True, True, False, False]
-    """
-    n = re.sub(r"[\-.]", "_", _CAMEL.sub("_", name.lstrip("-#"))).lower()
-    return bool(SECRET_NAME.search(n)) and not NOT_SECRET_NAME.search(n)
-
-
-_SCHEMES = frozenset(("bearer", "basic", "token", "digest", "api-key", "key", "negotiate"))
-
-
-def _number(value: str) -> bool:
-    return bool(re.fullmatch(r"[\d.,:%]+", value))
-
-
+_BLOCK_INDICATORS = frozenset(("|", ">", "|-", ">-", "|+", ">+"))
 MAX_NESTED_NAMES = 8   # `env: AWS_SECRET_ACCESS_KEY=…`: a secret's name inside another name's value
 
 
-def _masked(value: str, kind: str, kinds: list[str]) -> str:
-    """The shape of a value; its kind is added to `kinds` when it was a secret (a placeholder or an
-    already masked value is not counted)."""
-    out = shape(value)
-    if out != value.strip().strip("'\""):
-        kinds.append(kind)
-    return out
-
-
-def _replace(match: re.Match[str], group: int, name_group: int, kind: str, kinds: list[str], depth: int = 0) -> str:
+def _replace(match: re.Match[str], entry: Entry, found: Found, depth: int = 0) -> str:
+    group, name_group = entry.group, entry.name_group
+    value = match.group(group) or ""
     if name_group:
-        value = match.group(group) or ""
+        if value in _BLOCK_INDICATORS:
+            return match.group(0)      # a YAML block scalar: its value is on the lines after (`next_lines`)
         if not secret_name(match.group(name_group) or "") or _number(value) or value.lower() in _SCHEMES:
             # not a secret's name (or the scheme word of "Authorization: Bearer …", left for its own
             # entry); its value may still hold `NAME=secret`, which this match has consumed
             if depth < MAX_NESTED_NAMES and ("=" in value or ":" in value):
                 whole, base = match.group(0), match.start(0)
-                inner = match.re.sub(lambda m: _replace(m, group, name_group, kind, kinds, depth + 1), value)
+                inner = match.re.sub(lambda m: _replace(m, entry, found, depth + 1), value)
                 return whole[: match.start(group) - base] + inner + whole[match.end(group) - base:]
             return match.group(0)
-    out = []
-    for i in range(1, (match.re.groups or 0) + 1):
-        part = match.group(i) or ""
-        out.append(_masked(part, kind, kinds) if i == group else part)
-    return "".join(out)
+    if entry.check is not None and not entry.check(value):
+        return match.group(0)
+    whole, base = match.group(0), match.start(0)
+    return whole[: match.start(group) - base] + found.mask(value, entry.kind) + whole[match.end(group) - base:]
 
 
-def _builtin(text: str) -> tuple[str, tuple[str, ...]]:
-    """`text` with every entry of the catalogue masked, and the kinds masked, in order."""
-    kinds: list[str] = []
-    for pattern, group, name_group, kind in _PATTERNS:
-        text = pattern.sub(lambda m, g=group, n=name_group, k=kind: _replace(m, g, n, k, kinds), text)
-    return text, tuple(kinds)
+_DELIMITERS = " \t=:\"'"
+
+
+def _vendor(text: str, found: Found) -> str:
+    """The vendor shapes of detect-secrets, masked where they match."""
+    for pattern, kind in _VENDOR:
+        if pattern.search(text) is None:
+            continue
+
+        def one(m: re.Match[str], kind: str = kind) -> str:
+            if m.re.groups and m.group(1):
+                start, end = m.span(1)
+            else:
+                start, end = m.span()
+                while start < end and m.string[start] in _DELIMITERS:
+                    start += 1
+                while end > start and m.string[end - 1] in _DELIMITERS:
+                    end -= 1
+            whole, base = m.group(0), m.start()
+            secret = m.string[start:end]
+            if secret.startswith("<"):
+                return whole
+            return whole[: start - base] + found.mask(secret, kind) + whole[end - base:]
+
+        text = pattern.sub(one, text)
+    return text
+
+
+def _decoded(blob: str) -> str | None:
+    """A base64 blob (standard or URL-safe) as text, when it decodes to text; else None."""
+    s = blob.rstrip("=")
+    try:
+        raw = base64.b64decode(s + "=" * (-len(s) % 4), altchars=b"-_" if ("-" in s or "_" in s) else None, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not raw or len(raw) > MAX_DECODED:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\r\t")
+    return text if printable >= 0.95 * len(text) else None
+
+
+def _base64(text: str, found: Found, depth: int) -> str:
+    """Base64 blobs that decode to text holding a secret, masked whole."""
+    if depth >= 2:
+        return text
+
+    def one(m: re.Match[str]) -> str:
+        decoded = _decoded(m.group(1))
+        if decoded is None:
+            return m.group(0)
+        inner = Found()
+        _builtin_into(decoded, inner, depth + 1)
+        if not inner.kinds:
+            return m.group(0)
+        found.values.extend(inner.values)
+        return found.mask(m.group(1), "base64 holding a secret")
+
+    return _BASE64.sub(one, text)
+
+
+def _builtin_into(text: str, found: Found, depth: int = 0) -> str:
+    # the values on the lines after their names first (as reading does: `Redactor.next_lines` runs on
+    # a member's lines before each line is masked), then each line's own
+    if "\n" in text:
+        text = "\n".join(_next_lines(text.split("\n"), found))
+    for entry in _PATTERNS:
+        text = entry.pattern.sub(lambda m, e=entry: _replace(m, e, found), text)
+    text = _vendor(text, found)
+    return _base64(text, found, depth)
+
+
+def _builtin(text: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """`text` with every entry of the catalogue masked, and the kinds and values masked, in order."""
+    found = Found()
+    out = _builtin_into(text, found)
+    return out, tuple(found.kinds), tuple(found.values)
 
 
 class _Seen:
@@ -251,37 +441,184 @@ class _Seen:
     CHARS = 1024                  # longer strings are not remembered
 
     def __init__(self) -> None:
-        self.answers: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.answers: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
 
-    def __call__(self, text: str) -> tuple[str, tuple[str, ...]]:
+    def __call__(self, text: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         if len(text) > self.CHARS:
             return _builtin(text)
         hit = self.answers.get(text)
         if hit is None:
-            hit = _builtin(text) if _PREFILTER_PY.search(text) else (text, ())   # the prefilter: a superset
+            # the prefilter: a superset (with, in a text of several lines, the names that end a line)
+            candidate = _PREFILTER_PY.search(text) or ("\n" in text and _TRIGGERS_M.search(text))
+            hit = _builtin(text) if candidate else (text, (), ())
             if len(self.answers) >= self.MAX:
                 self.answers.clear()
             self.answers[text] = hit
         return hit
 
 
+_PREFILTER_PY = re.compile(PREFILTER)
 _SEEN = _Seen()
 SEEN_CHARS = _Seen.CHARS
 
 
 def mask_text(text: str) -> str:
     """Mask every secret of the catalogue in one string: what emblens's own front ends use for
-    what they write (a bundle's files, a probe's exchanges). An analysis masks with its run's
-    `Redactor`, which also applies the user's own patterns and counts what it masked."""
+    what they write when no run is at hand. An analysis masks with its run's `Redactor`, which
+    also applies the user's own patterns, masks the values it has seen and counts what it masked."""
     return _SEEN(text)[0]
 
 
-# a line that ends right after a secret's name (pretty-printed JSON or YAML): the value is on the next line
-DANGLING = (r"(?i)(?:key|keys|token|secret|passw(?:or)?d|pwd|credentials?|signature|cookie|session_?id|auth|"
-            r"authorization|jwt)[\"']?[ \t]*[:=][ \t]*\[?[ \t]*$")
-_LAST_NAME = re.compile(_NAME + r"[\"']?[ \t]*+[:=][ \t]*+\[?[ \t]*+$")
+# -- values on the lines after their name ----------------------------------------------------------------
+# What a line can end with when the secret's value is on the next line(s): each is a trigger, found in
+# one query over a column of lines; whether its name says secret is decided in Python, for the few.
+# a name with a secret's word in it, for the query (a superset: `secret_name` decides, in Python); the
+# words are literals, which polars' engine finds first, so the query costs little on a big log
+_N = (r"(?i:[\w.\-]*(?:key|token|secret|passw(?:or)?d|pwd|pass|phrase|cred\w*|auth\w*|sig\w*|cookie|session\w*|jwt|"
+      r"bearer|ak|sk|pat)s?(?:_?\d+)?)[\"']?")
+KEY_BLOCK = r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[ \t]*$"  # the block's lines, up to END, masked whole
+# a name and its separator: pretty-printed JSON or YAML, an INI continuation, a YAML block scalar
+# `api_key: |`, a list opened `api_key: [`, a Rust Option opened `api_key: Some("`
+DANGLING = _N + r"(?:[ \t]*\([^()\n]{1,40}\))?[ \t]*[:=][ \t]*(?:\[|[|>][-+]?|Some\(\\?[\"']?)?[ \t]*$"
+# a list after a name, continued on the next line: `'api_key': ['one',`
+LIST = _N + r"[ \t]*[:=][ \t]*\[[^\]\n]*,[ \t]*$"
+# an assignment whose quote is left open (its value up to 256 characters: the query reads only the
+# lines' ends), or whose line is continued: the key goes on
+SPLIT = _N + r"[ \t]*[:=][ \t]*[\"'][^\"'\n]{0,256}$|" + _N + r"[ \t]*=[^\s\"']*\\$"
+# a flag alone at the end of a line (kubectl describe's Args, docker inspect's JSON list), or with `=`
+DANGLING_FLAG = r"--(?i:[\w\-]*(?:key|token|secret|passw|pwd|auth|cred|phrase)[\w\-]*)(?:=|[\"']?,?)[ \t]*$"
+# a k8s env entry's name line, or its name and an opened value: `- name: X_API_KEY`, `"name": "X", "value":`
+NAME_LINE = r"(?i)^\W*name[\"']?[ \t]*:[ \t]*[\"']?[A-Za-z][\w.\-]*[\"']?,?[ \t]*$|" \
+            r"(?i)name[\"']?[ \t]*[:=][ \t]*[\"']?[A-Za-z][\w.\-]*[\"']?[ \t]*,[ \t]*[\"']?value[\"']?[ \t]*[:=][ \t]*[\"']?[ \t]*$"
+# an authorization scheme, a cookie's name, a DSN's user, the SDK's echo: the credential is next
+SCHEME = (r"(?i)(?:authorization[\"']?[ \t]*[:=][ \t]*[\"']?[\w-]*|\bbearer|\bbasic)[ \t]*$|"
+          r"(?i)cookie[\"']?[ \t]*[:=][^\n]*=[ \t]*$|(?:\\?/){2}[^/\s:@]*:[ \t]*$|Incorrect API key provided:[ \t]*$")
+# an auth word at the end of a sentence: the token after it, when it looks generated
+AUTH_WORD = r"(?i)(?:api[ _-]?key|access[ _-]?key|token|secret|password|passwd|credential|bearer)s?[ \t]*$"
+_ALL = (KEY_BLOCK, DANGLING, LIST, SPLIT, DANGLING_FLAG, NAME_LINE, SCHEME, AUTH_WORD)
+TRIGGERS = "|".join(("(?i:" + p[4:] + ")") if p.startswith("(?i)") else f"(?:{p})"
+                    for part in _ALL for p in part.split("|(?i)") if p)
+_TRIGGERS = re.compile(TRIGGERS)
+_TRIGGERS_M = re.compile(TRIGGERS, re.M)
+_KEY_BLOCK = re.compile(KEY_BLOCK)
+_SCHEME = re.compile(SCHEME.replace("|(?i)", "|"))
+_AUTH_WORD = re.compile(AUTH_WORD)
+_LAST_NAME = re.compile(_NAME + r"[\"']?(?:[ \t]*+\([^()\n]{1,40}+\))?[ \t]*+[:=][ \t]*+(?:\[|[|>][-+]?|Some\(\\?[\"']?)?[ \t]*+$")
+_LIST_NAME = re.compile(_NAME + r"[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*,[ \t]*+$")
+_SPLIT_NAME = re.compile(_NAME + r"[\"']?[ \t]*+(?:[:=][ \t]*+[\"'][^\"'\n]*|=[^\s\"']*\\)$")
+_FLAG_NAME = re.compile(r"--([A-Za-z0-9_\-]+)(?:=|[\"']?,?)[ \t]*$")
+_ENTRY_NAME = re.compile(r"(?i)name[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z][\w.\-]*)[\"']?[ \t]*(,[ \t]*[\"']?value[\"']?[ \t]*[:=][ \t]*[\"']?)?,?[ \t]*$")
 _NEXT_VALUE = re.compile(r"^(\s*+[\"']?)(" + _VALUE + ")")
-_PREFILTER_PY = re.compile(PREFILTER)
+_VALUE_LINE = re.compile(r"(?i)^(\s*+[\"']?value[\"']?[ \t]*+:[ \t]*+[\"']?)(" + _VALUE + ")")
+_TOKEN_LINE = re.compile(r"^(\s*+[\"']?)([^\s\"',]++)([\"']?,?\s*)$")
+_ASSIGNMENT = re.compile(r"^\s*[\"']?[A-Za-z][\w.\-]*[\"']?[ \t]*[:=]")
+_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+MAX_FOLLOWING = 400          # lines of a block (a key, a block scalar, an INI value) masked at most
+_BOUNDARY = re.compile(r"[\s\]\)>|]")
+
+
+def _common(a: str, b: str) -> int:
+    """Where the line `b` starts its own text: after the prefix it shares with `a` (a logger's
+    `(APIServer pid=1) ERROR 11-20 09:14:03 [cfg.py:11] `, or indentation), cut back to a boundary."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    while n > 0 and not _BOUNDARY.match(b[n - 1]):
+        n -= 1
+    return n
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip(" \t-"))
+
+
+def _mask_value(line: str, at: int, found: Found, kind: str = "secret field", pattern: re.Pattern[str] = _NEXT_VALUE) -> str:
+    """`line` with the value that starts at `at` (after its quote, if any) masked."""
+    rest = line[at:]
+    m = pattern.match(rest)
+    if m is None or _number(m.group(2)):
+        return line
+    return line[:at] + rest[: m.start(2)] + found.mask(m.group(2), kind) + rest[m.end(2):]
+
+
+def _next_lines(lines: list[str], found: Found, numbers: list[int] | None = None,
+                triggers: list[int] | None = None) -> list[str]:
+    """Mask the values that stand on the lines after their name. `triggers`: the indexes of the
+    lines that may start one (all lines are looked at when not given); `numbers`: the lines'
+    numbers, when they are some lines of a log and not all (a line follows the one before it only
+    when their numbers do)."""
+    out = list(lines)
+    todo = triggers if triggers is not None else [i for i, t in enumerate(lines) if t and _TRIGGERS.search(t)]
+
+    def follows(j: int, i: int) -> bool:
+        return j < len(out) and out[j] is not None and (numbers is None or numbers[j] - numbers[i] == j - i)
+
+    for i in todo:
+        head = out[i]
+        if head is None or not follows(i + 1, i):
+            continue
+        if _KEY_BLOCK.search(head):
+            _key_block(out, i, found, follows)
+            continue
+        nxt = out[i + 1]
+        at = _common(head, nxt)
+        if (m := _ENTRY_NAME.search(head)) and secret_name(m.group(1)):
+            # `- name: X_API_KEY` then `value: …`; or `"name": "X_API_KEY", "value":` then the value
+            out[i + 1] = _mask_value(nxt, at, found, pattern=_NEXT_VALUE if m.group(2) else _VALUE_LINE)
+        elif (m := _FLAG_NAME.search(head)) and secret_name(m.group(1)):
+            out[i + 1] = _mask_value(nxt, at, found, "command-line secret")
+        elif _SCHEME.search(head):
+            out[i + 1] = _mask_value(nxt, at, found, "authorization credential")
+        elif ((m := _SPLIT_NAME.search(head)) or (m := _LIST_NAME.search(head))) and secret_name(m.group(1)):
+            out[i + 1] = _mask_value(nxt, at, found)
+        elif (m := _LAST_NAME.search(head)) and secret_name(m.group(1)):
+            _dangling(out, i, at, found, follows)
+        elif _AUTH_WORD.search(head):
+            rest = _NEXT_VALUE.match(nxt[at:])
+            if rest and _random(rest.group(2)):
+                out[i + 1] = _mask_value(nxt, at, found, "token after an auth word")
+    return out
+
+
+def _key_block(out: list[str], i: int, found: Found, follows) -> None:
+    """The lines of a private-key block after its BEGIN line, up to its END line, masked whole."""
+    head = out[i]
+    for j in range(i + 1, min(len(out), i + 1 + MAX_FOLLOWING)):
+        if not follows(j, i):
+            break
+        at = _common(head, out[j])
+        if _KEY_END.search(out[j], at):
+            break
+        body = out[j][at:]
+        if body.strip():
+            out[j] = out[j][:at] + found.mask(body.strip(), "private key")
+
+
+def _dangling(out: list[str], i: int, at: int, found: Found, follows) -> None:
+    """A secret's name that ends its line: the value on the next line, or, for a YAML block scalar
+    (`|`, `>`) or an INI continuation, on the following lines more indented than the name."""
+    head = out[i]
+    own = _indent(head[at:])
+    block = head.rstrip().endswith(tuple(_BLOCK_INDICATORS))
+    for j in range(i + 1, min(len(out), i + 1 + MAX_FOLLOWING)):
+        if not follows(j, i):
+            break
+        line = out[j]
+        at_j = _common(head, line)
+        rest = line[at_j:]
+        if j > i + 1 and (not rest.strip() or _indent(rest) <= own or (not block and not _TOKEN_LINE.match(rest))):
+            break        # the value ended: a line as indented as the name, or (INI) one that is not a value
+        if j == i + 1 and _indent(rest) <= own and _ASSIGNMENT.match(rest):
+            break        # no value: the next line is the next name
+        if block:
+            if rest.strip():
+                out[j] = line[:at_j] + rest[: _indent(rest)] + found.mask(rest.strip(), "secret field")
+        else:
+            out[j] = _mask_value(line, at_j, found)
+        if j == i + 1 and not block and _indent(rest) <= own:
+            break        # a value on the next line, not more indented: that one line only
 
 
 @dataclass(frozen=True)
@@ -318,7 +655,7 @@ def read_patterns(path: str) -> tuple[UserPattern, ...]:
     return tuple(out)
 
 
-def _user_replace(match: re.Match[str], kind: str, kinds: list[str]) -> str:
+def _user_replace(match: re.Match[str], kind: str, found: Found) -> str:
     target = match.group(1) if (match.re.groups or 0) >= 1 and match.group(1) is not None else match.group(0)
     if target.startswith("<"):
         return match.group(0)      # masked already (a column made from a masked line)
@@ -326,25 +663,51 @@ def _user_replace(match: re.Match[str], kind: str, kinds: list[str]) -> str:
         start, end = match.span(1)
         whole = match.group(0)
         base = match.start(0)
-        return whole[: start - base] + _masked(match.group(1), kind, kinds) + whole[end - base:]
-    return _masked(match.group(0), kind, kinds)
+        return whole[: start - base] + found.mask(match.group(1), kind) + whole[end - base:]
+    return found.mask(match.group(0), kind)
+
+
+MIN_SEEN = 8          # a value this long or longer, once masked, is masked wherever else it appears in the run
+MAX_SEEN = 10_000     # values remembered in one run
+
+
+_FILE_REF = re.compile(r"^[\w.\-/]+\.[A-Za-z]{1,5}(?::\d+)*$|://")
+
+
+def _rememberable(value: str) -> bool:
+    """Whether a masked value is worth masking wherever else it appears: long enough, of more than
+    one kind of character, one word, and not a file reference or a URL (`runner.py:182` after a
+    name that says key is still masked there, not everywhere)."""
+    if len(value) < MIN_SEEN or value.lower() in PLACEHOLDERS or any(c.isspace() for c in value) or _FILE_REF.search(value):
+        return False
+    kinds = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value)))
+    return kinds >= 2
 
 
 class Redactor:
-    """The masking of one run: the catalogue, the user's own patterns, and what was masked, by kind
-    (the report says it, never the values). Methods mask a string, a row, a column or an event
-    table; all of them count into this redactor only, so two runs never see each other's patterns
-    or counts. Thread-safe: reading masks on its worker threads.
+    """The masking of one run: the catalogue, the user's own patterns, the values it has masked so
+    far (`seen`: masked wherever else they appear, an echo of a key in an error body included), and
+    what was masked, by kind (the report says it, never the values). Methods mask a string, lines,
+    a row, a column or an event table; all of them count into this redactor only, so two runs
+    never see each other's patterns, values or counts. Thread-safe: reading masks on its worker
+    threads.
 
     >>> r = Redactor()
     >>> r.text("key sk-abcdefghijklmnopqrstuvwx"), r.take()
     ('key <sk-key: 27 chars>', {'sk- key': 1})
+    >>> r.text("the gateway answered: token 'Gw7kQ2xLm9Wz4Pa1' unknown")
+    "the gateway answered: token 'Gw7kQ2xLm9Wz4Pa1' unknown"
+    >>> _ = r.text("Authorization: Bearer Gw7kQ2xLm9Wz4Pa1")
+    >>> r.text("the gateway answered: token 'Gw7kQ2xLm9Wz4Pa1' unknown")
+    "the gateway answered: token '<key: 16 chars>' unknown"
     """
 
     def __init__(self, patterns: tuple[UserPattern, ...] = ()) -> None:
         self.patterns = patterns
         self.prefilter = PREFILTER if not patterns else "|".join([PREFILTER, *(f"(?:{p.regex.pattern})" for p in patterns)])
         self._counts: Counter[str] = Counter()
+        self._seen: dict[str, str] = {}          # value -> its shape
+        self._seen_rx: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -352,10 +715,17 @@ class Redactor:
         """A redactor with the user's patterns of `path` (`read_patterns`), or the catalogue only."""
         return cls(read_patterns(path) if path else ())
 
-    def _count(self, kinds) -> None:
-        if kinds:
-            with self._lock:
-                self._counts.update(kinds)
+    # -- the tally and the values seen ----------------------------------------------------------------
+    def _note(self, found: Found) -> None:
+        if not found.kinds and not found.values:
+            return
+        with self._lock:
+            self._counts.update(found.kinds)
+            new = [v for v in found.values if v not in self._seen and _rememberable(v)]
+            if new and len(self._seen) < MAX_SEEN:
+                for v in new:
+                    self._seen[v] = shape(v)
+                self._seen_rx = re.compile("|".join(re.escape(v) for v in sorted(self._seen, key=len, reverse=True)))
 
     def counts(self) -> dict[str, int]:
         """What was masked so far, by kind, most common first."""
@@ -374,45 +744,74 @@ class Redactor:
             out, self._counts = dict(self._counts.most_common()), Counter()
         return out
 
-    def text(self, text: str) -> str:
-        """Mask every secret in one string."""
-        out, kinds = _SEEN(text)
-        if self.patterns:
-            more: list[str] = []
-            for p in self.patterns:
-                out = p.regex.sub(lambda m, k=p.kind: _user_replace(m, k, more), out)
-            kinds = kinds + tuple(more)
-        self._count(kinds)
+    def remember(self, value: str, kind: str = "secret field") -> str:
+        """A secret known by other means (the key a request sent, reduced to its shape; the key a
+        probe was given): masked wherever it appears from now on. Its shape."""
+        found = Found()
+        out = found.mask(value, kind)
+        found.kinds.clear()            # remembered, not yet masked anywhere
+        self._note(found)
         return out
 
-    def next_lines(self, lines: pl.Series, numbers: pl.Series | None = None) -> pl.Series:
-        """Mask the leading value of every line that follows a line ending in a secret's name.
-        `numbers`: the lines' numbers, when they are some lines of a log and not all (a server log's
-        lines less its `200 OK` access lines): a line follows the one before it only when their
-        numbers do."""
-        after = lines.str.contains(DANGLING).fill_null(False).shift(1, fill_value=False)
-        if numbers is not None:
-            after = after & (numbers.diff() == 1).fill_null(False)
-        if not after.any():
-            return lines
-        idx = after.arg_true()
-        names = [_LAST_NAME.search(t or "") for t in lines.gather(idx - 1).to_list()]
-        kinds: list[str] = []
-        masked = [t if t is None or n is None or not secret_name(n.group(1)) else
-                  _NEXT_VALUE.sub(lambda m: m.group(0) if _number(m.group(2))
-                                  else m.group(1) + _masked(m.group(2), "secret field", kinds), t, count=1)
-                  for t, n in zip(lines.gather(idx).to_list(), names, strict=True)]
-        self._count(kinds)
-        return lines.scatter(idx, pl.Series(masked, dtype=pl.String))
+    def _unseen(self, text: str) -> str:
+        rx = self._seen_rx
+        if rx is None or not text:
+            return text
+        return rx.sub(lambda m: self._seen[m.group(0)], text)
 
-    def series(self, lines: pl.Series) -> pl.Series:
-        """Mask a column of lines; only the few lines the prefilter flags leave polars."""
-        hits = lines.str.contains(self.prefilter).fill_null(False)
+    # -- masking ----------------------------------------------------------------------------------------
+    def text(self, text: str) -> str:
+        """Mask every secret in one string (of one line or many)."""
+        out, kinds, values = _SEEN(text)
+        found = Found()
+        found.kinds, found.values = list(kinds), list(values)
+        for p in self.patterns:
+            out = p.regex.sub(lambda m, k=p.kind: _user_replace(m, k, found), out)
+        self._note(found)
+        return self._unseen(out)
+
+    def next_lines(self, lines: pl.Series, numbers: pl.Series | None = None) -> pl.Series:
+        """Mask the values that stand on the lines after their name (`_next_lines`): the lines that
+        may start one are found in one query, and only they and the lines after them are read in
+        Python. `numbers`: the lines' numbers, when they are some lines of a log and not all (a
+        server log's lines less its `200 OK` access lines)."""
+        hits = contains(lines, TRIGGERS)
         if not hits.any():
             return lines
+        idx = hits.arg_true().to_list()
+        window = sorted({j for i in idx for j in range(i, min(len(lines), i + 1 + MAX_FOLLOWING))})
+        values = lines.gather(window).to_list()
+        nums = numbers.gather(window).to_list() if numbers is not None else window
+        where = {j: k for k, j in enumerate(window)}
+        found = Found()
+        masked = _next_lines(values, found, nums, [where[i] for i in idx])
+        self._note(found)
+        changed = [(window[k], v) for k, v in enumerate(masked) if v is not values[k]]
+        if not changed:
+            return lines
+        return lines.scatter([j for j, _ in changed], pl.Series([v for _, v in changed], dtype=pl.String))
+
+    def series(self, lines: pl.Series, idx: pl.Series | None = None) -> pl.Series:
+        """Mask a column of lines; only the few lines the prefilter flags leave polars (`idx`:
+        their positions, when the caller has run the prefilter)."""
+        if idx is None:
+            idx = contains(lines, self.prefilter).arg_true()
+        if len(idx):
+            masked = pl.Series([None if t is None else self.text(t) for t in lines.gather(idx).to_list()], dtype=pl.String)
+            lines = lines.scatter(idx, masked)
+        return self._unseen_series(lines)
+
+    def _unseen_series(self, values: pl.Series) -> pl.Series:
+        """The values seen, masked wherever they stand in a column (one Aho-Corasick pass)."""
+        with self._lock:
+            seen = dict(self._seen)
+        if not seen:
+            return values
+        hits = values.str.contains_any(list(seen)).fill_null(False)
+        if not hits.any():
+            return values
         idx = hits.arg_true()
-        masked = pl.Series([None if t is None else self.text(t) for t in lines.gather(idx).to_list()], dtype=pl.String)
-        return lines.scatter(idx, masked)
+        return values.scatter(idx, values.gather(idx).str.replace_many(list(seen), list(seen.values())))
 
     def row(self, row: dict) -> dict:
         """`frame` for one event row as it is made (the live addon masks each flow once)."""
@@ -425,23 +824,43 @@ class Redactor:
 
     def frame(self, events: pl.DataFrame) -> pl.DataFrame:
         """Mask secrets and neutralise control characters in every text column of an event table
-        (any of them can hold text from the input): the last line of defence, whatever a format did."""
+        (any of them can hold text from the input): the last line of defence, whatever a format did.
+        The values seen anywhere in the run are masked in every column too."""
         cols = [c for c, dtype in events.schema.items() if dtype == pl.String]
         if not cols or events.height == 0:
             return events
-        # one query tells which columns hold a secret's shape or a control character at all (in most,
-        # none); only those are masked and made printable value by value
+        with self._lock:
+            seen = list(self._seen)
+        # one query tells which columns hold a value seen or a control character at all (in most,
+        # none), and one pass over all the columns' values, stacked, which hold a secret's shape;
+        # only those columns are masked and made printable value by value
         flags = events.select(
-            *(pl.col(c).str.contains(self.prefilter).any().alias(f"m{i}") for i, c in enumerate(cols)),
             *(pl.col(c).str.contains(CONTROL).any().alias(f"p{i}") for i, c in enumerate(cols)),
+            *((pl.col(c).str.contains_any(seen).any().alias(f"s{i}") for i, c in enumerate(cols)) if seen else ()),
         ).row(0)
         n = len(cols)
+        stacked = pl.concat([events[c] for c in cols], rechunk=False)
+        at = contains(stacked, self.prefilter).arg_true()
+        rows = {i: at.filter(at // events.height == i) % events.height for i in (at // events.height).unique().to_list()}
+        flags = (*(i in rows for i in range(n)), *flags)
         changed = []
         for i, c in enumerate(cols):
-            if flags[i] or flags[n + i]:
-                values = self.series(events[c]) if flags[i] else events[c]
+            seen_here = bool(seen) and flags[2 * n + i]
+            if flags[i] or flags[n + i] or seen_here:
+                values = events[c]
+                if flags[i]:
+                    values = self.series(values, rows[i])
+                elif seen_here:
+                    values = self._unseen_series(values)
                 changed.append(printable_series(values).alias(c))
-        return events.with_columns(changed) if changed else events
+        events = events.with_columns(changed) if changed else events
+        # a value first seen in a later column or row: once more over the columns that hold one
+        with self._lock:
+            later = [v for v in self._seen if v not in set(seen)]
+        if later:
+            hit = events.select(*(pl.col(c).str.contains_any(later).any().alias(c) for c in cols)).row(0, named=True)
+            events = events.with_columns(self._unseen_series(events[c]) for c in cols if hit[c])
+        return events
 
 
 def masked_flow(flow, mask: Callable[[str], str] = mask_text):
