@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from emblens.events.vendor_shapes import SHAPES as VENDOR_SHAPES
-from emblens.patterns.ascii import NON_ASCII, ascii_classes, contains
+from emblens.patterns.ascii import contains
 
 # Values that are not secrets: what people pass when the server has no --api-key.
 PLACEHOLDERS = frozenset(
@@ -864,41 +864,183 @@ class Redactor:
 
 
 def masked_flow(flow, mask: Callable[[str], str] = mask_text):
-    """A copy of a mitmproxy flow to save, with every credential masked: headers (Authorization,
-    cookies, API-key headers), query keys and text bodies go through the same catalogue as the
-    reports (`mask`: the catalogue, or a run's `Redactor.text`, which counts what it masks)."""
+    """A copy of a mitmproxy flow to save, with every credential masked wherever a flow holds text:
+    header and trailer values, the path and query, text bodies (multipart forms included), WebSocket
+    messages (text, and binary read as text) and error messages, through the same catalogue as the
+    reports (`mask`: the catalogue, or a run's `Redactor.text`, which counts what it masks).
+
+    The values of credential headers (any scheme, quoted or not; a key sent as a
+    `Sec-WebSocket-Protocol`), of secret-named query keys and of secret-named form fields are masked
+    whole and remembered, with their base64: a server that echoes the key in its answer has the
+    echo masked too, and, with a run's redactor, so do the flows after it."""
+    from mitmproxy.net.http.headers import infer_content_encoding
+
+    owner = getattr(mask, "__self__", None)
+    redactor = owner if isinstance(owner, Redactor) else Redactor()
+    if mask is mask_text:
+        text = redactor.text
+    elif isinstance(owner, Redactor):
+        text = mask
+    else:
+        def text(s: str) -> str:
+            return redactor.text(mask(s))
+    known: dict[str, str] = {}           # this flow's credentials, and their base64, -> their shape
+    known_rx: re.Pattern[str] | None = None
+    # a multipart part: its headers (naming the field), the blank line, then the value up to the boundary
+    field = re.compile(r'(Content-Disposition:[^\r\n]*?\bname="([^"\r\n]*)"[^\r\n]*(?:\r?\n[^\r\n]+)*\r?\n\r?\n)'
+                       r"(.*?)(?=\r?\n--)", re.IGNORECASE | re.DOTALL)
+
+    def keep(value: str) -> str:
+        """A credential: its shape, and masked wherever else this flow holds it."""
+        nonlocal known_rx
+        v = value.strip().strip("'\"")
+        out = shape(v)
+        if out == v or len(v) < 6:       # empty, a placeholder, masked already, or too short to look for
+            return out
+        redactor.remember(v)
+        raw = v.encode("utf-8", "surrogateescape")
+        for form in (v, base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")):
+            known.setdefault(form, shape(form))
+        known_rx = re.compile("|".join(re.escape(k) for k in sorted(known, key=len, reverse=True)))
+        return out
+
+    def scrub(s: str) -> str:
+        s = text(s)
+        return known_rx.sub(lambda m: known[m.group(0)], s) if known_rx is not None and s else s
+
+    def credential(name: str, value: str) -> str:
+        low = name.lower()
+        if low.endswith("authorization"):
+            scheme, _, cred = value.strip().partition(" ")
+            if not cred.strip():             # `Bearer` with nothing after it is a finding, not a secret
+                return value if scheme.lower() in _SCHEMES else keep(value)
+            if scheme.lower() == "basic":
+                decoded = _decoded(cred.strip().strip("'\""))
+                if decoded and ":" in decoded:
+                    keep(decoded.split(":", 1)[1])
+            return f"{scheme} {keep(cred)}"
+        if low in ("cookie", "set-cookie"):
+            pairs = value.split(";")
+            for i, pair in enumerate(pairs if low == "cookie" else pairs[:1]):
+                key, eq, val = pair.partition("=")
+                pairs[i] = f"{key}={keep(val)}" if eq else keep(pair)
+            return ";".join(pairs)
+        if low == "sec-websocket-protocol":
+            # a browser cannot set headers on a WebSocket, so keys travel as subprotocols:
+            # `openai-insecure-api-key.<key>`, `base64url.bearer.authorization.k8s.io.<token>`
+            tokens = []
+            for token in value.split(","):
+                labels = token.strip().split(".")
+                at = next((i for i, label in enumerate(labels[:-1]) if secret_name(label) or label.lower() == "bearer"), None)
+                if at is not None:
+                    rest = ".".join(labels[at + 1:])
+                    token = token.replace(rest, keep(rest), 1)
+                tokens.append(token)
+            return ",".join(tokens)
+        return value if _number(value.strip()) else keep(value)   # x-ratelimit-remaining-tokens: 9000
+
+    def headers(h) -> None:
+        for name in list(h.keys()):
+            values = h.get_all(name)
+            if secret_name(name) or name.lower() == "sec-websocket-protocol":
+                values = [credential(name, v) for v in values]
+            prefix = f"{name}: "
+            out = []
+            for v in values:
+                m = scrub(prefix + v)
+                out.append(m[len(prefix):] if m.startswith(prefix) else m.split(": ", 1)[-1])
+            if out != h.get_all(name):
+                h.set_all(name, out)
+
+    def body(message) -> None:
+        if not message.raw_content:
+            return
+        try:
+            content, decoded = message.get_content(strict=True), True
+        except ValueError:                   # a content-encoding that does not decode: the bytes as sent
+            content, decoded = message.raw_content, False
+        kind = message.headers.get("content-type", "")
+        enc = infer_content_encoding(kind, content)
+        try:
+            s = content.decode(enc, "surrogateescape")
+        except (LookupError, UnicodeError):
+            enc, s = "latin-1", content.decode("latin-1")
+        out = s
+        if "multipart/form-data" in kind.lower():
+            out = field.sub(lambda m: m.group(1) + (keep(m.group(3)) if secret_name(m.group(2)) else m.group(3)), out)
+        out = scrub(out)
+        if out == s:
+            return
+        try:
+            data = out.encode(enc, "surrogateescape")
+        except UnicodeError:
+            data = out.encode("utf-8", "surrogateescape")
+        if decoded:
+            message.content = data
+        else:
+            message.raw_content = data
+
     f = flow.copy()
-    for message in (f.request, f.response):
-        if message is None:
-            continue
-        for name in list(message.headers.keys()):
-            values = message.headers.get_all(name)
-            message.headers.set_all(name, [mask(f"{name}: {v}").split(": ", 1)[-1] for v in values])
-        if message.raw_content:
-            text = message.get_text(strict=False)
-            if text is not None:
-                message.text = mask(text)
-    query = f.request.query
-    for key in list(query.keys()):
-        if secret_name(key):
-            query.set_all(key, [shape(v) for v in query.get_all(key)])
+    messages = [m for m in (f.request, f.response) if m is not None]
+    # the headers of both sides first: the credentials they carry are known before any body is read
+    for message in messages:
+        headers(message.headers)
+        if message.trailers is not None:
+            headers(message.trailers)
+    if f.request is not None:
+        query = f.request.query
+        for key in list(query.keys()):
+            values = query.get_all(key)
+            out = [keep(v) if secret_name(key) else scrub(v) for v in values]
+            if out != values:
+                query.set_all(key, out)
+        path, sep, rest = f.request.path.partition("?")
+        if scrub(path) != path:
+            f.request.path = scrub(path) + sep + rest
+    for message in messages:
+        body(message)
+    if f.websocket is not None:
+        for m in f.websocket.messages:
+            # text is UTF-8; a binary message is read byte for byte (latin-1): the keys in it are ASCII
+            # and are found, and every other byte comes back as it was
+            enc = "utf-8" if m.is_text else "latin-1"
+            s = m.content.decode(enc, "surrogateescape")
+            out = scrub(s)
+            if out != s:
+                m.content = out.encode(enc, "surrogateescape")
+        if f.websocket.close_reason:
+            f.websocket.close_reason = scrub(f.websocket.close_reason)
+    if f.error is not None and f.error.msg:
+        f.error.msg = scrub(f.error.msg)
     return f
 
 
-CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"   # C0 but tab and newline, DEL, C1 (0x9b is a CSI too)
+# Characters that act rather than show: C0 but tab and newline, DEL, C1 (0x9b is a CSI too); and
+# those that print as nothing or reorder what follows, so that two names that differ print the
+# same or a line reads other than it is: soft hyphen, Arabic letter mark, Mongolian vowel separator,
+# zero-width space, ZWNJ, ZWJ, LRM/RLM, line and paragraph separators, the bidi embeddings,
+# overrides and isolates, word joiner and invisible operators, the BOM inside text (a file's
+# leading one is dropped when it is decoded), and the tag characters (invisible ASCII).
+CONTROL = (r"[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
+           r"\ufeff\U000e0000-\U000e007f]")
 _CONTROL = re.compile(CONTROL)
-_CONTROL_CHARS = tuple([chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))])
-_CONTROL_SHOWN = tuple([f"\\x{ord(c):02x}" for c in _CONTROL_CHARS])
+_CONTROL_CHARS = tuple([chr(c) for c in (
+    *range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), 0xAD, 0x061C, 0x180E, *range(0x200B, 0x2010),
+    *range(0x2028, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF, *range(0xE0000, 0xE0080))])
+_CONTROL_SHOWN = tuple([f"\\x{ord(c):02x}" if c < "\xa0" else f"\\u{ord(c):04x}" if c <= "\uffff" else f"\\U{ord(c):08x}"
+                        for c in _CONTROL_CHARS])
 
 
 def printable(text: str) -> str:
-    """Text with control characters (terminal escape sequences among them) shown as \\xNN
-    instead of acted on; newlines and tabs are kept.
+    """Text with control characters (terminal escape sequences among them) shown as \\xNN, and
+    invisible and bidi characters as \\uNNNN, instead of acted on; newlines and tabs are kept.
 
     >>> printable("title\\x1b]0;pwned\\x07 ok")
     'title\\\\x1b]0;pwned\\\\x07 ok'
+    >>> print(printable("gpt\\u200b-4 \\u202egnp.exe"))
+    gpt\\u200b-4 \\u202egnp.exe
     """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(lambda m: _CONTROL_SHOWN[_CONTROL_CHARS.index(m.group())], text)
 
 
 def printable_series(values: pl.Series) -> pl.Series:

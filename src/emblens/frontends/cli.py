@@ -215,6 +215,8 @@ def _emit(analysis, targets: list[tuple[str, Format]], width: int, fail_on) -> N
 
     for notice in analysis.notices:
         typer.echo(f"emblens: note: {notice}", err=True)
+    for line in _template_errors(analysis):
+        typer.echo(line, err=True)
     for target, fmt in targets:
         color = target == "-" and fmt == Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         _write(render(analysis, fmt.value, width=width, color=color), target, fmt.value)
@@ -224,15 +226,71 @@ def _emit(analysis, targets: list[tuple[str, Format]], width: int, fail_on) -> N
             raise typer.Exit(1)
 
 
+def _template_errors(analysis) -> list[str]:
+    """One line per rule whose message or remedy template failed or ran past its budget (the
+    report shows the rest of the analysis, and the failed text in place of that template's)."""
+    from emblens.events.redact import printable
+    from emblens.rules.templates import ERROR
+
+    failed: dict[str, list[str]] = {}
+    for f in analysis.findings:
+        for text in (f.summary, *f.remedy):
+            at = text.find(ERROR)
+            if at >= 0:
+                why = printable(text[at + len(ERROR):].split("]", 1)[0])[:160]
+                if why not in failed.setdefault(f.rule, []):
+                    failed[f.rule].append(why)
+    return [f"emblens: error: rule {rule}: {'a template' if len(whys) == 1 else f'{len(whys)} templates'} failed: "
+            + "; ".join(whys) for rule, whys in failed.items()]
+
+
 def _write(text: str, output: str | None, what: str = "report") -> None:
     if output is None or output == "-":
         sys.stdout.write(text)
         return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as e:
-        _fail(f"{output}: cannot write: {e.strerror}")
+    _save(output, lambda f: f.write(text.encode("utf-8")))
     typer.echo(f"emblens: wrote {output} ({what})", err=True)
+
+
+def _save(output: str, fill) -> None:
+    """Write a file through `fill(binary file)`, whole or not at all (`emblens.outfiles`): a full
+    disk or an error half-way leaves the file that was there as it was. What is not a regular file
+    (/dev/null, a pipe, /dev/stdout) is written straight, as it cannot be replaced. Any failure is
+    one line and exit status 2."""
+    import stat
+
+    from emblens import outfiles
+
+    try:
+        mode = os.stat(output).st_mode
+    except OSError:
+        mode = None
+    try:
+        if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            with open(output, "wb") as f:
+                fill(f)
+        else:
+            with outfiles.replacing(output) as f:
+                fill(f)
+    except EmblensError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot write {output}: {e.strerror or e}")
+    except Exception as e:   # the table's writer (polars) failing: its message, on one line
+        _fail(f"cannot write {output}: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}")
+
+
+# A cell that starts with one of these is a formula to a spreadsheet (=HYPERLINK(...), +SUM(...),
+# -2+3, @SUM(...), and after a tab or carriage return): OWASP's CSV injection rule puts a single quote
+# in front, which makes it text. Only the CSV export: JSON lines and Parquet keep the values.
+_FORMULA = r"^([=+\-@\t\r])"
+
+
+def csv_safe(table):
+    """The event table with every text cell that a spreadsheet would run as a formula made text."""
+    import polars as pl
+
+    return table.with_columns(pl.col(c).str.replace(_FORMULA, "'$1") for c, t in table.schema.items() if t == pl.String)
 
 
 @app.command()
@@ -257,17 +315,14 @@ def events(
                                                  redact_patterns=str(redact) if redact else None)
     except EmblensError as e:
         _fail(str(e))
-    try:
-        if output == "-":
-            sys.stdout.write(table.write_ndjson())
-        elif suffix == ".parquet":
-            table.write_parquet(output)
-        elif suffix == ".csv":
-            table.write_csv(output)
-        else:
-            table.write_ndjson(output)
-    except OSError as e:
-        _fail(f"{output}: cannot write: {e.strerror}")
+    if output == "-":
+        sys.stdout.write(table.write_ndjson())
+    elif suffix == ".parquet":
+        _save(output, table.write_parquet)
+    elif suffix == ".csv":
+        _save(output, csv_safe(table).write_csv)
+    else:
+        _save(output, table.write_ndjson)
     for s in skipped:
         typer.echo(f"skipped {s.label}: {s.reason}", err=True)
     where = "stdout" if output == "-" else output
@@ -328,6 +383,8 @@ def collect(
 
     try:
         manifest = run(plan, output, say)
+    except EmblensError as e:
+        _fail(str(e))
     except OSError as e:
         _fail(f"{output}: cannot write: {e.strerror or e}")
     n, m = len(manifest["collected"]), len(manifest["not_collected"])
@@ -358,7 +415,8 @@ def probe(
     out: Annotated[Optional[Path], typer.Option("--out", help="Also keep the bundle (probe.har, probe.json) as this zip.",
                    show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent, send nothing.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds each connection and answer may take.", min=0.1, max=60)] = 3.0,
+    timeout: Annotated[float, typer.Option(help="Seconds each request may take, connect to last byte; none is sent "
+                       "after one that ran out of time.", min=0.1, max=60)] = 3.0,
     format: FormatOpt = None,
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
@@ -377,49 +435,68 @@ def probe(
     """
     import io
     import json
+    import re
+    import zipfile
 
-    from emblens.frontends.probe import plan, run_probe
+    from emblens import diagnose
+    from emblens.events.redact import printable
+    from emblens.frontends.probe import key_mask, key_problem, plan, run_probe
+    from emblens.ingest.bundle import Member
+    from emblens.outfiles import replacing
+    from emblens.run import Run
 
     targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
     if out is not None and out.suffix.lower() != ".zip":
         _fail(f"{out}: the bundle is a zip: name it something.zip")
+    if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+        # not shown: what was given may be the key itself rather than the name of its variable
+        _fail("--api-key-env takes the name of the variable that holds the key (such as OPENAI_API_KEY), "
+              "not the key itself")
     key, note = _key(api_key_env)
+    # one run: its redactor masks the exchanges as they are recorded, the checks as they are
+    # printed, and the analysis of the HAR, and it knows the key before any of them
+    run = Run()
+    mask = key_mask(run.redactor, key)
+    if key is not None and (problem := key_problem(key)):
+        _fail(f"the key in {api_key_env} ({len(key)} characters) holds {problem}: no HTTP header can carry it. "
+              "Is the variable two values, or a pasted file?")
     if dry_run:
         try:
             lines = plan(url, model, key is not None)
         except ValueError as e:
-            _fail(str(e))
+            _fail(printable(mask(str(e))))
         typer.echo("emblens probe would send (nothing is sent with --dry-run):")
         for line in lines:
-            typer.echo(f"  {line}")
+            typer.echo(f"  {printable(mask(line))}")
         return
     if note:
         typer.echo(f"emblens: note: {note}", err=True)
 
     def said(c) -> None:
         if not quiet:
-            from emblens.events.redact import printable
-
             typer.echo(f"emblens: {c.outcome.upper():<4} {c.id}: {printable(c.detail)[:160]}", err=True)
 
     try:
-        result = run_probe(url, model=model, api_key=key, key_var=api_key_env, timeout_s=timeout, on_check=said)
+        result = run_probe(url, model=model, api_key=key, key_var=api_key_env, timeout_s=timeout, on_check=said,
+                           mask=mask)
     except ValueError as e:
-        _fail(str(e))
+        _fail(printable(mask(str(e))))
     files = {"probe.har": json.dumps(result.har(), indent=1).encode("utf-8"),
              "probe.json": json.dumps(result.to_dict(), indent=2).encode("utf-8")}
     if out is not None:
-        _write_zip(out, files)
+        try:
+            with replacing(out, private=True) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+                for name, data in files.items():
+                    z.writestr(name, data)
+        except EmblensError as e:
+            _fail(str(e))
         typer.echo(f"emblens: wrote {out} ({len(result.entries)} exchanges; emblens analyze {out} reads it again)", err=True)
-    from emblens import diagnose
-    from emblens.ingest.bundle import Member
-    from emblens.run import Run
 
     # the exchanges are read in memory, named as the bundle's members (probe.zip when none is kept)
     bundle = str(out) if out is not None else "probe.zip"
     members = [Member(f"{bundle}:{name}", lambda data=data: io.BytesIO(data), len(data)) for name, data in files.items()]
     try:
-        _emit(diagnose.run(members, Run()), targets, width, fail_on)
+        _emit(diagnose.run(members, run), targets, width, fail_on)
     except EmblensError as e:
         _fail(str(e))
 
@@ -596,8 +673,8 @@ def live(
     """Run a reverse proxy in front of a server and report failures as they happen.
 
     Starts mitmdump with the emblens addon: your client talks to http://LISTEN_HOST:PORT instead of
-    the server, traffic passes through unchanged, each new finding is printed once, and on Ctrl-C
-    the reports are written.
+    the server, traffic passes through unchanged, each new finding is printed once, and on Ctrl-C,
+    SIGTERM or a closed terminal the reports are written from every exchange seen (exit status 0).
 
     Example:  emblens live --upstream http://127.0.0.1:8000 --port 8001 --save flows.mitm
     """
@@ -622,6 +699,10 @@ def live(
            "--set", f"emblens_report={report}", "--set", f"emblens_json={json_report}"]
     if save_raw and save is None:
         _fail("--save-raw needs --save FILE")
+    # the files are written when the proxy stops: a folder that is not there is said now, not then
+    for option, path in (("--report", report), ("--json", json_report), ("--save", save)):
+        if path is not None and str(path) not in ("", ".") and not path.expanduser().parent.is_dir():
+            _fail(f"{option} {path}: the folder {path.expanduser().parent} does not exist")
     if save is not None:
         cmd += ["--set", f"emblens_save={save}"] + (["--set", "emblens_save_raw=true"] if save_raw else [])
     if rules:
@@ -630,15 +711,30 @@ def live(
                err=True)
     import signal
 
+    # Ctrl-C, SIGTERM (a service manager) and a closed terminal all become one SIGINT to mitmdump,
+    # which stops cleanly: the addon reads what is queued, writes the reports and puts the flow file
+    # in place, then prints one line. This process only waits for that; a second Ctrl-C does not
+    # cut it short (the reports would be lost), it is passed on like the first.
+    proc: subprocess.Popen | None = None
+    asked: list[int] = []
+
+    def stop(signum, _frame) -> None:
+        asked.append(signum)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     proc = subprocess.Popen(cmd)
-    # a service manager stops us with SIGTERM: let mitmdump shut down cleanly so the reports are written
-    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)   # mitmdump shuts down cleanly; the addon writes the reports
-        code = proc.wait()
-    raise typer.Exit(0 if code in (0, -signal.SIGINT, 130) else code)
+    if asked:                              # a signal came while it was starting
+        proc.send_signal(signal.SIGINT)
+    code = proc.wait()
+    if code < 0:                           # killed outright (SIGKILL): it could not finish
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        typer.echo(f"emblens: error: mitmdump was killed ({name}) before it could finish: the reports and "
+                   "the flow file may be missing or hold less than it saw", err=True)
+        raise typer.Exit(128 - code)
+    raise typer.Exit(0 if code in (0, 130) else code)
 
 
 def main() -> None:

@@ -1,7 +1,15 @@
 """`emblens probe`: the troubleshooting guides' checklist, run against a live OpenAI-compatible
-endpoint. A fixed, small set of read-only checks (at most `MAX_REQUESTS` requests, each with a
-timeout, no user data), each ending pass / warn / fail / skip; every exchange is recorded as a
-HAR entry, so that the same rules read it.
+endpoint. A fixed, small set of read-only checks (at most `MAX_REQUESTS` requests, no user data), each
+ending pass / warn / fail / skip; every exchange is recorded as a HAR entry, so that the same rules
+read it.
+
+A server that does not answer in time costs one timeout, not one per check: each exchange has one
+deadline for the whole of it (`httprec`), and once one has run out the probe sends nothing more, so
+it ends within the timeout (plus the checks that came before) whatever the server does.
+
+The key it is given is a secret like any other, but known in advance: `key_mask` has the run's
+redactor remember it (raw, unquoted and base64), so an echo of it in an answer's body or headers is
+masked in the HAR, in probe.json, in the checks printed and in the report.
 
     result = run_probe("http://127.0.0.1:8000/v1", model="Qwen3-Embedding-4B", api_key=key)
     result.checks[0].outcome      # "pass"
@@ -12,8 +20,10 @@ No printing here; `emblens.frontends.cli` writes the bundle and the report.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import math
+import re
 import socket
 import ssl
 import time
@@ -25,10 +35,10 @@ from urllib.parse import urlsplit
 
 from emblens._version import __version__
 from emblens.events import redact
-from emblens.frontends.httprec import Answer, LimitReached, Recorder, bases, har
+from emblens.frontends.httprec import Answer, LimitReached, Mask, Recorder, Watchdog, bases, connect, har, resolve, shown
 
 MAX_REQUESTS = 20
-TIMEOUT_S = 3.0          # each connection and each answer
+TIMEOUT_S = 3.0          # the whole of each exchange: connect, send, headers, body
 BUDGET_S = 6.0           # no request starts after this: with one timeout, the probe ends within 10 s
 SLOW_MS = 2000.0         # an answer slower than this is worth a warning for a one-word request
 PROBE_TEXT = "emblens probe"   # the only input sent: no user data
@@ -68,11 +78,50 @@ class _Stop(Exception):
     """Nothing more can be checked (no name, no connection)."""
 
 
+def key_problem(key: str) -> str | None:
+    """Why a key cannot go into an HTTP header at all, in words that never show it: a line
+    break (two values in one variable, a pasted file) or a character outside Latin-1 (a curly
+    quote from a document)."""
+    for i, c in enumerate(key):
+        if c in "\r\n":
+            return f"a line break at character {i + 1}"
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            return f"a control character (U+{ord(c):04X}) at character {i + 1}"
+        if ord(c) > 0xFF:
+            return f"a character HTTP headers cannot carry (U+{ord(c):04X}) at character {i + 1}"
+    return None
+
+
+def key_mask(redactor: redact.Redactor, key: str | None) -> Mask:
+    """The masking of a probe with this key: the run's redactor, told about the key first (as sent,
+    without stray quotes, and base64-encoded as a gateway might echo it), so that it masks them
+    wherever they appear, an echo in a 401's body or headers included. A key too short or too
+    plain for the redactor to remember (`redact._rememberable`) is replaced here after it, as a
+    whole word."""
+    if not key:
+        return redactor.text
+    forms = {key, key.strip("\"' ")}
+    forms |= {base64.b64encode(f.encode("latin-1", "replace")).decode() for f in list(forms)}
+    # quotes alone, or a placeholder (EMPTY), are not a secret
+    forms = {f for f in forms if f.strip("\"' ") and redact.shape(f) != f}
+    for f in sorted(forms, key=len, reverse=True):
+        redactor.remember(f, "probe key")
+    if not forms:
+        return redactor.text
+    words = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    rx = re.compile(rf"(?<![A-Za-z0-9_\-+/=])(?:{words})(?![A-Za-z0-9_\-+/=])")
+
+    def mask(text: str) -> str:
+        return rx.sub(lambda m: redact.shape(m.group()), redactor.text(text))
+
+    return mask
+
+
 def plan(url: str, model: str | None, has_key: bool) -> list[str]:
     """What `--dry-run` prints: every request the probe may send, and when."""
     b = bases(url)
-    key = "Authorization: Bearer <the key from the variable>" if has_key else "no Authorization header"
-    name = model or "<the first served name>"
+    key = "Authorization: Bearer {the key from the variable}" if has_key else "no Authorization header"
+    name = model or "{first served name}"
     lines = [
         f"no request: resolve {urlsplit(b.root).hostname}, open a TCP connection"
         + (", TLS handshake" if b.root.startswith("https") else "")
@@ -92,19 +141,24 @@ def plan(url: str, model: str | None, has_key: bool) -> list[str]:
         f'POST {b.api}/chat/completions  {{"model": "{name}", "messages": [{{"role": "user", "content": "Say OK."}}], '
         '"max_tokens": 1}  (a chat model, or when the embeddings call is refused)',
         "POST the same call with the name as given, when it is not a served name (to show the server's answer)",
-        f"at most {MAX_REQUESTS} requests, {TIMEOUT_S:g} s timeout each; no input of yours is sent",
+        f"at most {MAX_REQUESTS} requests, {TIMEOUT_S:g} s for each (connect to last byte), none after one "
+        "that ran out of time; no input of yours is sent",
     ]
+    if "@" in urlsplit(url.strip()).netloc:
+        lines.append("the user name and password in the URL are not sent (nor shown)")
     return lines
 
 
 class Prober:
     def __init__(self, url: str, model: str | None, api_key: str | None, key_var: str | None,
-                 timeout_s: float = TIMEOUT_S, on_check: Callable[[Check], None] | None = None) -> None:
+                 timeout_s: float = TIMEOUT_S, on_check: Callable[[Check], None] | None = None,
+                 mask: Mask = redact.mask_text) -> None:
         self.b = bases(url)
         self.model = model
         self.key = api_key
         self.key_var = key_var
-        self.rec = Recorder(timeout_s=timeout_s, max_requests=MAX_REQUESTS)
+        self.mask = mask
+        self.rec = Recorder(timeout_s=timeout_s, max_requests=MAX_REQUESTS, mask=mask)
         self.timeout_s = timeout_s
         self.checks: list[Check] = []
         self.budget_s = max(BUDGET_S, 2 * timeout_s)     # no new request after this long
@@ -115,7 +169,8 @@ class Prober:
 
     # -- helpers -------------------------------------------------------------------------------
     def _check(self, id: str, title: str, outcome: str, detail: str, requests: list[int] | None = None) -> Check:
-        c = Check(id, title, outcome, redact.printable(redact.mask_text(detail)), requests or [])
+        # one line: a server's message may hold line breaks, and each check is one line on stderr
+        c = Check(id, title, outcome, redact.printable(" ".join(self.mask(detail).split())), requests or [])
         self.checks.append(c)
         if self.on_check:
             self.on_check(c)
@@ -128,6 +183,8 @@ class Prober:
              on_purpose: str | None = None) -> tuple[Answer, int]:
         if time.monotonic() > self.deadline:
             raise LimitReached(f"stopped after {self.budget_s:g} s (a server that answers slowly or not at all)")
+        if self.rec.gave_up:
+            raise LimitReached(f"stopped: {self.rec.gave_up}")
         a = self.rec.request(method, url, headers=self._auth() if headers is None else headers, body=body,
                              on_purpose=on_purpose)
         return a, self.rec.sent - 1
@@ -141,6 +198,8 @@ class Prober:
         if isinstance(doc, dict):
             err = doc.get("error")
             msg = (err.get("message") if isinstance(err, dict) else err) or doc.get("message") or doc.get("detail")
+        if a.note:       # cut, or not JSON: the body's first line says nothing useful then
+            return f"{a.status} {a.reason} ({a.note})"
         text = str(msg) if msg else a.body.decode("utf-8", "replace").strip().splitlines()[0][:160] if a.body else ""
         return f"{a.status} {a.reason}" + (f": {text[:200]}" if text else "")
 
@@ -148,11 +207,18 @@ class Prober:
     def reach(self) -> None:
         parts = urlsplit(self.b.root)
         host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        deadline = time.monotonic() + self.timeout_s      # the lookup, the connection and TLS together
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as e:
+            infos = resolve(host, port, self.timeout_s)
+        except TimeoutError:
             self._check("reach.dns", "The host name resolves", "fail",
-                        f"{host} does not resolve ({e.strerror}); check the spelling, or use the service name or "
+                        f"looking up {host} took more than {self.timeout_s:g} s: the name server does not answer. "
+                        "Use the IP address, or check the resolver (/etc/resolv.conf)")
+            raise _Stop from None
+        except (OSError, UnicodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self._check("reach.dns", "The host name resolves", "fail",
+                        f"{host} does not resolve ({why}); check the spelling, or use the service name or "
                         "IP address the client can reach")
             raise _Stop from None
         address = infos[0][4][0]
@@ -168,26 +234,37 @@ class Prober:
                         "no HTTP(S)_PROXY applies to this host")
         t0 = time.perf_counter()
         try:
-            with socket.create_connection((host, port), timeout=self.timeout_s) as sock:
-                ms = (time.perf_counter() - t0) * 1000
-                self._check("reach.tcp", "Something listens on the port", "pass",
-                            f"{host}:{port} accepted a connection in {ms:.0f} ms")
-                if parts.scheme == "https":
-                    self._tls(sock, host)
+            sock = connect(host, port, deadline, infos)
         except OSError as e:
+            timed_out = isinstance(e, (socket.timeout, TimeoutError))
             why = "refused: nothing listens there" if isinstance(e, ConnectionRefusedError) else (
                 f"timed out after {self.timeout_s:g} s: a firewall drops it, or the host is wrong"
-                if isinstance(e, (socket.timeout, TimeoutError)) else str(e.strerror or e))
-            a, i = self._ask("GET", f"{self.b.api}/models")      # the refusal, as evidence for the rules
+                if timed_out else str(e.strerror or e))
+            if timed_out:
+                # asking again would wait as long: the attempt just made stands as the evidence
+                a, i = self.rec.unanswered("GET", f"{self.b.api}/models", f"timed out after {self.timeout_s:g} s "
+                                           "(no connection)", headers=self._auth()), self.rec.sent - 1
+            else:
+                a, i = self._ask("GET", f"{self.b.api}/models")      # the refusal, as evidence for the rules
             self._check("reach.tcp", "Something listens on the port", "fail",
                         f"{host}:{port}: {why}. Is the server running, and on this port? (GET /v1/models: {self._said(a)})",
                         [i])
             raise _Stop from None
+        with sock:
+            ms = (time.perf_counter() - t0) * 1000
+            self._check("reach.tcp", "Something listens on the port", "pass",
+                        f"{host}:{port} accepted a connection in {ms:.0f} ms")
+            if parts.scheme == "https":
+                # a server that sends its handshake a byte at a time must not outlast the deadline
+                with Watchdog(sock, deadline) as watch:
+                    self._tls(sock, host, watch)
 
-    def _tls(self, sock: socket.socket, host: str) -> None:
+    def _tls(self, sock: socket.socket, host: str, watch: Watchdog) -> None:
         try:
             with ssl.create_default_context().wrap_socket(sock, server_hostname=host) as tls:
                 cert = tls.getpeercert() or {}
+                if watch.fired:
+                    raise TimeoutError
                 self._check("reach.tls", "TLS: the certificate is valid for the host", "pass",
                             f"{tls.version()}, certificate valid until {cert.get('notAfter', '?')}")
         except ssl.SSLCertVerificationError as e:
@@ -196,8 +273,13 @@ class Prober:
                         "SSL_CERT_FILE / REQUESTS_CA_BUNDLE at your CA bundle")
             raise _Stop from None
         except (ssl.SSLError, OSError) as e:
-            self._check("reach.tls", "TLS: the certificate is valid for the host", "fail",
-                        f"the TLS handshake failed ({e}); is it plain HTTP on this port? Try http://")
+            if watch.fired or isinstance(e, (socket.timeout, TimeoutError)):
+                self._check("reach.tls", "TLS: the certificate is valid for the host", "fail",
+                            f"the TLS handshake did not finish within {self.timeout_s:g} s (timed out): the server "
+                            "says nothing, or too slowly; is it TLS on this port?")
+            else:
+                self._check("reach.tls", "TLS: the certificate is valid for the host", "fail",
+                            f"the TLS handshake failed ({e}); is it plain HTTP on this port? Try http://")
             raise _Stop from None
 
     @staticmethod
@@ -206,7 +288,7 @@ class Prober:
         proxy = proxies.get(scheme)
         if not proxy or urllib.request.proxy_bypass(host):
             return None
-        return redact.mask_text(proxy)
+        return shown(proxy)
 
     def health(self) -> None:
         a, i = self._ask("GET", f"{self.b.root}/health", headers={})
@@ -275,11 +357,11 @@ class Prober:
             wrong, j = self._ask("GET", f"{self.b.api}/models", headers={"Authorization": self.key},
                                  on_purpose="the key without 'Bearer ', to see whether the scheme matters")
             if wrong.status == 200:
-                self._check("auth.scheme", "Only `Authorization: Bearer <key>` is accepted", "warn",
+                self._check("auth.scheme", "Only `Authorization: Bearer {key}` is accepted", "warn",
                             "the key was accepted without 'Bearer ': the server (or a proxy) is lenient", [j])
             else:
-                self._check("auth.scheme", "Only `Authorization: Bearer <key>` is accepted", "pass",
-                            f"without 'Bearer ' it answered {wrong.status or wrong.error}: send `Bearer <key>` (the SDK does)",
+                self._check("auth.scheme", "Only `Authorization: Bearer {key}` is accepted", "pass",
+                            f"without 'Bearer ' it answered {wrong.status or wrong.error}: send `Bearer {{key}}` (the SDK does)",
                             [j])
 
     def base_url(self, models: Answer) -> None:
@@ -446,11 +528,15 @@ class Prober:
 
 
 def run_probe(url: str, *, model: str | None = None, api_key: str | None = None, key_var: str | None = None,
-              timeout_s: float = TIMEOUT_S, on_check: Callable[[Check], None] | None = None) -> ProbeResult:
-    """Run the checks. Raises ValueError for a URL that is not http(s)."""
+              timeout_s: float = TIMEOUT_S, on_check: Callable[[Check], None] | None = None,
+              mask: Mask | None = None) -> ProbeResult:
+    """Run the checks. Raises ValueError for a URL that is not http(s). `mask`: what every
+    exchange, check and URL goes through (`key_mask` of the run's redactor); by default the
+    catalogue, with the key remembered."""
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    p = Prober(url, model, api_key, key_var, timeout_s, on_check)
+    mask = mask or key_mask(redact.Redactor(), api_key)
+    p = Prober(url, model, api_key, key_var, timeout_s, on_check, mask)
     p.run()
-    return ProbeResult(url=redact.mask_text(url), model=model, started=started.isoformat().replace("+00:00", "Z"),
+    return ProbeResult(url=shown(url, mask), model=model, started=started.isoformat().replace("+00:00", "Z"),
                        checks=p.checks, entries=p.rec.entries, served=p.served, seconds=time.perf_counter() - t0)

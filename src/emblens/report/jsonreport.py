@@ -8,6 +8,7 @@ import re
 import polars as pl
 
 from emblens._version import __version__
+from emblens.events.redact import CONTROL
 from emblens.report.view import _iso, clock_notes, common_prefix, relative, timeline
 
 # the version of the report's shape (report.schema.json), separate from the tool's version:
@@ -99,9 +100,19 @@ def _lead(lead, rel) -> dict | None:
     return {"what": lead.what, "message": lead.message, "source": rel(e.source), "line": e.line, "text": e.text}
 
 
-_C1 = re.compile(r"[\x7f-\x9f]")
+# json escapes C0 controls itself; DEL, the C1 controls (0x9b is a CSI) and the invisible and bidi
+# characters (`redact.CONTROL`) are escaped here, as JSON escapes: a tool reads the same values, a
+# person who opens the file sees them
+_SHOWN = re.compile(CONTROL)
+
+
+def _escape(m: re.Match) -> str:
+    n = ord(m.group())
+    if n > 0xFFFF:                     # JSON writes a character past the BMP as a surrogate pair
+        n -= 0x10000
+        return f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}"
+    return f"\\u{n:04x}"
 
 
 def to_json(analysis) -> str:
-    # json escapes C0 controls itself; DEL and the C1 controls (0x9b is a CSI) are escaped here
-    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(to_dict(analysis), indent=2, ensure_ascii=False))
+    return _SHOWN.sub(_escape, json.dumps(to_dict(analysis), indent=2, ensure_ascii=False))

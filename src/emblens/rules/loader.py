@@ -8,7 +8,9 @@ count of the others), `emblens rules lint` prints them all. The format is descri
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -251,13 +253,13 @@ class _File:
                 where = [k for k, p in spec.PARTS.items() if key in p["allowed"]]
                 hint = (f" (`{key}` belongs in a {where[0]} file)" if where and key in spec.KEYS
                         else spec.suggest(key, allowed))
-                self.error(_line(data, key), f"unknown key {key!r} in a {kind} rule file{hint}")
+                self.error(_line(data, key), f"unknown key {excerpt(key)} in a {kind} rule file{hint}")
         for key in required:
             if key not in data or data[key] in (None, "", [], {}):
                 self.error(data.line, f"missing {key!r} (a {kind} rule file needs {', '.join(required)})")
         rid = str(data.get("id", ""))
         if rid and not _ID.match(rid):
-            self.error(_line(data, "id"), f"id {rid!r} must look like area.name, lowercase (auth.empty_key)")
+            self.error(_line(data, "id"), f"id {excerpt(rid)} must look like area.name, lowercase (auth.empty_key)")
         values: dict = {"kind": kind, "id": rid, "path": self.path, "line": data.line}
         for key, value in data.items():
             if key in allowed and key != "id" and value not in (None, "", [], {}):
@@ -307,7 +309,7 @@ class _File:
                 return _BAD
             for i in items if kind == "ids" else ():
                 if not _ID.match(i):
-                    self.error(line, f"{i!r} in `{key}` is not a rule id (area.name)")
+                    self.error(line, f"{excerpt(i)} in `{key}` is not a rule id (area.name)")
             return {key: tuple(items)}
         if kind == "confidence":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
@@ -362,11 +364,11 @@ class _File:
             elif key == "within":
                 m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(v))
                 if not m:
-                    self.error(kline, f"`within` must be a duration like 30s, 5m or 1h, not {v!r}")
+                    self.error(kline, f"`within` must be a duration like 30s, 5m or 1h, not {excerpt(v)}")
                 else:
                     out["within_s"] = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
             else:
-                self.error(kline, f"unknown key {key!r} in count; allowed: min, within{spec.suggest(key, spec.COUNT_KEYS)}")
+                self.error(kline, f"unknown key {excerpt(key)} in count; allowed: min, within{spec.suggest(key, spec.COUNT_KEYS)}")
         return out
 
     # -- match trees
@@ -406,7 +408,7 @@ class _File:
                 for name, pred in v.items():
                     fline = _line(v, name, kline)
                     if not spec.is_fact(str(name)):
-                        self.error(fline, f"unknown fact {name!r}{spec.suggest(name, spec.FACTS)}")
+                        self.error(fline, f"unknown fact {excerpt(name)}{spec.suggest(name, spec.FACTS)}")
                         continue
                     p = self.pred(pred, fline, None)
                     if p is not None:
@@ -418,7 +420,7 @@ class _File:
                 child = t.Field(key, p, loc=loc) if p is not None else None
             else:
                 choices = [*spec.NODES, *SCHEMA]
-                self.error(kline, f"unknown column or node {key!r}: not in the event schema and not one of "
+                self.error(kline, f"unknown column or node {excerpt(key)}: not in the event schema and not one of "
                                   f"{', '.join(spec.NODES)}{spec.suggest(key, choices)}")
                 continue
             if child is not None:
@@ -440,7 +442,7 @@ class _File:
         for name, v in value.items():
             oline = _line(value, name, line)
             if name not in spec.OPS:
-                self.error(oline, f"unknown operator {name!r}{spec.suggest(name, spec.OPS)}; known: {', '.join(spec.OPS)}")
+                self.error(oline, f"unknown operator {excerpt(name)}{spec.suggest(name, spec.OPS)}; known: {', '.join(spec.OPS)}")
                 ok = False
                 continue
             if isinstance(v, list):
@@ -456,7 +458,7 @@ class _File:
     def ref(self, value: object, line: int) -> object:
         if isinstance(value, str) and value.startswith("$"):
             if not spec.is_fact(value[1:]):
-                self.error(line, f"unknown fact {value!r}{spec.suggest(value[1:], spec.FACTS)}")
+                self.error(line, f"unknown fact {excerpt(value)}{spec.suggest(value[1:], spec.FACTS)}")
             return t.FactRef(value[1:])
         return value
 
@@ -481,7 +483,7 @@ class _File:
             values = op.value if isinstance(op.value, tuple) else (op.value,)
             for v in values:
                 if not isinstance(v, t.FactRef) and v not in allowed:
-                    self.error(line, f"{column} is never {v!r}; it is one of {', '.join(allowed)}{spec.suggest(v, allowed)}")
+                    self.error(line, f"{column} is never {excerpt(v)}; it is one of {', '.join(allowed)}{spec.suggest(v, allowed)}")
                     return False
         return True
 
@@ -499,9 +501,9 @@ class _File:
         try:
             backtracking.compile(op.value)
         except backtracking.error as e:
-            self.error(op.loc.line, f"bad regex: {e}")
+            self.error(op.loc.line, f"bad regex: {_clip(e)}")
             return False
-        self.notes.append(f"{self.path}:{op.loc.line}: regex {op.value!r} needs the backtracking engine (look-around or "
+        self.notes.append(f"{self.path}:{op.loc.line}: regex {excerpt(op.value)} needs the backtracking engine (look-around or "
                           f"back-references): it runs with a {REGEX_TIMEOUT_S}s timeout per value and keeps every line")
         return True
 
@@ -509,15 +511,97 @@ class _File:
 _BAD = object()
 
 
-def read_file(path: Path, errors: list[RuleError], notes: list[str]) -> Part | None:
-    """Parse one rule file; problems go to `errors`, advice to `notes`."""
+# -- reading files -------------------------------------------------------------------------------
+# A rules folder may come from anyone: a file is looked at (its kind, its size, where it really is)
+# before a byte of it is read, and an error quotes at most a short, masked excerpt of what it holds.
+EXCERPT = 40   # characters of a rule file's text that an error may quote
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)   # a FIFO put in place of a file after it was looked at: never wait on it
+
+
+def excerpt(value: object) -> str:
+    """A value from a rule file as an error quotes it: secrets masked, control and invisible
+    characters shown, at most EXCERPT characters; text in quotes, as repr() would."""
+    from emblens.events.redact import mask_text, printable
+
+    text = printable(mask_text(value if isinstance(value, str) else repr(value)))
+    if len(text) > EXCERPT:
+        text = text[: EXCERPT - 1] + "…"
+    return repr(text) if isinstance(value, str) else text
+
+
+def file_problem(path: Path, folder: Path, limit: int = MAX_RULE_FILE_BYTES) -> str | None:
+    """Why `path` is not to be read as a file of `folder`, from what stat says (nothing is read):
+    a link or a path that leads outside the folder, something other than a regular file (a FIFO,
+    a device), or more than `limit` bytes (a sparse file of gigabytes costs nothing to make)."""
     try:
-        if path.stat().st_size > MAX_RULE_FILE_BYTES:
-            errors.append(RuleError(f"larger than {MAX_RULE_FILE_BYTES // 1024} KiB: not a rule file", path=str(path)))
-            return None
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        errors.append(RuleError(f"cannot read: {e}", path=str(path)))
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(folder.resolve()):
+            return "a link to a file outside the rules folder: not read"
+        st = os.stat(real)
+    except (OSError, RuntimeError) as e:    # RuntimeError: a loop of links
+        return f"cannot read: {getattr(e, 'strerror', None) or type(e).__name__}"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file: not read"
+    if st.st_size > limit:
+        return f"larger than {limit // 1024:,} KiB: not a rule file"
+    return None
+
+
+def read_bytes(path: Path, folder: Path, limit: int = MAX_RULE_FILE_BYTES) -> bytes:
+    """The bytes of a file of `folder`, after `file_problem` found none; the file is opened without
+    following a link and looked at again through its descriptor (it may have changed since), and
+    never more than `limit` bytes are read. Raises OSError with the reason."""
+    problem = file_problem(path, folder, limit)
+    if problem is not None:
+        raise OSError(problem)
+    fd = os.open(path.resolve(), os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            raise OSError("changed while it was read: not read")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"larger than {limit // 1024:,} KiB: not a rule file")
+    return data
+
+
+def plain_folders(folders: Sequence[Path]) -> bool:
+    """Whether every YAML file under the folders is a regular file inside its folder and within its
+    size: only then may the rule cache hash them (it reads each whole); else the rules load
+    uncached and the loader says what is wrong. One stat per file, from a walk that follows no link."""
+    from emblens.rules import cache
+
+    for folder in folders:
+        for root, _dirs, files in os.walk(folder):
+            top = os.path.relpath(root, folder).split(os.sep)[0]
+            for name in files:
+                if not name.endswith((".yaml", ".yml")):
+                    continue
+                path = os.path.join(root, name)
+                limit = MAX_RULE_FILE_BYTES if top != "data" and not FIXTURE_NAME.match(name) else cache.MAX_BYTES
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    return False
+                if stat.S_ISLNK(st.st_mode):
+                    if file_problem(Path(path), folder, limit) is not None:
+                        return False
+                elif not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+                    return False
+    return True
+
+
+def read_file(path: Path, errors: list[RuleError], notes: list[str], folder: Path | None = None) -> Part | None:
+    """Parse one rule file of `folder` (default: the file's own); problems go to `errors`, advice to `notes`."""
+    try:
+        data = read_bytes(path, folder if folder is not None else path.parent)
+        text = re.sub(r"\r\n?", "\n", data.decode("utf-8"))
+    except OSError as e:
+        errors.append(RuleError(str(e) if not e.strerror else f"cannot read: {e.strerror}", path=str(path)))
+        return None
+    except UnicodeDecodeError as e:
+        errors.append(RuleError(f"cannot read: not UTF-8 (byte {e.start})", path=str(path)))
         return None
     import yaml
 
@@ -527,14 +611,22 @@ def read_file(path: Path, errors: list[RuleError], notes: list[str]) -> Part | N
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        errors.append(RuleError(f"YAML: {e.problem or e.context}", path=str(path), line=(mark.line + 1) if mark else 1))
+        errors.append(RuleError(f"YAML: {_clip(e.problem or e.context)}", path=str(path), line=(mark.line + 1) if mark else 1))
         return None
     except (yaml.YAMLError, RecursionError) as e:
-        errors.append(RuleError(f"YAML: {str(e)[:200] or type(e).__name__}", path=str(path), line=1))
+        errors.append(RuleError(f"YAML: {_clip(str(e)) or type(e).__name__}", path=str(path), line=1))
         return None
     finally:
         loader.dispose()
     return _File(str(path), errors, notes).part(data)
+
+
+def _clip(text: object, limit: int = 160) -> str:
+    """A parser's message (it may quote the file) on one line, masked and clipped."""
+    from emblens.events.redact import mask_text, printable
+
+    line = printable(mask_text(" ".join(str(text or "").split())))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -597,7 +689,7 @@ def read_folders(folders: Sequence[Path], errors: list[RuleError], notes: list[s
         files = rule_files(folder)
         if not files and folder != builtin_dir():
             errors.append(RuleError("no rule files (*.yaml) in this folder", path=str(folder)))
-        parts = [p for p in (read_file(f, errors, notes) for f in files) if p is not None]
+        parts = [p for p in (read_file(f, errors, notes, folder) for f in files) if p is not None]
         out.append((folder, parts))
     return out
 
@@ -611,7 +703,7 @@ def load_rules(dirs: Sequence[str | Path] = (), *, include_builtin: bool = True)
     from emblens.rules import cache
 
     folders = folders_of(dirs, include_builtin)
-    key = cache.key(folders)
+    key = cache.key(folders) if plain_folders(folders) else None
     cached = cache.get(key)
     if isinstance(cached, RuleSet):
         linear.learn(getattr(cached, "linear", None) or {})
@@ -641,6 +733,10 @@ def _load(folders: Sequence[Path]) -> RuleSet:
         if len(errors) > 1:
             raise RuleError(f"{first} (and {len(errors) - 1} more: run `emblens rules lint` on the folder)")
         raise first
-    data = [d / modeldata.FILE for d in reversed(folders)]
-    models = modeldata.load([p for p in data if p.is_file()])
+    data = [(d, d / modeldata.FILE) for d in reversed(folders)]
+    for folder, path in data:
+        problem = file_problem(path, folder) if path.exists() or path.is_symlink() else None
+        if problem is not None:
+            raise RuleError(problem, path=str(path))
+    models = modeldata.load([p for _, p in data if p.is_file()])
     return RuleSet(rules, models=models, notes=notes, notices=notices)

@@ -12,19 +12,29 @@ How it stays out of the way of traffic:
 - Nothing in a flow is ever changed; every error inside the addon is logged and swallowed.
 - Memory is bounded: at most `emblens_window` exchanges are kept as events (the oldest go first);
   captured flows, when asked for, go straight to disk.
-On shutdown the addon writes the markdown and JSON reports and closes the flow file, which
-`emblens analyze` reads back to the same findings.
+
+Nothing seen is lost on the way out. Ctrl-C, SIGTERM (to the proxy alone or to its whole group, as
+a service manager sends it) and a closed terminal all end in mitmproxy's `done`: the queue is read
+to the end, the rules run once more over every exchange kept, and each report is written whole
+(`emblens.outfiles`: a failure leaves the previous report as it was). A finding printed live whose
+exchanges have since left the window is still in the report, as it was last seen. The rules
+process ignores those signals and stops when told (or, if the proxy dies, when its pipe closes,
+writing the reports itself); the proxy keeps its own copy of the window, so a rules process that
+was killed costs nothing either. Flows are saved to a private temporary file beside `--save`'s
+path and renamed into place at the end: the file there is always complete. WebSocket flows are
+saved when they close, with their messages.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
 from pathlib import Path
 
+from emblens import outfiles
+from emblens.errors import EmblensError
 from emblens.events import redact
 from emblens.events.redact import Redactor
 
@@ -165,6 +175,12 @@ class EmblensAddon:
         self._reported: dict[str, int] = {}
         self._writer = None
         self._save_file = None
+        self._saving = None     # the `outfiles.replacing` of the flow file: renamed into place when closed
+        self._save_path: Path | None = None
+        self._save_redactor = Redactor()   # the saved flows' own: a key seen in one is masked in the next
+        self._open_ws: dict[str, object] = {}   # WebSocket flows not closed yet: saved when they are
+        self.saved = 0
+        self._announced: dict[str, tuple[object, int]] = {}   # rule -> (the finding as last seen, its last line)
         self._ruleset = None
         self._dirty = False
         self._interval_s = 1.0
@@ -221,9 +237,11 @@ class EmblensAddon:
 
                 self._close_writer()
                 path = Path(ctx.options.emblens_save).expanduser()
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.fchmod(fd, 0o600)    # also when the file was there before
-                self._save_file = os.fdopen(fd, "wb")
+                # written as flows come, to a private temporary file renamed over `path` when the run
+                # ends: an interrupted run leaves a whole file, never half a flow
+                saving = outfiles.replacing(path, private=True)
+                self._save_file = saving.__enter__()
+                self._saving, self._save_path = saving, path
                 self._writer = FlowWriter(self._save_file)
                 if ctx.options.emblens_save_raw:
                     log.warning(f"emblens: saving flows to {path} WITH their credentials (bearer tokens, API keys, "
@@ -231,6 +249,8 @@ class EmblensAddon:
                 else:
                     log.warning(f"emblens: saving flows to {path} (mode 0600); credentials are masked "
                                 "(--save-raw keeps them)")
+        except EmblensError as e:     # the flow file's folder cannot be written
+            log.error(redact.printable(f"emblens: error: {e}"))
         except Exception as e:  # never raise into mitmproxy
             log.error(f"emblens: configuration failed, analysis is off: {e}")
 
@@ -250,6 +270,21 @@ class EmblensAddon:
             self._start_child()
             self._thread = threading.Thread(target=self._work, name="emblens", daemon=True)
             self._thread.start()
+            self._stop_on_hangup()
+
+    @staticmethod
+    def _stop_on_hangup() -> None:
+        """A closed terminal (SIGHUP) stops the proxy as Ctrl-C does, through `done`: mitmproxy
+        itself would just die, leaving no report and the flows unsaved."""
+        import asyncio
+        import signal
+
+        from mitmproxy import ctx
+
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, ctx.master.shutdown)
+        except (RuntimeError, NotImplementedError, AttributeError, ValueError):
+            pass    # no running loop here (a test), or a platform without SIGHUP
 
     def _ask(self, why: str) -> None:
         """Ask the upstream for /v1/models off the proxy's thread; its rows join the queue."""
@@ -288,30 +323,48 @@ class EmblensAddon:
         _stream_if_needed(flow, "response")
 
     def response(self, flow) -> None:
+        if getattr(flow, "websocket", None) is not None:     # the handshake: its messages come later
+            self._open_ws.setdefault(flow.id, flow)
         self._enqueue(flow)
 
     def error(self, flow) -> None:
-        self._enqueue(flow)
+        self.response(flow)
+
+    def websocket_end(self, flow) -> None:
+        self._open_ws.pop(flow.id, None)
+        self._enqueue(("save", flow))
 
     def done(self) -> None:
+        """The way out, whatever stopped the proxy: read what is queued, run the rules over all of
+        it, write the reports, put the flow file in place, and say so on one line."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        wrote: list[str] = []
         try:
             start = time.thread_time()
+            for flow in list(self._open_ws.values()):     # WebSockets still open: saved as they are
+                self._enqueue(("save", flow))
+            self._open_ws.clear()
             self._drain()
-            if self._child is not None and self._finish_child(time.thread_time() - start):
-                return
-            self._evaluate(announce=True)
-            self.cpu_s += time.thread_time() - start
-            log.warning(f"emblens: {self.seen:,} exchanges read, {self.dropped:,} dropped; the analysis used "
-                        f"{self.cpu_s:.1f} s of CPU")
-            self._write_reports()
+            answer = self._finish_child(time.thread_time() - start) if self._child is not None else None
+            if answer is not None:
+                wrote, self.cpu_s = answer["wrote"], answer["cpu_s"]
+            else:
+                self._evaluate(announce=True, final=True)
+                self.cpu_s += time.thread_time() - start
+                wrote = self._write_reports()
         except Exception as e:
-            log.error(f"emblens: could not finish the report: {e}")
+            log.error(redact.printable(f"emblens: could not finish the report: {e}"))
         finally:
-            self._close_writer()
+            saved = self._close_writer()
+        done = [f"emblens: {self.seen:,} exchanges read, {self.dropped:,} dropped; the analysis used {self.cpu_s:.1f} s of CPU"]
+        if wrote:
+            done.append("wrote " + " and ".join(wrote))
+        if saved:
+            done.append(f"saved {self.saved:,} flows to {saved}")
+        log.warning(redact.printable("; ".join(done)))
 
     @staticmethod
     def _bad_options() -> list[str]:
@@ -390,6 +443,9 @@ class EmblensAddon:
             n += 1
             if n % YIELD_EVERY == 0:
                 time.sleep(YIELD_S)    # let the proxy's thread take the interpreter lock (see YIELD_EVERY)
+            if isinstance(flow, tuple):           # ("save", a WebSocket flow that has closed)
+                self._save(flow[1])
+                continue
             try:
                 if isinstance(flow, dict):        # a row of emblens's own (a connection error, its /v1/models ask)
                     row = self._redactor.row(flow)
@@ -402,20 +458,33 @@ class EmblensAddon:
                 self.seen += 1
                 row.update(source="live", line=self.seen)
                 fact = traffic.models_fact(row)
+                new = [row] + ([{**fact, "source": "live", "line": self.seen}] if fact else [])
                 with self._lock:
-                    rows = self._outbox if self._child is not None else self._rows
-                    rows.append(row)
-                    if fact:
-                        rows.append({**fact, "source": "live", "line": self.seen})
+                    # the rules process gets the rows; this process keeps them too, so that the
+                    # report can still be made here if that process is gone
+                    self._rows.extend(new)
+                    if self._child is not None:
+                        self._outbox.extend(new)
                 self._dirty = True
-                if self._writer is not None and not isinstance(flow, dict):
-                    from mitmproxy import ctx
-
-                    self._writer.add(flow if ctx.options.emblens_save_raw else redact.masked_flow(flow))
+                if not isinstance(flow, dict) and flow.websocket is None:
+                    self._save(flow)
             except Exception as e:
                 log.error(redact.printable(f"emblens: could not read a flow: {e}"))
 
-    def _evaluate(self, announce: bool) -> None:
+    def _save(self, flow) -> None:
+        """Add one flow to the flow file, masked unless --save-raw; each flow once."""
+        if self._writer is None or getattr(flow, "emblens_saved", False):
+            return
+        from mitmproxy import ctx
+
+        try:
+            flow.emblens_saved = True      # an attribute, not metadata: metadata is saved with the flow
+            self._writer.add(flow if ctx.options.emblens_save_raw else redact.masked_flow(flow, self._save_redactor.text))
+            self.saved += 1
+        except Exception as e:
+            log.error(redact.printable(f"emblens: could not save a flow: {e}"))
+
+    def _evaluate(self, announce: bool, final: bool = False) -> None:
         if self._ruleset is None:
             return
         from emblens import diagnose
@@ -443,6 +512,30 @@ class EmblensAddon:
                 elif f.count >= 2 * before:
                     log.warning(f"emblens: [{f.rule}] seen {f.count} times now")
                     self._reported[f.rule] = f.count
+        for f in findings:
+            if f.rule in self._reported:
+                self._announced[f.rule] = (f, max((line for _, line in f.matched), default=0))
+        if final:
+            self._keep_announced(rows[0]["line"] if rows else self.seen + 1)
+
+    def _keep_announced(self, first_line: int) -> None:
+        """Findings printed live whose exchanges have all left the window since: in the report as
+        they were last seen, after the findings of the window, and the coverage says so. One that
+        went away while its exchanges are still kept is not brought back: the rules changed their
+        mind (the served models became known, say)."""
+        import dataclasses
+
+        present = {f.rule for f in self.analysis.findings}
+        gone = [f for rule, (f, last) in self._announced.items() if rule not in present and last < first_line]
+        if not gone:
+            return
+        if self.analysis.findings:      # the window's own findings lead; these only add to them
+            gone = [dataclasses.replace(f, role="finding", explained_by=None) for f in gone]
+        self.analysis.findings.extend(gone)
+        said = ", ".join(f.rule for f in gone)
+        for info in self.analysis.inputs:
+            info.note = "; ".join(filter(None, [info.note, f"{said}: printed live, its exchanges have left the window "
+                                                           "since; reported as last seen"]))
 
     # -- the rules process ------------------------------------------------------------------------
     def _start_child(self) -> None:
@@ -455,8 +548,10 @@ class EmblensAddon:
         settings = {"dirs": self._dirs, "interval_s": self._interval_s, "window": self._rows.maxlen,
                     "paths": {o: getattr(ctx.options, o) for o in ("emblens_report", "emblens_json")}}
         try:
+            # a session of its own: a terminal's Ctrl-C is for the proxy, which tells this process
+            # when to finish (it ignores the signals too, but only once it has started)
             self._child = subprocess.Popen([sys.executable, "-m", "emblens.frontends.live.rules_process"], stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, stderr=None, close_fds=True)
+                                           stdout=subprocess.PIPE, stderr=None, close_fds=True, start_new_session=True)
             self._put(("start", settings))
         except Exception as e:
             log.error(f"emblens: could not start the rules process, the rules run in the proxy's process: {e}")
@@ -478,52 +573,71 @@ class EmblensAddon:
             return
         try:
             self._put(("rows", rows, self.seen, self.dropped, self._redactor.counts()))
-        except Exception as e:       # the process is gone: go on here, with what is left
+        except Exception as e:       # the process is gone: go on here, with the rows kept here
             log.error(f"emblens: the rules process stopped ({e}); the rules run in the proxy's process")
             self._child = None
-            with self._lock:
-                self._rows.extend(rows)
-                self._dirty = True
+            self._dirty = True
 
-    def _finish_child(self, cpu_s: float) -> bool:
-        """The last rows, then the final run and the reports, in the rules process. False when it
-        could not finish (the caller then does it here)."""
+    def _finish_child(self, cpu_s: float) -> dict | None:
+        """The last rows, then the final run and the reports, in the rules process: its answer
+        (the reports written, the CPU used), or None when it could not finish (the caller then
+        does it here, from the rows kept here)."""
         import pickle
 
         self._send()
         child, self._child = self._child, None
         if child is None:
-            return False
+            return None
         try:
             self._put(("done", self.seen, self.dropped, self.cpu_s + cpu_s), child)
             child.stdin.close()
             child.wait(timeout=60)       # before reading: a hung child must not hold mitmproxy's exit
             reply = child.stdout.read(1 << 20)
-            return bool(reply) and pickle.loads(reply) == "ok"
+            answer = pickle.loads(reply) if reply else None    # written by our own rules process
+            if isinstance(answer, dict):
+                return answer
+            raise RuntimeError(f"it ended with status {child.returncode}")
         except Exception as e:
-            log.error(f"emblens: the rules process did not finish ({e}); the report is made here")
+            log.error(redact.printable(f"emblens: the rules process did not finish ({e}); the report is made here"))
             child.kill()
-            return False
+            with self._lock:
+                self._dirty = True
+            return None
 
-    def _write_reports(self, paths: dict[str, str] | None = None) -> None:
+    def _write_reports(self, paths: dict[str, str] | None = None) -> list[str]:
+        """Each report asked for, written whole (a failure leaves the one before as it was, and
+        the others are still written); the paths written."""
         if paths is None:
             from mitmproxy import ctx
 
             paths = {o: getattr(ctx.options, o) for o in ("emblens_report", "emblens_json")}
         if self.analysis is None:
-            return
-        from emblens.report import to_json, to_markdown
+            return []
+        from emblens import report
 
-        for option, render in (("emblens_report", to_markdown), ("emblens_json", to_json)):
+        wrote = []
+        for option, render in (("emblens_report", report.to_markdown), ("emblens_json", report.to_json)):
             path = paths.get(option)
-            if path:
-                Path(path).expanduser().write_text(render(self.analysis), encoding="utf-8")
-                log.warning(f"emblens: wrote {path}")
-
-    def _close_writer(self) -> None:
-        if self._save_file is not None:
+            if not path:
+                continue
             try:
-                self._save_file.close()
-            finally:
-                self._save_file = None
-                self._writer = None
+                outfiles.write_text(Path(path).expanduser(), render(self.analysis))
+                wrote.append(str(path))
+            except EmblensError as e:
+                log.error(redact.printable(f"emblens: error: {e}"))
+            except Exception as e:
+                log.error(redact.printable(f"emblens: error: cannot write {path}: {e}"))
+        return wrote
+
+    def _close_writer(self) -> str | None:
+        """Put the flow file in place (flushed, then renamed over the path asked for); its path."""
+        saving, path = self._saving, self._save_path
+        self._saving = self._save_file = self._writer = None
+        if saving is None:
+            return None
+        try:
+            saving.__exit__(None, None, None)
+            return str(path)
+        except Exception as e:
+            log.error(redact.printable(f"emblens: error: {e}"))
+            return None

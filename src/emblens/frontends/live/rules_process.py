@@ -3,8 +3,13 @@
 The addon reads flows into masked event rows on a thread of the proxy's process and hands them
 here, through this process's stdin (length-prefixed pickles, written by the addon only); this
 process keeps the last `window` rows, runs the rules every `interval_s` (never more than a tenth
-of the time), prints each finding as the addon would, and at the end writes the reports, prints
-the summary and answers "ok" on stdout. Its own interpreter lock is not the proxy's.
+of the time), prints each finding as the addon would, and at the end writes the reports and
+answers on stdout with what it wrote. Its own interpreter lock is not the proxy's.
+
+It ignores Ctrl-C and SIGTERM: a terminal's Ctrl-C and a service manager's SIGTERM reach every
+process of the group, and this one must live until the proxy has handed over its last rows and
+said "done". If the proxy dies without a word (its pipe closes), this process writes the reports
+from what it has.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import os
 import pickle
 import select
+import signal
 import sys
 import time
 from collections import deque
@@ -42,6 +48,16 @@ def _messages(fd: int):
         yield pickle.loads(data)    # written by the addon of the parent process only
 
 
+def _finish(addon, settings: dict, cpu_s: float) -> dict:
+    """The last run of the rules, over every row kept, and the reports: what the proxy prints."""
+    log = logging.getLogger("emblens")
+    try:
+        addon._evaluate(announce=True, final=True)
+    except Exception as e:
+        log.error(f"emblens: the last rule run failed: {e}")
+    return {"wrote": addon._write_reports(settings["paths"]), "cpu_s": cpu_s + time.process_time()}
+
+
 def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     log = logging.getLogger("emblens")
@@ -69,7 +85,10 @@ def main() -> None:
         ready, _, _ = select.select([stdin], [], [], max(0.0, wait) if wait is not None else None)
         if ready:
             message = next(messages, None)
-            if message is None:         # the proxy's process went away without a word
+            if message is None:         # the proxy's process went away without a word: report what it sent
+                wrote = _finish(addon, settings, 0.0)["wrote"]
+                log.warning(f"emblens: the proxy stopped without finishing; {addon.seen:,} exchanges read"
+                            + (f"; wrote {' and '.join(wrote)}" if wrote else ""))
                 return
             if message[0] == "rows":
                 _, rows, addon.seen, addon.dropped, masked = message
@@ -80,11 +99,7 @@ def main() -> None:
                 continue
             if message[0] == "done":
                 _, addon.seen, addon.dropped, cpu_s = message
-                addon._evaluate(announce=True)
-                log.warning(f"emblens: {addon.seen:,} exchanges read, {addon.dropped:,} dropped; the analysis used "
-                            f"{cpu_s + time.process_time():.1f} s of CPU")
-                addon._write_reports(settings["paths"])
-                sys.stdout.buffer.write(pickle.dumps("ok"))
+                sys.stdout.buffer.write(pickle.dumps(_finish(addon, settings, cpu_s)))
                 sys.stdout.buffer.flush()
                 return
         if addon._dirty and time.monotonic() - last >= max(interval, 10 * took):
@@ -97,4 +112,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     main()
