@@ -482,9 +482,9 @@ KEY_BLOCK = r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[ \t]*$"  # the bl
 DANGLING = _N + r"(?:[ \t]*\([^()\n]{1,40}\))?[ \t]*[:=][ \t]*(?:\[|[|>][-+]?|Some\(\\?[\"']?)?[ \t]*$"
 # a list after a name, continued on the next line: `'api_key': ['one',`
 LIST = _N + r"[ \t]*[:=][ \t]*\[[^\]\n]*,[ \t]*$"
-# an assignment whose quote is left open (its value up to 256 characters: the query reads only the
-# lines' ends), or whose line is continued: the key goes on
-SPLIT = _N + r"[ \t]*[:=][ \t]*[\"'][^\"'\n]{0,256}$|" + _N + r"[ \t]*=[^\s\"']*\\$"
+# an assignment whose quote is left open on a value with no space (a key: the query then reads only a
+# line's last word), or whose line is continued: the key goes on
+SPLIT = _N + r"[ \t]*[:=][ \t]*[\"'][^\"'\s]{0,256}$|" + _N + r"[ \t]*=[^\s\"']*\\$"
 # a flag alone at the end of a line (kubectl describe's Args, docker inspect's JSON list), or with `=`
 DANGLING_FLAG = r"--(?i:[\w\-]*(?:key|token|secret|passw|pwd|auth|cred|phrase)[\w\-]*)(?:=|[\"']?,?)[ \t]*$"
 # a k8s env entry's name line, or its name and an opened value: `- name: X_API_KEY`, `"name": "X", "value":`
@@ -505,7 +505,7 @@ _SCHEME = re.compile(SCHEME.replace("|(?i)", "|"))
 _AUTH_WORD = re.compile(AUTH_WORD)
 _LAST_NAME = re.compile(_NAME + r"[\"']?(?:[ \t]*+\([^()\n]{1,40}+\))?[ \t]*+[:=][ \t]*+(?:\[|[|>][-+]?|Some\(\\?[\"']?)?[ \t]*+$")
 _LIST_NAME = re.compile(_NAME + r"[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*,[ \t]*+$")
-_SPLIT_NAME = re.compile(_NAME + r"[\"']?[ \t]*+(?:[:=][ \t]*+[\"'][^\"'\n]*|=[^\s\"']*\\)$")
+_SPLIT_NAME = re.compile(_NAME + r"[\"']?[ \t]*+(?:[:=][ \t]*+[\"'][^\"'\s]*|=[^\s\"']*\\)$")
 _FLAG_NAME = re.compile(r"--([A-Za-z0-9_\-]+)(?:=|[\"']?,?)[ \t]*$")
 _ENTRY_NAME = re.compile(r"(?i)name[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z][\w.\-]*)[\"']?[ \t]*(,[ \t]*[\"']?value[\"']?[ \t]*[:=][ \t]*[\"']?)?,?[ \t]*$")
 _NEXT_VALUE = re.compile(r"^(\s*+[\"']?)(" + _VALUE + ")")
