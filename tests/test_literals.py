@@ -151,3 +151,12 @@ def test_rules_that_fold_to_a_constant_still_have_a_value_for_every_row(tmp_path
     a = analyze([log], rule_dirs=[rules], select=["custom.always", "custom.never"])
     assert [f.rule for f in a.findings] == ["custom.always"]
     assert a.findings[0].count == a.events.height == 2
+
+
+def test_the_prefilter_keeps_a_line_holding_only_an_upstream_message_by_plain_string_search():
+    ruleset = load_rules()
+    prefilter = ruleset.prefilter
+    anchor = next(m.anchor for m in ruleset.messages.messages if m.id == "model.load_failed" and len(m.anchor) > 20)
+    assert anchor in prefilter.fixed and all(anchor not in p for p in prefilter.parts)
+    lines = pl.Series([f"[worker 3] {anchor} (see above)", "INFO:     routine line"])
+    assert prefilter.keep(lines).to_list() == [True, False]

@@ -34,6 +34,7 @@ from emblens.ingest import meta
 from emblens.ingest.bundle import LimitExceeded, Member, Metered, Skipped, read_members
 from emblens.ingest.decode import Transcoded, utf16
 from emblens.ingest.sniff import HEAD_BYTES, choose, sniff
+from emblens.knowledge.upstream import Messages
 from emblens.patterns.literals import Prefilter
 from emblens.reading.chunks import READ_ERRORS as CHUNK_ERRORS
 from emblens.reading.chunks import describe_read_error, read_head
@@ -73,9 +74,10 @@ class Reading:
     notes: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
-    def of_rows(cls, rows: list[dict], inputs: list[InputInfo]) -> Reading:
-        """A reading of event rows made elsewhere, already masked (the live addon's flows)."""
-        return cls(messages.parse(frame(rows)), inputs)
+    def of_rows(cls, rows: list[dict], inputs: list[InputInfo], upstream: Messages | None = None) -> Reading:
+        """A reading of event rows made elsewhere, already masked (the live addon's flows);
+        `upstream`: the rule set's messages, found in the rows' text."""
+        return cls(messages.parse(frame(rows), upstream), inputs)
 
     def written(self) -> dict[str, float]:
         """Each member's last-written time by source, for stamps that carry no year."""
@@ -152,7 +154,7 @@ def read(inputs: Sequence[Input], run: Run, *, keep_all: bool = False, keywords:
     # the last line of defence: whatever a format did, no column of user text leaves here unmasked;
     # then the messages any line may carry are read into their columns, once (`formats.messages`)
     if frames:
-        reading.events = messages.parse(run.redactor.frame(pl.concat(frames, how="vertical")))
+        reading.events = messages.parse(run.redactor.frame(pl.concat(frames, how="vertical")), run.ruleset.messages)
     return reading
 
 
@@ -202,6 +204,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     addon makes one from its flows): read, combine, run the rules, rank, count the requests each
     finding matched, and say what was masked and what the clocks suggest."""
     from emblens.findings.lead import lead
+    from emblens.findings.possible import possible
     from emblens.findings.requests import with_requests
     from emblens.findings.unexplained import unexplained
     from emblens.rules.engine import evaluate
@@ -219,7 +222,10 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
                      run.settings.selection)
     facts = combine(events)
     seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz)
-    findings = with_requests(rank(evaluate(ruleset, events, facts, run.budget)), events, seen)
+    findings = rank(evaluate(ruleset, events, facts, run.budget))
+    if maybe := possible(events, ruleset, facts, findings):      # never silent: the nearest upstream message
+        findings = rank([*findings, *maybe])
+    findings = with_requests(findings, events, seen)
     notice = run.budget.notice()
     return Analysis(events=events, inputs=reading.inputs, skipped=reading.skipped, facts=facts, findings=findings,
                     unexplained=unexplained(events, findings), rules_run=len(ruleset.rules),

@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from emblens.knowledge.yamlsafe import safe_load
-from emblens.rules.loader import FIXTURE_NAME, Part, Rule, RuleSet
+from emblens.rules.loader import FIXTURE_NAME, UPSTREAM_SIGNAL, Part, Rule, RuleSet
 from emblens.rules.templates import UNKNOWN
 
 EXPECT_SUFFIX = ".expect.yaml"
@@ -77,6 +77,8 @@ def run_fixtures(ruleset: RuleSet, rules: list[Rule] | None = None, *, jobs: int
     units = []
     for rule in rules if rules is not None else ruleset.rules:
         for part in rule.parts:
+            if part.name == UPSTREAM_SIGNAL:       # its messages' instances are tested by tests/test_upstream_messages.py
+                continue
             if under is not None and not Path(part.path).resolve().is_relative_to(under.resolve()):
                 continue
             fixtures = fixtures_for(part.path)

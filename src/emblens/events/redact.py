@@ -81,7 +81,9 @@ NOT_SECRET_NAME = re.compile(
     r"(?:^|_)(?:new_token|max_token|min_token|num_token|total_token|n_token|prompt_token|completion_token|input_token|"
     r"output_token|cached_token|reasoning_token|special_token|stop_token|eos_token|bos_token|pad_token|unk_token|"
     r"sep_token|cls_token|mask_token|sort_key|primary_key|foreign_key|cache_key|key_value|partition_key|"
-    r"max_model_token|kv_cache_token|num_gpu_block|token_usage)$"
+    r"max_model_token|kv_cache_token|num_gpu_block|token_usage)$|"
+    # a count of tokens, however it is spelt (`--max-batch-tokens`, `max_num_batched_tokens`)
+    r"(?:^|_)(?:max|min|num|n|total|batch|prompt|completion|input|output)(?:_[a-z]+)*_token$"
 )
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[\-. ]+")
@@ -113,8 +115,9 @@ def _number(value: str) -> bool:
 _SCHEMES = frozenset(("bearer", "basic", "token", "digest", "api-key", "apikey", "key", "negotiate"))
 
 # -- the catalogue ---------------------------------------------------------------------------------------
-# a value: up to a space, quote, comma, semicolon or closing bracket (possessive: no backtracking)
-_VALUE = r"(?!<|Some\()[^\s\"',;)\]}>]++"
+# a value: up to a space, a quote, a backtick or a closing bracket; a period only inside it (a sentence
+# ends after `token=None.`)
+_VALUE = r"(?!<|Some\()(?:[^\s\"'`,;)\]}>.]|\.(?=[^\s\"'`,;)\]}>.]))++"
 _NAME = r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*+)"
 
 

@@ -114,6 +114,11 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "env_name": pl.String(),                  # HTTP_PROXY, NO_PROXY, OPENAI_API_KEY, OPENAI_BASE_URL, ...
     "env_value": pl.String(),                 # as set (a secret by its shape, userinfo of a URL dropped)
     # messages any line may carry (formats/messages.py), as written or in the unit written
+    # an upstream message the line holds, whatever printed it (knowledge.upstream: harvested from the source
+    # of the software in the path)
+    "msg_id": pl.String(),                    # the catalogue id its words evidence ("none": not a failure)
+    "msg_template": pl.String(),              # which message: its project and words ("vLLM's 'The model … does not exist.'")
+    "msg_values": pl.String(),                # what its placeholders held: "model=bge-m4"
     "torch_alloc": pl.String(),               # PyTorch's out-of-memory message: the allocation that failed
     "torch_gpu": pl.Int64(),                  # ...the GPU
     "torch_total": pl.String(),               # ...its total capacity

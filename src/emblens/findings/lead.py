@@ -35,4 +35,11 @@ def lead(events: pl.DataFrame) -> Lead | None:
     if errors.height:
         row = errors.row(0, named=True)
         return Lead("error line", row["message"] or "", Evidence(row["source"], row["line"], (row["text"] or "").strip(), row["ts"]))
+    # a line of any kind that reads as an error (a paste's prose, a printed status): silence is not an answer
+    from emblens.findings.possible import error_like
+
+    rows = error_like(events, set())
+    if rows.height:
+        row = rows.row(0, named=True)
+        return Lead("error line", row["_text"] or "", Evidence(row["source"], row["line"], (row["text"] or "").strip(), row["ts"]))
     return None

@@ -20,6 +20,7 @@ import polars as pl
 
 from emblens.events.schema import SCHEMA
 from emblens.formats.commands import CONTAINER_COMMAND, SERVER_COMMAND
+from emblens.knowledge.upstream import Messages
 
 SIZE = r"[\d.]+ (?:[KMGT]iB|bytes)"   # PyTorch prints "0 bytes" below 1 KiB
 TORCH = re.compile(
@@ -102,7 +103,7 @@ def procs(value: str | None) -> list[tuple[int, float]]:
     return [(int(p), float(m)) for p, m in json.loads(value)] if value else []
 
 
-def parse(events: pl.DataFrame) -> pl.DataFrame:
+def parse(events: pl.DataFrame, upstream: "Messages | None" = None) -> pl.DataFrame:
     """Fill the columns of these messages on the rows that carry them. The figures come from the
     message (or the exception's message) of log, exception and unparsed lines; the memory shares
     of fact rows (argument lines, pasted commands) from their whole text; the mentions of a
@@ -110,6 +111,8 @@ def parse(events: pl.DataFrame) -> pl.DataFrame:
     are read in Python (a few per member)."""
     if events.height == 0:
         return events
+    if upstream is not None:          # the upstream message each line holds (knowledge.upstream)
+        events = upstream.columns(events)
     text = pl.coalesce(pl.col("exc_message"), pl.col("message"))
     figure = pl.col("kind").is_in(["log", "exception", "unparsed"]) & text.str.contains(FIGURE_LINES).fill_null(False)
     setting = (pl.col("kind") == "fact") & pl.col("text").str.contains(r"gpu_memory_utilization|gpu-memory-utilization|"

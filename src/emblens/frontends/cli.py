@@ -530,16 +530,22 @@ def rules_list(rules: RulesOpt = None) -> None:
         ruleset = load_rules(rules or [])
     except EmblensError as e:
         _fail(str(e))
+    templates = ruleset.messages.ids()
     for r in sorted(ruleset.rules, key=lambda r: r.id):
-        extra = f"  ({len(r.causes)} causes)" if r.causes else ""
-        typer.echo(f"{r.id:<26} {r.severity:<8} {r.title}{extra}")
+        extra = [f"{len(r.causes)} causes"] if r.causes else []
+        if templates.get(r.id):
+            extra.append(f"{templates[r.id]} upstream messages")
+        typer.echo(f"{r.id:<26} {r.severity:<8} {r.title}" + (f"  ({', '.join(extra)})" if extra else ""))
+    projects = len({m.project for m in ruleset.messages.messages})
+    typer.echo(f"\n{len(ruleset.messages)} upstream messages from {projects} projects ({templates.get('none', 0)} that name no "
+               "failure); `emblens rules show ID` lists an id's")
 
 
 @rules_app.command("show")
 def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. model.not_found.")], rules: RulesOpt = None) -> None:
     """Show a rule as written: each of its files (the rule, its signals and causes), match included."""
     from emblens.events.redact import printable
-    from emblens.rules.loader import load_rules
+    from emblens.rules.loader import UPSTREAM_SIGNAL, load_rules
 
     try:
         ruleset = load_rules(rules or [])
@@ -552,6 +558,12 @@ def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. mode
         _fail(f"no rule {rule_id!r}{suggest(rule_id, [x.id for x in ruleset.rules])}; `emblens rules list` shows the ids")
     typer.echo(f"{r.id}  ({r.severity})  {r.title}")
     for part in r.parts:
+        if part.name == UPSTREAM_SIGNAL:     # the messages whose words evidence this id, wherever they stand
+            mine = [m for m in ruleset.messages.messages if m.id == r.id]
+            typer.echo(f"\n# signal {part.name}: {len(mine)} messages of the software in the path (rules/data/messages)\n")
+            for m in mine:
+                typer.echo(printable(f"{m.project[:24]:<24} {m.template}    [{m.source}, {m.versions}]"))
+            continue
         what = "rule" if part.kind == "head" else f"{part.kind} {part.name}" + (f" (order {part.order})" if part.kind == "cause" else "")
         typer.echo(f"\n# {what}: {part.path}\n")
         try:

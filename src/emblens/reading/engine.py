@@ -197,9 +197,10 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
         if left.len():
             lines_left = rest["raw"].gather(left)
             # only the parts of the prefilter that one of these lines could match (`literals`)
-            pattern = ctx.keywords.narrow(lines_left) if isinstance(ctx.keywords, Prefilter) else ctx.keywords
-            if pattern:
-                flags = flags.with_columns(flags["keep"].scatter(left, lines_left.str.contains(pattern)))
+            if isinstance(ctx.keywords, Prefilter):
+                flags = flags.with_columns(flags["keep"].scatter(left, ctx.keywords.keep(lines_left)))
+            else:
+                flags = flags.with_columns(flags["keep"].scatter(left, lines_left.str.contains(ctx.keywords)))
     flags = flags.with_columns(pl.col("keep") & ~pl.col("blank"))
     # the kept lines are copied out of the chunk: a filtered string column still points into the
     # whole chunk's buffers, so keeping a few lines of every chunk kept every chunk (RSS grew

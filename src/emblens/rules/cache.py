@@ -50,7 +50,8 @@ def key(folders: Sequence[Path]) -> str | None:
         h.update(part.encode() + b"\0")
     budget = MAX_BYTES
     for code in sorted(CODE.glob("*.py")) + [CODE.parent / p for p in ("events/schema.py", "knowledge/modeldata.py",
-                                                                      "patterns/linear.py", "patterns/literals.py")]:
+                                                                      "knowledge/upstream.py", "patterns/linear.py",
+                                                                      "patterns/literals.py")]:
         try:
             h.update(code.read_bytes())
         except OSError:

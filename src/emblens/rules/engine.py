@@ -222,6 +222,7 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
     count = occurrences(matched)
     context: dict[str, object] = {**facts, **_column_values(matched, used), **_captures(rule, matched)}
     context.update(count=count, sources=sources, first_seen=first, last_seen=last)
+    _message_values(matched, context)
     for name, source in var_sources:
         context[name] = templates.render(source, context)
     conf = cause.confidence if cause is not None and cause.confidence is not None else rule.confidence
@@ -235,6 +236,23 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
         matched=set(zip(matched["source"].to_list(), matched["line"].to_list(), strict=True)),
         chains={(s, g) for s, g in zip(matched["source"].to_list(), matched["exc_group"].to_list(), strict=True) if g is not None},
     )
+
+
+def _message_values(matched: pl.DataFrame, context: dict[str, object]) -> None:
+    """What a harvested upstream message gives where the rule's own patterns gave nothing: the
+    values its placeholders took, and the message as the `cause` a rule's text quotes."""
+    if "msg_id" not in matched.columns:
+        return
+    row = matched.filter(pl.col("msg_id").is_not_null() & (pl.col("msg_id") != "none")).head(1)
+    if row.height == 0:
+        return
+    for part in (row["msg_values"][0] or "").split("; "):
+        name, _, value = part.partition("=")
+        if name.isidentifier() and value:
+            context.setdefault(name, value)
+    said = (row["message"][0] or row["text"][0] or "").strip()
+    if said:
+        context.setdefault("cause", said[:300])
 
 
 def _pick_evidence(matched: pl.DataFrame) -> list[Evidence]:

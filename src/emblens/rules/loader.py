@@ -18,7 +18,7 @@ from pathlib import Path
 
 from emblens.errors import RuleError
 from emblens.events.schema import SCHEMA
-from emblens.knowledge import modeldata
+from emblens.knowledge import modeldata, upstream
 from emblens.knowledge.modeldata import ModelData
 from emblens.knowledge.yamlsafe import refuse_aliases
 from emblens.patterns import linear, literals
@@ -143,6 +143,7 @@ class RuleSet:
     linear: dict[str, bool] = field(default_factory=dict)   # the patterns polars' engine takes (emblens.patterns.linear)
     names: dict[str, frozenset[str]] = field(default_factory=dict)   # the values each template uses (templates.names)
     literals: dict[str, tuple[str, ...] | None] = field(default_factory=dict)   # each pattern's literals (emblens.patterns.literals)
+    messages: upstream.Messages = field(default_factory=upstream.Messages)   # what the software in the path says
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -165,7 +166,7 @@ class RuleSet:
         chosen = {r.id for p in select for r in hits(p)} if select else {r.id for r in self.rules}
         chosen -= {r.id for p in ignore for r in hits(p)}
         return RuleSet([r for r in self.rules if r.id in chosen], models=self.models, notes=self.notes, notices=self.notices,
-                       linear=self.linear, names=self.names, literals=self.literals)
+                       linear=self.linear, names=self.names, literals=self.literals, messages=self.messages)
 
     @cached_property
     def keywords(self) -> str | None:
@@ -178,6 +179,7 @@ class RuleSet:
         parts = self._keyword_parts()
         if parts is None:
             return "."   # a look-around pattern cannot prefilter: keep every line
+        parts = parts + [re.escape(a) for a in self.messages.anchors({r.id for r in self.rules})]
         return "|".join(f"(?:{p})" for p in parts) if parts else None
 
     @cached_property
@@ -185,7 +187,10 @@ class RuleSet:
         """`keywords` as a `literals.Prefilter`, which leaves out the parts no line at hand could
         match; the plain regex (or None) where it cannot."""
         parts = self._keyword_parts()
-        return literals.Prefilter(parts) if parts else self.keywords
+        if parts is None:
+            return self.keywords
+        fixed = self.messages.anchors({r.id for r in self.rules})
+        return literals.Prefilter(parts, fixed) if parts or fixed else None
 
     def _keyword_parts(self) -> list[str] | None:
         from emblens.patterns.linear import rust_ok
@@ -739,4 +744,32 @@ def _load(folders: Sequence[Path]) -> RuleSet:
         if problem is not None:
             raise RuleError(problem, path=str(path))
     models = modeldata.load([p for _, p in data if p.is_file()])
-    return RuleSet(rules, models=models, notes=notes, notices=notices)
+    found = [(d, p) for d in folders for p in upstream.files([d])]
+    for folder, path in found:
+        problem = file_problem(path, folder, upstream.MAX_FILE_BYTES)
+        if problem is not None:
+            raise RuleError(problem, path=str(path))
+    messages = upstream.load([p for _, p in found])
+    return RuleSet(with_messages(rules, messages, [p for _, p in found]), models=models, notes=notes, notices=notices,
+                   messages=messages)
+
+
+UPSTREAM_SIGNAL = "upstream_messages"   # the signal every id with harvested messages gets (`with_messages`)
+
+
+def with_messages(rules: list[Rule], messages: upstream.Messages, paths: Sequence[Path]) -> list[Rule]:
+    """Each rule whose id some upstream message evidences gets one more signal: any event whose text
+    holds such a message (`msg_id`), whatever its kind or format. The words are the knowledge; the
+    rule's own signals add the structure (a status, a parsed value) that a message alone lacks."""
+    have = messages.ids()
+    where = str(paths[0]) if paths else "data/messages"
+    out = []
+    for rule in rules:
+        if rule.id not in have or any(s.name == UPSTREAM_SIGNAL for s in rule.signals):
+            out.append(rule)
+            continue
+        loc = t.Loc(where, 1)
+        node = t.Field("msg_id", t.Pred((t.Op("equals", rule.id, loc),)), loc=loc)
+        signal = Part(kind="signal", id=rule.id, path=where, line=1, name=UPSTREAM_SIGNAL, match=node)
+        out.append(Rule(rule.head, (*rule.signals, signal), rule.causes))
+    return out

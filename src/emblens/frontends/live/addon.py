@@ -500,7 +500,8 @@ class EmblensAddon:
         if self.dropped:
             notes.append(f"{self.dropped:,} flows dropped: they arrived faster than emblens could read them")
         # the rows were masked as they came (`_drain`): the reading is made here, the rest as for any input
-        reading = Reading.of_rows(rows, [InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)])
+        reading = Reading.of_rows(rows, [InputInfo("live", "mitmproxy-live", len(rows), 0, len(rows), 0, "; ".join(notes) or None)],
+                                  self._ruleset.messages if self._ruleset is not None else None)
         self.analysis = diagnose.run(reading, Run(ruleset=self._ruleset, redactor=self._redactor))
         findings = self.analysis.findings
         if announce:
@@ -574,7 +575,8 @@ class EmblensAddon:
         try:
             self._put(("rows", rows, self.seen, self.dropped, self._redactor.counts()))
         except Exception as e:       # the process is gone: go on here, with the rows kept here
-            log.error(f"emblens: the rules process stopped ({e}); the rules run in the proxy's process")
+            log.error(redact.printable(f"emblens: the rules process stopped ({e}); the rules run in the proxy's process "
+                                      "and the report is made here"))
             self._child = None
             self._dirty = True
 

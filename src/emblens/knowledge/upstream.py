@@ -1,0 +1,310 @@
+"""What the software in the path really says: the messages harvested from its source, as templates.
+
+The data lives in rule folders (`data/messages/*.yaml`, one file per project; the format is in
+`rules/data/messages/README.md`): each message's words as its program writes them, `{name}` where
+the program fills a value in, the catalogue id the words evidence, and where they were read. A
+message's words are found wherever they appear (a log line of any format, a paste's prose, an
+exception, a JSON error body), whatever printed them: `Messages.match` gives each line the message
+it holds, if any, and the values the placeholders took.
+
+Finding them is one Aho-Corasick pass (polars' `str.extract_many`) for each message's longest run of
+fixed words (its anchor), then, on the few lines holding an anchor, the message's own pattern.
+
+    >>> m = Message.of({"template": "The model `{model}` does not exist.", "id": "model.not_found",
+    ...                 "source": "serving_engine.py", "versions": "v0.4.0 - current",
+    ...                 "instance": "The model `bge-m3` does not exist."}, "vLLM", "vllm-project/vllm")
+    >>> m.anchor, m.search("ERROR: The model `bge-m4` does not exist. (404)")
+    ('` does not exist.', {'model': 'bge-m4'})
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import polars as pl
+
+from emblens.errors import RuleError
+from emblens.knowledge.yamlsafe import safe_load
+
+FOLDER = Path("data") / "messages"
+FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)?\}")
+MIN_ANCHOR = 8                 # characters of the longest fixed run: shorter ones are everywhere
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_LINE = 4096                # characters of a line the patterns read
+MAX_CANDIDATES = 20_000        # lines holding an anchor that are read further (the rest: counted)
+MIN_COVER = 0.75               # share of a message's fixed words (by weight) a line must hold to be near it
+MIN_WORDS = 3                  # ...and at least this many of them
+REQUIRED = ("template", "id", "source", "versions", "instance")
+
+
+@dataclass(frozen=True)
+class Message:
+    project: str
+    repository: str
+    template: str
+    id: str                     # a catalogue id, or "none"
+    source: str
+    versions: str
+    instance: str
+    kind: str = ""
+    note: str = ""
+
+    @classmethod
+    def of(cls, d: Mapping, project: str, repository: str) -> Message:
+        return cls(project=project, repository=str(d.get("repository") or repository),
+                   template=str(d["template"]), id=str(d["id"]), source=str(d["source"]),
+                   versions=str(d["versions"]), instance=str(d["instance"]), kind=str(d.get("kind") or ""),
+                   note=str(d.get("note") or ""))
+
+    @cached_property
+    def fixed(self) -> tuple[str, ...]:
+        """The fixed text between the placeholders, in order."""
+        return tuple(FIELD.split(self.template)[::2])
+
+    @cached_property
+    def anchor(self) -> str:
+        """The longest fixed run of the message (whitespace kept as written)."""
+        # split where a paste may change the spacing (a line break, a run of spaces markdown collapses)
+        runs = [r.strip() for part in self.fixed for r in re.split(r"\n|\s{2,}", part)]
+        return max(runs, key=len) if runs else ""
+
+    @cached_property
+    def words(self) -> int:
+        """How many fixed characters the message has: the longer, the surer a match."""
+        return sum(len(p.strip()) for p in self.fixed)
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """The message as a regex: fixed text literal (any run of spaces for a space), each
+        placeholder any text within the line (a last one: up to a space or a quote)."""
+        out: list[str] = []
+        names: set[str] = set()
+        pieces = FIELD.split(self.template)
+        # pieces: fixed, name, fixed, name, ..., fixed
+        n_fields = (len(pieces) - 1) // 2
+        for i, piece in enumerate(pieces):
+            if i % 2 == 0:
+                out.append(r"\s+".join(re.escape(w) for w in re.split(r"\s+", piece)) if piece.strip()
+                           else (r"\s*" if piece else ""))
+                continue
+            k = i // 2
+            name = piece if piece and piece not in names else f"_{k}"
+            names.add(name)
+            last = k == n_fields - 1 and not pieces[i + 1].strip()
+            first = k == 0 and not pieces[0].strip()
+            value = r"[^\s'\"`]+" if last or first else r"[^\n]*?"
+            out.append(f"(?P<{name}>{value})")
+        return re.compile("".join(out))
+
+    def search(self, text: str) -> dict[str, str] | None:
+        """The placeholders' values when `text` holds the message, else None."""
+        m = self.pattern.search(text[:MAX_LINE])
+        if m is None:
+            return None
+        return {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
+
+    @property
+    def label(self) -> str:
+        """How a report names it: the project and the fixed words ("vLLM's 'The model … does not exist.'")."""
+        words = FIELD.sub("…", self.template).strip()
+        return f"{self.project}'s '{words[:160]}'"
+
+
+# what fills a message's placeholders, set aside before comparing words (as Drain masks variables)
+_VALUES = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"|`[^`\n]{0,200}`|(?:[A-Za-z]:)?(?:[/\\][\w.@+~-]+){2,}|"
+                     r"\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{8,}\b|\d+(?:\.\d+)*")
+_WORD = re.compile(r"[a-z][a-z_'-]*[a-z]|[a-z]")
+# words too common to tell one message from another
+_STOP = frozenset("the a an of to is in for and or be on at by with as it this that was are from "
+                  "please your you can has have been".split())
+
+
+def words(text: str) -> list[str]:
+    """The words of a text with its values set aside, lowercased, common words dropped."""
+    return [w for w in _WORD.findall(_VALUES.sub(" ", text[:MAX_LINE]).lower()) if w not in _STOP]
+
+
+def _message_words(m: Message) -> frozenset[str]:
+    return frozenset(words(" ".join(FIELD.split(m.template)[::2])))
+
+
+@dataclass(frozen=True)
+class Near:
+    message: Message
+    cover: float             # share of the message's fixed words in the line
+    exact: bool = False
+
+
+class Nearest:
+    """The messages as an inverted index of their fixed words. A word counts by how rare it is
+    among the messages (its inverse document frequency): "model", "not" and "does" are in many,
+    "repository" in few, so sharing the common ones makes no message near."""
+
+    def __init__(self, messages: Messages):
+        self.messages = messages.messages
+        self.words = [_message_words(m) for m in self.messages]
+        self.index: dict[str, list[int]] = {}
+        for i, ws in enumerate(self.words):
+            if len(ws) >= MIN_WORDS:
+                for w in ws:
+                    self.index.setdefault(w, []).append(i)
+        n = max(len(self.messages), 1)
+        self.weight = {w: math.log((n + 1) / len(ix)) for w, ix in self.index.items()}
+        self.total = [sum(self.weight.get(w, 0.0) for w in ws) for ws in self.words]
+
+    def near(self, text: str) -> Near | None:
+        """The message nearest to `text`, if near enough: at least `MIN_WORDS` of its fixed words
+        and `MIN_COVER` of their weight (ties: more words shared, then a failure before `none`)."""
+        hits: Counter[int] = Counter()
+        got: dict[int, float] = {}
+        for w in set(words(text)):
+            for i in self.index.get(w, ()):
+                hits[i] += 1
+                got[i] = got.get(i, 0.0) + self.weight[w]
+        best: tuple[float, int, bool, int] | None = None
+        for i, n in hits.items():
+            if n < MIN_WORDS or not self.total[i]:
+                continue
+            cover = got[i] / self.total[i]
+            if cover < MIN_COVER:
+                continue
+            key = (cover, n, self.messages[i].id != "none", i)
+            if best is None or key[:3] > best[:3]:
+                best = key
+        if best is None:
+            return None
+        return Near(self.messages[best[3]], round(best[0], 2))
+
+
+@dataclass(frozen=True)
+class Messages:
+    messages: tuple[Message, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    @cached_property
+    def _anchors(self) -> tuple[tuple[str, ...], dict[str, tuple[int, ...]]]:
+        by_anchor: dict[str, list[int]] = {}
+        for i, m in enumerate(self.messages):
+            if len(m.anchor) >= MIN_ANCHOR:
+                by_anchor.setdefault(m.anchor, []).append(i)
+        # the surest first: more fixed words win a tie between messages sharing a line
+        return tuple(by_anchor), {a: tuple(sorted(ix, key=lambda i: -self.messages[i].words)) for a, ix in by_anchor.items()}
+
+    def match(self, lines: pl.Series) -> pl.DataFrame:
+        """For each line: `msg` (the index of the message it holds, null when none) and `msg_values`
+        (the placeholders' values, `name=value; …`). A line holding several: the one with the most
+        fixed words."""
+        anchors, by_anchor = self._anchors
+        n = len(lines)
+        if not anchors or n == 0:
+            return pl.DataFrame({"msg": pl.Series([None] * n, dtype=pl.Int64),
+                                 "msg_values": pl.Series([None] * n, dtype=pl.String)})
+        head = lines.str.slice(0, MAX_LINE)
+        hit = head.str.contains_any(list(anchors)).fill_null(False)
+        idx = hit.arg_true()[:MAX_CANDIDATES]
+        found: list[int | None] = [None] * len(idx)
+        values: list[str | None] = [None] * len(idx)
+        if len(idx):
+            cand = head.gather(idx)
+            which = cand.str.extract_many(list(anchors), overlapping=True).to_list()
+            for k, (text, hits) in enumerate(zip(cand.to_list(), which)):
+                tried: set[int] = set()
+                # a line holding several: a failure's message before a wrapper's that is none (urllib3's
+                # `Max retries exceeded … (Caused by …Read timed out.)`), then the one with more fixed words
+                best: tuple[tuple[bool, int], int, dict[str, str]] | None = None
+                for a in hits or ():
+                    for i in by_anchor.get(a, ()):
+                        if i in tried:
+                            continue
+                        tried.add(i)
+                        got = self.messages[i].search(text)
+                        rank = (self.messages[i].id != "none", self.messages[i].words)
+                        if got is not None and (best is None or rank > best[0]):
+                            best = (rank, i, got)
+                if best is not None:
+                    found[k] = best[1]
+                    values[k] = "; ".join(f"{name}={v}" for name, v in best[2].items()) or None
+        msg = pl.Series([None] * n, dtype=pl.Int64).scatter(idx, pl.Series(found, dtype=pl.Int64)) if len(idx) \
+            else pl.Series([None] * n, dtype=pl.Int64)
+        vals = pl.Series([None] * n, dtype=pl.String).scatter(idx, pl.Series(values, dtype=pl.String)) if len(idx) \
+            else pl.Series([None] * n, dtype=pl.String)
+        return pl.DataFrame({"msg": msg, "msg_values": vals})
+
+    def columns(self, events: pl.DataFrame) -> pl.DataFrame:
+        """The event table with `msg_id`, `msg_template` and `msg_values` filled where a row's text
+        holds a message (JSON string escapes undone first: an error body quotes a message)."""
+        if not self.messages or events.height == 0 or "text" not in events.columns:
+            return events
+        text = events["text"].str.replace_many(['\\"', "\\n", "\\/", "\\t"], ['"', "\n", "/", " "])
+        found = self.match(text)
+        if found["msg"].null_count() == events.height:
+            return events
+        ids = pl.Series([m.id for m in self.messages], dtype=pl.String)
+        labels = pl.Series([m.label for m in self.messages], dtype=pl.String)
+        at = found["msg"]
+        return events.with_columns(ids.gather(at).alias("msg_id"), labels.gather(at).alias("msg_template"),
+                                   found["msg_values"].alias("msg_values"))
+
+    @cached_property
+    def nearest(self) -> Nearest:
+        """The messages indexed by their fixed words, to find the one nearest a line."""
+        return Nearest(self)
+
+    def anchors(self, ids: set[str] | None = None) -> list[str]:
+        """The anchors of the messages (of these ids), for the line prefilter."""
+        return sorted({m.anchor for m in self.messages
+                       if len(m.anchor) >= MIN_ANCHOR and (ids is None or m.id in ids)})
+
+    def ids(self) -> dict[str, int]:
+        """How many messages evidence each id (`none` included)."""
+        out: dict[str, int] = {}
+        for m in self.messages:
+            out[m.id] = out.get(m.id, 0) + 1
+        return dict(sorted(out.items()))
+
+
+def files(folders: Sequence[Path]) -> list[Path]:
+    """The message files of these rule folders, in order."""
+    out: list[Path] = []
+    for folder in folders:
+        d = Path(folder) / FOLDER
+        if d.is_dir():
+            out += sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return out
+
+
+def load(paths: Sequence[str | Path]) -> Messages:
+    """The messages of these files. Raises RuleError naming the file for a malformed one."""
+    return _load(tuple(str(p) for p in paths))
+
+
+@lru_cache(maxsize=8)
+def _load(paths: tuple[str, ...]) -> Messages:
+    out: list[Message] = []
+    for path in paths:
+        p = Path(path)
+        try:
+            if p.stat().st_size > MAX_FILE_BYTES:
+                raise RuleError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, not read")
+            doc = safe_load(p.read_text(encoding="utf-8"))
+        except RuleError:
+            raise
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise RuleError(f"{path}: cannot read the messages ({type(e).__name__}: {e})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
+            raise RuleError(f"{path}: a messages file holds `project`, `repository` and a `messages` list")
+        project, repository = str(doc.get("project") or p.stem), str(doc.get("repository") or "")
+        for k, d in enumerate(doc["messages"], 1):
+            missing = [key for key in REQUIRED if not isinstance(d, dict) or not d.get(key)]
+            if missing:
+                raise RuleError(f"{path}: message {k} lacks {', '.join(missing)}")
+            out.append(Message.of(d, project, repository))
+    return Messages(tuple(out))

@@ -1,0 +1,88 @@
+"""Never silent (issue 25): when no rule fires but the evidence holds an error-like line, the nearest
+harvested upstream message names a *possible* cause, with less confidence, the line and the message
+it matched; "No known failure found" only when no line reads as an error."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from emblens.diagnose import analyze
+from emblens.findings.possible import MAX_CONFIDENCE, error_like
+from emblens.fixtures import FIXTURE_NAME
+from emblens.frontends.cli import app
+from emblens.rules.loader import load_rules
+
+REPO = Path(__file__).resolve().parents[1]
+RULESET = load_rules(())
+
+
+def _analyze(tmp_path, text, name="paste.txt"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return analyze([str(path)], ruleset=RULESET)
+
+
+def test_a_reworded_upstream_message_is_a_possible_cause_naming_the_message(tmp_path):
+    # vLLM says "Invalid repository ID or local directory specified: '…'"; a wrapper rewords it
+    a = _analyze(tmp_path, "Error: Invalid repository ID or local directory: /models/qwen3-emb, check the path\n")
+    top = a.findings[0]
+    assert top.rule == "model.load_failed" and top.cause == "possible" and top.confidence <= MAX_CONFIDENCE
+    assert top.summary.startswith("Possibly: The server could not load the model.")
+    assert "vLLM's 'Invalid repository ID or local directory specified" in top.summary
+    assert top.evidence[0].text.startswith("Error: Invalid repository ID")
+
+
+def test_words_every_message_shares_make_no_message_near(tmp_path):
+    # "model", "does", "not" are in many messages: sharing them is not nearness
+    a = _analyze(tmp_path, "ERROR 12-01 10:00:00 [x.py:1] the cache does not have room to hold this model\n")
+    assert not a.findings
+    assert a.lead is not None and "does not have room" in a.lead.message
+
+
+def test_a_line_nearest_a_message_that_is_not_a_failure_is_left_alone(tmp_path):
+    from emblens.knowledge.upstream import words
+
+    benign = next(m for m in RULESET.messages.messages if m.id == "none" and len(set(words(m.template))) >= 5)
+    assert RULESET.messages.nearest.near(benign.instance).message.id == "none"
+    a = _analyze(tmp_path, f"error: {benign.instance}\n")
+    assert all(f.cause != "possible" for f in a.findings)
+
+
+def test_a_rule_finding_leaves_no_room_for_a_possible_cause(tmp_path):
+    a = _analyze(tmp_path, "openai.NotFoundError: Error code: 404 - {'error': {'message': 'The model `bge-m4` does not exist.'}}\n"
+                           "Error: Invalid repository ID or local directory: /models/qwen3-emb\n")
+    assert a.findings[0].rule == "model.not_found" and all(f.cause != "possible" for f in a.findings)
+
+
+def test_no_known_failure_only_without_an_error_like_line(tmp_path):
+    runner = CliRunner()
+    quiet = tmp_path / "quiet.log"
+    quiet.write_text('INFO:     127.0.0.1:50000 - "POST /v1/embeddings HTTP/1.1" 200 OK\n')
+    assert "No known failure found" in runner.invoke(app, ["analyze", str(quiet)]).stdout
+    prose = tmp_path / "prose.md"
+    prose.write_text("I call my server from a script and it prints\n\n    Error: 502\n\nthen stops.\n")
+    out = runner.invoke(app, ["analyze", str(prose)]).stdout
+    assert "No known failure found" not in out and "Error: 502" in out
+
+
+def _fixtures():
+    out = []
+    for p in sorted((REPO / "rules").rglob("*")):
+        if p.is_file() and FIXTURE_NAME.match(p.name) and not p.name.endswith((".yaml", ".yml")):
+            out.append(p)
+    return out
+
+
+FIXTURES = _fixtures()
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_no_fixture_with_an_error_like_line_is_told_nothing_was_found(chunk):
+    silent = []
+    for path in FIXTURES[chunk::4]:
+        a = analyze([str(path)], ruleset=RULESET)
+        if not a.findings and a.lead is None and error_like(a.events, set()).height:
+            silent.append(path.name)
+    assert len(FIXTURES) > 200
+    assert not silent, silent
