@@ -19,8 +19,8 @@ INCOMING = accuracy.REPO / "tests" / "corpus_incoming"
 # new cases, scored cold before anything changed for them (each batch's COLD.txt; bench/README.md):
 # they join tests/corpus as the knowledge covers them. Until then they are held to what must never
 # break (no crash, no claim on a healthy log, never silent) and to a floor under the warm top-1
-INCOMING_TOP1_FLOOR = 0.45
-CATALOGUE_IDS_WITHOUT_RULES = {"server.overloaded", "gateway.misconfigured"}   # rules come with issue 31
+INCOMING_TOP1_FLOOR = 0.60   # warm, folder way: 61% (145 of 236) after the knowledge written from their misses; cold was 45%
+CATALOGUE_IDS_WITHOUT_RULES: set[str] = set()    # every id has a rule now
 
 
 @pytest.fixture(scope="module")

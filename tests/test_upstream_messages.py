@@ -60,7 +60,7 @@ def test_every_instance_fits_its_template(ruleset):
 def test_every_instance_read_from_a_paste_is_its_own_id(ruleset, tmp_path):
     """All instances in one pasted file, read as `analyze` reads (prefilter, masking): each line
     is found as its message's id (another message of the same id may be the one found)."""
-    messages = [m for m in ruleset.messages.messages if len(m.anchor) >= upstream.MIN_ANCHOR]
+    messages = [m for m in ruleset.messages.messages if len(m.anchor.encode()) >= upstream.MIN_ANCHOR]
     paste = tmp_path / "paste.txt"
     paste.write_text("\n".join(" ".join(m.instance.split()) for m in messages) + "\n", encoding="utf-8")
     run = Run(diagnose.settings(), ruleset=ruleset)
@@ -82,7 +82,7 @@ def test_every_id_with_messages_fires_from_one_of_them_alone(ruleset, tmp_path):
     """End to end: one instance per id, alone in a file, and the id is among the findings."""
     by_id: dict[str, upstream.Message] = {}
     for m in ruleset.messages.messages:
-        if m.id in RULED and len(m.anchor) >= upstream.MIN_ANCHOR:
+        if m.id in RULED and len(m.anchor.encode()) >= upstream.MIN_ANCHOR:
             by_id.setdefault(m.id, m)
     assert len(by_id) >= 30
     missed = []

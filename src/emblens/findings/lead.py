@@ -31,7 +31,9 @@ def lead(events: pl.DataFrame) -> Lead | None:
         root = chain.row(0, named=True)   # the first exception of a chain is the one that started it
         return Lead(root["exc_type"] or "exception", root["exc_message"] or "",
                     Evidence(root["source"], root["line"], (root["text"] or "").strip(), root["ts"]))
-    errors = events.filter(pl.col("level").is_in(["ERROR", "CRITICAL"]).fill_null(False)).sort(["source", "line"])
+    # a line holding an upstream message that is no failure (`msg_id` none) is known: not where to start
+    known = pl.col("msg_id").is_not_null() & (pl.col("msg_id") == "none")
+    errors = events.filter(pl.col("level").is_in(["ERROR", "CRITICAL"]).fill_null(False) & ~known).sort(["source", "line"])
     if errors.height:
         row = errors.row(0, named=True)
         return Lead("error line", row["message"] or "", Evidence(row["source"], row["line"], (row["text"] or "").strip(), row["ts"]))

@@ -48,7 +48,7 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
         | ((pl.col("kind") == "http") & (pl.col("http_status") >= 400)).fill_null(False)
         | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(_ERRORISH)).fill_null(False)
         | (pl.col("msg_id").is_not_null() & (pl.col("msg_id") != "none"))
-    ) & (pl.col("kind") != "fact")
+    ) & (pl.col("kind") != "fact") & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none"))   # known, and no failure
     rows = events.filter(is_error).with_columns(text.alias("_text"))
     if covered and rows.height:
         keys = pl.DataFrame(list(covered), schema={"source": pl.String, "line": pl.Int64}, orient="row")

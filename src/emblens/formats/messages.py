@@ -49,8 +49,11 @@ FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free m
 # the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command
 UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
 FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
-# a container: a docker run/compose command, compose log prefixes, host.docker.internal, kubectl
-CONTAINER = CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
+# a container: a docker run/compose command, compose log prefixes, host.docker.internal, kubectl, or a
+# sentence that says the client runs in one ("AnythingLLM runs in Docker", "(via docker)", "inside the container")
+CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
+             r"|(?i:\b(?:runs?|running|deployed|installed|started|hosted) (?:it |them )?(?:in|via|with|inside|on) (?:a |the )?docker\b"
+             r"|\((?:via|in|using) docker\)|\binside (?:a |the |my )?(?:docker )?container\b|\bdocker desktop\b)")
 
 def mib(size: str | None) -> float | None:
     """A size as PyTorch prints it, in MiB."""

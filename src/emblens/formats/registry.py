@@ -15,7 +15,12 @@ from emblens.formats.base import Source
 from emblens.formats.client import ClientText
 from emblens.formats.curl import CurlVerbose
 from emblens.formats.generic import GenericLog
+from emblens.formats.infinity import InfinityLog
+from emblens.formats.llamacpp import LlamaCppServerLog
+from emblens.formats.lmstudio import LMStudioLog
+from emblens.formats.localai import LocalAILog
 from emblens.formats.nvidia_smi import NvidiaSmi
+from emblens.formats.ollama import OllamaLog
 from emblens.formats.paste import Paste
 from emblens.formats.records import HarFile, MitmFlows, RecordSource
 from emblens.formats.sglang import SGLangLog
@@ -28,6 +33,11 @@ REGISTRY: tuple[Source, ...] = (
     VLLMLog(),
     SGLangLog(),
     TeiJsonLog(),
+    OllamaLog(),
+    LlamaCppServerLog(),
+    LMStudioLog(),
+    LocalAILog(),
+    InfinityLog(),
     NvidiaSmi(),
     CurlVerbose(),
     ClientText(),

@@ -34,12 +34,15 @@ from emblens.knowledge.yamlsafe import safe_load
 
 FOLDER = Path("data") / "messages"
 FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)?\}")
-MIN_ANCHOR = 8                 # characters of the longest fixed run: shorter ones are everywhere
+MIN_ANCHOR = 8                 # bytes (UTF-8) of the longest fixed run: shorter ones are everywhere; a CJK
+                               # character is three, so five of them (`无可用渠道`) are enough
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_LINE = 4096                # characters of a line the patterns read
 MAX_CANDIDATES = 20_000        # lines holding an anchor that are read further (the rest: counted)
 MIN_COVER = 0.75               # share of a message's fixed words (by weight) a line must hold to be near it
 MIN_WORDS = 3                  # ...and at least this many of them
+MIN_WEIGHT = 10.0              # ...weighing this much: three words that many messages share ("model", "not",
+                               # "embedding") are not a message, however short it is
 REQUIRED = ("template", "id", "source", "versions", "instance")
 
 
@@ -109,6 +112,19 @@ class Message:
             return None
         return {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
 
+    def narrows(self, other: Message) -> bool:
+        """Whether this message is `other` with some of its values written out: `other`'s fixed
+        runs appear in this one's template, in order, and this one has more fixed words."""
+        if self.words <= other.words:
+            return False
+        at = 0
+        for run in (r for r in other.fixed if r.strip()):
+            at = self.template.find(run.strip(), at)
+            if at < 0:
+                return False
+            at += len(run.strip())
+        return True
+
     @property
     def label(self) -> str:
         """How a report names it: the project and the fixed words ("vLLM's 'The model … does not exist.'")."""
@@ -169,7 +185,7 @@ class Nearest:
                 got[i] = got.get(i, 0.0) + self.weight[w]
         best: tuple[float, int, bool, int] | None = None
         for i, n in hits.items():
-            if n < MIN_WORDS or not self.total[i]:
+            if n < MIN_WORDS or not self.total[i] or got[i] < MIN_WEIGHT:
                 continue
             cover = got[i] / self.total[i]
             if cover < MIN_COVER:
@@ -193,7 +209,7 @@ class Messages:
     def _anchors(self) -> tuple[tuple[str, ...], dict[str, tuple[int, ...]]]:
         by_anchor: dict[str, list[int]] = {}
         for i, m in enumerate(self.messages):
-            if len(m.anchor) >= MIN_ANCHOR:
+            if len(m.anchor.encode()) >= MIN_ANCHOR:
                 by_anchor.setdefault(m.anchor, []).append(i)
         # the surest first: more fixed words win a tie between messages sharing a line
         return tuple(by_anchor), {a: tuple(sorted(ix, key=lambda i: -self.messages[i].words)) for a, ix in by_anchor.items()}
@@ -218,17 +234,29 @@ class Messages:
             for k, (text, hits) in enumerate(zip(cand.to_list(), which)):
                 tried: set[int] = set()
                 # a line holding several: a failure's message before a wrapper's that is none (urllib3's
-                # `Max retries exceeded … (Caused by …Read timed out.)`), then the one with more fixed words
+                # `Max retries exceeded … (Caused by …Read timed out.)`), then the one with more fixed words;
+                # but a `none` message that is the failure's own words with a value fixed (LM Studio's
+                # `Unexpected endpoint or method. (OPTIONS …)`: a browser's preflight) is the surer one
                 best: tuple[tuple[bool, int], int, dict[str, str]] | None = None
+                benign: list[tuple[int, dict[str, str]]] = []
                 for a in hits or ():
                     for i in by_anchor.get(a, ()):
                         if i in tried:
                             continue
                         tried.add(i)
                         got = self.messages[i].search(text)
+                        if got is None:
+                            continue
+                        if self.messages[i].id == "none":
+                            benign.append((i, got))
                         rank = (self.messages[i].id != "none", self.messages[i].words)
-                        if got is not None and (best is None or rank > best[0]):
+                        if best is None or rank > best[0]:
                             best = (rank, i, got)
+                if best is not None and benign and self.messages[best[1]].id != "none":
+                    narrower = [(i, got) for i, got in benign if self.messages[i].narrows(self.messages[best[1]])]
+                    if narrower:
+                        i, got = max(narrower, key=lambda b: self.messages[b[0]].words)
+                        best = ((False, self.messages[i].words), i, got)
                 if best is not None:
                     found[k] = best[1]
                     values[k] = "; ".join(f"{name}={v}" for name, v in best[2].items()) or None
@@ -261,7 +289,7 @@ class Messages:
     def anchors(self, ids: set[str] | None = None) -> list[str]:
         """The anchors of the messages (of these ids), for the line prefilter."""
         return sorted({m.anchor for m in self.messages
-                       if len(m.anchor) >= MIN_ANCHOR and (ids is None or m.id in ids)})
+                       if len(m.anchor.encode()) >= MIN_ANCHOR and (ids is None or m.id in ids)})
 
     def ids(self) -> dict[str, int]:
         """How many messages evidence each id (`none` included)."""
