@@ -4,12 +4,16 @@ same root cause.
     python bench/robustness.py                 # the pass rate per rule and per presentation
     python bench/robustness.py --units 40      # the first 40 units only (a quick look)
     python bench/robustness.py --failures      # also one line per failing (unit, presentation)
+    python bench/robustness.py --every 6       # every 6th unit (what tests/test_robustness.py gates)
 
 A unit is a positive fixture of a rule (`rules/*/NAME.pos-*`) or a corpus case (`tests/corpus/*`)
 whose evidence, as it is, names an expected root cause (for a fixture: its rule's id; for a case:
 one of `expect`). Units that already miss are counted apart: robustness is about the ones that
 work. The key lines are the root finding's evidence lines (at most five) as the input file holds
-them. Presentations:
+them; for a curl -v transcript, the transcript (its request, status, headers and body are one piece
+of evidence, and people paste it whole). Each presentation changes how the key lines are handed
+over and keeps the unit's other files as they are: a cause that two pieces of evidence establish
+(a container and a refused localhost, a proxy variable and a 502) still has both. Presentations:
 
 - alone:     the key lines alone, as a plain text file
 - quote:     in a markdown quote (`> `)
@@ -50,6 +54,8 @@ import accuracy  # noqa: E402  (the corpus reader)
 PRESENTATIONS = ("alone", "quote", "indented", "json", "docker", "kubectl", "crlf", "chinese", "healthy", "cut")
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".json", ".out", ".err", ".yaml", ".yml", ""}
 MAX_KEY_LINES = 5
+MAX_TRANSCRIPT = 60                 # lines of a curl -v transcript taken as its key lines
+TRANSCRIPT_ANSWER = "< HTTP/"        # how curl -v shows the answer's status line
 
 
 @dataclass
@@ -113,6 +119,9 @@ def _key(unit: Unit, finding) -> Key | None:
             continue
         numbers = sorted({e.line for e in finding.evidence if e.source == ev.source and e.line})[:MAX_KEY_LINES]
         lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        if any(x.startswith(TRANSCRIPT_ANSWER) for x in lines[:MAX_TRANSCRIPT]):
+            # an exchange (curl -v) is one piece of evidence: its request, status, headers and body are read together
+            numbers = list(range(1, min(len(lines), MAX_TRANSCRIPT) + 1))
         picked = [lines[n - 1] for n in numbers if 0 < n <= len(lines)]
         if picked:
             return Key(path, numbers, picked)
@@ -142,9 +151,10 @@ def presentations(unit: Unit, key: Key | None, tmp: Path) -> dict[str, list[Path
     d.mkdir(parents=True, exist_ok=True)
 
     def one(name: str, lines: list[str], suffix: str = ".txt", newline: str = "\n") -> list[Path]:
+        # the key lines handed over this way; the unit's other files (a second piece of evidence) as they are
         path = d / f"{name}{suffix}"
         path.write_bytes((newline.join(lines) + newline).encode("utf-8"))
-        return [path]
+        return [*(p for p in unit.files if key is None or p != key.path), path]
 
     text_files = [p for p in unit.files if p.suffix.lower() in TEXT_SUFFIXES]
     if key is None:
@@ -222,12 +232,13 @@ def rate(outcomes: list[Outcome]) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--units", type=int, help="only the first N units")
+    p.add_argument("--every", type=int, default=1, help="only every Nth unit (tests/test_robustness.py runs every 6th)")
     p.add_argument("--failures", action="store_true", help="one line per failing (unit, presentation)")
     p.add_argument("names", nargs="*", help="only units whose name contains one of these")
     a = p.parse_args(argv)
     from emblens.rules.loader import load_rules
 
-    chosen = [u for u in units(a.units) if not a.names or any(n in u.name for n in a.names)]
+    chosen = [u for u in units(a.units) if not a.names or any(n in u.name for n in a.names)][::max(1, a.every)]
     outcomes, missed = run(chosen, load_rules())
     counted = [o for o in outcomes if o.ok is not None]
     print(f"{len(chosen)} units; {len(chosen) - len(missed)} name their cause as they are "

@@ -29,6 +29,7 @@ from emblens.combiners import Facts, combine, enrich, time, traffic
 from emblens.events import redact, schema
 from emblens.events.schema import frame
 from emblens.formats import messages
+from emblens.formats.generic import GenericLog
 from emblens.formats.records import RecordError
 from emblens.ingest import meta
 from emblens.ingest.bundle import LimitExceeded, Member, Metered, Skipped, read_members
@@ -130,7 +131,7 @@ def read(inputs: Sequence[Input], run: Run, *, keep_all: bool = False, keywords:
         if own is not None:
             reading.notes[own[0]] = own[1]
             continue
-        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models, sniff=sniff,
+        ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models, sniff=sniff, fallback=GenericLog(),
                             max_kept=max(limits.min_kept_rows, min(limits.kept_rows, rows_left)), collapse=collapse,
                             redactor=run.redactor)
         try:

@@ -119,6 +119,13 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "msg_id": pl.String(),                    # the catalogue id its words evidence ("none": not a failure)
     "msg_template": pl.String(),              # which message: its project and words ("vLLM's 'The model … does not exist.'")
     "msg_values": pl.String(),                # what its placeholders held: "model=bge-m4"
+    # what any line says, whatever its format (formats/messages.py `said`): a paste's prose, a printed
+    # line, an error body, a log line of a program emblens has no format for
+    "said_status": pl.Int64(),                # a failing HTTP status said as one: `Error code: 401`, `HTTP/1.1 502`, `status=404`,
+                                              # `HttpException 429`, `状态码: 403`, `404 Client Error`, `502 Bad Gateway`
+    "said_error": pl.String(),                # an error's name: ECONNREFUSED, ETIMEDOUT, ENOTFOUND, ReadTimeout, WinError 10061, Errno 111
+    "said_host": pl.String(),                 # the host a line says it connected to (`host='localhost'`, `http://h:p`, `dial tcp h:p`)
+    "said_port": pl.Int64(),                  # ...and the port
     "torch_alloc": pl.String(),               # PyTorch's out-of-memory message: the allocation that failed
     "torch_gpu": pl.Int64(),                  # ...the GPU
     "torch_total": pl.String(),               # ...its total capacity

@@ -21,6 +21,7 @@ import polars as pl
 from emblens.events.schema import SCHEMA
 from emblens.formats.commands import CONTAINER_COMMAND, SERVER_COMMAND
 from emblens.knowledge.upstream import Messages
+from emblens.patterns.ascii import ascii_classes
 
 SIZE = r"[\d.]+ (?:[KMGT]iB|bytes)"   # PyTorch prints "0 bytes" below 1 KiB
 TORCH = re.compile(
@@ -54,6 +55,50 @@ FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\
 CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              r"|(?i:\b(?:runs?|running|deployed|installed|started|hosted) (?:it |them )?(?:in|via|with|inside|on) (?:a |the )?docker\b"
              r"|\((?:via|in|using) docker\)|\binside (?:a |the |my )?(?:docker )?container\b|\bdocker desktop\b)")
+
+# A failing HTTP status (4xx, 5xx), said as one (each pattern's group 1; the first that matches wins). A bare
+# number is not one, and a success is not evidence (a busy log's `200 OK` lines must not pass the prefilter).
+# ASCII classes (`patterns.ascii`): they run in the line prefilter, where Unicode's \b, \d and \s cost time.
+SAID_STATUS = tuple(ascii_classes(p) for p in (
+    r"HTTP/\d(?:\.\d)?\"?\s+([45]\d\d)\b",
+    r"Error code: ([45]\d\d)\b",
+    r"\b([45]\d\d) (?:Client|Server) Error\b",
+    r"(?i)\b(?:http[ _-]?)?status(?:[ _-]?code)?[\"']?\s*[=:]\s*[\"']?([45]\d\d)\b",
+    r"(?i)\bstatusCode[\"']?\s*[=:]\s*([45]\d\d)\b",
+    r"(?i)\bHttp(?:Exception|Error)\b:?\s*([45]\d\d)\b",
+    r"状态码\s*[:：]?\s*([45]\d\d)",
+    r"\b([45]\d\d)\s*[-:]?\s*(?:Unauthorized|Forbidden|Not Found|Too Many Requests|Bad Gateway|Service Unavailable|"
+    r"Gateway Time-?out|Payload Too Large|Request Entity Too Large|Internal Server Error|Bad Request|Method Not Allowed|"
+    r"Not Implemented|Unprocessable Entity)\b",
+    r"[\"']code[\"']\s*:\s*([45]\d\d)\b",
+))
+# what the line prefilter keeps for these columns: not `HTTP/1.1 404` (every access line holds `HTTP/`, and the
+# formats read access lines and curl's status lines themselves; in prose the reason phrase is kept below)
+# an error's name, as runtimes and libraries print it
+SAID_ERROR = ascii_classes(r"\b(E(?:CONNREFUSED|CONNRESET|CONNABORTED|TIMEDOUT|NOTFOUND|AI_AGAIN|HOSTUNREACH|NETUNREACH|ADDRINUSE|PIPE)|"
+              r"UND_ERR_[A-Z_]+|(?:Read|Connect|Write|Pool)Timeout(?:Error)?|APITimeoutError|APIConnectionError|"
+              r"RemoteProtocolError|ConnectionRefusedError|ConnectionResetError|NewConnectionError|NameResolutionError|"
+              r"WinError \d+|Errno -?\d+)\b")
+SAID_KEEP = (*SAID_STATUS[1:], SAID_ERROR)
+# the host and port a line says it connected to
+SAID_PLACE = (
+    r"host='([^']+)', port=([0-9]{1,5})",
+    r"(?:dial tcp|connect ECONNREFUSED|connect ETIMEDOUT|Cannot connect to host|Failed to connect to) "
+    r"\[?([0-9a-fA-F]*:[0-9a-fA-F:]*[0-9a-fA-F]|[A-Za-z0-9_.-]+)\]?(?::| port )([0-9]{1,5})(?:[^0-9]|$)",
+    r"(?i:https?)://([A-Za-z0-9_.-]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})(?:[^0-9]|$)",
+)
+
+
+def said(events: pl.DataFrame) -> pl.DataFrame:
+    """`said_status`, `said_error`, `said_host` and `said_port` from every row's text, whatever its
+    kind or format: the words are evidence wherever they stand (a paste's prose, a printed line)."""
+    text = pl.col("text").str.slice(0, 4096)
+    status = pl.coalesce(*(text.str.extract(p, 1) for p in SAID_STATUS)).cast(pl.Int64, strict=False)
+    host = pl.coalesce(*(text.str.extract(p, 1) for p in SAID_PLACE))
+    port = pl.coalesce(*(text.str.extract(p, 2) for p in SAID_PLACE)).cast(pl.Int64, strict=False)
+    return events.with_columns(status.alias("said_status"), text.str.extract(SAID_ERROR, 1).alias("said_error"),
+                               host.alias("said_host"), port.alias("said_port"))
+
 
 def mib(size: str | None) -> float | None:
     """A size as PyTorch prints it, in MiB."""
@@ -116,6 +161,7 @@ def parse(events: pl.DataFrame, upstream: "Messages | None" = None) -> pl.DataFr
         return events
     if upstream is not None:          # the upstream message each line holds (knowledge.upstream)
         events = upstream.columns(events)
+    events = said(events)
     text = pl.coalesce(pl.col("exc_message"), pl.col("message"))
     figure = pl.col("kind").is_in(["log", "exception", "unparsed"]) & text.str.contains(FIGURE_LINES).fill_null(False)
     setting = (pl.col("kind") == "fact") & pl.col("text").str.contains(r"gpu_memory_utilization|gpu-memory-utilization|"

@@ -30,6 +30,8 @@ Q_START = "==============NVSMI LOG=============="
 Q_KV = re.compile(r"^(?P<indent> *)(?P<key>[^:]+?)\s*:\s*(?P<value>.*)$")
 Q_GPU = re.compile(r"^GPU (?P<bus>[0-9A-Fa-f]{8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)$")
 MIB = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:MiB)?\s*$")
+# a pasted command: `nvidia-smi --query-gpu=index,memory.total,memory.used --format=csv,noheader,nounits`
+QUERY_COMMAND = re.compile(r"nvidia-smi\b.*--query-(?:gpu|compute-apps)[= ](?P<fields>[\w.,]+)")
 CSV_HINT = re.compile(r"memory\.(?:total|used|free)|used_gpu_memory|utilization\.gpu|pid, process_name")
 GPU_WORDS = re.compile(r"NVIDIA|Tesla|Quadro|GeForce|RTX|\b[AHLBV]\d{2,3}\b")
 
@@ -336,6 +338,11 @@ def _csv(lines: list[str], out: _Rows) -> None:
         if not line.strip():
             continue
         cells = [c.strip() for c in line.split(",")]
+        if command := QUERY_COMMAND.search(line):
+            # the pasted command names the columns of the rows below it (`noheader` prints none)
+            header = [c.strip() for c in command.group("fields").split(",") if c.strip()]
+            out.used.add(n)
+            continue
         if CSV_HINT.search(line) and not any(ch.isdigit() for ch in line.split(",")[0]):
             header = [re.sub(r"\s*\[.*\]$", "", c) for c in cells]
             out.used.add(n)

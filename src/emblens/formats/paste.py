@@ -32,6 +32,14 @@ QUOTE = re.compile(r"^\s*>\s?")
 CURL = re.compile(r"^\s*(?:[$#>]\s+)?curl\s")
 MAX_BYTES = 4 * 1024 * 1024   # larger text members stream as plain logs
 MAX_NESTING = 4               # a fenced block holding a paste with fences of its own, and so on
+# an error body (a JSON or Python-literal object on one line) whose message holds lines of another
+# format: a server's traceback or access line inside `{"error": {"message": "…"}}`
+BODY = re.compile(r"[{]\s*[\"'](?:error|message|detail|msg|errors?_message|description|stderr|output|log)[\"']\s*:")
+BODY_KEYS = frozenset({"error", "message", "detail", "msg", "error_message", "errors_message", "description", "stderr",
+                       "output", "log", "text", "reason"})
+MAX_BODIES = 200              # error bodies read per member
+MAX_BODY_CHARS = 64 * 1024    # characters of one body read as an object
+MAX_BODY_DEPTH = 6            # nesting of the object walked for its messages
 
 
 def fence_mark(line: str, inside: str | None = None) -> str | None:
@@ -154,6 +162,17 @@ class Paste(WholeFileSource):
                 used.update(range(region.start, region.start + len(body)))
             elif events.height:
                 used.update(n + offset for n in events["line"].to_list())
+        if depth < MAX_NESTING:
+            for n, text in bodies(lines):
+                data = text.encode("utf-8") + b"\n"
+                adapter, _ = ctx.sniff(data[: 64 * 1024]) if ctx.sniff else (None, "")
+                if adapter is None:
+                    continue
+                parse = adapter.parse_stream
+                events, _c = parse(io.BytesIO(data), ctx, depth + 1) if isinstance(adapter, Paste) else parse(io.BytesIO(data), ctx)
+                if events.height:      # the body is one line of the member: every event it holds is that line
+                    frames.append(events.with_columns(pl.lit(n, dtype=pl.Int64).alias("line")))
+                    used.add(n)
         rows = []
         for line, command in curl_commands(lines) if depth == 0 else ():   # the outer paste reads them all
             row = request(command, ctx)
@@ -182,6 +201,55 @@ class Paste(WholeFileSource):
             note = "regions: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) if kinds else None
         self.account(counts, lines, used, note)
         return (pl.concat(frames, how="vertical") if frames else schema.empty()), counts
+
+
+def bodies(lines: list[str]) -> list[tuple[int, str]]:
+    r"""(line, text) of the messages inside error bodies that hold more than a sentence: lines, or
+    quotes that the body escaped. A body is a JSON object, or a Python literal (an SDK's
+    `Error code: 400 - {'error': {...}}`), on one line.
+
+    >>> bodies(['{"error": {"message": "Traceback (most recent call last):\\n  File \\"x.py\\", line 1"}}'])
+    [(1, 'Traceback (most recent call last):\n  File "x.py", line 1')]
+    """
+    import ast
+    import json
+
+    out: list[tuple[int, str]] = []
+    for n, line in enumerate(lines, 1):
+        if len(out) >= MAX_BODIES:
+            break
+        m = BODY.search(line)
+        if m is None:
+            continue
+        end = line.rfind("}")
+        chunk = line[m.start(): end + 1]
+        if end < m.start() or len(chunk) > MAX_BODY_CHARS:
+            continue
+        try:
+            obj = json.loads(chunk)
+        except ValueError:
+            try:
+                obj = ast.literal_eval(chunk)
+            except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+                continue
+        for text in _messages(obj, 0):
+            if "\n" in text or '"' in text:
+                out.append((n, text))
+    return out
+
+
+def _messages(obj: object, depth: int) -> list[str]:
+    """The string values of an error body's message keys, outermost first."""
+    if depth > MAX_BODY_DEPTH or not isinstance(obj, (dict, list)):
+        return []
+    out: list[str] = []
+    items = obj.items() if isinstance(obj, dict) else ((None, v) for v in obj)
+    for key, value in items:
+        if isinstance(value, str) and (key is None or str(key).lower() in BODY_KEYS) and value.strip():
+            out.append(value)
+        elif isinstance(value, (dict, list)):
+            out += _messages(value, depth + 1)
+    return out
 
 
 def _env_row(shown: str, line: int, ctx: SourceContext) -> dict:

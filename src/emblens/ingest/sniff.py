@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 from emblens.formats.registry import PASTE, RECORDS, REGISTRY, Source
-from emblens.reading.lines import ANSI, DOCKER_JSON, KUBECTL_TS
+from emblens.reading.lines import ANSI, COMPOSE, DOCKER_JSON, KUBECTL_TS
 
 HEAD_BYTES = 64 * 1024
 _ANSI = re.compile(ANSI)
 _KUBECTL = re.compile(KUBECTL_TS)
+_COMPOSE = re.compile(COMPOSE)
 _DOCKER = re.compile(DOCKER_JSON + r'((?:[^"\\]|\\.)*)"')
 
 
@@ -35,6 +36,8 @@ def sniff(head: bytes) -> tuple[Source | None, str]:
             line = m.group(1).encode().decode("unicode_escape", "replace").rstrip("\n")
         line = _KUBECTL.sub("", line)
         lines.append(line)
+    if lines and sum(bool(_COMPOSE.match(x)) for x in lines) > len(lines) / 2:    # docker compose logs
+        lines = [_COMPOSE.sub("", x, count=1) for x in lines]
     best = max(REGISTRY, key=lambda s: s.sniff(lines))
     return best, best.name
 

@@ -36,6 +36,7 @@ SLICE_ROWS = 50_000         # rows searched for literals at once (`present_in`)
 NARROW_MAX_LINES = 2_000    # lines the prefilter is narrowed for (`Prefilter.narrow`)
 
 # Rust syntax that Python reads differently (or not at all): such a pattern gets no literals
+_ASCII_BOUNDARY = "(?-u:\\b)"
 _OTHER_SYNTAX = re.compile(r"\\[<>pPzQE]|\\[bB]\{|\(\?[a-zA-Z-]*[uUR]")
 _ASCII_LOWER = MappingProxyType(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"))
 
@@ -122,6 +123,8 @@ known, learn = MEMO.known, MEMO.learn      # the answers so far; answers given b
 
 
 def _extract(pattern: str) -> tuple[str, ...] | None:
+    # an ASCII word boundary (`patterns.ascii`) needs the same literals as Python's
+    pattern = pattern.replace(_ASCII_BOUNDARY, "\\b")
     if len(pattern) > MAX_PATTERN_CHARS or _OTHER_SYNTAX.search(pattern) or _ambiguous(pattern):
         return None
     try:

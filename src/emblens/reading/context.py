@@ -31,6 +31,7 @@ class SourceContext:
     keywords: "str | Prefilter | None" = None   # one regex of every rule text pattern (the prefilter)
     models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
     sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.ingest.sniff.sniff)
+    fallback: object = None          # a format that reads what a server log's format does not place (the generic one)
     max_kept: int = Limits().kept_rows   # kept lines this member may hold (the run's budget sets it)
     collapse: bool = True            # count a server log's repeated failing requests by minute (Collapse)
     redactor: Redactor = field(default_factory=Redactor)   # the run's masking: its patterns and tally

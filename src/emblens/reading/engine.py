@@ -217,10 +217,30 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
         kept = kept.with_columns(pl.Series("raw", ctx.redactor.series(kept["raw"])))
     return kept, counts
 
+def _foreign_exchanges(rows: pl.DataFrame, kept: pl.DataFrame, fallback) -> pl.DataFrame:
+    """A server log's lines its format did not place, read as the generic format reads them when
+    that finds an exchange in them: another program's access line (nginx, a client's httpx log)
+    interleaved with the server's, as `docker compose logs` of several services prints them.
+    `fallback` is that format (`SourceContext.fallback`)."""
+    if "kind" not in rows.columns or "line" not in rows.columns:
+        return rows
+    lines = rows.filter(pl.col("kind").is_null())["line"]
+    if lines.len() == 0:
+        return rows
+    other = fallback.parse_rows(kept.drop("_rec").filter(pl.col("line").is_in(lines.implode())))
+    other = other.filter(pl.col("kind") == "http").with_columns(pl.lit("generic").alias("origin"))
+    if other.height == 0:
+        return rows
+    mine = rows.filter(~(pl.col("kind").is_null() & pl.col("line").is_in(other["line"].implode())))
+    return pl.concat([mine, other], how="diagonal_relaxed").sort("line", maintain_order=True)
+
+
 def parse_kept(fmt, kept: pl.DataFrame, counts: Counts, ctx: SourceContext) -> pl.DataFrame:
     """Parse the kept lines of a member into events and settle the event/unparsed counts."""
     rec_kept = int(kept["_rec"].sum())
     rows = fmt.parse_rows(kept.drop("_rec"))
+    if fmt.server and ctx.fallback is not None:
+        rows = _foreign_exchanges(rows, kept, ctx.fallback)
     rows = assemble_tracebacks(rows)
     # A line the adapter could not place but that belongs to a traceback is still an event.
     rows = rows.with_columns(

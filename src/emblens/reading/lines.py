@@ -1,5 +1,5 @@
 """A chunk as a frame of lines: colours and CRs removed, container wrappers (`kubectl logs
---timestamps`, docker's json-file driver) unwrapped, and a server log's `200 OK` access lines set
+--timestamps`, docker's json-file driver, `docker compose logs` prefixes) unwrapped, and a server log's `200 OK` access lines set
 apart in one query. Strings that outlive their chunk are copied (`fresh`)."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 KUBECTL_TS = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) "
 DOCKER_OPEN = '{"log":"'
 DOCKER_JSON = "^" + re.escape(DOCKER_OPEN)
+# `docker compose logs`: each line behind its service's name and a bar (`vllm-1  | `, `open-webui  | `)
+COMPOSE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\s+\| ?"
 
 
 def lines_frame(chunk: Chunk | bytes, first_line: int = 1) -> pl.DataFrame:
@@ -95,7 +97,7 @@ def strip_ansi(raw: pl.Series, chunk: bytes) -> pl.Series:
 
 
 def wrapper(head: list[str]) -> str | None:
-    """"kubectl" or "docker" when most of these lines (a chunk's first 200) carry that container
+    """"kubectl", "docker" or "compose" when most of these lines (a chunk's first 200) carry that container
     wrapper. Plain tests first (a stamp's dash at the 5th character, docker's opening), so that a
     chunk with neither, every chunk of most logs, costs no polars call here."""
     half = len(head) / 2
@@ -104,6 +106,9 @@ def wrapper(head: list[str]) -> str | None:
         return "kubectl"
     if sum(line.startswith(DOCKER_OPEN) for line in head) > half:
         return "docker"
+    if (sum(" | " in line[:72] or line[:72].rstrip().endswith(" |") for line in head) > half
+            and (pl.Series(head, dtype=pl.String).str.contains(COMPOSE).mean() or 0) > 0.5):
+        return "compose"
     return None
 
 
@@ -117,6 +122,9 @@ def unwrap(lines: pl.DataFrame) -> pl.DataFrame:
             raw.str.replace(KUBECTL_TS, "").alias("raw"),
             _iso(stamp).alias("wrap_ts"),
         )
+    if kind == "compose":
+        return lines.with_columns(raw.str.replace(COMPOSE, "").alias("raw"),
+                                  pl.lit(None, dtype=pl.Datetime("us")).alias("wrap_ts"))
     if kind == "docker":
         is_json = raw.str.starts_with('{"log":')
         log = raw.str.json_path_match("$.log").str.strip_chars_end("\n").str.replace_all(ANSI, "").str.replace_all(r"\r", "")

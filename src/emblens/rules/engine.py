@@ -227,7 +227,8 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
         context[name] = templates.render(source, context)
     conf = cause.confidence if cause is not None and cause.confidence is not None else rule.confidence
     return Finding(
-        rule=rule.id, title=rule.title, severity=rule.severity, confidence=confidence.initial(conf, sources=len(sources)),
+        rule=rule.id, title=rule.title, severity=rule.severity,
+        confidence=confidence.initial(conf, sources=len(sources), words_only=_words_only(matched)),
         count=count, first_seen=first, last_seen=last,
         summary=templates.render(message, context), remedy=[r for s in remedy if (r := templates.render(s, context).strip())],   # a step may apply only sometimes
         means=rule.means, evidence=_pick_evidence(matched),
@@ -236,6 +237,14 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
         matched=set(zip(matched["source"].to_list(), matched["line"].to_list(), strict=True)),
         chains={(s, g) for s, g in zip(matched["source"].to_list(), matched["exc_group"].to_list(), strict=True) if g is not None},
     )
+
+
+def _words_only(matched: pl.DataFrame) -> bool:
+    """Whether only words matched: every event a line that nothing parsed (a paste's prose, an
+    unlabelled printed line), with no status, exception, level or format of its own."""
+    structured = (pl.col("kind").is_in(["http", "exception", "gpu", "fact", "trace"])
+                  | pl.col("level").is_not_null() | (pl.col("origin") != "generic"))
+    return matched.height > 0 and not matched.select(structured.fill_null(False).any()).item()
 
 
 def _message_values(matched: pl.DataFrame, context: dict[str, object]) -> None:

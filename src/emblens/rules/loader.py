@@ -205,6 +205,10 @@ class RuleSet:
                     p = uncounted(p)
                     if p not in patterns:
                         patterns.append(p)
+        # what any line may say that rules read as columns (`said_status`, `said_error`): kept wherever it stands
+        from emblens.formats.messages import SAID_KEEP
+
+        patterns += [uncounted(p) for p in SAID_KEEP if uncounted(p) not in patterns]
         return patterns
 
     @cached_property
