@@ -185,3 +185,22 @@ def test_the_vendor_shapes_are_the_installed_detect_secrets_own():
     assert (source, shapes) == (vendor_shapes.SOURCE, vendor_shapes.SHAPES), \
         "src/emblens/events/vendor_shapes.py is stale: python -m emblens.events.vendor_shapes --write"
     assert len(shapes) >= 30
+
+
+def test_a_secret_in_an_error_body_quoted_on_one_line_is_masked_up_to_the_next_escape(tmp_path):
+    """`{"error": {"message": "…\\nAuthorization: Bearer sk-…\\napi_key=\\"…\\""}}`: the bearer value ends at
+    the JSON escape, so the next field keeps its name and its value is masked too, in every output."""
+    from typer.testing import CliRunner
+
+    from emblens.frontends.cli import app
+
+    body = tmp_path / "body.json"
+    body.write_text('{"error": {"message": "request failed\\nAuthorization: Bearer sk-proj-Abcdef1234567890abcdef1234567890'
+                    '\\napi_key=\\"JSONMULTILINEkeyLLLL123456\\"", "code": 401}}\n', encoding="utf-8")
+    for fmt in ("text", "json", "markdown"):
+        out = CliRunner().invoke(app, ["analyze", str(body), "-f", fmt]).stdout
+        assert "Abcdef1234567890" not in out and "JSONMULTILINEkey" not in out, (fmt, out)
+    events = tmp_path / "events.jsonl"
+    CliRunner().invoke(app, ["events", str(body), "--output", str(events)])
+    text = events.read_text(encoding="utf-8")
+    assert "Abcdef1234567890" not in text and "JSONMULTILINEkey" not in text

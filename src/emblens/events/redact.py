@@ -117,7 +117,9 @@ _SCHEMES = frozenset(("bearer", "basic", "token", "digest", "api-key", "apikey",
 # -- the catalogue ---------------------------------------------------------------------------------------
 # a value: up to a space, a quote, a backtick or a closing bracket; a period only inside it (a sentence
 # ends after `token=None.`)
-_VALUE = r"(?!<|Some\()(?:[^\s\"'`,;)\]}>.]|\.(?=[^\s\"'`,;)\]}>.]))++"
+# a value ends where a JSON string's escape begins (`\n`, `\"`): in an error body quoted on one line, the
+# next field's name is not part of the secret before it
+_VALUE = r"(?!<|Some\()(?:[^\s\"'`,;)\]}>.\\]|\\(?![nrt\"'\\/])|\.(?=[^\s\"'`,;)\]}>.]))++"
 _NAME = r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*+)"
 
 
@@ -169,7 +171,7 @@ _PATTERNS: tuple[Entry, ...] = (
     # name: value, name=value, "name": "value", ?name=value (query keys), NAME=value (environment),
     # a header after a label (`X-Api-Key (from vault): …`); a list after the name has every element
     # masked by the next entry (a value on the next line is `next_lines`' business)
-    _e(_NAME + r"((?>[\"']?\]?(?:[ \t]*+\([^()\n]{1,40}+\))?[ \t]*+[:=][ \t]*+\[?[ \t]*+[\"']?))(" + _VALUE + ")", 3, 1,
+    _e(_NAME + r"((?>\\?[\"']?\]?(?:[ \t]*+\([^()\n]{1,40}+\))?[ \t]*+[:=][ \t]*+\[?[ \t]*+\\?[\"']?))(" + _VALUE + ")", 3, 1,
        "secret field"),
     _e(r"(?i)((?:api_?key|token|secret|password)[\"']?[ \t]*+[:=][ \t]*+\[[^\]\n]*?,(?>[ \t]*+[\"']?))(" + _VALUE + ")", 2, 0,
        "secret field"),
