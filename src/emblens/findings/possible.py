@@ -17,6 +17,7 @@ from __future__ import annotations
 import polars as pl
 
 from emblens.findings import confidence as conf
+from emblens.findings.unexplained import without
 from emblens.knowledge.upstream import Messages, Near
 
 MAX_LINES = 2_000        # error-like lines compared (distinct texts, the first ones)
@@ -49,10 +50,7 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
         | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(_ERRORISH)).fill_null(False)
         | (pl.col("msg_id").is_not_null() & (pl.col("msg_id") != "none"))
     ) & (pl.col("kind") != "fact") & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none"))   # known, and no failure
-    rows = events.filter(is_error).with_columns(text.alias("_text"))
-    if covered and rows.height:
-        keys = pl.DataFrame(list(covered), schema={"source": pl.String, "line": pl.Int64}, orient="row")
-        rows = rows.join(keys, on=["source", "line"], how="anti")
+    rows = without(events.filter(is_error).with_columns(text.alias("_text")), covered)
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
 
 

@@ -29,6 +29,14 @@ def _template(expr: pl.Expr) -> pl.Expr:
     )
 
 
+def without(rows: pl.DataFrame, covered: set) -> pl.DataFrame:
+    """`rows` less those at a (source, line) that a finding matched."""
+    if not covered or rows.height == 0:
+        return rows
+    keys = pl.DataFrame(list(covered), schema={"source": pl.String, "line": pl.Int64}, orient="row")
+    return rows.join(keys, on=["source", "line"], how="anti")
+
+
 def unexplained(events: pl.DataFrame, findings: list[Finding]) -> list[Unexplained]:
     if events.height == 0:
         return []
@@ -37,11 +45,7 @@ def unexplained(events: pl.DataFrame, findings: list[Finding]) -> list[Unexplain
         | ((pl.col("kind") == "exception") & pl.col("exc_position").is_in(["outer", "only"]))
         | ((pl.col("kind") == "http") & (pl.col("http_status") >= 400))
     )
-    errors = events.filter(is_error.fill_null(False))
-    covered = set().union(*(f.matched for f in findings)) if findings else set()
-    if covered and errors.height:
-        keys = pl.DataFrame(list(covered), schema={"source": pl.String, "line": pl.Int64}, orient="row")
-        errors = errors.join(keys, on=["source", "line"], how="anti")
+    errors = without(events.filter(is_error.fill_null(False)), set().union(*(f.matched for f in findings)) if findings else set())
     chains = set().union(*(f.chains for f in findings)) if findings else set()
     if chains and errors.height:
         # an explained exception explains the whole chain it belongs to
