@@ -82,6 +82,7 @@ class Result:
     crashed: str | None = None
     why: str = ""
     silent: bool = False       # "No known failure found" although the evidence holds an error-like line
+    hedged: bool = False       # every error-level claim on a healthy or unrelated case is a possible cause ("Possibly: …")
 
 
 def cases(root: Path = CORPUS) -> list[Case]:
@@ -145,9 +146,10 @@ def run_case(case: Case, way: str, ruleset, tmp: Path) -> Result:
     missing = [q for q in case.quote if q not in text]
     if not case.expect:
         # a healthy log, or an error outside the catalogue: right when nothing is claimed at error level
-        claimed = [f.rule for f in a.findings if f.severity == "error"]
-        ok, why = not claimed, f"claims {claimed[0]}" if claimed else ""
-        return Result(case.name, way, top.rule if top else None, ok, set(), claimed, why=why, silent=silent)
+        claimed = [f for f in a.findings if f.severity == "error"]
+        ok, why = not claimed, f"claims {claimed[0].rule}" if claimed else ""
+        return Result(case.name, way, top.rule if top else None, ok, set(), [f.rule for f in claimed], why=why,
+                      silent=silent, hedged=bool(claimed) and all(f.cause == "possible" for f in claimed))
     ok = top is not None and top.rule in case.expect and not missing
     why = ("no finding" if top is None else f"top {top.rule}" if top.rule not in case.expect
            else f"does not quote {missing}" if missing else "")

@@ -19,7 +19,7 @@ INCOMING = accuracy.REPO / "tests" / "corpus_incoming"
 # new cases, scored cold before anything changed for them (each batch's COLD.txt; bench/README.md):
 # they join tests/corpus as the knowledge covers them. Until then they are held to what must never
 # break (no crash, no claim on a healthy log, never silent) and to a floor under the warm top-1
-INCOMING_TOP1_FLOOR = 0.60   # warm, folder way: 61% (145 of 236) after the knowledge written from their misses; cold was 45%
+INCOMING_TOP1_FLOOR = 0.66   # warm, folder way: 69% (346 of 503) with the cues; cold was 45%, 50%, 52%, then 66% with them
 CATALOGUE_IDS_WITHOUT_RULES: set[str] = set()    # every id has a rule now
 
 
@@ -100,8 +100,15 @@ def test_incoming_cases_never_crash_never_claim_on_healthy_logs_and_are_never_si
     by = {c.name: c for c in _incoming_cases()}
     crashed = [f"{r.case}: {r.crashed}" for r in incoming if r.crashed]
     assert not crashed, "\n".join(crashed)
-    claims = [f"{r.case}: {r.why}" for r in incoming if not by[r.case].expect and not r.ok]
-    assert len(claims) <= 3, claims          # 3 of 44 claimed cold (CORS preflights read as wrong paths, a tokenizer warning)
+    calm = [r for r in incoming if not by[r.case].expect]
+    # a finding stated as established on a healthy log or an error outside the catalogue: at most 3
+    # (3 of 44 cold at first: CORS preflights read as wrong paths, a tokenizer warning)
+    claims = [f"{r.case}: {r.why}" for r in calm if not r.ok and not r.hedged]
+    assert len(claims) <= 3, claims
+    # a possible cause ("Possibly: …", from the words of a failure outside the catalogue: "Connection error."
+    # where a private CA was not trusted): at most one case in eight
+    hedged = [f"{r.case}: {r.why}" for r in calm if r.hedged]
+    assert len(hedged) <= len(calm) / 8, hedged
     silent = [r.case for r in incoming if r.silent]
     assert not silent, silent
 

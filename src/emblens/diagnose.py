@@ -39,7 +39,7 @@ from emblens.knowledge.upstream import Messages
 from emblens.patterns.literals import Prefilter
 from emblens.reading.chunks import READ_ERRORS as CHUNK_ERRORS
 from emblens.reading.chunks import describe_read_error, read_head
-from emblens.reading.context import SourceContext
+from emblens.reading.context import WHOLE_BYTES, SourceContext
 from emblens.run import Run
 from emblens.settings import Clock, Limits, Selection, Settings
 
@@ -133,7 +133,7 @@ def read(inputs: Sequence[Input], run: Run, *, keep_all: bool = False, keywords:
             continue
         ctx = SourceContext(item.label, keep_all=keep_all, keywords=keywords, models=models, sniff=sniff, fallback=GenericLog(),
                             max_kept=max(limits.min_kept_rows, min(limits.kept_rows, rows_left)), collapse=collapse,
-                            redactor=run.redactor)
+                            redactor=run.redactor, whole=item.size is not None and item.size <= WHOLE_BYTES)
         try:
             result, why = _read_member(item, ctx, progress)
         except READ_ERRORS as e:

@@ -10,26 +10,39 @@ confidence that says how near it was (never above `MAX_CONFIDENCE`), a summary t
 message it matched, and the id's remedy.
 
 A line holding a message exactly (`msg_id`) whose id no rule reads is a possible cause too.
+
+A line no message is near may still say its cause in the field's words (`emblens.knowledge.cues`:
+"vector dimension mismatch, expected 512, actual 3072" from a vector store nobody harvested, "the
+model is not pulled" in a paste): the surest cue its words hold names a possible cause, less sure
+than a message would (`CUE_SHARE` of its weight).
 """
 
 from __future__ import annotations
+
+import re
 
 import polars as pl
 
 from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
+from emblens.knowledge.cues import Cue, Cues
 from emblens.knowledge.upstream import Messages, Near
 
 MAX_LINES = 2_000        # error-like lines compared (distinct texts, the first ones)
 MAX_POSSIBLE = 2         # possible causes reported
 MAX_CONFIDENCE = 0.6
+CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
 
 # error-like: what a person would read as a failure, in any kind of line
 _ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fatal|refused|denied|forbidden|unauthori[sz]ed|"
              r"timed? ?out|timeout|cannot|can't|could not|couldn't|unable|invalid|not found|no such|"
              r"not supported|unsupported|exceed(?:s|ed)?|too (?:large|long|many|old)|out of memory|oom|"
              r"traceback|panic|killed|crash(?:ed)?|abort(?:ed)?|unavailable|bad gateway|not allowed|"
-             r"missing|mismatch|insufficient)\b|错误|失败|异常|超时|拒绝|"
+             r"missing|mismatch|insufficient|OOMs?)\b|错误|失败|异常|超时|拒绝|报错|出错|不支持|无法|找不到|不存在|不一致|"
+             r"(?i:ошибка|fehler|erreur|errore|hata)|"
+             # a status a sentence gives: `I got 403 while …`, `returns 404`, `always 404`
+             r"(?i:\b(?:got|get|getting|gets|returns?|returned|returning|gives?|gave|giving|always|with|an?)\s+(?:an? |the )?"
+             r"(?:http |status |error )?[45]\d\d\b)|是404|是401|是403|"
              # a status said as one: `HTTP/1.1 502`, `status=404`, `Error code: 401`, `状态码: 403`, `| 400 |`
              r"(?i:HTTP/\d(?:\.\d)?|status(?:[ _]?code)?|code|状态码)[\s=:\"]{1,3}[45]\d\d\b|\|\s*[45]\d\d\s*\|")
 
@@ -54,6 +67,20 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
 
 
+def prose(events: pl.DataFrame, covered: set, seen: pl.DataFrame) -> pl.DataFrame:
+    """The lines no program labelled (a paste's sentences, a printed line) that are not among
+    `seen` (the error-like lines) nor matched by a finding; distinct texts, the first `MAX_LINES`."""
+    if events.height == 0:
+        return events
+    text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
+    rows = events.filter(pl.col("kind").is_in(["unparsed", "log"]) & pl.col("level").is_null()
+                         & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none")))
+    rows = without(rows.with_columns(text.alias("_text")), covered)
+    if seen.height:
+        rows = rows.filter(~pl.col("_text").is_in(seen["_text"].implode()))
+    return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
+
+
 def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     """Possible causes (findings of low confidence) when no finding is an error; else []."""
     from emblens.rules.engine import _finding
@@ -68,30 +95,113 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
         rules.setdefault(r.id, r)
     covered = set().union(*(f.matched for f in findings)) if findings else set()
     lines = error_like(events, covered)
-    if lines.height == 0:
+    cues: Cues | None = getattr(ruleset, "cues", None)
+    said = prose(events, covered, lines) if cues else lines.clear()
+    if lines.height == 0 and said.height == 0:
         return []
     index = messages.nearest
     by_text = {m.label: m for m in messages.messages}
-    best: dict[str, tuple[Near, dict]] = {}
-    for row in lines.iter_rows(named=True):
+    # per id: (score, what spoke: a Near or a Cue, the row); a message's score is its cover
+    best: dict[str, tuple[float, Near | Cue, dict]] = {}
+    unspoken: list[int] = []
+    for k, row in enumerate(lines.iter_rows(named=True)):
         exact = by_text.get(row.get("msg_template") or "")
         near = Near(exact, 1.0, True) if exact is not None else index.near(row["_text"])
-        if near is None or near.message.id == "none" or near.message.id not in rules:
+        if near is None or (near.message.id == "none" and not near.exact):
+            # no message, or only near one that is no failure ("Input prompt exceeds maximum length" is Open
+            # WebUI's own limit; "Prompt exceeds maximum context length" is not it): the cues may read the line;
+            # an exchange a format parsed only when it called an API route (a browser's `GET /` or
+            # `/favicon.ico` answered 404 beside a server's routes is no wrong path)
+            if row.get("kind") != "http" or _API.search(row.get("http_path") or ""):
+                unspoken.append(k)
+            continue
+        if near.message.id == "none" or near.message.id not in rules:
             continue
         have = best.get(near.message.id)
-        if have is None or near.cover > have[0].cover:
-            best[near.message.id] = (near, row)
+        if have is None or near.cover > have[0]:
+            best[near.message.id] = (near.cover, near, row)
+    if cues and (unspoken or said.height):
+        # the error-like lines no message is near, then the prose (read by the cues that are `alone`)
+        rest = pl.concat([lines[unspoken], said.select(lines.columns)], how="vertical_relaxed") if said.height \
+            else lines[unspoken]
+        errors = pl.Series([True] * len(unspoken) + [False] * (rest.height - len(unspoken)), dtype=pl.Boolean)
+        rows = rest.rows(named=True)
+        for i, cue in cues.best(rest["_text"], errors):
+            if cue.id not in rules:
+                continue
+            score = CUE_SHARE * cue.weight
+            have = best.get(cue.id)
+            if have is None or score > have[0]:
+                best[cue.id] = (score, cue, rows[i])
     out = []
     values = facts.as_values()
-    for id_, (near, row) in sorted(best.items(), key=lambda kv: -kv[1][0].cover)[:MAX_POSSIBLE]:
+    seen = _seen(events, values)
+    for id_, (score, why, row) in sorted(best.items(), key=lambda kv: -kv[1][0])[:MAX_POSSIBLE]:
         rule = rules[id_]
-        matched = lines.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])).drop("_text")
+        pool = pl.concat([lines, said.select(lines.columns)], how="vertical_relaxed") if said.height else lines
+        matched = pool.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])).drop("_text")
         f = _finding(rule, None, matched, values)
-        how = "holds" if near.exact else f"is near ({near.cover:.0%} of its words)"
-        f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule matched this line, but it {how} "
-                     f"{near.message.label}, which {near.message.project} writes for this failure "
-                     f"({near.message.source}, {near.message.versions}).")
-        f.confidence = round(min(MAX_CONFIDENCE, conf.initial(0.3 + 0.3 * near.cover, sources=1)), 2)
+        if isinstance(why, Near):
+            how = "holds" if why.exact else f"is near ({why.cover:.0%} of its words)"
+            f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule matched this line, but it {how} "
+                         f"{why.message.label}, which {why.message.project} writes for this failure "
+                         f"({why.message.source}, {why.message.versions}).")
+            f.confidence = round(min(MAX_CONFIDENCE, conf.initial(0.3 + 0.3 * why.cover, sources=1)), 2)
+        else:
+            f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message matched this line, but "
+                         f"{why.says}.")
+            f.confidence = round(min(MAX_CONFIDENCE, conf.initial(score, sources=1)), 2)
+        if seen:
+            f.summary += f" Seen in these inputs: {seen}."
         f.cause = "possible"
         out.append(f)
     return out
+
+
+_API = re.compile(r"^/(?:v\d|api|embed|rerank|score|generate|chat|completions|tokenize|pooling|classify)")
+MAX_SEEN = 3             # values of each kind a possible cause names
+
+
+def _seen(events: pl.DataFrame, facts: dict) -> str:
+    """What the evidence names that a person checks first when the cause is only possible: the
+    addresses called, the models asked for and served, the paths refused, a proxy set. The lines
+    that failed come first; each kind at most `MAX_SEEN` values (events are masked already)."""
+    cols = set(events.columns)
+    failing = pl.col("said_status").fill_null(0) >= 400 if "said_status" in cols else pl.lit(False)
+    if "http_status" in cols:
+        failing = failing | (pl.col("http_status").fill_null(0) >= 400)
+    rows = events.sort(failing, descending=True, maintain_order=True) if events.height else events
+
+    def first(expr: pl.Expr) -> list[str]:
+        got = rows.select(expr.alias("v")).drop_nulls()["v"].to_list()
+        return list(dict.fromkeys(v for v in got if v))[:MAX_SEEN]
+
+    parts: list[str] = []
+    if {"said_host", "said_port"} <= cols:
+        addresses = first(pl.when(pl.col("said_port").is_not_null())
+                          .then(pl.concat_str([pl.col("said_host").fill_null(""), pl.lit(":"), pl.col("said_port").cast(pl.String)]))
+                          .otherwise(pl.col("said_host")))
+        if addresses:
+            parts.append("address " + ", ".join(addresses))
+    asked = first(pl.col("req_model")) if "req_model" in cols else []
+    if "msg_values" in cols:
+        asked += [v for v in first(pl.col("msg_values").str.extract(r"(?:^|; )model=([^;]+)")) if v not in asked]
+    if asked:
+        parts.append("model asked for " + ", ".join(f"`{m}`" for m in asked[:MAX_SEEN]))
+    served = [m for m in facts.get("served_models") or [] if m not in asked][:MAX_SEEN]
+    if served:
+        parts.append("served " + ", ".join(f"`{m}`" for m in served))
+    # a URL with a port and a path (a server's, not a link to docs), as the failing lines write it
+    urls = first(pl.col("text").str.slice(0, 4096).str.extract(r"(https?://[A-Za-z0-9_.\[\]:-]+:\d{1,5}/[^\s'\"`)\]>,;]+)", 1))
+    if urls:
+        parts.append("URL " + ", ".join(urls))
+    if {"http_path", "http_status"} <= cols:
+        refused = first(pl.when(pl.col("http_status").fill_null(0) >= 400).then(pl.col("http_path")))
+        if refused:
+            parts.append("path refused " + ", ".join(refused))
+    if {"env_name", "env_value"} <= cols:
+        proxies = first(pl.when(pl.col("env_name").str.contains(r"(?i)^(?:https?|all)_proxy$"))
+                        .then(pl.concat_str([pl.col("env_name"), pl.lit("="), pl.col("env_value")])))
+        if proxies:
+            parts.append(", ".join(proxies))
+    return "; ".join(parts)

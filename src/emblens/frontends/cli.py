@@ -539,6 +539,8 @@ def rules_list(rules: RulesOpt = None) -> None:
     projects = len({m.project for m in ruleset.messages.messages})
     typer.echo(f"\n{len(ruleset.messages)} upstream messages from {projects} projects ({templates.get('none', 0)} that name no "
                "failure); `emblens rules show ID` lists an id's")
+    typer.echo(f"{len(ruleset.cues)} cues for {len(ruleset.cues.ids())} ids: how the field words a cause, read where "
+               "no rule or message spoke (rules/data/cues.yaml)")
 
 
 @rules_app.command("show")
@@ -623,6 +625,17 @@ def rules_test(directory: DirArg = None,
                 typer.echo(f"{mark} {r.rule:<26} {Path(r.fixture).name} ({r.expect})" + ("" if r.ok else f": {r.detail}"))
     except EmblensError as e:
         _fail(str(e))
+    from emblens.events.redact import printable
+    from emblens.knowledge.cues import check
+
+    # the cues' own examples and counters (rules/data/cues.yaml): each one a test
+    # a user's folder: its own cues only (the built-in ones are the built-in folder's)
+    mine = type(ruleset.cues)(tuple(c for c in ruleset.cues.cues if Path(c.where).resolve().is_relative_to(folder.resolve())))
+    problems = check(mine)
+    for problem in problems:
+        typer.echo(f"FAIL cue {printable(problem)}")
+    cases = sum(len(c.examples) + len(c.counters) for c in mine.cues)
+    passed, failed = passed + cases - len(problems), failed + len(problems)
     typer.echo(f"{passed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)

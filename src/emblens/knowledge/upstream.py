@@ -85,7 +85,8 @@ class Message:
     @cached_property
     def pattern(self) -> re.Pattern[str]:
         """The message as a regex: fixed text literal (any run of spaces for a space), each
-        placeholder any text within the line (a last one: up to a space or a quote)."""
+        placeholder any text within the line (a first or last one: up to a space or a quote; a last one also
+        up to a closing bracket)."""
         out: list[str] = []
         names: set[str] = set()
         pieces = FIELD.split(self.template)
@@ -101,7 +102,9 @@ class Message:
             names.add(name)
             last = k == n_fields - 1 and not pieces[i + 1].strip()
             first = k == 0 and not pieces[0].strip()
-            value = r"[^\s'\"`]+" if last or first else r"[^\n]*?"
+            # a value at either end stops at a space or a quote; a last one also at a bracket that closes
+            # around the message (`[Error: connect ECONNREFUSED 127.0.0.1:11434]`: the port is 11434)
+            value = r"[^\s'\"`\])}>,;]+" if last else r"[^\s'\"`]+" if first else r"[^\n]*?"
             out.append(f"(?P<{name}>{value})")
         return re.compile("".join(out))
 

@@ -15,6 +15,7 @@ from emblens.settings import Limits
 
 CHUNK_BYTES = 8 * 1024 * 1024
 WORKERS = 2          # chunks scanned at once; each holds a chunk and its line frame in memory
+WHOLE_BYTES = 256 * 1024    # a member this small is kept whole (SourceContext.whole)
 MAX_LINE_BYTES = 64 * 1024   # a longer line is cut to this and counted, never stored whole
 MAX_WALK_CHARS = 64 * 1024   # lines of whole-file sources (curl -v, nvidia-smi, pastes), walked in Python
 COUNTED_ROWS = 20_000        # a server log's failing requests counted by minute; past this, by hour
@@ -28,6 +29,9 @@ class SourceContext:
 
     label: str
     keep_all: bool = False
+    whole: bool = False              # a small member (`WHOLE_BYTES`): every line that is not routine is kept, not
+                                     # only those a rule's pattern could match (the prefilter is for large logs:
+                                     # on a paste it lost the prose a cue reads, "I got 403 from the extension")
     keywords: "str | Prefilter | None" = None   # one regex of every rule text pattern (the prefilter)
     models: ModelData = ModelData()  # embedding model data (loaded with the rules, passed in)
     sniff: Callable[[bytes], tuple] | None = None   # picks the adapter of a region (emblens.ingest.sniff.sniff)

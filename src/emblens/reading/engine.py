@@ -190,9 +190,10 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
     recognised = raw.str.contains(f"(?:{fmt.line_pattern})|(?:{TB_FRAME})")
     # kept: the adapter's notable lines and traceback markers, then, among the other lines
     # only, those a rule's text pattern could hit (one large regex, slow on every line)
-    keep = pl.lit(True) if ctx.keep_all else raw.str.contains(f"(?:{fmt.notable})|(?:{TB_NOTABLE})")
+    every = ctx.keep_all or ctx.whole
+    keep = pl.lit(True) if every else raw.str.contains(f"(?:{fmt.notable})|(?:{TB_NOTABLE})")
     flags = rest.select(blank.alias("blank"), (recognised & ~blank).alias("rec"), keep.alias("keep"))
-    if ctx.keywords and not ctx.keep_all:
+    if ctx.keywords and not every:
         left = (~flags["keep"]).arg_true()
         if left.len():
             lines_left = rest["raw"].gather(left)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from emblens.errors import RuleError
 from emblens.events.schema import SCHEMA
+from emblens.knowledge import cues as cue_data
 from emblens.knowledge import modeldata, upstream
 from emblens.knowledge.modeldata import ModelData
 from emblens.knowledge.yamlsafe import refuse_aliases
@@ -144,6 +145,7 @@ class RuleSet:
     names: dict[str, frozenset[str]] = field(default_factory=dict)   # the values each template uses (templates.names)
     literals: dict[str, tuple[str, ...] | None] = field(default_factory=dict)   # each pattern's literals (emblens.patterns.literals)
     messages: upstream.Messages = field(default_factory=upstream.Messages)   # what the software in the path says
+    cues: cue_data.Cues = field(default_factory=cue_data.Cues)   # how the field words each cause
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -166,7 +168,8 @@ class RuleSet:
         chosen = {r.id for p in select for r in hits(p)} if select else {r.id for r in self.rules}
         chosen -= {r.id for p in ignore for r in hits(p)}
         return RuleSet([r for r in self.rules if r.id in chosen], models=self.models, notes=self.notes, notices=self.notices,
-                       linear=self.linear, names=self.names, literals=self.literals, messages=self.messages)
+                       linear=self.linear, names=self.names, literals=self.literals, messages=self.messages,
+                       cues=self.cues)
 
     @cached_property
     def keywords(self) -> str | None:
@@ -754,8 +757,14 @@ def _load(folders: Sequence[Path]) -> RuleSet:
         if problem is not None:
             raise RuleError(problem, path=str(path))
     messages = upstream.load([p for _, p in found])
+    cue_files = cue_data.files(folders)
+    for path in cue_files:
+        problem = file_problem(path, path.parent.parent, cue_data.MAX_FILE_BYTES)
+        if problem is not None:
+            raise RuleError(problem, path=str(path))
+    cues = cue_data.load(cue_files, known_ids={r.id for r in rules})
     return RuleSet(with_messages(rules, messages, [p for _, p in found]), models=models, notes=notes, notices=notices,
-                   messages=messages)
+                   messages=messages, cues=cues)
 
 
 UPSTREAM_SIGNAL = "upstream_messages"   # the signal every id with harvested messages gets (`with_messages`)
