@@ -5,7 +5,7 @@ A program nobody harvested still says what went wrong in the field's own words: 
 answers "vector dimension mismatch, expected 512, actual 3072", a tool that prints "Stream timeout:
 no data from API for 30s", a paste that says "the model is not pulled". A *cue* is such a turn of
 phrase, kept per catalogue id in `data/cues.yaml` of a rule folder (the format is in
-the head of `rules/data/cues.yaml`): one regex over a single line (polars' engine: no look-around), how sure
+the head of `rules/data/cues.yaml`): one regex over a single line (the `regex` module's syntax), how sure
 its words make a reader (`weight`), lines it must name and lines it must not.
 
 Cues are read only where nothing surer spoke: on the lines no rule explained, when no rule found an
@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import polars as pl
+import regex
 
 from emblens.errors import RuleError
 from emblens.knowledge.yamlsafe import safe_load
@@ -34,6 +35,8 @@ from emblens.knowledge.yamlsafe import safe_load
 FILE = Path("data") / "cues.yaml"
 MAX_FILE_BYTES = 1024 * 1024
 MAX_LINE = 2048                 # characters of a line the cues read
+MAX_LINES = 1000                # lines the cues read in one analysis
+SEARCH_TIMEOUT_S = 0.05         # one cue on one line (a user's pattern may backtrack)
 MAX_WEIGHT = 0.7                # a cue is words, never proof
 REQUIRED = ("id", "regex", "weight", "says", "examples")
 
@@ -48,6 +51,18 @@ class Cue:
     counters: tuple[str, ...] = ()   # lines that must not
     alone: bool = True          # the words say a failure by themselves: the cue reads prose too
     where: str = ""             # file it came from
+
+    @cached_property
+    def compiled(self) -> regex.Pattern:
+        return regex.compile(self.regex)
+
+    def search(self, text: str) -> bool:
+        """Whether `text` holds the cue's words (a pattern that runs past `SEARCH_TIMEOUT_S` on a
+        line does not match it)."""
+        try:
+            return self.compiled.search(text, timeout=SEARCH_TIMEOUT_S) is not None
+        except TimeoutError:
+            return False
 
     @classmethod
     def of(cls, d: Mapping, where: str) -> Cue:
@@ -80,20 +95,23 @@ class Cues:
         """For each line the surest cue its words hold, as (line index, cue); lines holding none
         are left out. Ties: the cue written first (the files list the narrower turns first).
         `errors`: which lines look like errors (a cue that is not `alone` reads only those);
-        None: all of them."""
+        None: all of them. The first `MAX_LINES` lines are read, each up to `MAX_LINE` characters.
+
+        The cues are compiled once (`regex`) and read line by line: there are a few hundred lines
+        at most, and polars would compile every pattern again for each call (60 ms a run)."""
         if not self.cues or len(lines) == 0:
             return []
-        head = lines.fill_null("").str.slice(0, MAX_LINE)
-        best: dict[int, Cue] = {}
-        for cue in self.cues:
-            hit = head.str.contains(cue.regex).fill_null(False)
-            if errors is not None and not cue.alone:
-                hit = hit & errors
-            for i in hit.arg_true().to_list():
-                have = best.get(i)
-                if have is None or cue.weight > have.weight:
-                    best[i] = cue
-        return sorted(best.items())
+        texts = [t[:MAX_LINE] for t in lines.fill_null("").head(MAX_LINES).to_list()]
+        flags = errors.head(MAX_LINES).to_list() if errors is not None else [True] * len(texts)
+        out: list[tuple[int, Cue]] = []
+        for i, (text, error) in enumerate(zip(texts, flags)):
+            best: Cue | None = None
+            for cue in self.cues:
+                if (best is None or cue.weight > best.weight) and (error or cue.alone) and cue.search(text):
+                    best = cue
+            if best is not None:
+                out.append((i, best))
+        return out
 
     def ids(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -102,10 +120,11 @@ class Cues:
         return dict(sorted(out.items()))
 
 
-def load(paths: Sequence[str | Path], known_ids: set[str] | None = None) -> Cues:
+def load(paths: Sequence[str | Path], known_ids: set[str] | None = None, trusted: Path | None = None) -> Cues:
     """The cues of these files, in order. Raises RuleError naming the file for a malformed one,
-    a regex polars' engine does not take, or an id no rule has."""
-    cues = _load(tuple(str(p) for p in paths))
+    a regex that does not compile, or an id no rule has. Files under `trusted` (the built-in
+    rules) are compiled when first read, not when loaded."""
+    cues = _load(tuple(str(p) for p in paths), str(trusted.resolve()) if trusted else None)
     if known_ids is not None:
         for c in cues.cues:
             if c.id not in known_ids:
@@ -114,10 +133,11 @@ def load(paths: Sequence[str | Path], known_ids: set[str] | None = None) -> Cues
 
 
 @lru_cache(maxsize=8)
-def _load(paths: tuple[str, ...]) -> Cues:
+def _load(paths: tuple[str, ...], trusted_dir: str | None = None) -> Cues:
     out: list[Cue] = []
     for path in paths:
         p = Path(path)
+        trusted = trusted_dir is not None and p.resolve().is_relative_to(trusted_dir)
         try:
             if p.stat().st_size > MAX_FILE_BYTES:
                 raise RuleError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, not read")
@@ -132,10 +152,11 @@ def _load(paths: tuple[str, ...]) -> Cues:
             if not isinstance(d, dict):
                 raise RuleError(f"{path}: each cue is a mapping (id, regex, weight, says, examples)")
             cue = Cue.of(d, path)
-            try:
-                pl.Series([""]).str.contains(cue.regex)
-            except Exception as e:  # polars raises ComputeError for a pattern its engine refuses
-                raise RuleError(f"{path}: cue {cue.id}: regex not accepted ({str(e).splitlines()[0][:200]})") from None
+            if not trusted:     # the built-in cues are compiled by their tests; a user's when read
+                try:
+                    _ = cue.compiled
+                except (regex.error, OverflowError, RecursionError) as e:
+                    raise RuleError(f"{path}: cue {cue.id}: regex not accepted ({str(e).splitlines()[0][:200]})") from None
             out.append(cue)
     return Cues(tuple(out))
 
@@ -156,6 +177,6 @@ def check(cues: Cues) -> list[str]:
                 problems.append(f"{c.where}: cue {c.id}: example {ex!r} gives "
                                 f"{got[0][1].id if got else 'nothing'}")
         for ex in c.counters:
-            if pl.Series([ex]).str.contains(c.regex).fill_null(False)[0]:
+            if c.search(ex):
                 problems.append(f"{c.where}: cue {c.id}: counter {ex!r} matches")
     return problems

@@ -762,7 +762,9 @@ def _load(folders: Sequence[Path]) -> RuleSet:
         problem = file_problem(path, path.parent.parent, cue_data.MAX_FILE_BYTES)
         if problem is not None:
             raise RuleError(problem, path=str(path))
-    cues = cue_data.load(cue_files, known_ids={r.id for r in rules})
+    from emblens.rules import builtin_dir
+
+    cues = cue_data.load(cue_files, known_ids={r.id for r in rules}, trusted=builtin_dir())
     return RuleSet(with_messages(rules, messages, [p for _, p in found]), models=models, notes=notes, notices=notices,
                    messages=messages, cues=cues)
 
