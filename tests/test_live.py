@@ -396,3 +396,28 @@ def test_a_502_from_mitmproxy_itself_is_a_gateway_error_naming_the_upstream(tmp_
     a = run([REPO / "rules/net/connection_refused.pos-mitmproxy-upstream-down.flow"])
     assert [(f.rule, f.role) for f in a.findings] == [("net.connection_refused", "root_cause"), ("http.gateway_error", "symptom")]
     assert "upstream 127.0.0.1:59999" in a.findings[0].summary
+
+
+def test_live_asks_a_keyed_upstream_for_its_models_with_the_clients_key(tmp_path):
+    if not (Path(sys.executable).parent / "mitmdump").exists():
+        pytest.skip("mitmdump is not installed next to this Python")
+    sport = free_port()
+    server = subprocess.Popen([sys.executable, str(REPO / "samples/tools/mock_server.py"), str(sport), "auth+model"])
+    try:
+        wait_port(sport)
+        proc, base = _live(tmp_path, f"http://127.0.0.1:{sport}")
+        try:       # the server wants a key; the client sends the right one, for a name that is not served
+            time.sleep(1.0)
+            codes = [_post(base + "/embeddings", {"model": "qwen3-embedding-4b", "input": ["hi"]}, "s3cret-demo-key")
+                     for _ in range(3)]
+            assert codes == [404] * 3
+            time.sleep(2.5)
+        finally:
+            out = _stop(proc)
+    finally:
+        server.terminate()
+        server.wait()
+    printed = [line for line in out.splitlines() if "emblens: [model.not_found]" in line]
+    assert len(printed) == 1 and "Did you mean `Qwen3-Embedding-4B`" in printed[0], out
+    report = (tmp_path / "live.md").read_text() + (tmp_path / "live.json").read_text()
+    assert "s3cret-demo-key" not in report and "s3cret-demo-key" not in out

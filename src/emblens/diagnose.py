@@ -110,6 +110,19 @@ READ_ERRORS = (*CHUNK_ERRORS, LimitExceeded, RecordError, RecursionError)
 Input = str | Path | Member
 
 
+def _exchanges(events: pl.DataFrame, findings: list) -> frozenset:
+    """The (source, line) of the matched events that are requests (kind `http`): ranking links two
+    findings resting on requests alone only through a request they share."""
+    wanted = set().union(*(f.matched for f in findings)) if findings else set()
+    if not wanted or "kind" not in events.columns:
+        return frozenset()
+    http = events.filter(pl.col("kind") == "http").select("source", "line")
+    if http.height == 0:
+        return frozenset()
+    asked = pl.DataFrame(list(wanted), schema={"source": http.schema["source"], "line": http.schema["line"]}, orient="row")
+    return frozenset(http.join(asked, on=["source", "line"], how="semi").iter_rows())
+
+
 # -- reading ------------------------------------------------------------------------------------------
 def read(inputs: Sequence[Input], run: Run, *, keep_all: bool = False, keywords: str | Prefilter | None = None,
          collapse: bool = True, progress: Progress | None = None) -> Reading:
@@ -223,9 +236,11 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
                      run.settings.selection)
     facts = combine(events)
     seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz)
-    findings = rank(evaluate(ruleset, events, facts, run.budget))
+    found = evaluate(ruleset, events, facts, run.budget)
+    exchanges = _exchanges(events, found)
+    findings = rank(found, exchanges)
     if maybe := possible(events, ruleset, facts, findings):      # never silent: the nearest upstream message
-        findings = rank([*findings, *maybe])
+        findings = rank([*findings, *maybe], exchanges)
     findings = with_requests(findings, events, seen)
     notice = run.budget.notice()
     return Analysis(events=events, inputs=reading.inputs, skipped=reading.skipped, facts=facts, findings=findings,

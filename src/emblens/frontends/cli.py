@@ -204,9 +204,22 @@ def analyze(
                                      until=window[1], redact_patterns=redact, year=year, tz=tz)
         with _Progress(quiet) as progress:
             analysis = diagnose.run(paths, Run(settings), progress=progress)
+        _nothing_read(analysis, paths)
         _emit(analysis, targets, width, fail_on)
     except EmblensError as e:
         _fail(str(e))
+
+
+def _nothing_read(analysis, paths: list[str]) -> None:
+    """No input could be read (an empty folder, empty or binary files, empty stdin): one line and
+    exit status 2, not a report that says nothing was found (a CI job must not go green on nothing)."""
+    from emblens.events.redact import printable
+
+    if analysis.inputs or analysis.collection is not None or analysis.probe is not None:
+        return
+    why = "; ".join(f"{s.label}: {s.reason}" for s in analysis.skipped[:3])
+    more = f" (and {len(analysis.skipped) - 3} more)" if len(analysis.skipped) > 3 else ""
+    _fail(printable("nothing could be read in " + ", ".join(paths[:3]) + (f" ({why}{more})" if why else " (no files)")))
 
 
 def _emit(analysis, targets: list[tuple[str, Format]], width: int, fail_on) -> None:
@@ -346,7 +359,8 @@ def collect(
     url: Annotated[Optional[str], typer.Option("--url", help="The server's base URL: GET /v1/models, /health, /version and "
                    "the first lines of /metrics.", show_default=False)] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="The environment variable holding the key "
-                           "for --url (never written: the bundle holds its shape).", show_default=False)] = None,
+                           "for --url (default: OPENAI_API_KEY, when set; never written: the bundle holds its shape).",
+                           show_default=False)] = None,
     add: Annotated[Optional[list[str]], typer.Option("--add", help="Your own file: a client traceback, a HAR, curl -v "
                    "output, a mitmproxy capture. Repeatable.", show_default=False)] = None,
     tail: Annotated[int, typer.Option(help="Lines of each log kept (the last ones).", min=1)] = 5000,
@@ -368,11 +382,11 @@ def collect(
 
     if output.suffix.lower() != ".zip":
         _fail(f"{output}: the bundle is a zip: name it something.zip")
-    key, note = _key(api_key_env)
+    key, key_var, note = _key(api_key_env)
     if note:
         typer.echo(f"emblens: note: {note}", err=True)
     plan = Plan(docker=docker or [], k8s=k8s or [], namespace=namespace, container=container, logs=log or [],
-                journal=journal or [], url=url, api_key=key, key_var=api_key_env, add=add or [], tail=tail,
+                journal=journal or [], url=url, api_key=key, key_var=key_var if key else None, add=add or [], tail=tail,
                 timeout_s=timeout, gpu=not no_gpu)
 
     def say(line: str) -> None:
@@ -392,16 +406,21 @@ def collect(
                f"next: emblens analyze {output}", err=True)
 
 
-def _key(var: str | None) -> tuple[str | None, str | None]:
-    """The key from the variable --api-key-env names, and a note when it is unset or empty."""
+DEFAULT_KEY_VAR = "OPENAI_API_KEY"     # where the openai SDKs and most clients read the key from
+
+
+def _key(var: str | None) -> tuple[str | None, str | None, str | None]:
+    """The key from the variable --api-key-env names (else OPENAI_API_KEY, as a client would read
+    it), the variable it came from, and a note when a named variable is unset or empty."""
     if not var:
-        return None, None
+        value = (os.environ.get(DEFAULT_KEY_VAR) or "").strip()
+        return (value, DEFAULT_KEY_VAR, None) if value else (None, None, None)
     value = os.environ.get(var)
     if value is None:
-        return None, f"{var} is not set: going on without a key"
+        return None, var, f"{var} is not set: going on without a key"
     if not value.strip():
-        return None, f"{var} is empty: going on without a key"
-    return value.strip(), None
+        return None, var, f"{var} is empty: going on without a key"
+    return value.strip(), var, None
 
 
 @app.command()
@@ -410,7 +429,8 @@ def probe(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="The model name your client sends (checked against "
                      "the served names). Default: the first served name.", show_default=False)] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="The environment variable holding the key "
-                           "your client uses (OPENAI_API_KEY). Never printed or written: reports show its shape.",
+                           "your client uses (default: OPENAI_API_KEY, when set). Never printed or written: reports show "
+                           "its shape.",
                            show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also keep the bundle (probe.har, probe.json) as this zip.",
                    show_default=False)] = None,
@@ -452,13 +472,16 @@ def probe(
         # not shown: what was given may be the key itself rather than the name of its variable
         _fail("--api-key-env takes the name of the variable that holds the key (such as OPENAI_API_KEY), "
               "not the key itself")
-    key, note = _key(api_key_env)
+    key, key_var, note = _key(api_key_env)
+    if key is not None and api_key_env is None and not quiet:
+        typer.echo(f"emblens: note: the key is read from {key_var} (as a client would); --api-key-env names another "
+                   "variable", err=True)
     # one run: its redactor masks the exchanges as they are recorded, the checks as they are
     # printed, and the analysis of the HAR, and it knows the key before any of them
     run = Run()
     mask = key_mask(run.redactor, key)
     if key is not None and (problem := key_problem(key)):
-        _fail(f"the key in {api_key_env} ({len(key)} characters) holds {problem}: no HTTP header can carry it. "
+        _fail(f"the key in {key_var} ({len(key)} characters) holds {problem}: no HTTP header can carry it. "
               "Is the variable two values, or a pasted file?")
     if dry_run:
         try:
@@ -477,7 +500,7 @@ def probe(
             typer.echo(f"emblens: {c.outcome.upper():<4} {c.id}: {printable(c.detail)[:160]}", err=True)
 
     try:
-        result = run_probe(url, model=model, api_key=key, key_var=api_key_env, timeout_s=timeout, on_check=said,
+        result = run_probe(url, model=model, api_key=key, key_var=key_var if key else api_key_env, timeout_s=timeout, on_check=said,
                            mask=mask)
     except ValueError as e:
         _fail(printable(mask(str(e))))
@@ -674,6 +697,12 @@ def addon_path() -> None:
     typer.echo(str(Path(mitm_addon.__file__).resolve()))
 
 
+# mitmdump, with SIGINT ignored while Python imports mitmproxy (a Ctrl-C there was a KeyboardInterrupt
+# traceback): mitmproxy's loop installs its own handler for SIGINT and SIGTERM once it runs
+_MITMDUMP_QUIET_START = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); sys.argv[0] = 'mitmdump'; "
+                         "from mitmproxy.tools.main import mitmdump; sys.exit(mitmdump())")
+
+
 def _mitmdump() -> str | None:
     import shutil
 
@@ -743,17 +772,46 @@ def live(
     proc: subprocess.Popen | None = None
     asked: list[int] = []
 
+    def listening() -> bool:
+        """Whether the proxy holds its port: tried by binding it, never by connecting (a connection
+        the proxy must cancel on its way out is a traceback of its own)."""
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in listen_host else socket.AF_INET) as probe:
+                probe.bind((listen_host, port))
+            return False
+        except OSError:
+            return True
+
+    early: list[bool] = []
+
     def stop(signum, _frame) -> None:
         asked.append(signum)
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            # before the proxy listens it has seen no traffic and Python is still importing mitmproxy:
+            # a SIGINT there is a KeyboardInterrupt traceback; SIGTERM ends it quietly (nothing to write)
+            if not early and not listening():
+                early.append(True)
+                proc.send_signal(signal.SIGTERM)
+            elif not early:
+                proc.send_signal(signal.SIGINT)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
+    import importlib.util
+
+    if importlib.util.find_spec("mitmproxy") is not None:
+        # mitmdump as this Python runs it, deaf to a terminal's Ctrl-C until its loop takes SIGINT over (the
+        # same process group: if this process dies, the terminal's signals still reach the proxy)
+        cmd = [sys.executable, "-c", _MITMDUMP_QUIET_START, *cmd[1:]]
     proc = subprocess.Popen(cmd)
     if asked:                              # a signal came while it was starting
-        proc.send_signal(signal.SIGINT)
+        early.append(True)
+        proc.send_signal(signal.SIGTERM)
     code = proc.wait()
+    if early:
+        typer.echo("emblens: stopped before the proxy was listening: no traffic was seen and no report was written",
+                   err=True)
+        raise typer.Exit(130)
     if code < 0:                           # killed outright (SIGKILL): it could not finish
         name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
         typer.echo(f"emblens: error: mitmdump was killed ({name}) before it could finish: the reports and "

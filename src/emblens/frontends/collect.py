@@ -708,13 +708,17 @@ def url(b: Bundle, plan: Plan) -> None:
     deadline = time.monotonic() + plan.timeout_s
     rec = Recorder(timeout_s=min(plan.timeout_s, 10.0), max_requests=4, mask=b.redactor.text)
     auth = {"Authorization": f"Bearer {plan.api_key}"} if plan.api_key else {}
-    for path, headers in ((f"{base.api}/models", auth), (f"{base.root}/health", {}), (f"{base.root}/version", {}),
-                          (f"{base.root}/metrics", {})):
+    # emblens's own requests are not a client's: one sent without a key on purpose is marked so (the
+    # analysis keeps it as a line, not as a request the auth rules would blame on the client)
+    plain = "sent without a key, as a monitor does"
+    models_why = None if auth else "no key was given to collect (OPENAI_API_KEY or --api-key-env)"
+    for path, headers, why in ((f"{base.api}/models", auth, models_why), (f"{base.root}/health", {}, plain),
+                               (f"{base.root}/version", {}, plain), (f"{base.root}/metrics", {}, plain)):
         left = deadline - time.monotonic()
         if left <= 0.05:
             b.miss(f"GET {path}", f"not sent: the {plan.timeout_s:g} s of --timeout were spent")
             continue
-        a = rec.request("GET", path, headers=headers, timeout_s=min(left, 10.0))
+        a = rec.request("GET", path, headers=headers, timeout_s=min(left, 10.0), on_purpose=why)
         if a.status is None:
             b.miss(f"GET {path}", a.error or "no answer")
             if "refused" in (a.error or ""):
@@ -749,6 +753,27 @@ def gpu(b: Bundle, plan: Plan) -> dict:
     return found
 
 
+def _is_emblens(argv: list[str], proc: Path, me: int) -> bool:
+    """Whether a process is emblens itself or one it started: by the program it runs and by its
+    parent, never by a path that happens to hold the word (a server started from `~/emblens/.venv`
+    is a server)."""
+    try:
+        # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses
+        if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
+            return True
+    except (OSError, ValueError, IndexError):
+        pass
+    names = [Path(a).name for a in argv[:3]]
+    if names and names[0] in ("emblens", "emblens.exe"):
+        return True
+    # python [-X opt] path/to/emblens …, or python -m emblens …
+    if names and names[0].startswith("python"):
+        rest = argv[1:4]
+        return any(Path(a).name in ("emblens", "emblens.exe") for a in rest) or \
+            any(a == "-m" and i + 1 < len(rest) and rest[i + 1].split(".")[0] == "emblens" for i, a in enumerate(rest))
+    return False
+
+
 def discover(b: Bundle, plan: Plan, versions: dict) -> None:
     """Running vLLM / SGLang / TEI servers on this machine: their command lines, the log file
     their output goes to when it is a file, and the versions in their own Python."""
@@ -766,7 +791,7 @@ def discover(b: Bundle, plan: Plan, versions: dict) -> None:
         except OSError:
             continue
         line = _command_line(argv)      # NUL-separated: a flag's value is the next item, whatever its spelling
-        if SERVER_PATTERN.search(line) and "emblens" not in line:
+        if SERVER_PATTERN.search(line) and not _is_emblens(argv, d, me):
             # a server's own command line first, then anything else that names one (a script, a download)
             found.append((not SERVER_LAUNCH.search(line), int(d.name), d, line))
     found.sort(key=lambda f: f[:2])

@@ -25,7 +25,21 @@ def _env():
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["p"] = lambda s: printable("" if s is None else str(s))
+    env.filters["md"] = _inline_markdown
     return env
+
+
+def _inline_markdown(s) -> object:
+    """A summary's or a remedy's text as HTML: escaped and made printable first, then its
+    `code` spans and **bold** (the markdown the messages are written in) as <code> and <strong>."""
+    import re
+
+    from markupsafe import Markup, escape
+
+    text = str(escape(printable("" if s is None else str(s))))
+    text = re.sub(r"`([^`\n]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*\n]+)\*\*", r"<strong>\1</strong>", text)
+    return Markup(text)
 
 
 def _n(n: int, word: str) -> str:

@@ -105,7 +105,7 @@ def rate(f) -> str:
     if not getattr(f, "requests", None) or not getattr(f, "requests_seen", None):
         return ""
     share = f.requests / f.requests_seen
-    pct = f"{share:.0%}" if share >= 0.1 else f"{share:.2%}" if share >= 0.0001 else f"{share:.1e}"
+    pct = f"{share:.0%}" if share >= 0.1 else f"{share:.2%}" if share >= 0.0001 else "< 0.01%"
     return f"{f.requests:,} of {f.requests_seen:,} requests ({pct})"
 
 

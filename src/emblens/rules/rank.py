@@ -14,8 +14,19 @@ from emblens.rules.spec import SEVERITIES
 SEVERITY_ORDER = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
 
 
-def rank(findings: list[Finding]) -> list[Finding]:
+def rank(findings: list[Finding], exchanges: frozenset = frozenset()) -> list[Finding]:
+    """`exchanges`: the (source, line) of the events that are one request each (a captured flow,
+    a HAR entry, an access line). A finding explains another only when they can be about the same
+    request: if both rest on such events alone, they must share one (a request sent with
+    `X-API-Key` explains its own 401, not another request's wrong key)."""
     findings = [replace(f) for f in findings]       # copies: the roles and confidences are set on these
+
+    def related(f: Finding, g: Finding) -> bool:
+        if not exchanges or not f.matched or not g.matched:
+            return True
+        if f.matched <= exchanges and g.matched <= exchanges:
+            return bool(f.matched & g.matched)
+        return True
     by_id = {f.rule: f for f in findings}
 
     def order_key(f: Finding):
@@ -26,6 +37,7 @@ def rank(findings: list[Finding]) -> list[Finding]:
         explainers = [
             g for g in findings
             if g is not f and f.rule in g.explains and g.rule not in f.explains  # a 2-cycle explains nothing
+            and related(f, g)
         ]
         if explainers:
             best = min(explainers, key=order_key)

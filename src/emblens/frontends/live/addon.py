@@ -87,10 +87,12 @@ def connect_error_row(host, port, error: str, why: str = "") -> dict:
             "message": text, "text": text}
 
 
-def ask_models(scheme: str, host: str, port: int, why: str) -> list[dict]:
+def ask_models(scheme: str, host: str, port: int, why: str, authorization: str | None = None) -> list[dict]:
     """GET /v1/models on the upstream, as emblens's own exchange: the rows of its answer (and of
     the served names) for the rules, so that a did-you-mean names what is really served; or the
-    refused connection. Sends no credential: a server that wants one answers 401, which says so."""
+    refused connection. `authorization`: the header of a client's request seen through the proxy
+    (held in memory only, never written), so that a server that wants a key lists its models;
+    without one, a 401 is said as the list refused, not as a client's failure."""
     import json
     import urllib.error
     import urllib.request
@@ -101,7 +103,8 @@ def ask_models(scheme: str, host: str, port: int, why: str) -> list[dict]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))    # never through HTTP(S)_PROXY
     status, body, reason = None, b"", ""
     try:
-        with opener.open(urllib.request.Request(url, headers={"User-Agent": "emblens"}), timeout=MODELS_TIMEOUT_S) as r:
+        headers = {"User-Agent": "emblens", **({"Authorization": authorization} if authorization else {})}
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=MODELS_TIMEOUT_S) as r:
             status, reason, body = r.status, r.reason, r.read(MODELS_MAX_BYTES)
     except urllib.error.HTTPError as e:
         status, reason, body = e.code, e.reason, e.read(MODELS_MAX_BYTES)
@@ -119,12 +122,28 @@ def ask_models(scheme: str, host: str, port: int, why: str) -> list[dict]:
            "level": "ERROR" if status >= 400 else "INFO",
            **traffic.response_summary("/v1/models", status, parsed, body)}
     answer = row.get("resp_models") or row.get("resp_error") or reason
+    if status in (401, 403):
+        answer = (f"{answer}; the server did not list its models to emblens "
+                  + ("with the key of the client's requests" if authorization else
+                     "(it wants a key, and no client request with one had passed yet)"))
     row["text"] = row["message"] = redact.mask_text(f"GET {url} (asked by emblens {why}) -> {status} {reason}: {answer}")
     fact = traffic.models_fact(row)
     # the served names are what it is asked for; the exchange itself is emblens's, not a client's: a
     # 401 to it (no key sent) is no client sending no key, and it is no request the traffic counts
     row.update(kind="log", level="WARNING" if status >= 400 else "INFO")
     return [row] + ([fact] if fact else [])
+
+
+def _authorization(flow) -> str | None:
+    """The Authorization header of a client's request that the upstream accepted, if any."""
+    try:
+        response = getattr(flow, "response", None)
+        if response is None or response.status_code in (401, 403):
+            return None
+        value = flow.request.headers.get("authorization")
+        return value if value and len(value) <= 4096 else None
+    except Exception:
+        return None
 
 
 def _should_stream(message) -> bool:
@@ -193,6 +212,8 @@ class EmblensAddon:
         self._dirs: list[str] = []
         self._upstream: tuple[str, str, int] | None = None
         self._asked_at = 0.0
+        self._authorization: str | None = None    # the last key a client sent that the upstream took (memory only)
+        self._asked_with_key = False
         self._redactor = Redactor()   # masks every flow as it is read, and counts what it masked, for the report
         self.analysis = None   # the last Analysis, for the reports
 
@@ -291,10 +312,11 @@ class EmblensAddon:
         if self._upstream is None:
             return
         self._asked_at = time.monotonic()
+        self._asked_with_key = self._authorization is not None
 
         def run() -> None:
             try:
-                for row in ask_models(*self._upstream, why):
+                for row in ask_models(*self._upstream, why, authorization=self._authorization):
                     self._enqueue(row)
             except Exception as e:    # never into mitmproxy
                 log.error(redact.printable(f"emblens: could not ask the upstream for /v1/models: {e}"))
@@ -451,9 +473,14 @@ class EmblensAddon:
                     row = self._redactor.row(flow)
                 else:
                     models = self._ruleset.models if self._ruleset is not None else None
+                    auth = _authorization(flow)
+                    if auth:        # the last key a client sent: for emblens's own /v1/models, in memory only
+                        self._authorization = auth
                     row = self._redactor.row(flow_row(flow, models, self._redactor.text))
-                    if row.get("http_status") == 404 and row.get("req_model") and \
-                            time.monotonic() - self._asked_at > MODELS_EVERY_S:
+                    # at most one ask in MODELS_EVERY_S, unless the last went without the key a client now sent
+                    if row.get("http_status") == 404 and row.get("req_model") and (
+                            time.monotonic() - self._asked_at > MODELS_EVERY_S
+                            or (self._authorization is not None and not self._asked_with_key)):
                         self._ask("after a 404 for a model")
                 self.seen += 1
                 row.update(source="live", line=self.seen)
@@ -608,7 +635,8 @@ class EmblensAddon:
 
     def _write_reports(self, paths: dict[str, str] | None = None) -> list[str]:
         """Each report asked for, written whole (a failure leaves the one before as it was, and
-        the others are still written); the paths written."""
+        the others are still written); the paths written. With no exchange seen, a report that is
+        there is left as it was."""
         if paths is None:
             from mitmproxy import ctx
 
@@ -621,6 +649,11 @@ class EmblensAddon:
         for option, render in (("emblens_report", report.to_markdown), ("emblens_json", report.to_json)):
             path = paths.get(option)
             if not path:
+                continue
+            if not self.seen and Path(path).expanduser().exists():
+                # a run that saw no exchange (a start-up error, a proxy stopped at once) never replaces
+                # the report of one that did
+                log.warning(redact.printable(f"emblens: no exchange was seen: {path} is kept as it was"))
                 continue
             try:
                 outfiles.write_text(Path(path).expanduser(), render(self.analysis))

@@ -1,0 +1,181 @@
+"""What a new user trips on (issue 26): nothing read must not look like nothing found, and
+emblens's own processes are told apart from a server by what they run, not by a path's name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "samples" / "tools"))
+from localnet import free_port
+
+
+def emblens(*args: str, stdin: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emblens", *args], input=stdin, capture_output=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("make", ["empty folder", "empty file", "binary file", "empty stdin"])
+def test_nothing_readable_is_one_line_and_exit_2_even_with_fail_on_info(tmp_path, make):
+    stdin = None
+    if make == "empty folder":
+        target = tmp_path / "bundle"
+        target.mkdir()
+    elif make == "empty file":
+        target = tmp_path / "server.log"
+        target.write_bytes(b"")
+    elif make == "binary file":
+        target = tmp_path / "dump.bin"
+        target.write_bytes(b"\x00\x01\x02\xff" * 64)
+    else:
+        target, stdin = "-", b""
+    r = emblens("analyze", str(target), "--fail-on", "info", stdin=stdin)
+    err = r.stderr.decode()
+    assert r.returncode == 2, (r.returncode, r.stdout[:300], err)
+    assert err.count("\n") == 1 and err.startswith("emblens: error: nothing could be read in ")
+    assert "Traceback" not in err and r.stdout == b""
+
+
+def test_a_readable_input_beside_an_unreadable_one_is_still_analysed(tmp_path):
+    (tmp_path / "empty.log").write_bytes(b"")
+    (tmp_path / "client.txt").write_text("openai.APIConnectionError: Connection error.\n"
+                                         "httpx.ConnectError: [Errno 111] Connection refused\n", encoding="utf-8")
+    r = emblens("analyze", str(tmp_path / "empty.log"), str(tmp_path / "client.txt"))
+    assert r.returncode == 0 and b"net.connection_refused" in r.stdout and b"skipped" in r.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="collect discovers servers through /proc")
+def test_collect_finds_a_server_started_from_a_folder_named_emblens(tmp_path):
+    # a clone named `emblens` with its virtual environment: the server's python runs from .../emblens/.venv
+    venv_bin = tmp_path / "emblens" / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    python = venv_bin / "python"
+    python.symlink_to(sys.executable)
+    log = tmp_path / "vllm-out.log"
+    code = ("import sys, time; print('INFO 11-20 09:14:02 [api_server.py:1880] vLLM API server version 0.11.0', flush=True); "
+            "time.sleep(60)")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(python), "-c", code, "vllm", "serve", "/models/Qwen3-Embedding-4B"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(50):
+            if log.stat().st_size:
+                break
+            time.sleep(0.1)
+        bundle = tmp_path / "b.zip"
+        r = emblens("collect", "--no-gpu", "-o", str(bundle))
+        assert r.returncode == 0, r.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    with zipfile.ZipFile(bundle) as z:
+        names = z.namelist()
+        assert f"processes/{proc.pid}.cmdline.txt" in names, names
+        assert "emblens/.venv/bin/python" in z.read(f"processes/{proc.pid}.cmdline.txt").decode()
+        # emblens's own process (`python -m emblens collect`) is not taken for a server
+        mine = [n for n in names if n.startswith("processes/") and b"-m emblens" in z.read(n)]
+        assert mine == []
+    assert os.path.exists(bundle)
+
+
+needs_mitmdump = pytest.mark.skipif(not (Path(sys.executable).parent / "mitmdump").exists(),
+                                    reason="mitmdump is not installed next to this Python")
+
+
+@needs_mitmdump
+def test_a_start_up_typo_in_the_addon_keeps_the_last_report(tmp_path):
+    report = tmp_path / "emblens-report.md"
+    report.write_text("# emblens report\n\nthe incident of yesterday\n", encoding="utf-8")
+    addon = subprocess.run([sys.executable, "-m", "emblens", "addon-path"], capture_output=True, text=True).stdout.strip()
+    r = subprocess.run([str(Path(sys.executable).parent / "mitmdump"), "-s", addon, "--mode", "reverse:http://127.0.0.1:9",
+                        "--listen-host", "127.0.0.1", "-p", str(free_port()), "--set", "emblens_intervl=5"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "no such option (did you mean emblens_interval?)" in r.stdout + r.stderr
+    assert report.read_text(encoding="utf-8") == "# emblens report\n\nthe incident of yesterday\n"
+    assert "is kept as it was" in r.stdout + r.stderr
+
+
+@needs_mitmdump
+@pytest.mark.parametrize("delay", [0.4, 1.0])
+def test_ctrl_c_while_live_starts_is_one_line_not_a_traceback(tmp_path, delay):
+    report = tmp_path / "r.md"
+    report.write_text("kept\n", encoding="utf-8")
+    # the terminal's Ctrl-C: SIGINT to the whole process group, while mitmdump is still importing
+    proc = subprocess.Popen([sys.executable, "-m", "emblens", "live", "--upstream", "http://127.0.0.1:9", "--port",
+                             str(free_port()), "--report", str(report), "--json", str(tmp_path / "r.json")],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = out.decode("utf-8", "replace")
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert proc.returncode in (0, 130), (proc.returncode, text)
+    if proc.returncode == 130:        # stopped before it listened: nothing seen, nothing replaced
+        assert report.read_text(encoding="utf-8") == "kept\n"
+
+
+@pytest.fixture
+def keyed_server():
+    """The stand-in server, requiring `Bearer s3cret-demo-key`; yields its base URL."""
+    repo = Path(__file__).resolve().parents[1]
+    from localnet import wait_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(repo / "samples/tools/mock_server.py"), str(port), "auth+model"],
+                            stderr=subprocess.DEVNULL)
+    wait_port(port, timeout=20)
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("key", [None, "s3cret-demo-key"])
+def test_collect_url_never_blames_the_client_for_emblens_own_requests(tmp_path, keyed_server, key):
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    if key:
+        env["OPENAI_API_KEY"] = key        # read as a client reads it, without --api-key-env
+    bundle = tmp_path / "b.zip"
+    r = subprocess.run([sys.executable, "-m", "emblens", "collect", "--url", keyed_server, "--no-gpu", "--log",
+                        str(tmp_path / "none.log"), "-o", str(bundle)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    a = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(bundle), "-f", "json"], capture_output=True,
+                       text=True, timeout=120)
+    import json
+
+    rules = [f["rule"] for f in json.loads(a.stdout)["findings"]]
+    assert not [x for x in rules if x.startswith("auth.")], rules
+    with zipfile.ZipFile(bundle) as z:
+        har = json.loads(z.read("url/exchanges.har"))
+    statuses = {e["request"]["url"].rsplit("/", 1)[-1]: e["response"]["status"] for e in har["log"]["entries"]}
+    # with the key from OPENAI_API_KEY the server lists its models; without one it refuses, on purpose
+    assert statuses["models"] == (200 if key else 401)
+    assert key is None or key not in json.dumps(har)
+
+
+def test_one_requests_cause_never_explains_another_requests_failure(tmp_path):
+    """A capture of two requests: one sent its key as X-API-Key, the other a wrong Bearer key.
+    Each is its own failure; the second is not a symptom of the first."""
+    from emblens.diagnose import analyze
+    from emblens.rules import builtin_dir
+
+    flows = tmp_path / "session.flow"
+    flows.write_bytes((builtin_dir() / "auth/header_scheme.pos-x-api-key.flow").read_bytes()
+                      + (builtin_dir() / "auth/invalid_key.pos-openai1.109.flow").read_bytes())
+    found = {f.rule: f for f in analyze([str(flows)]).findings}
+    assert {"auth.header_scheme", "auth.invalid_key"} <= set(found)
+    assert found["auth.invalid_key"].explained_by is None and found["auth.invalid_key"].role != "symptom"
+    # the same request's own failures are still linked: its X-API-Key 401 is one failure, explained once
+    alone = tmp_path / "one.flow"
+    alone.write_bytes((builtin_dir() / "auth/header_scheme.pos-x-api-key.flow").read_bytes())
+    one = analyze([str(alone)]).findings
+    assert one[0].rule == "auth.header_scheme" and all(f.explained_by in (None, "auth.header_scheme") for f in one)
