@@ -18,3 +18,4 @@ def _rule_cache(tmp_path_factory):
 
     os.environ["EMBLENS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.pop("EMBLENS_NO_CACHE", None)
+

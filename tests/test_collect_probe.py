@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "samples" / "tools"))
-from localnet import free_port, wait_port  # noqa: E402
+from localnet import free_port, start_stand_in_server, wait_port  # noqa: E402
 
 KEY = "s3cret-demo-key"           # the stand-in server's key
 PLANTED = "pl4nted-0c9e7d1b2a"    # must never reach a bundle or a report
@@ -346,18 +346,18 @@ def test_collect_refuses_a_name_that_is_not_a_zip(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("emblens: error: ")
 
 
-def test_collect_finds_a_running_server_its_command_line_and_log(tmp_path):
-    log = tmp_path / "vllm-out.log"
-    code = ("import sys, time; print('INFO 11-20 09:14:02 [api_server.py:1880] vLLM API server version 0.11.0', flush=True); "
-            "time.sleep(60)")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code, "vllm", "serve", "/models/Qwen3-Embedding-4B", "--api-key",
-                                 PLANTED], stdout=out, stderr=subprocess.STDOUT)
+@pytest.mark.parametrize("folder", [None, "emblens/.venv/bin"])
+def test_collect_finds_a_running_server_its_command_line_and_log(tmp_path, folder):
+    """`folder`: the server's python runs from a clone named `emblens` (its virtual environment);
+    it is a server all the same, while emblens's own process (`-m emblens collect`) is not one."""
+    python = None
+    if folder:
+        (tmp_path / folder).mkdir(parents=True)
+        python = tmp_path / folder / "python"
+        python.symlink_to(sys.executable)
+    proc = start_stand_in_server(tmp_path / "vllm-out.log", "/models/Qwen3-Embedding-4B", "--api-key", PLANTED,
+                                 python=str(python) if python else None)
     try:
-        for _ in range(50):
-            if log.stat().st_size:
-                break
-            time.sleep(0.1)
         bundle = tmp_path / "b.zip"
         r = emblens("collect", "--no-gpu", "-o", str(bundle))
         assert r.returncode == 0, r.stderr
@@ -370,6 +370,8 @@ def test_collect_finds_a_running_server_its_command_line_and_log(tmp_path):
         assert "vllm serve /models/Qwen3-Embedding-4B --api-key <" in cmdline
         assert "logs/vllm-out.log" in names
         assert PLANTED not in "\n".join(z.read(n).decode("utf-8", "replace") for n in names)
+        assert not folder or f"{folder}/python -c" in cmdline
+        assert [n for n in names if n.startswith("processes/") and b"-m emblens" in z.read(n)] == []
 
 
 def test_probe_warns_when_the_environment_proxy_would_carry_the_call(server):

@@ -366,16 +366,20 @@ def test_live_with_the_upstream_down_reports_the_refused_connection_naming_the_u
     assert any("asked by emblens at start" in e["text"] for e in top["evidence"])
 
 
-def test_live_asks_the_upstream_for_its_models_so_the_did_you_mean_is_real(tmp_path):
+@pytest.mark.parametrize("mode, key", [("model", "EMPTY"), ("auth+model", "s3cret-demo-key")])
+def test_live_asks_the_upstream_for_its_models_so_the_did_you_mean_is_real(tmp_path, mode, key):
+    """The client never calls /v1/models itself; the addon asks. A server that wants a key ("auth+model")
+    lists its models to the addon with the key of the client's requests, which no output holds."""
     if not (Path(sys.executable).parent / "mitmdump").exists():
         pytest.skip("mitmdump is not installed next to this Python")
     sport = free_port()
-    server = subprocess.Popen([sys.executable, str(REPO / "samples/tools/mock_server.py"), str(sport), "model"])
+    server = subprocess.Popen([sys.executable, str(REPO / "samples/tools/mock_server.py"), str(sport), mode])
     try:
         wait_port(sport)
         proc, base = _live(tmp_path, f"http://127.0.0.1:{sport}")
-        try:       # the client never calls /v1/models itself
-            codes = [_post(base + "/embeddings", {"model": "qwen3-embedding-4b", "input": ["hi"]}, "EMPTY") for _ in range(3)]
+        try:
+            time.sleep(1.0)
+            codes = [_post(base + "/embeddings", {"model": "qwen3-embedding-4b", "input": ["hi"]}, key) for _ in range(3)]
             assert codes == [404] * 3
             time.sleep(2.5)
         finally:
@@ -385,6 +389,8 @@ def test_live_asks_the_upstream_for_its_models_so_the_did_you_mean_is_real(tmp_p
         server.wait()
     printed = [line for line in out.splitlines() if "emblens: [model.not_found]" in line]
     assert len(printed) == 1 and "Did you mean `Qwen3-Embedding-4B`" in printed[0] and "the served name" not in printed[0], out
+    report = (tmp_path / "live.md").read_text() + (tmp_path / "live.json").read_text()
+    assert "s3cret-demo-key" not in report and "s3cret-demo-key" not in out
 
 
 def test_a_502_from_mitmproxy_itself_is_a_gateway_error_naming_the_upstream(tmp_path):
@@ -397,27 +403,3 @@ def test_a_502_from_mitmproxy_itself_is_a_gateway_error_naming_the_upstream(tmp_
     assert [(f.rule, f.role) for f in a.findings] == [("net.connection_refused", "root_cause"), ("http.gateway_error", "symptom")]
     assert "upstream 127.0.0.1:59999" in a.findings[0].summary
 
-
-def test_live_asks_a_keyed_upstream_for_its_models_with_the_clients_key(tmp_path):
-    if not (Path(sys.executable).parent / "mitmdump").exists():
-        pytest.skip("mitmdump is not installed next to this Python")
-    sport = free_port()
-    server = subprocess.Popen([sys.executable, str(REPO / "samples/tools/mock_server.py"), str(sport), "auth+model"])
-    try:
-        wait_port(sport)
-        proc, base = _live(tmp_path, f"http://127.0.0.1:{sport}")
-        try:       # the server wants a key; the client sends the right one, for a name that is not served
-            time.sleep(1.0)
-            codes = [_post(base + "/embeddings", {"model": "qwen3-embedding-4b", "input": ["hi"]}, "s3cret-demo-key")
-                     for _ in range(3)]
-            assert codes == [404] * 3
-            time.sleep(2.5)
-        finally:
-            out = _stop(proc)
-    finally:
-        server.terminate()
-        server.wait()
-    printed = [line for line in out.splitlines() if "emblens: [model.not_found]" in line]
-    assert len(printed) == 1 and "Did you mean `Qwen3-Embedding-4B`" in printed[0], out
-    report = (tmp_path / "live.md").read_text() + (tmp_path / "live.json").read_text()
-    assert "s3cret-demo-key" not in report and "s3cret-demo-key" not in out

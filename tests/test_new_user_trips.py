@@ -1,5 +1,7 @@
-"""What a new user trips on (issue 26): nothing read must not look like nothing found, and
-emblens's own processes are told apart from a server by what they run, not by a path's name."""
+"""What a new user trips on (issue 26): nothing read must not look like nothing found; emblens's
+own requests are not a client's; a start-up error or an early Ctrl-C costs neither a traceback nor
+the last report; one request's cause does not explain another's failure. (A server started from a
+folder named `emblens` is found by collect: tests/test_collect_probe.py.)"""
 
 from __future__ import annotations
 
@@ -48,40 +50,6 @@ def test_a_readable_input_beside_an_unreadable_one_is_still_analysed(tmp_path):
                                          "httpx.ConnectError: [Errno 111] Connection refused\n", encoding="utf-8")
     r = emblens("analyze", str(tmp_path / "empty.log"), str(tmp_path / "client.txt"))
     assert r.returncode == 0 and b"net.connection_refused" in r.stdout and b"skipped" in r.stdout
-
-
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="collect discovers servers through /proc")
-def test_collect_finds_a_server_started_from_a_folder_named_emblens(tmp_path):
-    # a clone named `emblens` with its virtual environment: the server's python runs from .../emblens/.venv
-    venv_bin = tmp_path / "emblens" / ".venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    python = venv_bin / "python"
-    python.symlink_to(sys.executable)
-    log = tmp_path / "vllm-out.log"
-    code = ("import sys, time; print('INFO 11-20 09:14:02 [api_server.py:1880] vLLM API server version 0.11.0', flush=True); "
-            "time.sleep(60)")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(python), "-c", code, "vllm", "serve", "/models/Qwen3-Embedding-4B"],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(50):
-            if log.stat().st_size:
-                break
-            time.sleep(0.1)
-        bundle = tmp_path / "b.zip"
-        r = emblens("collect", "--no-gpu", "-o", str(bundle))
-        assert r.returncode == 0, r.stderr
-    finally:
-        proc.kill()
-        proc.wait()
-    with zipfile.ZipFile(bundle) as z:
-        names = z.namelist()
-        assert f"processes/{proc.pid}.cmdline.txt" in names, names
-        assert "emblens/.venv/bin/python" in z.read(f"processes/{proc.pid}.cmdline.txt").decode()
-        # emblens's own process (`python -m emblens collect`) is not taken for a server
-        mine = [n for n in names if n.startswith("processes/") and b"-m emblens" in z.read(n)]
-        assert mine == []
-    assert os.path.exists(bundle)
 
 
 needs_mitmdump = pytest.mark.skipif(not (Path(sys.executable).parent / "mitmdump").exists(),

@@ -30,7 +30,7 @@ import polars as pl
 import regex
 
 from emblens.errors import RuleError
-from emblens.knowledge.yamlsafe import safe_load
+from emblens.knowledge.yamlsafe import load_file
 
 FILE = Path("data") / "cues.yaml"
 MAX_FILE_BYTES = 1024 * 1024
@@ -138,14 +138,7 @@ def _load(paths: tuple[str, ...], trusted_dir: str | None = None) -> Cues:
     for path in paths:
         p = Path(path)
         trusted = trusted_dir is not None and p.resolve().is_relative_to(trusted_dir)
-        try:
-            if p.stat().st_size > MAX_FILE_BYTES:
-                raise RuleError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, not read")
-            doc = safe_load(p.read_text(encoding="utf-8"))
-        except RuleError:
-            raise
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise RuleError(f"{path}: cannot read the cues ({type(e).__name__}: {e})") from None
+        doc = load_file(p, MAX_FILE_BYTES, f"{MAX_FILE_BYTES // 1024} KiB", "the cues")
         if not isinstance(doc, dict) or not isinstance(doc.get("cues"), list):
             raise RuleError(f"{path}: a cues file holds a `cues` list")
         for d in doc["cues"]:

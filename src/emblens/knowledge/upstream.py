@@ -30,7 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from emblens.errors import RuleError
-from emblens.knowledge.yamlsafe import safe_load
+from emblens.knowledge.yamlsafe import load_file
 
 FOLDER = Path("data") / "messages"
 FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)?\}")
@@ -322,14 +322,7 @@ def _load(paths: tuple[str, ...]) -> Messages:
     out: list[Message] = []
     for path in paths:
         p = Path(path)
-        try:
-            if p.stat().st_size > MAX_FILE_BYTES:
-                raise RuleError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, not read")
-            doc = safe_load(p.read_text(encoding="utf-8"))
-        except RuleError:
-            raise
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise RuleError(f"{path}: cannot read the messages ({type(e).__name__}: {e})") from None
+        doc = load_file(p, MAX_FILE_BYTES, f"{MAX_FILE_BYTES // (1024 * 1024)} MiB", "the messages")
         if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
             raise RuleError(f"{path}: a messages file holds `project`, `repository` and a `messages` list")
         project, repository = str(doc.get("project") or p.stem), str(doc.get("repository") or "")

@@ -42,3 +42,21 @@ def safe_load(text: str) -> object:
 
     refuse_aliases(text)
     return yaml.load(text, Loader=loader_class())
+
+
+def load_file(path, max_bytes: int, limit: str, what: str) -> object:
+    """One YAML data file of a rule folder, or a RuleError naming it: larger than `max_bytes`
+    (`limit` says it: "4 MiB"), unreadable, or not YAML (`what`: "the cues", "the messages")."""
+    from pathlib import Path
+
+    from emblens.errors import RuleError
+
+    p = Path(path)
+    try:
+        if p.stat().st_size > max_bytes:
+            raise RuleError(f"{path}: larger than {limit}, not read")
+        return safe_load(p.read_text(encoding="utf-8"))
+    except RuleError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RuleError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
