@@ -128,6 +128,13 @@ def _run(ruleset: RuleSet, rule_id: str, part_path: str, fixture: str, expect: s
     return FixtureResult(rule_id, part_path, fixture, expect, ok, detail)
 
 
+# what a report must never show where a value is unknown: the sentence is worded without it
+# (`PORT` in a remedy's command, `--port PORT`, is the form of a command a person types, and allowed)
+PLACEHOLDER = re.compile(r"not in the evidence|not visible in these|not in the client error|\(not shown\)|not shown\)|"
+                         r"\(name not shown\)|\(address not recorded\)|\(path not in the log\)|\{[a-z_ ]+\}|"
+                         r"<served name>|: \?[ .)]|`\?`")
+
+
 def check(analysis, rule: Rule, part: Part, expect: str, wants: dict) -> tuple[bool, str]:
     ids = [f.rule for f in analysis.findings]
     mine = next((f for f in analysis.findings if f.rule == rule.id), None)
@@ -143,6 +150,8 @@ def check(analysis, rule: Rule, part: Part, expect: str, wants: dict) -> tuple[b
     text = " ".join([mine.summary, *mine.remedy])
     if UNKNOWN in text.split() or re.search(r"\{\{|\{%|\[template error", text):
         return False, f"message has unfilled values: {mine.summary} / {' '.join(mine.remedy)}"
+    if found := PLACEHOLDER.search(text):
+        return False, f"message shows a placeholder ({found.group(0)!r}) where a sentence without the value is wanted: {text}"
     cause = wants.get("cause", part.name if part.kind == "cause" else None)
     if cause is not None and mine.cause != cause:
         return False, f"worded by cause {mine.cause or '(none)'}, expected {cause}: {mine.summary}"
