@@ -69,3 +69,13 @@ def test_the_html_report_shows_code_and_bold_not_raw_backticks_and_asterisks(tmp
     body = html.split("<section id=\"summary\">", 1)[1].split("</section>", 1)[0]
     assert "<code>bge-m4</code>" in body and "`bge-m4`" not in body
     assert "<script>" not in html
+
+
+def test_a_proxy_that_failed_a_call_is_said_without_an_unknown_status(tmp_path, ruleset):
+    p = tmp_path / "client.txt"
+    p.write_text("export HTTPS_PROXY=http://proxy.corp:3128\nrequests.exceptions.ProxyError: HTTPSConnectionPool("
+                 "host='127.0.0.1', port=8000): Max retries exceeded (Caused by ProxyError('Unable to connect to proxy'))\n",
+                 encoding="utf-8")
+    found = analyze([str(p)], ruleset=ruleset).findings
+    assert found[0].rule == "net.proxy_env"
+    assert " unknown" not in found[0].summary and "failed at a proxy" in found[0].summary

@@ -136,9 +136,9 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     out = []
     values = facts.as_values()
     seen = _seen(events, values)
+    pool = pl.concat([lines, said.select(lines.columns)], how="vertical_relaxed") if said.height else lines
     for id_, (score, why, row) in sorted(best.items(), key=lambda kv: -kv[1][0])[:MAX_POSSIBLE]:
         rule = rules[id_]
-        pool = pl.concat([lines, said.select(lines.columns)], how="vertical_relaxed") if said.height else lines
         matched = pool.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])).drop("_text")
         f = _finding(rule, None, matched, values)
         if isinstance(why, Near):
