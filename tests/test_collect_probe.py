@@ -50,15 +50,22 @@ def server():
 
 
 def _probe_json(r) -> dict:
-    """The JSON report of a run, checked against the published schema."""
+    """The JSON report of a run, checked against the published schema; the exit status is 1
+    exactly when a probe's check failed or it found an error (probe's default --fail-on error), 0 for
+    analyze."""
     import jsonschema
 
     from emblens.report.models import Report, schema
 
-    assert r.returncode == 0, r.stderr
+    assert r.returncode in (0, 1), r.stderr
     report = json.loads(r.stdout)
     jsonschema.validate(report, schema())
     Report.model_validate(report)
+    if report["probe"] is None:          # analyze: no --fail-on given
+        assert r.returncode == 0, r.stderr
+        return report
+    failed = any(c["outcome"] == "fail" for c in report["probe"]["checks"])
+    assert r.returncode == int(failed or any(f["severity"] == "error" for f in report["findings"])), r.stderr
     return report
 
 
@@ -152,7 +159,7 @@ def test_probe_embedding_model_all_pass(server):
 def test_probe_text_report_lists_each_check(server):
     url = server("auth+model")
     r = emblens("probe", url, "--api-key-env", "MY_KEY", "-q", env={"MY_KEY": "wrong-key"})
-    assert r.returncode == 0
+    assert r.returncode == 1                       # a FAIL check: a script sees the endpoint is not right
     assert "Probe of " in r.stdout
     assert "FAIL The key from MY_KEY is accepted" in r.stdout
     assert "ROOT CAUSE auth.invalid_key" in r.stdout
@@ -160,9 +167,18 @@ def test_probe_text_report_lists_each_check(server):
 
 def test_probe_base_url_without_v1_is_a_warning(server):
     url = server("ok").removesuffix("/v1")
-    report = _probe_json(emblens("probe", url, "-f", "json", "-q"))
+    r = emblens("probe", url, "-f", "json", "-q")
+    report = _probe_json(r)
     check = _check(report, "base_url")
     assert check["outcome"] == "warn" and check["detail"].startswith(f"base_url={url}/v1")
+    assert r.returncode == 0                                   # a warning fails only when asked
+    assert emblens("probe", url, "-q", "--fail-on", "warning").returncode == 1
+
+
+def test_probe_fail_on_never_exits_0_on_a_failing_check():
+    r = emblens("probe", f"http://127.0.0.1:{free_port()}/v1", "-q", "--fail-on", "never")
+    assert r.returncode == 0 and "net.connection_refused" in r.stdout
+    assert emblens("probe", f"http://127.0.0.1:{free_port()}/v1", "-q").returncode == 1
 
 
 def test_probe_dry_run_sends_nothing():

@@ -166,7 +166,7 @@ def test_probe_ends_within_its_timeout_against_a_server_that_never_finishes(stan
     r = emblens("probe", url, "--timeout", "2", "--out", str(tmp_path / "p.zip"), "-f", "json")
     _no_traceback(r)
     assert r.seconds < 2 + 2, f"probe took {r.seconds:.1f} s against the {mode} server"
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 1, r.stderr      # a FAIL check: probe's exit status says so
     report = json.loads(r.stdout)
     health = _check(report, "health")
     assert health["outcome"] == "fail" and "timed out after 2 s" in health["detail"] and said in health["detail"]
@@ -203,7 +203,7 @@ def test_probe_reads_deeply_nested_json_as_not_json(stand_in, tmp_path):
     url = stand_in("nested")
     r = emblens("probe", url, "--out", str(tmp_path / "p.zip"), "-f", "json")
     _no_traceback(r)
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 1, r.stderr      # a FAIL check: probe's exit status says so
     models = _check(json.loads(r.stdout), "models")
     assert models["outcome"] == "fail" and "nested more than 64 levels deep" in models["detail"]
     assert any(line.startswith("emblens: FAIL models:") and "nested more than" in line for line in r.stderr.splitlines())
@@ -217,7 +217,7 @@ def test_probe_cuts_an_answer_longer_than_max_body_and_says_so(stand_in, tmp_pat
     url = stand_in("huge")
     r = emblens("probe", url, "--out", str(tmp_path / "p.zip"), "-f", "json")
     _no_traceback(r)
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 1, r.stderr      # a FAIL check: probe's exit status says so
     assert "cut: the answer is longer than 256 KiB" in _check(json.loads(r.stdout), "models")["detail"]
     entry = next(e for e in _har(tmp_path / "p.zip") if e["request"]["url"].endswith("/v1/models"))
     assert entry["response"]["bodySize"] == MAX_BODY
@@ -228,7 +228,7 @@ def test_probe_stops_reading_headers_past_the_caps(stand_in, tmp_path):
     url = stand_in("wide")
     r = emblens("probe", url, "--out", str(tmp_path / "p.zip"), "-f", "json")
     _no_traceback(r)
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 1, r.stderr      # a FAIL check: probe's exit status says so
     health = _check(json.loads(r.stdout), "health")
     assert health["outcome"] == "fail" and "more than 64 KiB of status line and headers" in health["detail"]
     assert "64 KiB" in _har(tmp_path / "p.zip")[0]["response"]["_error"]
@@ -259,7 +259,7 @@ def test_probe_masks_the_key_a_401_echoes_in_its_body_and_headers(stand_in, tmp_
     r = emblens("probe", url, "--api-key-env", "MY_KEY", "--out", str(out / "p.zip"), "-o", str(out / "r.json"),
                 "-o", str(out / "r.md"), "-o", str(out / "r.html"), "-o", "-", env={"MY_KEY": value})
     _no_traceback(r)
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 1, r.stderr      # a FAIL check: probe's exit status says so
     everything = _everything(r, out)
     sent_b64 = base64.b64encode(value.encode()).decode()       # what the stand-in echoes, encoded
     assert _leaks(everything, KEY, KEY_B64, KEY_B64.rstrip("="), sent_b64.rstrip("="), PASSWORD) == []

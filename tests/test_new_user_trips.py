@@ -146,3 +146,129 @@ def test_one_requests_cause_never_explains_another_requests_failure(tmp_path):
     alone.write_bytes((builtin_dir() / "auth/header_scheme.pos-x-api-key.flow").read_bytes())
     one = analyze([str(alone)]).findings
     assert one[0].rule == "auth.header_scheme" and all(f.explained_by in (None, "auth.header_scheme") for f in one)
+
+
+# -- the lesser ones: counts, windows, code ------------------------------------------------------------
+
+CURL_404 = """\
+$ curl -v http://127.0.0.1:8000/v1/embedding -H "Content-Type: application/json" -d '{"model": "emb", "input": "hello"}'
+*   Trying 127.0.0.1:8000...
+* Connected to 127.0.0.1 (127.0.0.1) port 8000
+> POST /v1/embedding HTTP/1.1
+> Host: 127.0.0.1:8000
+> User-Agent: curl/8.5.0
+> Accept: */*
+> Content-Type: application/json
+> Content-Length: 34
+>
+< HTTP/1.1 404 Not Found
+< date: Thu, 20 Nov 2025 09:14:03 GMT
+< server: uvicorn
+< content-length: 22
+< content-type: application/json
+<
+{"detail":"Not Found"}
+* Connection #0 to host 127.0.0.1 left intact
+"""
+SERVER_LOG = """\
+INFO 11-20 09:13:50 [api_server.py:1880] vLLM API server version 0.11.0
+INFO 11-20 09:13:51 [api_server.py:1881] args: Namespace(model='Qwen/Qwen3-Embedding-0.6B', served_model_name=['emb'], port=8000)
+INFO:     Started server process [100]
+INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)
+INFO:     127.0.0.1:51234 - "GET /v1/models HTTP/1.1" 200 OK
+INFO:     127.0.0.1:51240 - "POST /v1/embedding HTTP/1.1" 404 Not Found
+"""
+
+
+def _analyze(paths, **options):
+    from emblens.diagnose import analyze
+    from emblens.report import to_dict
+
+    return to_dict(analyze([str(p) for p in paths], **options))
+
+
+def test_a_request_in_a_curl_transcript_and_in_the_server_log_is_one_request(tmp_path):
+    (tmp_path / "curl.txt").write_text(CURL_404, encoding="utf-8")
+    (tmp_path / "server.log").write_text(SERVER_LOG, encoding="utf-8")
+    report = _analyze([tmp_path], year=2025)
+    assert report["traffic"]["requests"] == 2 and report["traffic"]["by_status"] == {"200": 1, "404": 1}
+    top = report["findings"][0]
+    assert top["rule"] == "http.wrong_path" and top["count"] == 1
+    assert top["requests"] == {"matched": 1, "seen": 2}
+    assert top["summary"].startswith("1 request(s) hit a path")
+    # both ends of it are still shown
+    assert {(e["source"], e["line"]) for e in top["evidence"]} >= {("server.log", 6), ("curl.txt", 4)}
+
+
+def test_since_and_until_bound_the_request_totals(tmp_path):
+    lines = ["INFO 11-20 09:00:00 [api_server.py:1880] vLLM API server version 0.11.0",
+             "INFO 11-20 09:00:01 [api_server.py:1881] args: Namespace(model='m', served_model_name=['emb'], port=8000)"]
+    for minute in range(30):
+        lines.append(f"INFO 11-20 09:{minute:02d}:05 [loggers.py:123] Engine 000: Avg prompt throughput: 10.0 tokens/s, "
+                     "Avg generation throughput: 0.0 tokens/s, Running: 1 reqs, Waiting: 0 reqs, GPU KV cache usage: "
+                     f"{minute}.0%, Prefix cache hit rate: 0.0%")
+        lines += ['INFO:     127.0.0.1:5000 - "POST /v1/embeddings HTTP/1.1" 200 OK'] * 10
+        if minute >= 20:
+            lines.append('INFO:     127.0.0.1:5000 - "POST /v1/embeddings HTTP/1.1" 404 Not Found')
+    (tmp_path / "server.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from datetime import datetime
+
+    whole = _analyze([tmp_path], year=2025)
+    assert whole["traffic"]["requests"] == 310
+    late = _analyze([tmp_path], year=2025, since=datetime(2025, 11, 20, 9, 25))
+    assert late["traffic"]["requests"] == 55 and late["traffic"]["by_status"] == {"200": 50, "404": 5}
+    assert late["findings"][0]["requests"] == {"matched": 5, "seen": 55}
+    assert late["traffic"]["kv_cache_max_pct"] == 29.0
+    early = _analyze([tmp_path], year=2025, until=datetime(2025, 11, 20, 9, 9, 59))
+    assert early["traffic"]["requests"] == 100 and early["traffic"]["kv_cache_max_pct"] == 9.0
+
+
+CLIENT_PY = '''\
+import os
+import time
+
+from openai import OpenAI, APIConnectionError, AuthenticationError, NotFoundError
+
+os.environ["OPENAI_BASE_URL"] = "http://localhost:8000/v1"
+client = OpenAI(api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"), timeout=30)
+
+
+def embed(texts):
+    for attempt in range(5):
+        try:
+            return client.embeddings.create(model="emb", input=texts)
+        except AuthenticationError:
+            raise SystemExit("401 Unauthorized: Incorrect API key provided")
+        except NotFoundError as e:
+            print("404 Not Found: The model does not exist. Did you pass --served-model-name?", e)
+            raise
+        except APIConnectionError:
+            print("Connection error. [Errno 111] Connection refused: is vLLM running on port 8000?")
+            time.sleep(1)
+    raise RuntimeError("CUDA out of memory? the server kept failing")
+'''
+
+
+def test_python_source_in_a_bundle_is_code_not_a_log(tmp_path):
+    (tmp_path / "client.py").write_text(CLIENT_PY, encoding="utf-8")
+    (tmp_path / "script").write_text(CLIENT_PY, encoding="utf-8")      # no extension: told by its content
+    report = _analyze([tmp_path])
+    assert report["findings"] == [] and report["unexplained"] == []
+    kinds = {i["source"]: i for i in report["inputs"]}
+    for name in ("client.py", "script"):
+        assert kinds[name]["kind"].startswith("python-source") and kinds[name]["unparsed"] == 0
+        assert kinds[name]["events"] == 1                               # its base URL, as a paste's would be
+    # a code block in a paste is still read with the paste's prose
+    (tmp_path / "issue.md").write_text("My client:\n```python\n" + CLIENT_PY + "```\nand it prints\n```\n"
+                                       "openai.APIConnectionError: Connection error.\n"
+                                       "httpx.ConnectError: [Errno 111] Connection refused\n```\n", encoding="utf-8")
+    assert any(f["rule"] == "net.connection_refused" for f in _analyze([tmp_path / "issue.md"])["findings"])
+
+
+def test_a_fix_never_quotes_a_model_nobody_asked_for(tmp_path):
+    lines = ["INFO 11-20 09:00:01 [api_server.py:1881] args: Namespace(model='m', served_model_name=['emb'], port=8000)"]
+    lines += ['INFO:     127.0.0.1:5000 - "POST /v1/embeddings HTTP/1.1" 404 Not Found'] * 50
+    (tmp_path / "server.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    top = _analyze([tmp_path])["findings"][0]
+    assert top["rule"] == "model.not_found"
+    assert 'model="emb"' in top["remedy"] and "unknown" not in top["remedy"], top["remedy"]

@@ -101,6 +101,7 @@ class Analysis:
     clock_notes: list[str] = field(default_factory=list)   # sources apart in time, clocks offset (time.span_notes)
     probe: dict | None = None        # an `emblens probe` bundle's probe.json: the checks and their outcomes
     collection: dict | None = None   # an `emblens collect` bundle's manifest.json: where each file came from
+    before_window: pl.DataFrame | None = None   # the table before --since/--until, kept only with run(keep_window=True)
 
 
 # what one member may raise without stopping the rest: RecursionError is the last net under input
@@ -213,10 +214,12 @@ def _read_member(member: Member, ctx: SourceContext, progress: Progress | None):
 
 
 # -- the analysis ---------------------------------------------------------------------------------------
-def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | None = None) -> Analysis:
+def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | None = None,
+        keep_window: bool = False) -> Analysis:
     """The analysis of `inputs` (paths, members in memory, or a `Reading` already made, as the live
     addon makes one from its flows): read, combine, run the rules, rank, count the requests each
-    finding matched, and say what was masked and what the clocks suggest."""
+    finding matched, and say what was masked and what the clocks suggest. `keep_window`: keep the
+    table a time window cut as `before_window` (`--explain` says what the window left out)."""
     from emblens.findings.lead import lead
     from emblens.findings.possible import possible
     from emblens.findings.requests import with_requests
@@ -232,10 +235,12 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
                        progress=progress)
     collection = _collection(reading.notes.get("collect"), reading.inputs, run)
     clock, written = run.settings.clock, reading.written()
-    events = _window(enrich(reading.events, ruleset.models, year=clock.year, written=written, tz=clock.tz),
-                     run.settings.selection)
+    enriched = enrich(reading.events, ruleset.models, year=clock.year, written=written, tz=clock.tz)
+    events = _window(enriched, run.settings.selection)
+    outside = _outside(enriched, events, run.settings.selection)
     facts = combine(events)
-    seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz)
+    seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz,
+                           since=run.settings.selection.since, until=run.settings.selection.until)
     found = evaluate(ruleset, events, facts, run.budget)
     exchanges = _exchanges(events, found)
     findings = rank(found, exchanges)
@@ -245,9 +250,10 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     notice = run.budget.notice()
     return Analysis(events=events, inputs=reading.inputs, skipped=reading.skipped, facts=facts, findings=findings,
                     unexplained=unexplained(events, findings), rules_run=len(ruleset.rules),
-                    notices=[*ruleset.notices, *run.notices, *([notice] if notice else [])],
+                    notices=[*ruleset.notices, *run.notices, *([notice] if notice else []), *outside],
                     lead=None if findings else lead(events), masked=run.redactor.counts(), traffic=seen,
-                    clock_notes=time.span_notes(events), probe=_probe(reading.notes.get("probe")), collection=collection)
+                    clock_notes=time.span_notes(events), probe=_probe(reading.notes.get("probe")), collection=collection,
+                    before_window=enriched if keep_window and enriched is not events else None)
 
 
 def _window(events: pl.DataFrame, selection: Selection) -> pl.DataFrame:
@@ -263,6 +269,20 @@ def _window(events: pl.DataFrame, selection: Selection) -> pl.DataFrame:
     if until is not None:
         inside = inside & (ts <= until)
     return events.filter(ts.is_null() | inside)
+
+
+def _outside(events: pl.DataFrame, kept: pl.DataFrame, selection: Selection) -> list[str]:
+    """A notice when the time window holds none of the events that carry a time (a relative
+    `--since 1h` on an old bundle): the report would otherwise look like nothing happened."""
+    if (selection.since is None and selection.until is None) or "ts" not in events.columns:
+        return []
+    timed = events["ts"].drop_nulls()
+    if not timed.len() or kept["ts"].drop_nulls().len():
+        return []
+    fmt = "%Y-%m-%d %H:%M:%SZ"
+    window = " to ".join(f"{w:{fmt}}" for w in (selection.since, selection.until) if w is not None)
+    return [f"the time window ({'from ' if selection.until is None else ''}{window}) holds none of the "
+            f"{timed.len():,} events with a time: they run from {timed.min():{fmt}} to {timed.max():{fmt}}"]
 
 
 def _clean(value: object, limit: int = 500, mask: Callable[[str], str] = redact.mask_text) -> str:

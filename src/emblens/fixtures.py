@@ -122,7 +122,7 @@ def _run(ruleset: RuleSet, rule_id: str, part_path: str, fixture: str, expect: s
     part = next(p for p in rule.parts if p.path == part_path)  # type: ignore[union-attr]
     try:
         analysis = diagnose.run([fixture], Run(ruleset=ruleset))
-        ok, detail = check(analysis, rule, part, expect, _expectations(Path(fixture)))  # type: ignore[arg-type]
+        ok, detail = check(analysis, rule, part, expect, _expectations(Path(fixture)), ruleset=ruleset)  # type: ignore[arg-type]
     except (ValueError, yaml.YAMLError) as e:
         ok, detail = False, str(e)
     return FixtureResult(rule_id, part_path, fixture, expect, ok, detail)
@@ -135,7 +135,10 @@ PLACEHOLDER = re.compile(r"not in the evidence|not visible in these|not in the c
                          r"<served name>|: \?[ .)]|`\?`")
 
 
-def check(analysis, rule: Rule, part: Part, expect: str, wants: dict) -> tuple[bool, str]:
+def check(analysis, rule: Rule, part: Part, expect: str, wants: dict, *, ruleset: RuleSet | None = None) -> tuple[bool, str]:
+    """Whether the analysis of a fixture meets what it expects, and what it shows. With `ruleset`
+    (the rules it ran), a positive fixture that failed says why, as `--explain` does: the first
+    condition that failed and a near-miss line, or what ranked above, or the cause that came first."""
     ids = [f.rule for f in analysis.findings]
     mine = next((f for f in analysis.findings if f.rule == rule.id), None)
     if expect == "silent":
@@ -143,10 +146,17 @@ def check(analysis, rule: Rule, part: Part, expect: str, wants: dict) -> tuple[b
             ok = mine is None or mine.cause != part.name
             return ok, ("not worded by this cause" if ok else f"worded by cause {part.name}: {mine.summary}")  # type: ignore[union-attr]
         return mine is None, "silent" if mine is None else f"fired: {mine.summary}"
+
+    def why(about: str | None = None) -> str:
+        if ruleset is None:
+            return ""
+        from emblens.rules.explain import explain_analysis
+
+        return "; why: " + explain_analysis(analysis, rule.id, ruleset=ruleset, part=about).gist()
     if mine is None:
-        return False, f"did not fire (findings: {', '.join(ids) or 'none'})"
+        return False, f"did not fire (findings: {', '.join(ids) or 'none'}){why()}"
     if ids[0] != rule.id:
-        return False, f"fired but ranked below {ids[0]} (findings: {', '.join(ids)})"
+        return False, f"fired but ranked below {ids[0]} (findings: {', '.join(ids)}){why()}"
     text = " ".join([mine.summary, *mine.remedy])
     if UNKNOWN in text.split() or re.search(r"\{\{|\{%|\[template error", text):
         return False, f"message has unfilled values: {mine.summary} / {' '.join(mine.remedy)}"
@@ -154,7 +164,7 @@ def check(analysis, rule: Rule, part: Part, expect: str, wants: dict) -> tuple[b
         return False, f"message shows a placeholder ({found.group(0)!r}) where a sentence without the value is wanted: {text}"
     cause = wants.get("cause", part.name if part.kind == "cause" else None)
     if cause is not None and mine.cause != cause:
-        return False, f"worded by cause {mine.cause or '(none)'}, expected {cause}: {mine.summary}"
+        return False, f"worded by cause {mine.cause or '(none)'}, expected {cause}: {mine.summary}{why(cause)}"
     if part.kind == "head" and "cause" not in wants and rule.causes and mine.cause is not None:
         return False, f"worded by cause {mine.cause}; a fixture of the rule file itself expects no cause (or say `cause:`)"
     problems = []

@@ -3,7 +3,10 @@ usage by minute.
 
 Server logs are counted while they are read (`reading.routine.Tally`: every access line, kept or
 not); captures (HAR, mitmproxy flows, curl -v) count their exchanges from the event table. A
-source counted one way is not counted the other way too.
+source counted one way is not counted the other way too. A request a capture saw that the
+server's log also counted is the same request seen from both ends: of each status, a capture's
+exchanges count only beyond the server's (`_beyond`). `--since`/`--until` keep the minutes of
+the window, and the requests of no known time.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class Traffic:
 
 
 def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: dict[str, float] | None = None,
-            tz: str | None = None) -> Traffic:
-    """The traffic of `inputs` (their counted access lines) and of the captures in `events`."""
+            tz: str | None = None, since=None, until=None) -> Traffic:
+    """The traffic of `inputs` (their counted access lines) and of the captures in `events` (the
+    event table of the run's time window: `since` and `until` bound the counted minutes alike)."""
     counted = {i.source for i in inputs if i.traffic is not None}
     req = [i.traffic.with_columns(pl.lit(i.source).alias("source")) for i in inputs
            if i.traffic is not None and i.traffic.height]
@@ -59,9 +63,42 @@ def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: d
                     .group_by("source", pl.col("ts").dt.truncate("1m"), pl.col("http_status").alias("status"))
                     .agg(pl.len().cast(pl.Int64).alias("requests")))
         if captured.height:
-            requests = pl.concat([requests, captured.select(list(REQUESTS))])
+            requests = pl.concat([requests, _beyond(captured.select(list(REQUESTS)), requests)])
+    requests = _minutes(requests, since, until)
+    kv_frame = _minutes(kv_frame, since, until)
     return Traffic(requests.sort("source", "ts", "status", nulls_last=True), kv_frame.sort("source", "ts", nulls_last=True),
                    frozenset(counted))
+
+
+def _beyond(captured: pl.DataFrame, counted: pl.DataFrame) -> pl.DataFrame:
+    """The captured requests less those the server's log counted too: of each status, the first
+    (by time) as many as the server counted are dropped, since the server saw the same requests.
+
+    >>> cap = pl.DataFrame({"source": ["c", "c"], "ts": [None, None], "status": [404, 200], "requests": [2, 1]})
+    >>> srv = pl.DataFrame({"source": ["s"], "ts": [None], "status": [404], "requests": [1]})
+    >>> _beyond(cap.cast({"ts": pl.Datetime("us")}), srv.cast({"ts": pl.Datetime("us")}))["requests"].to_list()
+    [1, 1]
+    """
+    if not counted.height:
+        return captured
+    server = counted.group_by("status").agg(pl.col("requests").sum().alias("server"))
+    return (captured.sort("ts", "source", nulls_last=True).join(server, on="status", how="left")
+            .with_columns(pl.col("requests").cum_sum().over("status").alias("upto"))
+            .with_columns((pl.col("upto") - pl.col("server").fill_null(0)).clip(0).alias("over"))
+            .with_columns(pl.min_horizontal("requests", "over").alias("requests"))
+            .filter(pl.col("requests") > 0).select(list(REQUESTS)))
+
+
+def _minutes(frame: pl.DataFrame, since, until) -> pl.DataFrame:
+    """The rows of the minutes that overlap [since, until], and those of no known time."""
+    if since is None and until is None:
+        return frame
+    inside = pl.lit(True)
+    if since is not None:
+        inside = inside & (pl.col("ts") + pl.duration(minutes=1) > since)
+    if until is not None:
+        inside = inside & (pl.col("ts") <= until)
+    return frame.filter(pl.col("ts").is_null() | inside)
 
 
 def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written: dict[str, float] | None,

@@ -22,9 +22,11 @@ def with_requests(findings: list, events: pl.DataFrame, seen: Traffic) -> list:
 
 
 def matched_requests(finding, events: pl.DataFrame) -> int:
-    """How many of the events a finding matched are HTTP exchanges (access lines, captured calls)."""
+    """How many of the events a finding matched are HTTP exchanges (access lines, captured calls),
+    a request seen both by a capture and by the server's log counted once (`engine.requests_once`)."""
+    from emblens.rules.engine import requests_once
+
     if not finding.matched or not events.height:
         return 0
     keys = pl.DataFrame(list(finding.matched), schema={"source": pl.String, "line": pl.Int64}, orient="row")
-    hits = events.filter(pl.col("kind") == "http").join(keys, on=["source", "line"], how="semi")
-    return int(hits.select(pl.col("repeat").fill_null(1).sum()).item() or 0)   # a counted row: the lines it stands for
+    return requests_once(events.filter(pl.col("kind") == "http").join(keys, on=["source", "line"], how="semi"))

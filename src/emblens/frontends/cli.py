@@ -27,7 +27,7 @@ app = typer.Typer(
         "Example:  emblens analyze incident.zip --format markdown --output postmortem.md"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -41,9 +41,24 @@ class Format(str, Enum):
     markdown = "markdown"
     json = "json"
     html = "html"
+    sarif = "sarif"
+    github = "github"
 
 
 Severity = Enum("Severity", {s: s for s in SEVERITIES}, type=str)
+ProbeFailOn = Enum("ProbeFailOn", {**{s: s for s in SEVERITIES}, "never": "never"}, type=str)
+
+
+def _rule_ids(incomplete: str) -> list[str]:
+    """Shell completion of a rule id, an area or a glob's start: the built-in rules' ids and areas."""
+    try:
+        from emblens.rules.loader import load_rules
+
+        ids = sorted(r.id for r in load_rules([]).rules)
+    except Exception:      # completion must never print a traceback into the shell
+        return []
+    areas = sorted({i.split(".")[0] for i in ids})
+    return [x for x in (*areas, *ids) if x.startswith(incomplete)]
 
 
 def _fail(message: str) -> None:
@@ -123,7 +138,8 @@ TzOpt = Annotated[Optional[str], typer.Option(
 
 # report formats by the output file's extension
 EXTENSIONS = MappingProxyType({".txt": Format.text, ".text": Format.text, ".log": Format.text, ".md": Format.markdown,
-              ".markdown": Format.markdown, ".json": Format.json, ".html": Format.html, ".htm": Format.html})
+              ".markdown": Format.markdown, ".json": Format.json, ".html": Format.html, ".htm": Format.html,
+              ".sarif": Format.sarif})
 
 
 def _format_of(output: str, explicit: Format | None) -> Format:
@@ -139,27 +155,71 @@ def _format_of(output: str, explicit: Format | None) -> Format:
     return fmt
 
 
-def _when(value: str | None, option: str):
-    """An ISO date or time (`2025-11-20`, `2025-11-20 09:14`, `2025-11-20T09:14:02Z`) as naive UTC."""
+_AGO = MappingProxyType({"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800})
+
+
+def _when(value: str | None, option: str, now=None):
+    """An ISO date or time (`2025-11-20`, `2025-11-20 09:14`, `2025-11-20T09:14:02Z`), or a time
+    before now (`1h`, `30m`, `2d`, `1h30m`, as `docker logs --since` reads them), as naive UTC.
+
+    >>> from datetime import datetime
+    >>> _when("1h30m", "--since", now=datetime(2025, 11, 20, 12, 0))
+    datetime.datetime(2025, 11, 20, 10, 30)
+    """
     if value is None:
         return None
-    from datetime import datetime, timezone
+    import re
+    from datetime import datetime, timedelta, timezone
 
+    text = value.strip().lower()
+    if re.fullmatch(r"-?(?:\d{1,9}[smhdw])+", text):
+        now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+        return now - timedelta(seconds=sum(int(n) * _AGO[u] for n, u in re.findall(r"(\d+)([smhdw])", text)))
     try:
         t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        _fail(f"{option} {value!r}: not a date or time; write it as 2025-11-20 or 2025-11-20T09:14:00")
+        _fail(f"{option} {value!r}: not a date or time; write it as 2025-11-20, 2025-11-20T09:14:00, or a time "
+              "before now: 30m, 2h, 1d")
     return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
 FormatOpt = Annotated[Optional[Format], typer.Option("--format", "-f", help="text for the terminal, markdown for a postmortem, "
-                                                     "json for tools, html (one file with charts) to attach. Default: by "
-                                                     "-o's extension (.txt, .md, .json, .html), text on stdout.",
+                                                     "json for tools, html (one file with charts) to attach, sarif for code "
+                                                     "scanning, github for annotations in a GitHub Actions log. Default: by "
+                                                     "-o's extension (.txt, .md, .json, .html, .sarif), text on stdout.",
                                                      show_default=False)]
 OutputOpt = Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write the report to this file (repeatable: "
                                                         "-o report.md -o report.html -o report.json); - is stdout.", show_default=False)]
 FailOnOpt = Annotated[Optional[Severity], typer.Option("--fail-on", help="Exit 1 when a finding of this severity or worse exists (for CI).")]
 WidthOpt = Annotated[int, typer.Option(help="Width of the text report.", min=40)]
+# (the help is rich markup: a bracket that is text is escaped)
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A settings file to use instead of the nearest "
+                                                   "emblens.toml or pyproject.toml \\[tool.emblens].", show_default=False)]
+NoConfigOpt = Annotated[bool, typer.Option("--no-config", help="Read no settings file.")]
+
+
+def _config_zone(cfg) -> str | None:
+    from emblens.settings import Clock
+
+    try:
+        return Clock(tz=cfg.tz).tz if cfg.tz else None
+    except ValueError as e:
+        _fail(f"{cfg.path}: tz: {e}")
+
+
+def _config(path: Path | None, disabled: bool, quiet: bool):
+    """The settings file's (emblens.frontends.config), said on stderr when one is used; an error is one line."""
+    from emblens.frontends import config
+
+    try:
+        found = config.load(path, disabled=disabled)
+    except EmblensError as e:
+        _fail(str(e))
+    if found.path is not None and not quiet:
+        from emblens.events.redact import printable
+
+        typer.echo(f"emblens: note: {printable(found.describe())}", err=True)
+    return found
 
 
 @app.command()
@@ -170,18 +230,30 @@ def analyze(
     fail_on: FailOnOpt = None,
     rules: RulesOpt = None,
     select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules: an id, an area (auth) or a "
-                                                        "glob (auth.*, *.oom); repeatable.", show_default=False)] = None,
+                                                        "glob (auth.*, *.oom); repeatable.", show_default=False,
+                                                        autocompletion=_rule_ids)] = None,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not run these rules (same forms as --select).",
-                                                        show_default=False)] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only events at or after this time (UTC, ISO: 2025-11-20T09:00); "
-                                                 "events without a time are kept.", show_default=False)] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (UTC, ISO).",
+                                                        show_default=False, autocompletion=_rule_ids)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only events at or after this time (UTC, ISO: 2025-11-20T09:00), "
+                                                 "or this long before now (30m, 2h, 1d); events without a time are kept.",
+                                                 show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (UTC, ISO, or 30m, 2h, 1d "
+                                                 "before now).",
                                                  show_default=False)] = None,
     redact: RedactOpt = None,
     year: YearOpt = None,
     tz: TzOpt = None,
     width: WidthOpt = 80,
     quiet: QuietOpt = False,
+    explain: Annotated[Optional[list[str]], typer.Option("--explain", help="Print why this rule fired or did not (which "
+                                                         "condition failed, on which lines) instead of the report; repeatable.",
+                                                         show_default=False, autocompletion=_rule_ids)] = None,
+    config: ConfigOpt = None,
+    no_config: NoConfigOpt = False,
+    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep reading the files (or stdin) as they grow, like tail "
+                                         "-f, and print each finding when it first appears (text, or JSON lines with "
+                                         "--format json); Ctrl-C ends it and writes each -o report (format by its "
+                                         "extension).")] = False,
 ) -> None:
     """Find the root cause of a failure in logs, tracebacks and bundles of them.
 
@@ -199,15 +271,79 @@ def analyze(
     window = (_when(since, "--since"), _when(until, "--until"))
     if window[0] and window[1] and window[0] > window[1]:
         _fail(f"--since {since} is after --until {until}")
+    # the settings file's values where the command line says nothing; its rule folders and yours both
+    cfg = _config(config, no_config, quiet)
+    fail_on = fail_on if fail_on is not None else (Severity(cfg.fail_on) if cfg.fail_on else None)
+    tz = tz if tz is not None else _config_zone(cfg)
     try:
-        settings = diagnose.settings(rule_dirs=rules or [], select=select or (), ignore=ignore or (), since=window[0],
-                                     until=window[1], redact_patterns=redact, year=year, tz=tz)
+        settings = diagnose.settings(rule_dirs=[*cfg.rules, *(rules or [])], select=select or cfg.select,
+                                     ignore=ignore or cfg.ignore, since=window[0], until=window[1],
+                                     redact_patterns=redact or cfg.redact, year=year or cfg.year, tz=tz)
+        if explain:     # why these rules fired or did not, on stdout instead of the report
+            from emblens.rules.explain import explain_inputs, render_explanation
+
+            with _Progress(quiet) as progress:
+                analysis, explained = explain_inputs(paths, settings, explain, progress=progress)
+            _nothing_read(analysis, paths)
+            _write("\n".join(render_explanation(x) for x in explained), None)
+            return
+        if follow:
+            _follow(paths, Run(settings), format, output or [], width, fail_on, quiet)
+            return
         with _Progress(quiet) as progress:
             analysis = diagnose.run(paths, Run(settings), progress=progress)
         _nothing_read(analysis, paths)
         _emit(analysis, targets, width, fail_on)
     except EmblensError as e:
         _fail(str(e))
+
+
+def _follow(paths: list[str], run, fmt: Format | None, outputs: list[str], width: int, fail_on, quiet: bool) -> None:
+    """`analyze --follow`: findings on stdout as they appear, the reports of -o at the end."""
+    from emblens.frontends.follow import Follower, finding_json, finding_line
+
+    stream = fmt or Format.text       # what is printed as it happens; each -o report's format is its extension's
+    if stream not in (Format.text, Format.json):
+        _fail(f"--follow prints findings as text or JSON lines, not {stream.value}; write a {stream.value} report with -o")
+    for p in paths:
+        if p != "-" and not Path(p).is_file():
+            _fail(f"{p}: --follow reads files that grow (or - for standard input), not "
+                  f"{'a folder' if Path(p).is_dir() else 'this'}" if Path(p).exists() else f"{p}: no such file")
+        if p != "-" and Path(p).suffix.lower() in (".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst"):
+            _fail(f"{p}: --follow reads plain text that grows; an archive does not: analyze it without --follow")
+    targets = [(o, _format_of(o, None)) for o in outputs]
+
+    def say(finding, analysis, again: bool = False) -> None:
+        line = finding_json(finding, analysis, again) if stream == Format.json else finding_line(finding, again)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def note(text: str) -> None:
+        from emblens.events.redact import printable
+
+        typer.echo(f"emblens: note: {printable(text)}", err=True)
+
+    follower = Follower(paths, run, say=say, note=note)
+    if not quiet:
+        typer.echo(f"emblens: following {', '.join(paths)} (Ctrl-C to stop)", err=True)
+    interrupted = False
+    try:
+        follower.follow()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        follower.close()
+    if follower.analysis is None:
+        follower.evaluate(announce=False)
+    if not quiet:
+        found = len(follower.analysis.findings)
+        typer.echo(f"emblens: {'stopped' if interrupted else 'input ended'}: {found} finding(s)", err=True)
+    if targets:
+        _emit(follower.analysis, targets, width, fail_on)
+    elif fail_on is not None:
+        worst = SEVERITIES.index(fail_on.value)
+        if any(SEVERITIES.index(f.severity) <= worst for f in follower.analysis.findings):
+            raise typer.Exit(1)
 
 
 def _nothing_read(analysis, paths: list[str]) -> None:
@@ -315,6 +451,8 @@ def events(
     year: YearOpt = None,
     tz: TzOpt = None,
     quiet: QuietOpt = False,
+    config: ConfigOpt = None,
+    no_config: NoConfigOpt = False,
 ) -> None:
     """Dump the normalised event table (every line of every input, secrets masked)."""
     from emblens.diagnose import load_events
@@ -322,10 +460,13 @@ def events(
     suffix = ".jsonl" if output == "-" else Path(output).suffix.lower()
     if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson"):
         _fail(f"{output}: the extension picks the format: use .parquet, .csv or .jsonl (or - for JSON lines on stdout)")
+    cfg = _config(config, no_config, quiet)
+    tz = tz if tz is not None else _config_zone(cfg)
+    redact = redact or cfg.redact
     try:
         with _Progress(quiet) as progress:
-            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year, tz=tz,
-                                                 redact_patterns=str(redact) if redact else None)
+            table, inputs, skipped = load_events(paths, keep_all=True, progress=progress, year=year or cfg.year, tz=tz,
+                                                 redact_patterns=str(redact) if redact else None, rule_dirs=list(cfg.rules))
     except EmblensError as e:
         _fail(str(e))
     if output == "-":
@@ -439,7 +580,9 @@ def probe(
                        "after one that ran out of time.", min=0.1, max=60)] = 3.0,
     format: FormatOpt = None,
     output: OutputOpt = None,
-    fail_on: FailOnOpt = None,
+    fail_on: Annotated[ProbeFailOn, typer.Option("--fail-on", help="Exit 1 when a check or finding of this severity or "
+                                                 "worse exists: error (a FAIL check), warning (a WARN check too), info; "
+                                                 "never: exit 0 whatever the checks say.")] = ProbeFailOn.error,
     width: WidthOpt = 80,
     quiet: QuietOpt = False,
 ) -> None:
@@ -518,10 +661,16 @@ def probe(
     # the exchanges are read in memory, named as the bundle's members (probe.zip when none is kept)
     bundle = str(out) if out is not None else "probe.zip"
     members = [Member(f"{bundle}:{name}", lambda data=data: io.BytesIO(data), len(data)) for name, data in files.items()]
+    level = None if fail_on == ProbeFailOn.never else Severity(fail_on.value)
     try:
-        _emit(diagnose.run(members, run), targets, width, fail_on)
+        _emit(diagnose.run(members, run), targets, width, level)
     except EmblensError as e:
         _fail(str(e))
+    # a FAIL check is an error, a WARN check a warning: a script or CI job sees the endpoint is not right
+    worst = {"fail": "error", "warn": "warning"}
+    if level is not None and any(c.outcome in worst and SEVERITIES.index(worst[c.outcome]) <= SEVERITIES.index(level.value)
+                                 for c in result.checks):
+        raise typer.Exit(1)
 
 
 def _write_zip(path: Path, files: dict[str, bytes]) -> None:
@@ -567,7 +716,7 @@ def rules_list(rules: RulesOpt = None) -> None:
 
 
 @rules_app.command("show")
-def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. model.not_found.")], rules: RulesOpt = None) -> None:
+def rules_show(rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. model.not_found.", autocompletion=_rule_ids)], rules: RulesOpt = None) -> None:
     """Show a rule as written: each of its files (the rule, its signals and causes), match included."""
     from emblens.events.redact import printable
     from emblens.rules.loader import UPSTREAM_SIGNAL, load_rules
@@ -624,13 +773,18 @@ def rules_lint(directory: DirArg = None) -> None:
 
 @rules_app.command("test")
 def rules_test(directory: DirArg = None,
-               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print failures and the total only.")] = False) -> None:
+               quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print failures and the total only.")] = False,
+               format: Annotated[Enum("TestFormat", {"text": "text", "json": "json"}, type=str), typer.Option(
+                   "--format", "-f", help="text, or json (per rule id: tp, fp, fn and each fixture; the cues; totals) for "
+                   "tools.")] = "text") -> None:
     """Run each rule file's fixtures: positive ones must make it the root cause (worded by the
-    cause, for a cause file) and meet their .expect.yaml; negative ones must not. Exit 1 on a failure."""
+    cause, for a cause file) and meet their .expect.yaml; negative ones must not. A positive one that
+    fails says why (the first condition that failed and a near-miss line). Exit 1 on a failure."""
     from emblens.fixtures import run_fixtures
     from emblens.rules import builtin_dir
     from emblens.rules.loader import load_rules
 
+    as_json = format == "json"
     folder = directory or builtin_dir()
     if not folder.is_dir():
         _fail(f"{folder}: not a folder")
@@ -640,10 +794,12 @@ def rules_test(directory: DirArg = None,
     except EmblensError as e:
         _fail(str(e))
     passed = failed = 0
+    results = []
     try:
         for r in run_fixtures(ruleset, jobs=min(2, os.cpu_count() or 1), dirs=user, under=folder):
             passed, failed = passed + r.ok, failed + (not r.ok)
-            if not quiet or not r.ok:
+            results.append(r)
+            if not as_json and (not quiet or not r.ok):
                 mark = "ok  " if r.ok else "FAIL"
                 typer.echo(f"{mark} {r.rule:<26} {Path(r.fixture).name} ({r.expect})" + ("" if r.ok else f": {r.detail}"))
     except EmblensError as e:
@@ -655,11 +811,44 @@ def rules_test(directory: DirArg = None,
     # a user's folder: its own cues only (the built-in ones are the built-in folder's)
     mine = type(ruleset.cues)(tuple(c for c in ruleset.cues.cues if Path(c.where).resolve().is_relative_to(folder.resolve())))
     problems = check(mine)
-    for problem in problems:
-        typer.echo(f"FAIL cue {printable(problem)}")
     cases = sum(len(c.examples) + len(c.counters) for c in mine.cues)
     passed, failed = passed + cases - len(problems), failed + len(problems)
-    typer.echo(f"{passed} passed, {failed} failed")
+    if not as_json:
+        for problem in problems:
+            typer.echo(f"FAIL cue {printable(problem)}")
+        typer.echo(f"{passed} passed, {failed} failed")
+    else:
+        import json
+
+        def name(path: str) -> str:
+            p = Path(path)
+            return p.resolve().relative_to(folder.resolve()).as_posix() if p.resolve().is_relative_to(folder.resolve()) else p.name
+
+        counts = ("tp", "fp", "fn", "tn", "missing")
+        rules_out: dict[str, dict] = {}
+        for r in results:
+            entry = rules_out.setdefault(r.rule, {**dict.fromkeys(counts, 0), "fixtures": []})
+            # tp: a positive fixture passed, fn: one failed; fp: a negative one the rule fired on, tn: one it did not;
+            # missing: no fixture of that kind beside a rule file
+            key = "missing" if r.fixture == r.part else ("tp" if r.ok else "fn") if r.expect == "fires" else ("tn" if r.ok else "fp")
+            entry[key] += 1
+            entry["fixtures"].append({"fixture": name(r.fixture), "expect": r.expect, "ok": r.ok, "detail": printable(r.detail)})
+        cue_cases = []
+        for c in mine.cues:
+            for kind, texts in (("example", c.examples), ("counter", c.counters)):
+                for text in texts:
+                    said = (f"{c.where}: cue {c.id}: example {text!r} gives " if kind == "example"
+                            else f"{c.where}: cue {c.id}: counter {text!r} matches")
+                    problem = next((p for p in problems if p.startswith(said)), None)
+                    cue_cases.append({"cue": c.id, "case": kind, "text": printable(text), "ok": problem is None,
+                                      "detail": printable(problem) if problem else ""})
+        cues_out = {"tp": sum(c["ok"] for c in cue_cases if c["case"] == "example"),
+                    "fn": sum(not c["ok"] for c in cue_cases if c["case"] == "example"),
+                    "fp": sum(not c["ok"] for c in cue_cases if c["case"] == "counter"),
+                    "tn": sum(c["ok"] for c in cue_cases if c["case"] == "counter"), "cases": cue_cases}
+        totals = {"passed": passed, "failed": failed,
+                  **{k: sum(e[k] for e in rules_out.values()) + cues_out.get(k, 0) for k in counts}}
+        _write(json.dumps({"rules": dict(sorted(rules_out.items())), "cues": cues_out, "totals": totals}, indent=2) + "\n", None)
     if failed:
         raise typer.Exit(1)
 
@@ -824,7 +1013,7 @@ def main() -> None:
     # click's exceptions, wherever this typer keeps them (recent typer releases carry their own click)
     cx = sys.modules[typer.BadParameter.__module__]
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="emblens")   # also under `python -m emblens` (completion reads it)
     except cx.UsageError as e:
         if type(e).__name__ == "NoArgsIsHelpError":    # `emblens` or `emblens rules` alone: the help
             help_text = e.format_message()

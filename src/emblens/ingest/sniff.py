@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from emblens.formats.python_source import PYTHON_SOURCE, is_python
 from emblens.formats.registry import PASTE, RECORDS, REGISTRY, Source
 from emblens.reading.lines import ANSI, COMPOSE, DOCKER_JSON, KUBECTL_TS
 
@@ -49,6 +50,8 @@ def choose(head: bytes, size: int | None) -> tuple[Source | None, str]:
     fmt, why = sniff(head)
     if fmt is None:
         return None, why
+    if fmt.pasted and is_python(head.decode("utf-8", "replace"), whole=len(head) < HEAD_BYTES):
+        return PYTHON_SOURCE, PYTHON_SOURCE.name      # code, not a log: its settings only
     small = (size is not None and size <= PASTE.MAX_BYTES) or len(head) < HEAD_BYTES
     if fmt.pasted and small:
         return PASTE, PASTE.name

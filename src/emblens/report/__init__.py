@@ -1,4 +1,5 @@
-"""Renderers of an `Analysis`: JSON (the contract in DESIGN.md), terminal text, Markdown, HTML.
+"""Renderers of an `Analysis`: JSON (the contract in DESIGN.md), terminal text, Markdown, HTML,
+and for CI SARIF (code scanning) and GitHub Actions annotations.
 
 The text renderer (rich) and the HTML one (matplotlib) are imported when asked for: a run that
 writes JSON or Markdown does not pay for them (rich costs a start-up some 25 ms)."""
@@ -18,6 +19,14 @@ def render(analysis, fmt: str, *, width: int = 80, color: bool = False) -> str:
         from emblens.report.html import to_html  # imports matplotlib: only when asked for
 
         return to_html(analysis)
+    if fmt == "sarif":
+        from emblens.report.sarif import to_sarif
+
+        return to_sarif(analysis)
+    if fmt == "github":
+        from emblens.report.github import to_github
+
+        return to_github(analysis)
     from emblens.report.text import to_text
 
     return to_text(analysis, width=width, color=color)

@@ -202,10 +202,31 @@ def weight() -> pl.Expr:
 
 def occurrences(matched: pl.DataFrame) -> int:
     """How many times it happened: a traceback chain counts once, however many of its lines matched;
-    a counted row of access lines as many times as the lines it stands for."""
+    a counted row of access lines as many times as the lines it stands for; a request seen from
+    both ends (a capture's exchange, the server's access line) once (`requests_once`)."""
     chained = matched.filter(pl.col("exc_group").is_not_null())
-    single = matched.filter(pl.col("exc_group").is_null()).select(weight().sum()).item() if matched.height else 0
-    return int(single or 0) + chained.select("source", "exc_group").n_unique()
+    alone = matched.filter(pl.col("exc_group").is_null())
+    http = pl.col("kind") == "http"
+    single = alone.filter(~http).select(weight().sum()).item() if alone.height else 0
+    return int(single or 0) + requests_once(alone.filter(http)) + chained.select("source", "exc_group").n_unique()
+
+
+def requests_once(http: pl.DataFrame) -> int:
+    """The requests that rows of kind `http` stand for, a request seen from both ends counted once:
+    a server writes an access line for each request a capture (curl -v, a HAR, a proxy) saw, so of
+    each status the larger count of the two sides is the number of requests.
+
+    >>> rows = pl.DataFrame({"origin": ["vllm", "client", "client"], "http_status": [404, 404, 401], "repeat": [None, None, None]})
+    >>> requests_once(rows)
+    2
+    """
+    if not http.height:
+        return 0
+    from emblens.formats.registry import servers
+
+    per = (http.group_by(pl.col("http_status"), pl.col("origin").is_in(list(servers())).alias("server"))
+           .agg(weight().sum().alias("n")))
+    return int(per.group_by("http_status").agg(pl.col("n").max()).get_column("n").sum() or 0)
 
 
 def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[str, object]) -> Finding:

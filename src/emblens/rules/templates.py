@@ -72,13 +72,17 @@ def closest(asked: object, candidates: object) -> object:
     'bge-m3'
     >>> print(closest("bge-m3", ["bge\u200b-m3"]))
     bge\\u200b-m3
+    >>> closest(None, ["emb"]), bool(closest(None, ["a", "b"]))
+    ('emb', False)
 
     A name with an invisible character (a zero-width space, a bidi control) is shown with it
     escaped, so a suggestion never looks the same as what was asked.
     """
-    if isinstance(asked, Undefined) or isinstance(candidates, Undefined) or not asked or not candidates:
+    if isinstance(candidates, Undefined) or not candidates:
         return Unknown()
     names = [redact.printable(str(c)) for c in (candidates if isinstance(candidates, (list, tuple)) else [candidates])]
+    if isinstance(asked, Undefined) or not asked:     # nothing asked that is known: only a sole name is the one
+        return names[0] if len(names) == 1 else Unknown()
     # names are short; difflib is quadratic in the length of what it compares
     norm = {re.sub(r"[^a-z0-9]", "", n.lower().rsplit("/", 1)[-1])[:200]: n for n in names[:1000]}
     key = re.sub(r"[^a-z0-9]", "", redact.printable(str(asked)).lower().rsplit("/", 1)[-1])[:200]
