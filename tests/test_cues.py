@@ -124,3 +124,57 @@ def test_rules_test_counts_the_cue_examples(tmp_path):
     r = CliRunner().invoke(app, ["rules", "test", str(folder), "-q"])
     assert r.exit_code == 1
     assert "FAIL cue" in r.output and "'nothing here' gives nothing" in r.output
+
+
+def test_a_cue_with_beside_words_reads_a_line_only_when_the_inputs_hold_them(tmp_path, ruleset):
+    """"A model that does not exist" is a model the server could not load when the inputs start a
+    server; without a start command in them the same words stay a request's unknown model."""
+    said = "Running a model that does not exist gives the following stack trace:\n"
+    alone = _findings(tmp_path, said, ruleset, name="issue.md")
+    assert alone and alone[0].rule == "model.not_found" and alone[0].cause == "possible"
+    (tmp_path / "server.log").write_text("$ vllm serve neuralmagic/Llama-3-8B-FP8-nope --port 8000\n"
+                                         "INFO 02-19 03:45:18 api_server.py:840] vLLM API server version 0.7.2\n",
+                                         encoding="utf-8")
+    both = analyze([str(tmp_path / "issue.md"), str(tmp_path / "server.log")], ruleset=ruleset).findings
+    assert both and both[0].rule == "model.load_failed" and both[0].cause == "possible"
+    assert "the model the server was started with does not exist" in both[0].summary
+
+
+def test_a_users_cue_with_beside_words_is_read_by_its_context(tmp_path):
+    import polars as pl
+
+    path = tmp_path / "cues.yaml"
+    path.write_text("cues:\n  - id: net.timeout\n    regex: 'the job stalled'\n    weight: 0.6\n    says: our batch job's words\n"
+                    "    beside: 'batch-runner v\\d'\n    examples: ['the job stalled']\n", encoding="utf-8")
+    mine = cue_data.load([path], known_ids={"net.timeout"})
+    lines = pl.Series(["the job stalled"])
+    assert mine.best(lines, context=pl.DataFrame({"text": ["nothing here"]})) == []
+    assert mine.best(lines, context=pl.DataFrame({"text": ["batch-runner v2 started"]}))[0][1].beside
+    assert mine.best(lines) != [] and cue_data.check(mine) == []      # its own examples: the context is taken as held
+    # a beside pattern polars cannot run (look-around) is read by `regex`
+    path.write_text(path.read_text(encoding="utf-8").replace("batch-runner v\\d", "batch-runner(?= v\\d)"), encoding="utf-8")
+    mine = cue_data.load([path], known_ids={"net.timeout"})
+    assert mine.best(lines, context=pl.DataFrame({"text": ["batch-runner v2 started"]}))
+    assert mine.best(lines, context=pl.DataFrame({"text": ["batch-runner started"]})) == []
+
+
+@pytest.mark.parametrize("text, quoted", [
+    # a rule's finding: the client's own timeout, as its code sets it
+    ("client = httpx.AsyncClient(timeout=15.0)\nTraceback (most recent call last):\n"
+     "httpx.ReadTimeout: The read operation timed out\n", "`timeout=15.0`"),
+    # a possible cause: the settings an environment file gives
+    ("EMBEDDING_TIMEOUT=60\nLLM_TIMEOUT=180\nthe worker keeps saying: stream timeout, no data\n", "`LLM_TIMEOUT=180`"),
+    # a gateway's message with the duration it gave up after
+    ("litellm.Timeout: Timeout Error: OpenAIException - Error code: 504 - {'error': 'Upstream timeout after 30s'}\n",
+     "`timeout after 30s`"),
+])
+def test_a_timeout_finding_quotes_the_timeouts_the_evidence_sets(tmp_path, ruleset, text, quoted):
+    found = _findings(tmp_path, text, ruleset, name="client.txt")
+    assert found and found[0].rule == "net.timeout", [(f.rule, f.summary) for f in found]
+    assert quoted in found[0].summary, found[0].summary
+
+
+def test_the_words_of_a_server_not_started_for_embeddings_name_it(tmp_path, ruleset):
+    found = _findings(tmp_path, "I started vLLM with Llama3-8B-Instruct and I can see that the embedding API is not loaded\n",
+                      ruleset)
+    assert found and found[0].rule == "embed.wrong_model_type" and found[0].cause == "possible"

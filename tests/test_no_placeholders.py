@@ -79,3 +79,28 @@ def test_a_proxy_that_failed_a_call_is_said_without_an_unknown_status(tmp_path, 
     found = analyze([str(p)], ruleset=ruleset).findings
     assert found[0].rule == "net.proxy_env"
     assert " unknown" not in found[0].summary and "failed at a proxy" in found[0].summary
+
+
+def test_no_rule_text_has_a_placeholder_for_a_value_it_does_not_know(ruleset):
+    """Every rule's and cause's message, remedy and vars, rendered knowing nothing but the count:
+    a default such as `(not shown)`, `{org}/{model}` or `(default)` would print where the value is
+    unknown (xinference's "cannot be run on engine" printed "architecture `(not shown)`")."""
+    from emblens.rules import templates
+
+    shown = []
+    for rule in ruleset.rules:
+        for part in rule.parts:
+            texts = [getattr(part, "message", None), *(getattr(part, "remedy", None) or ()),
+                     *(source for _, source in getattr(part, "vars", ()) or ())]
+            for text in filter(None, texts):
+                out = templates.render(text, {"count": 1, "sources": ["a.log"], "first_seen": None, "last_seen": None})
+                shown += [f"{rule.id} ({part.path}): {m.group(0)!r} in {out[:120]!r}" for m in PLACEHOLDER.finditer(out)]
+    assert shown == []
+
+
+def test_an_engine_that_cannot_run_a_model_is_said_without_an_architecture_it_does_not_know(tmp_path, ruleset):
+    p = tmp_path / "issue.md"
+    p.write_text('pip install xinference, then: "Model jina-reranker-v3 cannot be run on engine sentence_transformers"\n',
+                 encoding="utf-8")
+    assert analyze([str(p)], ruleset=ruleset).findings
+    assert _placeholders([p], ruleset) == []

@@ -125,3 +125,16 @@ def test_a_message_inside_a_json_error_body_is_found(tmp_path):
                     '[Errno 111] Connection refused", "type": "BadRequestError", "code": 400}}\n', encoding="utf-8")
     a = diagnose.analyze([body])
     assert a.findings and a.findings[0].rule == "net.connection_refused"
+
+
+def test_a_message_whose_closing_full_stop_was_not_written_is_still_the_message(ruleset):
+    """Loggers and pastes drop a message's last full stop (LM Studio's DEBUG line, a cut paste)."""
+    import polars as pl
+
+    ended = [m for m in ruleset.messages.messages if m.id != "none" and m.template.rstrip().endswith(".")
+             and m.instance.rstrip().endswith(".")]
+    assert len(ended) > 100
+    cut = pl.Series([m.instance.rstrip()[:-1] for m in ended])
+    found = ruleset.messages.match(cut)["msg"].to_list()
+    missed = [m.instance for m, i in zip(ended, found) if i is None or ruleset.messages.messages[i].id != m.id]
+    assert len(missed) <= len(ended) // 50, missed[:5]

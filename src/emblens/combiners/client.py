@@ -36,7 +36,18 @@ FACTS: Mapping[str, Fact] = MappingProxyType({
     "cmd_host": Fact("text", "--host of a pasted start command"),
     "cmd_entrypoint": Fact("text", "how a pasted command starts the server: serve (vllm serve), openai "
                                    "(vllm.entrypoints.openai.api_server), demo (vllm.entrypoints.api_server), sglang, tei"),
+    "timeouts_seen": Fact("text", "the timeouts the evidence sets or reports, as written (`timeout=15.0`, `read "
+                                  "timeout=600`, `LLM_TIMEOUT=180`, `30s timeout`), at most three"),
 })
+
+# a timeout as code, config, a library's message or prose writes it: a setting with its value, or a
+# duration said to be one
+TIMEOUT = (r"(?i)\b[A-Z][A-Z0-9_]*TIME_?OUT[A-Z0-9_]*\s*[=:]\s*\d+(?:\.\d+)?(?:\s*(?:ms|s|m))?\b"
+           r"|\b(?:read |connect |request |proxy_read_|keep_?alive_?|client_|upstream_)?time-?out\s*(?:=|:|of)\s*\d+(?:\.\d+)?"
+           r"(?:\s*(?:ms|s|sec(?:ond)?s?|m|min(?:ute)?s?)\b)?"
+           r"|\b\d+(?:\.\d+)?\s*(?:ms|s|sec(?:ond)?s?|min(?:ute)?s?)\s+(?:read |request |client |upstream |route |header )?time-?out\b"
+           r"|\btime-?(?:out|d out)\b[^\n]{0,40}?\b\d+(?:\.\d+)?\s*(?:ms|s|sec(?:ond)?s?|min(?:ute)?s?)\b")
+MAX_TIMEOUTS = 3
 
 
 def figures(events: pl.DataFrame) -> dict[str, object]:
@@ -49,6 +60,11 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
         if engine:
             out["server_command"] = engine
     out.update(pasted(events))
+    if events.height and "text" in events.columns:
+        said = (events.select(pl.col("text").str.slice(0, 4096).str.extract_all(TIMEOUT).alias("t")).explode("t")
+                .drop_nulls()["t"].str.strip_chars().unique(maintain_order=True).head(MAX_TIMEOUTS).to_list())
+        if said:
+            out["timeouts_seen"] = ", ".join(f"`{t}`" for t in said)
     sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
     if sent.height == 0:
         return out

@@ -126,7 +126,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             else lines[unspoken]
         errors = pl.Series([True] * len(unspoken) + [False] * (rest.height - len(unspoken)), dtype=pl.Boolean)
         rows = rest.rows(named=True)
-        for i, cue in cues.best(rest["_text"], errors):
+        for i, cue in cues.best(rest["_text"], errors, events.select("text")):
             if cue.id not in rules:
                 continue
             score = CUE_SHARE * cue.weight
@@ -199,6 +199,8 @@ def _seen(events: pl.DataFrame, facts: dict) -> str:
         refused = first(pl.when(pl.col("http_status").fill_null(0) >= 400).then(pl.col("http_path")))
         if refused:
             parts.append("path refused " + ", ".join(refused))
+    if facts.get("timeouts_seen"):
+        parts.append("timeout " + str(facts["timeouts_seen"]))
     if {"env_name", "env_value"} <= cols:
         proxies = first(pl.when(pl.col("env_name").str.contains(r"(?i)^(?:https?|all)_proxy$"))
                         .then(pl.concat_str([pl.col("env_name"), pl.lit("="), pl.col("env_value")])))

@@ -54,7 +54,9 @@ FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\
 # sentence that says the client runs in one ("AnythingLLM runs in Docker", "(via docker)", "inside the container")
 CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              r"|(?i:\b(?:runs?|running|deployed|installed|started|hosted) (?:it |them )?(?:in|via|with|inside|on) (?:a |the )?docker\b"
-             r"|\((?:via|in|using) docker\)|\binside (?:a |the |my )?(?:docker )?container\b|\bdocker desktop\b)")
+             r"|\((?:via|in|using) docker\)|\binside (?:a |the |my )?(?:docker )?container\b|\bdocker desktop\b"
+             # issue templates' answer (Dify: "Cloud or Self Hosted: Self Hosted (Docker)"), "connecting ... through Docker"
+             r"|\bself[- ]hosted \(docker(?:[- ]compose)?\)|\b(?:through|via) docker\b)")
 
 # A failing HTTP status (4xx, 5xx), said as one (each pattern's group 1; the first that matches wins). A bare
 # number is not one, and a success is not evidence (a busy log's `200 OK` lines must not pass the prefilter).

@@ -38,6 +38,7 @@ MAX_LINE = 2048                 # characters of a line the cues read
 MAX_LINES = 1000                # lines the cues read in one analysis
 SEARCH_TIMEOUT_S = 0.05         # one cue on one line (a user's pattern may backtrack)
 MAX_WEIGHT = 0.7                # a cue is words, never proof
+MAX_BESIDE_LINES = 20_000       # lines read for a cue's `beside` words when polars cannot run them
 REQUIRED = ("id", "regex", "weight", "says", "examples")
 
 
@@ -51,10 +52,15 @@ class Cue:
     counters: tuple[str, ...] = ()   # lines that must not
     alone: bool = True          # the words say a failure by themselves: the cue reads prose too
     where: str = ""             # file it came from
+    beside: str = ""            # words another line of the same input must hold (its context), or ""
 
     @cached_property
     def compiled(self) -> regex.Pattern:
         return regex.compile(self.regex)
+
+    @cached_property
+    def compiled_beside(self) -> regex.Pattern | None:
+        return regex.compile(self.beside) if self.beside else None
 
     def search(self, text: str) -> bool:
         """Whether `text` holds the cue's words (a pattern that runs past `SEARCH_TIMEOUT_S` on a
@@ -77,7 +83,7 @@ class Cue:
             raise RuleError(f"{where}: cue {d['id']}: weight {weight} is not in (0, {MAX_WEIGHT}]")
         return cls(id=str(d["id"]), regex=str(d["regex"]), weight=weight, says=str(d["says"]),
                    examples=_as_list(d["examples"]), counters=_as_list(d.get("counters")),
-                   alone=bool(d.get("alone", True)), where=where)
+                   alone=bool(d.get("alone", True)), where=where, beside=str(d.get("beside") or ""))
 
 
 def _as_list(v) -> tuple[str, ...]:
@@ -91,11 +97,15 @@ class Cues:
     def __len__(self) -> int:
         return len(self.cues)
 
-    def best(self, lines: pl.Series, errors: pl.Series | None = None) -> list[tuple[int, Cue]]:
+    def best(self, lines: pl.Series, errors: pl.Series | None = None,
+             context: pl.DataFrame | None = None) -> list[tuple[int, Cue]]:
         """For each line the surest cue its words hold, as (line index, cue); lines holding none
         are left out. Ties: the cue written first (the files list the narrower turns first).
         `errors`: which lines look like errors (a cue that is not `alone` reads only those);
-        None: all of them. The first `MAX_LINES` lines are read, each up to `MAX_LINE` characters.
+        None: all of them. A cue with `beside` words reads a line only when a line of `context` (the
+        analysis's events, `text`) holds them; without a context (a cue's own examples) `beside` is
+        taken as held. The
+        first `MAX_LINES` lines are read, each up to `MAX_LINE` characters.
 
         The cues are compiled once (`regex`) and read line by line: there are a few hundred lines
         at most, and polars would compile every pattern again for each call (60 ms a run)."""
@@ -103,14 +113,40 @@ class Cues:
             return []
         texts = [t[:MAX_LINE] for t in lines.fill_null("").head(MAX_LINES).to_list()]
         flags = errors.head(MAX_LINES).to_list() if errors is not None else [True] * len(texts)
+        held = self._beside(context) if context is not None else None
         out: list[tuple[int, Cue]] = []
         for i, (text, error) in enumerate(zip(texts, flags)):
             best: Cue | None = None
-            for cue in self.cues:
+            for k, cue in enumerate(self.cues):
+                if cue.beside and held is not None and k not in held:
+                    continue
                 if (best is None or cue.weight > best.weight) and (error or cue.alone) and cue.search(text):
                     best = cue
             if best is not None:
                 out.append((i, best))
+        return out
+
+    def _beside(self, context: pl.DataFrame) -> set[int]:
+        """The cues whose `beside` words some line of the analysis holds (one input or another: the
+        inputs of one analysis are one incident's). Read by polars over the whole table; a pattern
+        polars cannot run is read by `regex` over the first `MAX_BESIDE_LINES` lines."""
+        out: set[int] = set()
+        text = context["text"] if "text" in context.columns else pl.Series([], dtype=pl.String)
+        for k, cue in enumerate(self.cues):
+            if not cue.beside:
+                continue
+            try:
+                if text.str.contains(cue.beside).fill_null(False).any():
+                    out.add(k)
+                continue
+            except pl.exceptions.ComputeError:      # look-around and the like: the `regex` module's syntax
+                pass
+            rx = cue.compiled_beside
+            try:
+                if any(rx.search((t or "")[:MAX_LINE], timeout=SEARCH_TIMEOUT_S) for t in text.head(MAX_BESIDE_LINES).to_list()):
+                    out.add(k)
+            except TimeoutError:
+                continue
         return out
 
     def ids(self) -> dict[str, int]:
@@ -147,7 +183,7 @@ def _load(paths: tuple[str, ...], trusted_dir: str | None = None) -> Cues:
             cue = Cue.of(d, path)
             if not trusted:     # the built-in cues are compiled by their tests; a user's when read
                 try:
-                    _ = cue.compiled
+                    _ = cue.compiled, cue.compiled_beside
                 except (regex.error, OverflowError, RecursionError) as e:
                     raise RuleError(f"{path}: cue {cue.id}: regex not accepted ({str(e).splitlines()[0][:200]})") from None
             out.append(cue)

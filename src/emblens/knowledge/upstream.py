@@ -14,7 +14,7 @@ fixed words (its anchor), then, on the few lines holding an anchor, the message'
     ...                 "source": "serving_engine.py", "versions": "v0.4.0 - current",
     ...                 "instance": "The model `bge-m3` does not exist."}, "vLLM", "vllm-project/vllm")
     >>> m.anchor, m.search("ERROR: The model `bge-m4` does not exist. (404)")
-    ('` does not exist.', {'model': 'bge-m4'})
+    ('` does not exist', {'model': 'bge-m4'})
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ class Message:
         """The longest fixed run of the message (whitespace kept as written)."""
         # split where a paste may change the spacing (a line break, a run of spaces markdown collapses)
         runs = [r.strip() for part in self.fixed for r in re.split(r"\n|\s{2,}", part)]
+        if runs:        # the message's closing full stop may be missing from a line (`pattern`)
+            runs[-1] = runs[-1].rstrip(".!。")
         return max(runs, key=len) if runs else ""
 
     @cached_property
@@ -94,8 +96,14 @@ class Message:
         n_fields = (len(pieces) - 1) // 2
         for i, piece in enumerate(pieces):
             if i % 2 == 0:
-                out.append(r"\s+".join(re.escape(w) for w in re.split(r"\s+", piece)) if piece.strip()
-                           else (r"\s*" if piece else ""))
+                # the full stop that ends a message is often not written or not pasted (a logger's
+                # format, a cut line): the words before it are the message
+                stop = i == len(pieces) - 1 and piece.rstrip()[-1:] in (".", "!", "。")
+                words = piece.rstrip()[:-1] if stop else piece
+                out.append(r"\s+".join(re.escape(w) for w in re.split(r"\s+", words)) if words.strip()
+                           else (r"\s*" if words else ""))
+                if stop:
+                    out.append("[.!。]?")
                 continue
             k = i // 2
             name = piece if piece and piece not in names else f"_{k}"

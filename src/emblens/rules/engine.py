@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 import polars as pl
 
@@ -28,6 +29,16 @@ from emblens.rules.loader import Part, Rule, RuleSet
 MAX_EVIDENCE = 5
 MAX_SUPPORTING = 2
 CONTEXT_NAMES = ("count", "sources", "first_seen", "last_seen")   # values every template may use
+# a harvested message's placeholders are named as its source names them; a rule's templates say
+# what they mean once (`asked` tokens, `max` the context; `asked` the model a request named),
+# whichever program wrote the value: per id, the source's name -> the rule's
+VALUE_NAMES = MappingProxyType({
+    "request.context_length_exceeded": MappingProxyType({
+        "max_model_len": "max", "context_len": "max", "n_ctx": "max", "max_req_input_len": "max", "num_ctx": "max",
+        "total_tokens": "asked", "input_token_num": "asked", "n_keep": "asked", "n_prompt_tokens": "asked",
+        "n_tokens": "asked", "token_num": "prompt", "max_tokens": "completion", "max_new_tokens": "completion"}),
+    "model.not_found": MappingProxyType({"model": "asked", "model_name": "asked", "name": "asked"}),
+})
 
 
 @dataclass
@@ -280,6 +291,9 @@ def _message_values(matched: pl.DataFrame, context: dict[str, object]) -> None:
         name, _, value = part.partition("=")
         if name.isidentifier() and value:
             context.setdefault(name, value)
+            alias = VALUE_NAMES.get(row["msg_id"][0], {}).get(name)
+            if alias is not None:
+                context.setdefault(alias, value)
     said = (row["message"][0] or row["text"][0] or "").strip()
     if said:
         context.setdefault("cause", said[:300])

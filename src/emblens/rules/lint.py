@@ -8,6 +8,7 @@ fact, capture or var provides, the fixtures beside each file, and the explanatio
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from emblens.errors import RuleError
 from emblens.events.schema import SCHEMA
 from emblens.rules import builtin_dir, spec
 from emblens.rules import tree as t
-from emblens.rules.engine import CONTEXT_NAMES, names_used
+from emblens.rules.engine import CONTEXT_NAMES, VALUE_NAMES, names_used
 from emblens.rules.loader import Part, Rule, assemble, read_folders
 
 
@@ -40,6 +41,13 @@ def lint(directory: Path) -> Report:
     report.notes += notices
     known = {r.id for r in rules}
     mine = {str(p.path) for folder, parts in read if folder.resolve() == directory.resolve() for p in parts}
+    # the values the folders' harvested messages give, per id: a rule quotes them (`cause`, `{n_ctx}`...)
+    from emblens.knowledge import upstream
+
+    given: dict[str, set[str]] = {}
+    for m in upstream.load(upstream.files(folders)).messages:
+        given.setdefault(m.id, {"cause", *VALUE_NAMES.get(m.id, {}).values()}).update(
+            n for n in re.findall(r"\{(\w+)\}", m.template))
     for rule in rules:
         for part in rule.parts:
             if part.path not in mine:
@@ -47,7 +55,7 @@ def lint(directory: Path) -> Report:
             for rid in part.explains:
                 if rid not in known:
                     errors.append(RuleError(f"explains unknown rule id {rid!r}{spec.suggest(rid, known)}", path=part.path, line=part.line))
-            for problem in _template_names(rule, part):
+            for problem in _template_names(rule, part, given.get(rule.id, set())):
                 errors.append(RuleError(problem, path=part.path, line=part.line))
             kinds = {e for _, e in fixtures_for(part.path)}
             for expect, name in (("fires", "positive (NAME.pos-*)"), ("silent", "negative (NAME.neg-*)")):
@@ -59,9 +67,10 @@ def lint(directory: Path) -> Report:
     return report
 
 
-def _template_names(rule: Rule, part: Part) -> list[str]:
-    """Names a part's templates use that nothing provides (a typo such as `servd_models`)."""
-    provided = set(SCHEMA) | set(spec.FACTS) | set(CONTEXT_NAMES)
+def _template_names(rule: Rule, part: Part, given: set[str] = frozenset()) -> list[str]:
+    """Names a part's templates use that nothing provides (a typo such as `servd_models`);
+    `given`: the names the id's harvested messages provide."""
+    provided = set(SCHEMA) | set(spec.FACTS) | set(CONTEXT_NAMES) | set(given)
     for node in [rule.match, *(p.supporting for p in rule.parts if p.supporting is not None)]:
         for _, pattern in t.captures(node):
             provided |= set(_groups(pattern))

@@ -29,9 +29,15 @@ def rank(findings: list[Finding], exchanges: frozenset = frozenset()) -> list[Fi
         return True
     by_id = {f.rule: f for f in findings}
 
+    def weight(f: Finding) -> tuple[int, bool]:
+        # a possible cause (a cue's or a near message's words) stands one severity below what it
+        # names: a finding a rule or an exact message made, of the next severity, leads it
+        possible = f.cause == "possible"
+        return SEVERITY_ORDER[f.severity] + possible, possible
+
     def order_key(f: Finding):
         first = f.first_seen.timestamp() if f.first_seen else float("inf")
-        return (SEVERITY_ORDER[f.severity], -_descendants(f, by_id), -f.confidence, first, f.rule)
+        return (*weight(f), -_descendants(f, by_id), -f.confidence, first, f.rule)
 
     for f in findings:
         explainers = [
@@ -55,7 +61,7 @@ def rank(findings: list[Finding], exchanges: frozenset = frozenset()) -> list[Fi
         for child in sorted((g for g in findings if g.explained_by == f.rule), key=order_key):
             place(child)
 
-    for top in sorted((f for f in findings if f.role != "symptom"), key=lambda f: (SEVERITY_ORDER[f.severity], f.role != "root_cause", order_key(f))):
+    for top in sorted((f for f in findings if f.role != "symptom"), key=lambda f: (*weight(f), f.role != "root_cause", order_key(f))):
         place(top)
     for f in sorted(findings, key=order_key):  # symptoms of a cycle, should one slip through
         place(f)
