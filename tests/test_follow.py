@@ -123,3 +123,20 @@ def test_what_cannot_be_followed_is_one_line_and_exit_2(tmp_path, args, says):
                        capture_output=True, timeout=60)
     err = r.stderr.decode()
     assert r.returncode == 2 and err.count("\n") == 1 and says in err, err
+
+
+def test_a_binary_file_beside_a_log_is_said_once_and_the_log_still_followed(tmp_path):
+    (tmp_path / "core.bin").write_bytes(b"\x00\x01\x02\xff" * 4096)
+    log = tmp_path / "server.log"
+    log.write_text(START, encoding="utf-8")
+    p = _start(str(tmp_path / "core.bin"), str(log), "-q")
+    try:
+        time.sleep(1.5)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(INCIDENT)
+        lines = _lines_within(p, 3.0)
+        assert lines and b"model.not_found" in lines[0]
+    finally:
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=30)
+    assert err.count(b"core.bin: cannot be followed: binary file") == 1, err

@@ -35,6 +35,7 @@ POLL_S = 0.25                 # how often a file is looked at for new lines
 MAX_CHUNK = 16 * 1024 * 1024  # bytes read at one go; a burst larger than this is read over several polls
 MAX_ROWS = 100_000            # kept events across the files: the oldest go first
 SNIFF_BYTES = 64 * 1024       # a young file is sniffed again until this much of it was seen
+MAX_PARTIAL = 1024 * 1024     # bytes of a line not yet ended that are held; a longer line is read as it stands
 
 
 @dataclass
@@ -98,7 +99,10 @@ class Follower:
         return (st.st_dev, st.st_ino) != tail.inode or st.st_size < tail.offset
 
     def _read(self, tail: Tail) -> bytes:
-        """The bytes appended since the last poll (at most MAX_CHUNK)."""
+        """The bytes appended since the last poll (at most MAX_CHUNK); none from an input that ended
+        (standard input closed, a file found not to be text)."""
+        if tail.ended:
+            return b""
         if tail.path is not None and tail.handle is not None and self._rotated(tail):
             tail.handle.close()
             self.note(f"{tail.label} was truncated or replaced: reading it again from its start")
@@ -125,9 +129,11 @@ class Follower:
         read_any = False
         for tail in self.tails:
             data = tail.partial + self._read(tail)
+            if tail.fmt is None and data and not self._recognised(tail, data):
+                continue
             cut = data.rfind(b"\n") + 1
-            if tail.ended and data and not cut:      # the last line of standard input has no newline
-                cut = len(data)
+            if (tail.ended or len(data) > MAX_PARTIAL) and data and not cut:
+                cut = len(data)          # the last line of standard input has no newline; a line this long is cut
             chunk, tail.partial = data[:cut], data[cut:]
             if not chunk:
                 continue
@@ -143,6 +149,23 @@ class Follower:
             self.evaluate(announce=True)
         return read_any
 
+    def _recognised(self, tail: Tail, data: bytes) -> bool:
+        """Whether an input's first bytes are text emblens reads; said once when they are not."""
+        from emblens.ingest.sniff import sniff
+
+        if b"\n" not in data and len(data) < 4096 and not tail.ended:
+            tail.partial = data          # not enough to tell yet
+            return False
+        fmt, why = sniff(data[:SNIFF_BYTES])
+        if fmt is None:
+            self.note(f"{tail.label}: cannot be followed: {why}")
+            tail.ended, tail.partial = True, b""
+            if tail.path is not None and tail.handle is not None:
+                tail.handle.close()
+                tail.handle = None
+            return False
+        return True
+
     def _parse(self, tail: Tail, chunk: bytes) -> pl.DataFrame | None:
         from emblens.formats.generic import GenericLog
         from emblens.formats.messages import parse as read_messages
@@ -152,12 +175,7 @@ class Follower:
         if len(tail.head) < SNIFF_BYTES:
             tail.head += chunk[: SNIFF_BYTES - len(tail.head)]
             if tail.fmt is None or isinstance(tail.fmt, GenericLog):
-                fmt, why = sniff(tail.head)
-                if fmt is None:
-                    self.note(f"{tail.label}: cannot be followed: {why}")
-                    tail.ended, tail.handle = True, None
-                    return None
-                tail.fmt = fmt
+                tail.fmt = sniff(tail.head)[0] or tail.fmt or GenericLog()
         ruleset = self.run.ruleset
         ctx = SourceContext(tail.label, keywords=ruleset.prefilter, models=ruleset.models, sniff=sniff, fallback=GenericLog(),
                             max_kept=self.max_rows, collapse=False, redactor=self.run.redactor)
