@@ -3,6 +3,7 @@
 ripgrep scanning the same bytes for the rules' patterns.
 
     python bench/busy.py --sizes 256,1024,4096 --kinds plain,zip,gzip,stdin
+    python bench/busy.py --mix requests --sizes 860,1720     # a server that logs every request
 
 For each size and kind it prints emblens's time, rg's time on the same bytes (`rg -c -f` the
 rules' prefilter pattern; for a zip, `unzip -p | rg`; for gzip, `zcat | rg`), their ratio and
@@ -15,6 +16,11 @@ models, health, metrics), 0.3 % of them 4xx; a metrics line every 10 s per engin
 one minute in three has a `Received request` line. Buried at a third and two thirds: a burst of
 404s for a misspelt model, and 401s from a client with an old key. At the end: a CUDA
 out-of-memory traceback.
+
+`--mix requests`: the same traffic from a server that logs every request it receives (vLLM's request
+logging, FORMATS.md): each POST is preceded by its `Received request <id>: prompt: '…', params: …`
+line, whose prompt is the user's text (some of them about errors), so some 45 % of the lines are not
+`200 OK` access lines.
 """
 
 from __future__ import annotations
@@ -48,9 +54,29 @@ def _access(rng: random.Random, status: int | None = None, path: tuple[str, str]
     return f'{API}INFO:     {client} - "{method} {route} HTTP/1.1" {status} {REASON[status]}\n'
 
 
-def _minute_blocks(rng: random.Random, n: int = 24, per_10s: int = 1000) -> list[list[bytes]]:
+def _minute_blocks(rng: random.Random, n: int = 24, per_10s: int = 1000, mix: str = "busy") -> list[list[bytes]]:
     """`n` minutes of access lines, each as six 10-second slices (reused with new stamps)."""
+    if mix == "requests":
+        return [[("".join(_logged(rng, k) for k in range(per_10s))).encode() for _ in range(6)] for _ in range(n)]
     return [[("".join(_access(rng) for _ in range(per_10s))).encode() for _ in range(6)] for _ in range(n)]
+
+
+PROMPTS = ("what is the capital of france", "summarise: the deploy failed with CUDA out of memory on node 3",
+           "translate 'the model does not exist' to German", "Represent this sentence for searching relevant passages: "
+           "why does my client say Connection refused", "explain HTTP 401 Unauthorized in one line")
+
+
+def _logged(rng: random.Random, k: int) -> str:
+    """One request as a server with request logging writes it: for a POST, its `Received request`
+    line (stamp left as @@STAMP@@, filled per slice), then the access line."""
+    line = _access(rng)
+    if '"POST ' not in line:
+        return line
+    kind = "embd" if "/embeddings" in line else "chatcmpl"
+    params = ("PoolingParams(dimensions=None, normalize=None)" if kind == "embd" else
+              f"SamplingParams(n=1, temperature=0.7, top_p=1.0, max_tokens={rng.choice([256, 512, 1024])})")
+    return (f"{API}INFO @@STAMP@@ [logger.py:43] Received request {kind}-{rng.getrandbits(64):016x}{k}: prompt: "
+            f"{rng.choice(PROMPTS)!r}, params: {params}, prompt_token_ids: None, lora_request: None.\n" + line)
 
 
 def _metrics(t: datetime, engine: int, rng: random.Random) -> bytes:
@@ -60,9 +86,9 @@ def _metrics(t: datetime, engine: int, rng: random.Random) -> bytes:
             f"{rng.uniform(1, 60):.1f}%, Prefix cache hit rate: {rng.uniform(0, 50):.1f}%\n").encode()
 
 
-def make_log(size_mib: int) -> Path:
+def make_log(size_mib: int, mix: str = "busy") -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / f"vllm-busy-{size_mib}m.log"
+    log = OUT / (f"vllm-busy-{size_mib}m.log" if mix == "busy" else f"vllm-{mix}-{size_mib}m.log")
     if log.exists() and log.stat().st_size >= size_mib * 2**20:
         return log
     rng = random.Random(7)
@@ -71,7 +97,7 @@ def make_log(size_mib: int) -> Path:
     oom = subprocess.run([sys.executable, str(TOOLS / "vllm_log.py"), "--version", "0.11", "--requests", "5", "--incident",
                           "oom"], capture_output=True, check=True).stdout
     oom = b"".join(line + b"\n" for line in oom.splitlines() if b"ERROR" in line or b"Traceback" in line)
-    blocks = _minute_blocks(rng)
+    blocks = _minute_blocks(rng, mix=mix)
     target = size_mib * 2**20 - len(oom)
     t = datetime(2025, 11, 20, 9, 15)
     incidents = {"404": target // 3, "401": 2 * target // 3}
@@ -83,7 +109,8 @@ def make_log(size_mib: int) -> Path:
             for k, piece in enumerate(block):
                 f.write(_metrics(t + timedelta(seconds=10 * k), 0, rng))
                 f.write(_metrics(t + timedelta(seconds=10 * k, milliseconds=400), 1, rng))
-                f.write(piece)
+                f.write(piece.replace(b"@@STAMP@@", f"{t + timedelta(seconds=10 * k):%m-%d %H:%M:%S}".encode())
+                        if mix != "busy" else piece)
             if minute % 3 == 0:
                 f.write(f"{API}INFO {t:%m-%d %H:%M:%S} [logger.py:43] Received request embd-{minute:08x}: "
                         "prompt: 'what is the capital of france', params: None, prompt_token_ids: None\n".encode())
@@ -129,6 +156,8 @@ def main() -> None:
     p.add_argument("--sizes", default="256,1024", help="MiB, comma-separated (256,1024,4096)")
     p.add_argument("--kinds", default="plain,zip", help="plain, zip, gzip, stdin (comma-separated)")
     p.add_argument("--runs", type=int, default=3, help="runs of each, taking turns (default 3): medians are shown")
+    p.add_argument("--mix", default="busy", choices=("busy", "requests"),
+                   help="busy: almost all 200 OK access lines; requests: a server that logs every request")
     a = p.parse_args()
     if not shutil.which("rg"):
         raise SystemExit("ripgrep (rg) is needed: apt-get install ripgrep")
@@ -136,11 +165,11 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     patterns = OUT / "patterns.txt"
-    patterns.write_text(load_rules(()).keywords.replace("\\ ", " ") + "\n")
+    patterns.write_text(load_rules(()).keywords.replace("\\ ", " ").replace("\\\"", "\"") + "\n")   # escapes an older rg refuses
     emblens = f"{sys.executable} -m emblens analyze --format json -q"
     print(f"{'size':>6} {'kind':>6} {'input MiB':>9} {'rg s':>7} {'emblens s':>9} {'ratio':>6} {'peak MiB':>8}")
     for size in (int(s) for s in a.sizes.split(",")):
-        log = make_log(size)
+        log = make_log(size, a.mix)
         for kind in a.kinds.split(","):
             path = make_kind(log, kind)
             subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)   # warm the page cache

@@ -243,3 +243,40 @@ def test_an_ollama_log_and_its_clients_traceback_name_the_model_that_was_never_p
         # the server's 404s on /api/chat are that failure seen from the server, not a cause of their own
         assert all(f.role != "root_cause" for f in result.findings[1:])
         assert result.facts.as_values()["ollama_version"] == "0.5.7"
+
+
+@pytest.mark.parametrize("routine", [0, 50_000])      # read whole (a small log) and through the prefilter (a large one)
+def test_vllm_request_logging_quotes_the_users_text_and_no_failure_is_read_from_it(tmp_path, routine):
+    """FORMATS.md: request logging writes the prompt (`Received request …: prompt: '…'`); a prompt
+    that talks about an out-of-memory error or a missing model is the user's text, not the server's."""
+    head = ("INFO 11-20 09:00:00 [api_server.py:1880] vLLM API server version 0.11.0\n"
+            "INFO 11-20 09:00:01 [api_server.py:1881] args: Namespace(model='m', served_model_name=['emb'], port=8000)\n")
+    asked = ("INFO 11-20 09:00:05 [logger.py:43] Received request chatcmpl-1a2b: prompt: 'my job died with "
+             "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. And the model `llama` does not "
+             "exist. Why?', params: SamplingParams(n=1, temperature=0.7, max_tokens=512), prompt_token_ids: None, "
+             "lora_request: None.\n"
+             "INFO 11-20 09:00:05 [async_llm.py:270] Added request chatcmpl-1a2b.\n"
+             'INFO:     127.0.0.1:5000 - "POST /v1/chat/completions HTTP/1.1" 200 OK\n'
+             "INFO 11-20 09:00:06 [async_llm.py:301] Finished request chatcmpl-1a2b.\n")
+    ok = 'INFO:     127.0.0.1:5000 - "POST /v1/chat/completions HTTP/1.1" 200 OK\n'
+    log = tmp_path / "server.log"
+    log.write_text(head + asked * 3 + ok * routine, encoding="utf-8")
+    a = analyze([str(log)])
+    assert a.findings == [], [(f.rule, f.summary[:80]) for f in a.findings]
+    assert a.inputs[0].lines == 2 + 12 + routine and a.inputs[0].unparsed == 0
+    assert a.traffic.total() == 3 + routine
+    # the event table still has every line (`emblens events`)
+    events, _, _ = load_events([str(log)])
+    assert events.filter(pl.col("text").str.contains("Received request", literal=True)).height == 3
+
+
+def test_a_pasted_region_counts_its_request_logging_lines_as_read(tmp_path):
+    """In a paste, the lines a format counts without keeping (its request logging) are read, not
+    unparsed: the coverage of a pasted vLLM excerpt is what it was when they were kept."""
+    paste = tmp_path / "issue.md"
+    paste.write_text("The server says:\n```\nINFO 03-12 09:29:12 async_llm_engine.py:211] Added request 75337c34.\n"
+                     "INFO 03-12 09:29:12 async_llm_engine.py:188] Finished request 75337c34.\n"
+                     "ERROR 03-12 09:29:12 serving_chat.py:196] Error in preprocessing prompt inputs\n"
+                     "and then it hangs here\n```\n", encoding="utf-8")
+    info = analyze([str(paste)]).inputs[0]
+    assert info.kind == "paste" and info.unparsed <= 1 and info.events >= 5, info      # the prose line alone may be unread

@@ -14,6 +14,8 @@ place of emblens reads its attributes instead of naming formats:
                   routine lines are counted instead of kept (`reading.routine.Tally`)
     ok_line       the end of its routine line of a request that worked, counted without a look
     metrics       the literal starts of its periodic metrics lines (KV-cache usage)
+    requests      the literal marks of the lines it writes for each request it receives (request
+                  logging): counted as routine, never kept nor read, since they quote the user's text
     samples       lines of the real program's output that `line_pattern` must match
 
 A line format implements `sniff` and `parse_rows` and is read by the streaming engine
@@ -47,6 +49,7 @@ class Source:
     clock: str | None = None
     ok_line: str | None = None
     metrics: tuple[str, ...] = ()
+    requests: tuple[str, ...] = ()
     samples: tuple[str, ...] = ()
 
     def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden  # noqa: ARG002

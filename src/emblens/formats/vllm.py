@@ -41,6 +41,10 @@ class VLLMLog(Source):
     clock = r"^(?:\([^()]*? pid=\d+\) )?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\d\d-\d\d \d\d:\d\d:\d\d)"
     ok_line = OK_LINE
     metrics = ("Avg prompt throughput:",)
+    # request logging (on by default up to 0.10, --enable-log-requests from 0.11; FORMATS.md): the
+    # logger's `Received request <id>: prompt: '…'` quotes the user's text; the engine's `Added
+    # request <id>.` and `Finished request <id>.` follow it
+    requests = ("] Received request ", "] Added request ", "] Finished request ")
     samples = (
         "INFO 11-20 09:14:01 [api_server.py:1880] vLLM API server version 0.11.0",
         "(APIServer pid=3999075) INFO 11-20 09:14:02 [utils.py:233] non-default args: {'model_tag': "

@@ -183,7 +183,7 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
         lines = lines.with_columns(
             pl.when(long).then(pl.col("raw").str.slice(0, MAX_LINE_BYTES)).otherwise(pl.col("raw")).alias("raw"))
     raw = pl.col("raw")
-    marks = Tally.marks(lines, fmt.metrics) if fmt.clock else None
+    marks = Tally.marks(lines, fmt.metrics, fmt.requests) if fmt.clock else None
     # the regexes run on the lines that are not routine (all of them for `events`, which keeps every line)
     rest = lines if marks is None or ctx.keep_all else lines.filter(~marks["routine"])
     blank = raw.str.strip_chars().str.len_bytes() == 0

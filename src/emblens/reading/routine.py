@@ -28,11 +28,13 @@ class Tally:
         self.kv_parts: list[pl.DataFrame] = []
 
     @staticmethod
-    def marks(lines: pl.DataFrame, metrics: tuple[str, ...]) -> pl.DataFrame:
+    def marks(lines: pl.DataFrame, metrics: tuple[str, ...], requests: tuple[str, ...] = ()) -> pl.DataFrame:
         """Per line, found with literal searches (no regex over every line): `status` of a uvicorn
         access line (`INFO:     1.2.3.4:5 - "POST /v1/x HTTP/1.1" 404 Not Found`), `metric` for a
-        periodic metrics line (one that holds one of `metrics`), and `routine`: a 2xx access line
-        or a metrics line. Given the lines that are not the format's OK lines (`engine.scan_chunk`
+        periodic metrics line (one that holds one of `metrics`), and `routine`: a 2xx access line,
+        a metrics line, or a line the server logs for each request it receives (one that holds one
+        of `requests`: vLLM's `Received request …: prompt: '…'`, which quotes the user's text, so
+        no failure is ever read from it). Given the lines that are not the format's OK lines (`engine.scan_chunk`
         sets those 200s apart first), or every line for `events`."""
         raw = pl.col("raw")
         at, info = pl.col("at"), pl.col("info")
@@ -45,8 +47,11 @@ class Tally:
         metric = pl.repeat(False, lines.height, dtype=pl.Boolean, eager=True).alias("metric")
         if other.len() and metrics:
             metric = metric.scatter(other, lines["raw"].gather(other).str.contains_any(list(metrics)))
-        return pl.DataFrame([status, metric]).with_columns(
-            (pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric")).alias("routine"))
+        request = pl.repeat(False, lines.height, dtype=pl.Boolean, eager=True).alias("request")
+        if other.len() and requests:
+            request = request.scatter(other, lines["raw"].gather(other).str.contains_any(list(requests)))
+        return pl.DataFrame([status, metric, request]).with_columns(
+            (pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric") | pl.col("request")).alias("routine"))
 
     @staticmethod
     def scan(n: int, lines: pl.DataFrame, marks: pl.DataFrame, kept: pl.DataFrame, counts: Counts,
