@@ -164,7 +164,11 @@ class Paste(WholeFileSource):
                 used.update(n + offset for n in events["line"].to_list())
                 # and the routine lines the format counted without keeping (a server's access, metrics and
                 # request-logging lines)
-                used.update(region.start + i for i, line in enumerate(body) if _routine(adapter, line))
+                if getattr(adapter, "clock", None):
+                    from emblens.reading.routine import Tally
+
+                    routine = Tally.marks(pl.DataFrame({"raw": body}), adapter.metrics, adapter.requests)["routine"]
+                    used.update(region.start + i for i in routine.arg_true().to_list())
         if depth < MAX_NESTING:
             for n, text in bodies(lines):
                 data = text.encode("utf-8") + b"\n"
@@ -204,15 +208,6 @@ class Paste(WholeFileSource):
             note = "regions: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) if kinds else None
         self.account(counts, lines, used, note)
         return (pl.concat(frames, how="vertical") if frames else schema.empty()), counts
-
-
-def _routine(adapter, line: str) -> bool:
-    """Whether a format counts `line` as routine rather than keeping it (`reading.routine.Tally`)."""
-    if not getattr(adapter, "clock", None):
-        return False
-    if adapter.ok_line and line.rstrip().endswith(adapter.ok_line):
-        return True
-    return any(m in line for m in (*adapter.metrics, *adapter.requests))
 
 
 def bodies(lines: list[str]) -> list[tuple[int, str]]:
