@@ -338,12 +338,7 @@ def _follow(paths: list[str], run, fmt: Format | None, outputs: list[str], width
     if not quiet:
         found = len(follower.analysis.findings)
         typer.echo(f"emblens: {'stopped' if interrupted else 'input ended'}: {found} finding(s)", err=True)
-    if targets:
-        _emit(follower.analysis, targets, width, fail_on)
-    elif fail_on is not None:
-        worst = SEVERITIES.index(fail_on.value)
-        if any(SEVERITIES.index(f.severity) <= worst for f in follower.analysis.findings):
-            raise typer.Exit(1)
+    _emit(follower.analysis, targets, width, fail_on)      # each -o report (none: the notices), and --fail-on
 
 
 def _nothing_read(analysis, paths: list[str]) -> None:
