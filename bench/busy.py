@@ -4,6 +4,7 @@ ripgrep scanning the same bytes for the rules' patterns.
 
     python bench/busy.py --sizes 256,1024,4096 --kinds plain,zip,gzip,stdin
     python bench/busy.py --mix requests --sizes 860,1720     # a server that logs every request
+    python bench/busy.py --mix sglang --sizes 860,1720       # SGLang, a line per prefill batch
 
 For each size and kind it prints emblens's time, rg's time on the same bytes (`rg -c -f` the
 rules' prefilter pattern; for a zip, `unzip -p | rg`; for gzip, `zcat | rg`), their ratio and
@@ -21,6 +22,12 @@ out-of-memory traceback.
 logging, FORMATS.md): each POST is preceded by its `Received request <id>: prompt: '…', params: …`
 line, whose prompt is the user's text (some of them about errors), so some 45 % of the lines are not
 `200 OK` access lines.
+
+`--mix sglang`: the same traffic from SGLang 0.5 (FORMATS.md §2): every line stamped
+(`[2025-11-20 09:15:03] INFO:     … 200 OK`), each request preceded by the scheduler's `Prefill batch,
+#new-seq: …, token usage: …` line and a `Decode batch, …` line every 40 chat requests, so again
+some 45 % of the lines are not `200 OK` access lines; the incidents are the same, and SGLang's
+`Not enough memory` start-up failure at the end.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ def _access(rng: random.Random, status: int | None = None, path: tuple[str, str]
 
 def _minute_blocks(rng: random.Random, n: int = 24, per_10s: int = 1000, mix: str = "busy") -> list[list[bytes]]:
     """`n` minutes of access lines, each as six 10-second slices (reused with new stamps)."""
+    if mix == "sglang":
+        return [[("".join(_batched(rng, k) for k in range(per_10s))).encode() for _ in range(6)] for _ in range(n)]
     if mix == "requests":
         return [[("".join(_logged(rng, k) for k in range(per_10s))).encode() for _ in range(6)] for _ in range(n)]
     return [[("".join(_access(rng) for _ in range(per_10s))).encode() for _ in range(6)] for _ in range(n)]
@@ -79,6 +88,42 @@ def _logged(rng: random.Random, k: int) -> str:
             f"{rng.choice(PROMPTS)!r}, params: {params}, prompt_token_ids: None, lora_request: None.\n" + line)
 
 
+def _batched(rng: random.Random, k: int) -> str:
+    """One request as SGLang 0.5 logs it (stamps left as @@STAMP@@, filled per slice, a second
+    apart within it): the scheduler's `Prefill batch` line for a POST, a `Decode batch` line now and
+    then, the stamped access line."""
+    stamp = f"[@@STAMP{k * 10 // 1000}@@"
+    line = stamp + "] " + _access(rng).removeprefix(API)
+    if '"POST ' not in line:
+        return line
+    out = (f"{stamp} TP0] Prefill batch, #new-seq: 1, #new-token: {rng.randint(6, 900)}, #cached-token: "
+           f"{rng.choice([0, 0, 41, 128])}, token usage: {rng.uniform(0, 0.6):.2f}, #running-req: {rng.randint(0, 30)}, "
+           f"#queue-req: {rng.randint(0, 3)}\n")
+    if "/chat/" in line and k % 40 == 0:
+        out += (f"{stamp} TP0] Decode batch, #running-req: {rng.randint(1, 30)}, #token: {rng.randint(100, 9000)}, "
+                f"token usage: {rng.uniform(0, 0.6):.2f}, cuda graph: True, gen throughput (token/s): "
+                f"{rng.uniform(100, 2000):.2f}, #queue-req: {rng.randint(0, 3)}\n")
+    return out + line
+
+
+SGLANG_HEAD = (
+    "[2025-11-20 09:14:00] server_args=ServerArgs(model_path='Qwen/Qwen3-Embedding-4B', tokenizer_path="
+    "'Qwen/Qwen3-Embedding-4B', host='0.0.0.0', port=30000, mem_fraction_static=0.88, served_model_name="
+    "'Qwen/Qwen3-Embedding-4B', is_embedding=True, api_key='bench-key', tp_size=1)\n"
+    "[2025-11-20 09:14:20 TP0] Load weight begin. avail mem=78.50 GB\n"
+    "[2025-11-20 09:14:40 TP0] Load weight end. type=Qwen3ForCausalLM, dtype=torch.bfloat16, avail mem=70.31 GB, "
+    "mem usage=8.19 GB.\n"
+    "[2025-11-20 09:14:41 TP0] KV Cache is allocated. #tokens: 400000, K size: 27.47 GB, V size: 27.47 GB\n"
+    "[2025-11-20 09:14:55] INFO:     Uvicorn running on http://0.0.0.0:30000 (Press CTRL+C to quit)\n"
+    "[2025-11-20 09:14:58] The server is fired up and ready to roll!\n")
+SGLANG_FAIL = (
+    "[@@DAY@@ TP0] Scheduler hit an exception: Traceback (most recent call last):\n"
+    '  File "/sgl-workspace/sglang/python/sglang/srt/managers/scheduler.py", line 2533, in run_scheduler_process\n'
+    "    scheduler = Scheduler(server_args, port_args, gpu_id, tp_rank, moe_ep_rank, pp_rank, dp_rank)\n"
+    "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.\n"
+    "[@@DAY@@] Received sigquit from a child process. It usually means the child failed.\n")
+
+
 def _metrics(t: datetime, engine: int, rng: random.Random) -> bytes:
     return (f"{API}INFO {t:%m-%d %H:%M:%S} [loggers.py:123] Engine {engine:03d}: Avg prompt throughput: "
             f"{rng.uniform(2000, 9000):.1f} tokens/s, Avg generation throughput: {rng.uniform(0, 900):.1f} tokens/s, "
@@ -88,10 +133,12 @@ def _metrics(t: datetime, engine: int, rng: random.Random) -> bytes:
 
 def make_log(size_mib: int, mix: str = "busy") -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / (f"vllm-busy-{size_mib}m.log" if mix == "busy" else f"vllm-{mix}-{size_mib}m.log")
+    log = OUT / {"busy": f"vllm-busy-{size_mib}m.log", "sglang": f"sglang-busy-{size_mib}m.log"}.get(mix, f"vllm-{mix}-{size_mib}m.log")
     if log.exists() and log.stat().st_size >= size_mib * 2**20:
         return log
     rng = random.Random(7)
+    if mix == "sglang":
+        return _sglang_log(log, size_mib, rng)
     head = subprocess.run([sys.executable, str(TOOLS / "vllm_log.py"), "--version", "0.11", "--requests", "0",
                            "--api-key", "bench-key", "--start", "2025-11-20 09:14:00"], capture_output=True, check=True).stdout
     oom = subprocess.run([sys.executable, str(TOOLS / "vllm_log.py"), "--version", "0.11", "--requests", "5", "--incident",
@@ -122,6 +169,31 @@ def make_log(size_mib: int, mix: str = "busy") -> Path:
             t += timedelta(minutes=1)
             minute += 1
         f.write(oom.replace(b"11-20", f"{t:%m-%d}".encode()))
+    return log
+
+
+def _sglang_log(log: Path, size_mib: int, rng: random.Random) -> Path:
+    blocks = _minute_blocks(rng, mix="sglang")
+    target = size_mib * 2**20 - 600
+    t = datetime(2025, 11, 20, 9, 15)
+    incidents = {"404": target // 3, "401": 2 * target // 3}
+    with open(log, "wb") as f:
+        f.write(SGLANG_HEAD.encode())
+        minute = 0
+        while f.tell() < target:
+            for k, piece in enumerate(blocks[minute % len(blocks)]):
+                for s in range(10):
+                    piece = piece.replace(f"@@STAMP{s}@@".encode(), f"{t + timedelta(seconds=10 * k + s):%Y-%m-%d %H:%M:%S}".encode())
+                f.write(piece)
+            for name, at in list(incidents.items()):
+                if f.tell() >= at:
+                    status, route = (404, ("POST", "/v1/embeddings")) if name == "404" else (401, ("POST", "/v1/chat/completions"))
+                    f.write("".join(f"[{t:%Y-%m-%d %H:%M:%S}] " + _access(rng, status, route).removeprefix(API)
+                                    for _ in range(25)).encode())
+                    del incidents[name]
+            t += timedelta(minutes=1)
+            minute += 1
+        f.write(SGLANG_FAIL.replace("@@DAY@@", f"{t:%Y-%m-%d %H:%M:%S}").encode())
     return log
 
 
@@ -156,8 +228,9 @@ def main() -> None:
     p.add_argument("--sizes", default="256,1024", help="MiB, comma-separated (256,1024,4096)")
     p.add_argument("--kinds", default="plain,zip", help="plain, zip, gzip, stdin (comma-separated)")
     p.add_argument("--runs", type=int, default=3, help="runs of each, taking turns (default 3): medians are shown")
-    p.add_argument("--mix", default="busy", choices=("busy", "requests"),
-                   help="busy: almost all 200 OK access lines; requests: a server that logs every request")
+    p.add_argument("--mix", default="busy", choices=("busy", "requests", "sglang"),
+                   help="busy: almost all 200 OK access lines; requests: a server that logs every request; "
+                        "sglang: SGLang 0.5 with a line per prefill batch")
     a = p.parse_args()
     if not shutil.which("rg"):
         raise SystemExit("ripgrep (rg) is needed: apt-get install ripgrep")

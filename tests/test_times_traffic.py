@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timedelta
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from emblens.combiners.time import span_notes
@@ -247,10 +248,27 @@ def test_a_log_of_many_days_counts_its_failing_requests_by_the_hour(tmp_path):
     assert (top.first_seen, top.last_seen) == (t0, t0 + timedelta(minutes=minutes - 1))
 
 
-def _mixed_server_log(path) -> None:
+def _logged(t: datetime, i: int, m: int) -> list[str]:
+    """What a server with request logging writes before a request's access line (FORMATS.md):
+    its prompt is the user's text, here quoting failures; some seconds apart, some the same."""
+    t = t + timedelta(seconds=i // 3)
+    prompt = ("why does my server say CUDA out of memory" if i % 2 else "summarise: 401 Unauthorized Incorrect API key")
+    if m == 11 and i == 4:
+        prompt = "z" * 70_000      # past the length cap: counted as cut
+    stamp = f"{PREFIX}INFO {t:%m-%d %H:%M:%S}"
+    out = [f"{stamp} [logger.py:43] Received request embd-{m:04d}{i}: prompt: {prompt!r}, params: PoolingParams("
+           "dimensions=None), prompt_token_ids: None, lora_request: None."]
+    if i % 3 == 0:
+        out += [f"{stamp} [async_llm.py:261] Added request embd-{m:04d}{i}.",
+                f"{stamp} [async_llm.py:300] Finished request embd-{m:04d}{i}."]
+    return out
+
+
+def _mixed_server_log(path, requests: bool = False) -> None:
     """A vLLM 0.11 log with every kind of line the fast path sets apart or keeps: `200 OK` access
     lines, other 2xx and HTTP/1.0 lines, 4xx, metrics, a stamped error, a key name whose value is
-    on the next line, a traceback, blank lines and a line past the length cap."""
+    on the next line, a traceback, blank lines and a line past the length cap. `requests`: with
+    request logging, each embedding request's lines before its access line (`_logged`)."""
     lines = []
     t0 = datetime(2025, 11, 20, 9, 0, 0)
     for m in range(40):
@@ -258,7 +276,9 @@ def _mixed_server_log(path) -> None:
             t = t0 + timedelta(minutes=m, seconds=20 * k)
             lines.append(f"{PREFIX}INFO {t:%m-%d %H:%M:%S} [loggers.py:123] Engine 000: Avg prompt throughput: 1.0 "
                          f"tokens/s, Running: 1 reqs, GPU KV cache usage: {m + k}.0%, Prefix cache hit rate: 1.0%")
-            lines += [f'{PREFIX}INFO:     10.0.3.{i}:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK' for i in range(7)]
+            for i in range(7):
+                lines += _logged(t, i, m) if requests else []
+                lines.append(f'{PREFIX}INFO:     10.0.3.{i}:4000 - "POST /v1/embeddings HTTP/1.1" 200 OK')
             lines.append(f'{PREFIX}INFO:     10.0.3.8:4000 - "GET /v1/models HTTP/1.0" 200 OK')
             lines.append(f'{PREFIX}INFO:     10.0.3.9:4000 - "POST /v1/files HTTP/1.1" 201 Created')
             if k == 1:
@@ -285,12 +305,15 @@ def _report(a) -> dict:
     return {k: d[k] for k in ("findings", "inputs", "traffic", "timeline")}
 
 
-def test_a_server_log_in_small_chunks_and_spans_gives_what_it_gives_in_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("requests", [False, True], ids=["plain", "request-logging"])
+def test_a_server_log_in_small_chunks_and_spans_gives_what_it_gives_in_one(tmp_path, monkeypatch, requests):
     """The `200 OK` lines are only counted, and the other lines of several chunks are finished
     together (`Span`): neither may change what is counted, kept or found."""
     from emblens.reading import bounds, engine
+    from emblens.reading import lines as reading_lines
+    monkeypatch.setattr(reading_lines, "FOLD_FROM", 0 if requests else reading_lines.FOLD_FROM)
     log = tmp_path / "vllm.log"
-    _mixed_server_log(log)
+    _mixed_server_log(log, requests)
     whole = analyze([log], year=2025)
     whole_events, _, _ = load_events([log], year=2025, keep_all=True)
     assert whole.inputs[0].lines > 1_000 and whole.traffic.total() > 1_000 and whole.findings
@@ -307,17 +330,22 @@ def test_a_server_log_in_small_chunks_and_spans_gives_what_it_gives_in_one(tmp_p
     assert whole_events.filter(pl.col("text") == "  abc123def456 Traceback (most recent call last):").height == 5
 
 
-def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tmp_path):
-    """`scan_chunk` sets the `... HTTP/1.1" 200 OK` lines apart with one suffix test; `finish` on
-    all the lines reads each of them. Both give the same kept lines, clocks, statuses and counts."""
+@pytest.mark.parametrize("requests", [False, True], ids=["plain", "request-logging"])
+def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tmp_path, monkeypatch, requests):
+    """`scan_chunk` sets the `... HTTP/1.1" 200 OK` lines apart with one suffix test, and cuts a
+    request-logging server's request lines before their prompt, a run of them one row; `finish`
+    on all the lines reads each of them whole. Both give the same kept lines, clocks, statuses and
+    counts."""
     from emblens.formats.registry import REGISTRY
     from emblens.reading import engine
+    from emblens.reading import lines as reading_lines
     from emblens.reading.chunks import Chunk
     from emblens.reading.context import SourceContext
     from emblens.reading.lines import lines_frame, unwrap
     from emblens.rules.loader import load_rules
+    monkeypatch.setattr(reading_lines, "FOLD_FROM", 0 if requests else reading_lines.FOLD_FROM)
     log = tmp_path / "vllm.log"
-    _mixed_server_log(log)
+    _mixed_server_log(log, requests)
     rules = load_rules()
     ctx = SourceContext("x", keywords=rules.keywords, models=rules.models)
     vllm = next(s for s in REGISTRY if s.name == "vllm-log")
@@ -329,7 +357,7 @@ def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tm
     assert "  abc123def456 Traceback (most recent call last):" in fast["raw"].to_list()
     for field in ("lines", "blank", "recognised", "cut", "clock_last"):
         assert getattr(fast_counts, field) == getattr(full_counts, field), field
-    assert fast_counts.cut == 1
+    assert fast_counts.cut == 1 + 3 * requests      # a prompt past the cap, once a minute-slice of minute 11
     for frame in ("traffic", "kv"):
         a, b = (getattr(c, frame).sort(pl.all()) for c in (fast_counts, full_counts))
         assert a.equals(b), frame
@@ -369,3 +397,41 @@ def test_a_server_chunk_read_in_one_query_gives_what_its_frame_of_lines_gives(tm
                  b"2025-11-20T09:00:00.123456789Z " + ok,
                  b"INFO: \xff\xfe\n"):
         assert server_lines(Chunk([text * 300]), OK_LINE) is None, text[:20]
+
+
+def test_routine_lines_are_cut_before_their_literal_and_a_run_of_them_is_one_row(tmp_path):
+    """With request logging, `routine_rows` gives a request or metrics line only up to its
+    literal (never a prompt), a metrics line's KV usage as read on the whole line, and a run of
+    such lines that are the same once cut, with only OK lines between them, as one row standing
+    for them all (`_weight`, the run's highest `_kv`); the other lines as they are."""
+    import io
+
+    from emblens.formats.uvicorn import OK_LINE
+    from emblens.formats.vllm import VLLMLog
+    from emblens.reading.chunks import read_chunks
+    from emblens.reading.lines import lines_frame, routine_rows, server_lines, unwrap
+    from emblens.reading.routine import KV_USAGE
+    log = tmp_path / "vllm.log"
+    _mixed_server_log(log, requests=True)
+    marks = VLLMLog.requests + VLLMLog.metrics
+    checked = folded = 0
+    for size in (CHUNK_BYTES, 4096):
+        for chunk in read_chunks(io.BytesIO(log.read_bytes()), size):
+            lines = unwrap(lines_frame(chunk)).filter(~pl.col("raw").str.ends_with(OK_LINE))
+            routine = lines["raw"].str.contains_any(list(marks)) & ~lines["raw"].str.contains("HTTP/1.", literal=True)
+            other, long = routine_rows(server_lines(chunk, OK_LINE)[0], VLLMLog.requests, VLLMLog.metrics)
+            assert long == int((routine & (lines["raw"].str.len_bytes() > 65_536)).sum())
+            assert other.filter(pl.col("_kind").is_null()).select("line", "raw", "wrap_ts").equals(lines.filter(~routine))
+            cut = other.filter(pl.col("_kind").is_not_null())
+            assert int(cut["_weight"].sum()) == int(routine.sum())
+            assert not cut["raw"].str.contains("prompt|CUDA|Unauthorized|zzz|throughput").any()
+            whole = dict(zip(lines["line"], lines["raw"]))
+            for line, text, kind, kv in zip(cut["line"], cut["raw"], cut["_kind"], cut["_kv"]):
+                rest = whole[line][len(text):]
+                assert whole[line].startswith(text) and rest.startswith(marks), whole[line][:120]
+                assert kind == ("metric" if rest.startswith(VLLMLog.metrics) else "request")
+                if kind == "metric":
+                    assert kv == float(pl.Series([whole[line]]).str.extract(KV_USAGE, 1)[0])
+            checked += cut.height
+            folded += int((cut["_weight"] > 1).sum())
+    assert checked > 100 and folded > 50

@@ -153,7 +153,7 @@ def scan_chunk(fmt, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "t
     next chunks' (`Partial`)."""
     cut = chunk.cut if isinstance(chunk, Chunk) else 0
     if fmt.clock and not ctx.keep_all and isinstance(chunk, Chunk):
-        quick = server_lines(chunk, fmt.ok_line)
+        quick = server_lines(chunk, fmt.ok_line, fmt.requests, fmt.metrics)
         if quick is not None:
             other, n, ok_cut = quick
             if defer and other.height <= Span.LINES // 2:
@@ -214,6 +214,7 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
                     cut=cut)
     if marks is not None:
         kept = Tally.scan(n, lines, marks, kept, counts, fmt.clock)
+    kept = kept.drop("_kind", "_kv", "_weight", strict=False)
     if kept.height:
         kept = kept.with_columns(pl.Series("raw", ctx.redactor.series(kept["raw"])))
     return kept, counts

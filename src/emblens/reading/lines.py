@@ -8,8 +8,9 @@ import re
 
 import polars as pl
 
-from emblens.reading.chunks import Chunk
+from emblens.reading.chunks import Chunk, fresh
 from emblens.reading.context import MAX_LINE_BYTES
+from emblens.reading.routine import KV_USAGE
 
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -43,12 +44,15 @@ def lines_frame(chunk: Chunk | bytes, first_line: int = 1) -> pl.DataFrame:
     return pl.DataFrame({"line": pl.int_range(first_line, first_line + raw.len(), dtype=pl.Int64, eager=True), "raw": raw})
 
 
-def server_lines(chunk: Chunk, ok_line: str) -> tuple[pl.DataFrame, int, int] | None:
+def server_lines(chunk: Chunk, ok_line: str, requests: tuple[str, ...] = (),
+                 metrics: tuple[str, ...] = ()) -> tuple[pl.DataFrame, int, int] | None:
     """A server log's chunk in one query: its lines that do not end in `ok_line` (`line`, numbered
-    1..n in the chunk, `raw` written anew, `wrap_ts`), its number of lines, and how many OK lines
-    are longer than MAX_LINE_BYTES (cut: counted, never kept). What `lines_frame`, `unwrap` and the
-    OK test of `engine.scan_chunk` give, without a frame of all the chunk's lines or a dozen calls on
-    it. None when the chunk needs them: colours, CRs, bytes that are not UTF-8, a container wrapper."""
+    1..n in the chunk, `raw` written anew, `wrap_ts`), its number of lines, and how many lines
+    longer than MAX_LINE_BYTES were cut here (OK lines, counted and never kept; routine lines cut
+    by `routine_rows`). What `lines_frame`, `unwrap` and the
+    OK test of `engine.scan_chunk` give, without a frame of all the chunk's lines or a dozen calls
+    on it. None when the chunk needs them: colours, CRs, bytes that are not UTF-8, a container
+    wrapper. When those lines are many, the routine ones among them are cut and folded (`routine_rows`)."""
     if chunk.contains(b"\x1b") or chunk.contains(b"\r"):
         return None
     try:
@@ -72,15 +76,76 @@ def server_lines(chunk: Chunk, ok_line: str) -> tuple[pl.DataFrame, int, int] | 
     if chunk.drop_last:        # cut line: it comes whole with the next chunk
         keep = keep & (i != rows - 1)
     line = (i + 1 - (i >= 2).cast(pl.Int64)) if chunk.drop_first else i + 1
+    # the lines are written anew (they outlive the chunk), but for a chunk with many: `routine_rows`
+    # cuts them first, and writes what it gives anew
+    fold = bool(requests or metrics) and rows - int(df.select(ok.sum()).item()) >= FOLD_FROM
+    text = raw if fold else pl.concat_str([raw, pl.lit("")])
     part = (df.lazy().with_row_index("i").filter(keep)
-            .select(line.alias("line"), pl.concat_str([raw, pl.lit("")]).alias("raw"), ok.alias("ok"), long.alias("long"))
+            .select(line.alias("line"), text.alias("raw"), ok.alias("ok"), long.alias("long"))
             .collect())
     ok_cut = 0
     if part["long"].any():
         ok_cut = part.filter(pl.col("ok") & pl.col("long")).height
         part = part.filter(~pl.col("ok"))
     n = rows - chunk.drop_first - chunk.drop_last
-    return part.select("line", "raw", pl.lit(None, dtype=pl.Datetime("us")).alias("wrap_ts")), n, ok_cut
+    part = part.select("line", "raw", pl.lit(None, dtype=pl.Datetime("us")).alias("wrap_ts"))
+    if fold:
+        part, long_cut = routine_rows(part, requests, metrics)
+        ok_cut += long_cut
+    return part, n, ok_cut
+
+
+# A chunk's other lines are cut and folded from this many: a busy server's chunk has a few hundred,
+# where it would cost more calls than it saves
+FOLD_FROM = 2_048
+
+
+def routine_rows(part: pl.DataFrame, requests: tuple[str, ...], metrics: tuple[str, ...]) -> tuple[pl.DataFrame, int]:
+    """The routine lines a server writes for each request or step, among a chunk's other lines
+    (`server_lines`), cut and folded: they are only counted, never read (`Tally`).
+
+    They are the lines holding one of `requests` (the format's `Source.requests`: vLLM's `]
+    Received request <id>: prompt: '…'`, whose prompt is the user's text) or of `metrics` (vLLM's
+    periodic `Avg prompt throughput: …`, SGLang's per-batch `Prefill batch, …`), and no access
+    line. Such a line is given up to its literal (its level, stamp and logger: its clock, all that
+    is read of it), with `_kind` ("request", "metric") and, for a metrics line, `_kv`, its KV-cache
+    usage (`routine.KV_USAGE`, read on the whole line). A run of them the same once cut (the same
+    kind, second and logger; only OK lines between them) is one row, standing for `_weight` lines,
+    with the highest `_kv` of the run. A request-logging or per-batch log is half such lines, and
+    their prompts were most of its bytes. Also returned: how many of the lines cut were longer than
+    MAX_LINE_BYTES (counted as cut, as `engine.finish` counts the others)."""
+    raw = pl.col("raw")
+    access = raw.str.contains("HTTP/1.", literal=True)      # never cut: `Tally.marks` reads its status
+    at_req, at_metric = _find(raw, requests), _find(raw, metrics)
+    kind = pl.when(access).then(None).when(at_req.is_not_null()).then(pl.lit("request")).when(
+        at_metric.is_not_null()).then(pl.lit("metric"))
+    part = part.with_columns(kind.alias("_kind"), pl.coalesce(at_req, at_metric).alias("_at"),
+                             pl.lit(None, dtype=pl.Float64).alias("_kv"))
+    at = (part["_kind"] == "metric").fill_null(False).arg_true()
+    if at.len():
+        found = part["raw"].gather(at).str.extract_groups(KV_USAGE)
+        part = part.with_columns(part["_kv"].scatter(at, found.struct.field("pct").cast(pl.Float64).fill_null(
+            found.struct.field("share").cast(pl.Float64) * 100)))
+    cut = pl.col("_kind").is_not_null()
+    long = int(part.select((cut & (raw.str.len_bytes() > MAX_LINE_BYTES)).sum()).item())
+    part = part.select("line", pl.when(cut).then(pl.concat_str([raw.str.head(pl.col("_at")), pl.lit("")])).otherwise(raw)
+                       .alias("raw"), "wrap_ts", "_kind", "_kv", pl.lit(1, dtype=pl.Int64).alias("_weight"))
+    kind, text = part["_kind"], part["raw"]
+    same = (kind.is_not_null() & (kind == kind.shift(1)) & (text == text.shift(1))).fill_null(False)
+    if not same.any():      # written anew: the lines left uncut still point into the uncut lines' buffers
+        return fresh(part), long
+    run = (~same).cum_sum().alias("_run")
+    first = [pl.col(c).first() for c in ("line", "raw", "wrap_ts", "_kind")]
+    return fresh(part.with_columns(run).group_by("_run", maintain_order=True)
+                 .agg(*first, pl.col("_kv").max(), pl.col("_weight").sum()).drop("_run")), long
+
+
+def _find(raw: pl.Expr, literals: tuple[str, ...]) -> pl.Expr:
+    """Where the first of `literals` starts in each line (null where none is)."""
+    if not literals:
+        return pl.lit(None, dtype=pl.Int64)
+    # literal finds: a regex of the alternatives would be compiled anew on every chunk
+    return pl.min_horizontal(*(raw.str.find(x, literal=True).cast(pl.Int64) for x in literals))
 
 
 def strip_ansi(raw: pl.Series, chunk: bytes) -> pl.Series:

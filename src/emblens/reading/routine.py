@@ -15,6 +15,18 @@ from emblens.reading.context import Counts
 KV_USAGE = r"KV cache usage: (?P<pct>\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (?P<share>0(?:\.\d+)?|1(?:\.0+)?)\b"
 
 
+def _stamps(raw: pl.Series, clock: str) -> pl.Series:
+    """The `clock` of each line. Lines that repeat (a request-logging server's lines, cut before
+    their prompt by `server_lines`, are the same within a second) are read once: a regex's cost
+    is per line, and half a chunk's lines there are such lines."""
+    if raw.len() < 256:
+        return raw.str.extract(clock, 1)
+    distinct = raw.unique()
+    if distinct.len() * 2 > raw.len():
+        return raw.str.extract(clock, 1)
+    return raw.replace_strict(distinct, distinct.str.extract(clock, 1), default=None, return_dtype=pl.String)
+
+
 class Tally:
     """Routine traffic counted instead of kept: access lines by minute and status, and KV-cache
     usage by minute. Each run of lines (a chunk, or a `Span` of them) is counted on its own
@@ -34,8 +46,9 @@ class Tally:
         periodic metrics line (one that holds one of `metrics`), and `routine`: a 2xx access line,
         a metrics line, or a line the server logs for each request it receives (one that holds one
         of `requests`: vLLM's `Received request …: prompt: '…'`, which quotes the user's text, so
-        no failure is ever read from it). Given the lines that are not the format's OK lines (`engine.scan_chunk`
-        sets those 200s apart first), or every line for `events`."""
+        no failure is ever read from it; `server_lines` marks both kinds already, in `_kind`).
+        Given the lines that are not the format's OK lines (`engine.scan_chunk` sets those 200s apart
+        first), or every line for `events`."""
         raw = pl.col("raw")
         at, info = pl.col("at"), pl.col("info")
         status = (lines.select(raw, raw.str.find('HTTP/1.', literal=True).alias("at"),
@@ -43,13 +56,17 @@ class Tally:
                   .select(pl.when(info < at).then(pl.when(raw.str.slice(at + 8, 2) == '" ')
                                                   .then(raw.str.slice(at + 10, 3).cast(pl.Int64, strict=False)))
                           .alias("status"))["status"])
-        other = status.is_null().arg_true()
-        metric = pl.repeat(False, lines.height, dtype=pl.Boolean, eager=True).alias("metric")
-        if other.len() and metrics:
-            metric = metric.scatter(other, lines["raw"].gather(other).str.contains_any(list(metrics)))
-        request = pl.repeat(False, lines.height, dtype=pl.Boolean, eager=True).alias("request")
-        if other.len() and requests:
-            request = request.scatter(other, lines["raw"].gather(other).str.contains_any(list(requests)))
+        # the lines `server_lines` cut are known (`_kind`); the literals are looked for on the others
+        known = (lines["_kind"] if "_kind" in lines.columns
+                 else pl.repeat(None, lines.height, dtype=pl.String, eager=True))
+        metric = ((known == "metric") & status.is_null()).fill_null(False).alias("metric")
+        request = ((known == "request") & status.is_null()).fill_null(False).alias("request")
+        unknown = (known.is_null() & status.is_null()).arg_true()
+        if unknown.len() and metrics:
+            metric = metric.scatter(unknown, lines["raw"].gather(unknown).str.contains_any(list(metrics)))
+        if unknown.len() and requests:
+            request = request.scatter(unknown, lines["raw"].gather(unknown).str.contains_any(list(requests)))
+        metric = (metric & ~request).alias("metric")     # a prompt that quotes a metrics line is not one
         return pl.DataFrame([status, metric, request]).with_columns(
             (pl.col("status").is_between(200, 299).fill_null(False) | pl.col("metric") | pl.col("request")).alias("routine"))
 
@@ -64,10 +81,14 @@ class Tally:
         status = marks["status"]
         at_line = (lines["line"] - 1).cast(pl.Int64)         # positions in the run, ascending
         other = status.is_null().arg_true()
-        stamps = lines["raw"].gather(other).str.extract(clock, 1)
+        stamps = _stamps(lines["raw"].gather(other), clock)
+        # a stamp that repeats the one before it starts no new segment (the lines there have that
+        # clock either way): a request-logging server stamps half its lines, a few per second
         stamped = stamps.is_not_null()
-        where = at_line.gather(other.filter(stamped))       # the position of each stamp, ascending
         values = stamps.filter(stamped)
+        changed = values.ne_missing(values.shift(1))
+        where = at_line.gather(other.filter(stamped).filter(changed))   # where the clock changes, ascending
+        values = values.filter(changed)
         clocks = pl.concat([pl.Series([None], dtype=pl.String), values])   # by segment: 0 is before the first stamp
 
         # each line's segment: 0 before the first stamp, k from the k-th stamp on
@@ -75,7 +96,10 @@ class Tally:
                else pl.repeat(0, at_line.len(), dtype=pl.Int64, eager=True))
         # OK lines by segment: its lines less its other lines
         size = pl.concat([where, pl.Series([n], dtype=pl.Int64)]) - pl.concat([pl.Series([0], dtype=pl.Int64), where])
-        seen = pl.DataFrame({"seg": seg}).group_by("seg").agg(pl.len().cast(pl.Int64).alias("n"))
+        # a row may stand for several lines (`server_lines`' runs of request lines: `_weight`)
+        weight = (lines["_weight"].fill_null(1) if "_weight" in lines.columns
+                  else pl.repeat(1, lines.height, dtype=pl.Int64, eager=True))
+        seen = pl.DataFrame({"seg": seg, "w": weight}).group_by("seg").agg(pl.col("w").sum().cast(pl.Int64).alias("n"))
         ok = size.scatter(seen["seg"], size.gather(seen["seg"]) - seen["n"]) if seen.height else size
         by_seg = pl.concat([
             pl.DataFrame({"seg": pl.int_range(0, ok.len(), dtype=pl.Int64, eager=True),
@@ -89,10 +113,15 @@ class Tally:
                           .group_by(minute, "status").agg(pl.col("requests").sum()))
         metric = marks["metric"].arg_true()
         if metric.len():
-            kv = lines["raw"].gather(metric).str.extract_groups(KV_USAGE)
-            kv = pl.DataFrame({"clock": clocks.gather(seg.gather(metric)),
-                               "kv": kv.struct.field("pct").cast(pl.Float64)
-                                       .fill_null(kv.struct.field("share").cast(pl.Float64) * 100)})
+            # read by `server_lines` on the lines it cut (`_kv`), here on the others
+            read = (lines["_kind"].gather(metric) == "metric").fill_null(False) if "_kind" in lines.columns else None
+            kv = lines["_kv"].gather(metric) if read is not None else pl.repeat(None, metric.len(), dtype=pl.Float64, eager=True)
+            rest = (~read).arg_true() if read is not None else pl.int_range(0, metric.len(), dtype=pl.UInt32, eager=True)
+            if rest.len():
+                found = lines["raw"].gather(metric.gather(rest)).str.extract_groups(KV_USAGE)
+                kv = kv.scatter(rest, found.struct.field("pct").cast(pl.Float64)
+                                .fill_null(found.struct.field("share").cast(pl.Float64) * 100))
+            kv = pl.DataFrame({"clock": clocks.gather(seg.gather(metric)), "kv": kv})
             counts.kv = kv.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max())
         else:
             counts.kv = pl.DataFrame(schema={"minute": pl.String, "kv": pl.Float64})
