@@ -866,6 +866,187 @@ def rules_facts() -> None:
     typer.echo(f"{'<software>' + VERSION_SUFFIX:<26} {'text':<7} a version seen (vllm_version, openai_version, nvidia_driver_version, ...)")
 
 
+class FleetEngine(str, Enum):
+    pool = "pool"
+    serial = "serial"
+    ray = "ray"
+
+
+@app.command()
+def fleet(
+    sources: Annotated[list[str], typer.Argument(
+        help="Where the replicas are: a folder whose entries (sub-folders or bundles) are the replicas, a bundle or "
+        "folder that is one, a glob of them ('logs/pod-*'), or an object-storage prefix (s3://bucket/fleet/, with "
+        "pip install 'emblens[s3]').", show_default=False)],
+    replica: Annotated[Optional[str], typer.Option(
+        "--replica", help="How a folder's files group into replicas: components naming a replica, then ** "
+        "('{ns}/{pod}/**', 'node-*/{pod}/**', 'vllm-{pod}.log'). Default: each entry of the folder is one.",
+        show_default=False)] = None,
+    engine: Annotated[FleetEngine, typer.Option("--engine", help="pool: local worker processes; serial: this process; "
+                                                "ray: a Ray cluster (pip install 'emblens[ray]').")] = FleetEngine.pool,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes (pool), or CPUs of a local Ray. "
+                                                "Default: the cores.", min=1, show_default=False)] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to run on (auto, ray://host:10001). "
+                                                   "Default: start Ray here.", show_default=False)] = None,
+    endpoint_url: Annotated[Optional[str], typer.Option("--endpoint-url", help="The S3-compatible endpoint of s3:// "
+                                                        "sources (MinIO: http://minio:9000). Credentials: the usual AWS "
+                                                        "variables and files.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the tables here as Parquet: findings, replicas, "
+                                                "failing, unexplained (README: Fleet mode).", show_default=False)] = None,
+    events: Annotated[bool, typer.Option("--events", help="Also write each replica's event table under --out/events.")] = False,
+    replica_timeout: Annotated[float, typer.Option("--replica-timeout", help="Seconds a replica may take before it is "
+                                                   "reported as timed out and skipped.", min=1)] = 600.0,
+    format: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    rules: RulesOpt = None,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules (as analyze).",
+                                                        show_default=False, autocompletion=_rule_ids)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not run these rules (as analyze).",
+                                                        show_default=False, autocompletion=_rule_ids)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only events at or after this time (as analyze).",
+                                                 show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (as analyze).",
+                                                 show_default=False)] = None,
+    redact: RedactOpt = None,
+    year: YearOpt = None,
+    tz: TzOpt = None,
+    width: WidthOpt = 80,
+    quiet: QuietOpt = False,
+    config: ConfigOpt = None,
+    no_config: NoConfigOpt = False,
+) -> None:
+    """Analyse every replica of a fleet with the same rules, and report the root causes across it.
+
+    Each replica (a folder or a bundle) is analysed on its own, as `emblens analyze` would, by
+    worker processes; the report ranks the root causes by the replicas they affect and the
+    requests that failed, and lists the replicas with errors no rule explains and those that could
+    not be read. With --out, the rows are also written as Parquet tables for DuckDB, polars or Spark.
+
+    Example:  emblens fleet logs/ --out fleet-out -o fleet.html
+    """
+    import shutil
+    import tempfile
+    import time as _time
+
+    from emblens import diagnose
+    from emblens.frontends.fleet import engines, report
+    from emblens.frontends.fleet.replicas import ReplicaError, discover
+    from emblens.frontends.fleet.tables import Tables
+    from emblens.frontends.fleet.task import Conf
+
+    outputs = output or ["-"]
+    targets = [(o, _format_of(o, format)) for o in outputs]
+    for target, fmt in targets:
+        if fmt not in (Format.text, Format.markdown, Format.json, Format.html):
+            _fail(f"{target}: the fleet report is text, markdown, json or html, not {fmt.value}")
+    if events and out is None:
+        _fail("--events writes each replica's event table under --out DIR: say where")
+    window = (_when(since, "--since"), _when(until, "--until"))
+    if window[0] and window[1] and window[0] > window[1]:
+        _fail(f"--since {since} is after --until {until}")
+    cfg = _config(config, no_config, quiet)
+    fail_on = fail_on if fail_on is not None else (Severity(cfg.fail_on) if cfg.fail_on else None)
+    tz = tz if tz is not None else _config_zone(cfg)
+    try:
+        storage = {"endpoint_url": endpoint_url} if endpoint_url else None
+        replicas = discover(sources, replica, storage)
+    except ReplicaError as e:
+        _fail(str(e))
+    if not any(r.files for r in replicas):
+        _fail("no replica found in " + ", ".join(sources[:3]) + (" (check --replica)" if replica else " (no files)"))
+    try:
+        settings = diagnose.settings(rule_dirs=[*cfg.rules, *(rules or [])], select=select or cfg.select,
+                                     ignore=ignore or cfg.ignore, since=window[0], until=window[1],
+                                     redact_patterns=redact or cfg.redact, year=year or cfg.year, tz=tz)
+        if settings.rule_dirs:       # a bad rule file: one line now, not one per replica
+            from emblens.run import Run
+
+            _ = Run(settings).ruleset
+    except ValueError as e:
+        _fail(str(e))
+    except EmblensError as e:
+        _fail(str(e))
+    folder = Path(tempfile.mkdtemp(prefix="emblens-fleet-")) if out is None else out
+    try:
+        if out is not None:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                if events:
+                    (out / "events").mkdir(exist_ok=True)
+            except OSError as e:
+                _fail(f"{out}: cannot write there: {e.strerror or e}")
+        tables = Tables(folder)
+        conf = Conf(settings=settings, timeout_s=replica_timeout, events_dir=str(out / "events") if events else None,
+                    storage=storage)
+        start = _time.perf_counter()
+        with _FleetProgress(quiet, len(replicas)) as progress:
+            def done(result: dict) -> None:
+                tables.add(result)
+                progress.advance(result["replica"].get("status") != "ok")
+            interrupted = False
+            try:
+                engines.run(replicas, conf, done, engine=engine.value, jobs=jobs, address=address)
+            except KeyboardInterrupt:
+                interrupted = True
+            except RuntimeError as e:
+                _fail(str(e))
+        paths = tables.close()
+        doc = report.summary(paths, seconds=round(_time.perf_counter() - start, 2), engine=engine.value)
+        if interrupted:
+            doc["interrupted"] = f"stopped (Ctrl-C) after {tables.replicas:,} of {len(replicas):,} replicas"
+            typer.echo(f"emblens: {doc['interrupted']}; the report covers those", err=True)
+        for target, fmt in targets:
+            _write(report.render(doc, fmt.value, width=width), target, fmt.value)
+        if out is not None:
+            typer.echo(f"emblens: wrote {', '.join(str(p) for p in paths.values())}", err=True)
+        if fail_on is not None:
+            import polars as pl
+
+            worst = SEVERITIES.index(fail_on.value)
+            severities = pl.read_parquet(paths["findings"], columns=["severity"])["severity"].unique().to_list()
+            if any(s in SEVERITIES and SEVERITIES.index(s) <= worst for s in severities):
+                raise typer.Exit(1)
+        if interrupted:
+            raise typer.Exit(130)
+    except EmblensError as e:
+        _fail(str(e))
+    finally:
+        if out is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class _FleetProgress:
+    """Replicas done and failed, on stderr while a fleet runs; silent when stderr is not a terminal."""
+
+    def __init__(self, quiet: bool, total: int) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.total, self.done, self.failed = total, 0, 0
+        self._progress = self._task = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("replicas", total=self.total)
+        return self
+
+    def advance(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += failed
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1,
+                                  description=f"replicas ({self.failed:,} not analysed)" if self.failed else "replicas")
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
 @app.command("addon-path")
 def addon_path() -> None:
     """Print the path of the mitmproxy addon, for `mitmdump -s "$(emblens addon-path)"`.
