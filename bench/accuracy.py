@@ -157,16 +157,43 @@ def run_case(case: Case, way: str, ruleset, tmp: Path) -> Result:
     return Result(case.name, way, top.rule if top else None, ok, set(ids) & set(case.classes), false, why=why, silent=silent)
 
 
-def run(selected: list[Case] | None = None, ways=WAYS) -> list[Result]:
+def run(selected: list[Case] | None = None, ways=WAYS, jobs: int | None = None) -> list[Result]:
+    """Every case each way, in order. `jobs` worker processes (default: the cores, at most 4),
+    each loading the rules once: the cases are independent analyses."""
+    import os
+
+    units = [(case, way) for case in (selected if selected is not None else cases()) for way in ways]
+    jobs = jobs or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if jobs > 1 and len(units) >= 40:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start) as pool:
+            return list(pool.map(_worker_run, units, chunksize=8))
     from emblens.rules.loader import load_rules
 
     ruleset = load_rules()
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for case in selected if selected is not None else cases():
-            for way in ways:
-                results.append(run_case(case, way, ruleset, Path(tmp)))
-    return results
+        return [run_case(case, way, ruleset, Path(tmp)) for case, way in units]
+
+
+_WORKER: dict = {}    # in a worker process of `run`: its rule set and temporary folder
+
+
+def _worker_start() -> None:
+    import shutil
+    from multiprocessing.util import Finalize
+
+    from emblens.rules.loader import load_rules
+
+    _WORKER["ruleset"] = load_rules()
+    _WORKER["tmp"] = Path(tempfile.mkdtemp(prefix="emblens-accuracy-"))
+    Finalize(None, shutil.rmtree, args=(_WORKER["tmp"], True), exitpriority=10)    # at the worker's exit
+
+
+def _worker_run(unit: tuple[Case, str]) -> Result:
+    case, way = unit
+    return run_case(case, way, _WORKER["ruleset"], _WORKER["tmp"])
 
 
 def summary(results: list[Result], all_cases: list[Case]) -> dict[str, dict[str, float]]:

@@ -195,33 +195,62 @@ def presentations(unit: Unit, key: Key | None, tmp: Path) -> dict[str, list[Path
     return out
 
 
-def run(selected: list[Unit], ruleset) -> tuple[list[Outcome], list[str]]:
-    """Every presentation of every unit that names its cause as it is; and the units that don't."""
-    outcomes: list[Outcome] = []
-    missed: list[str] = []
-    for unit in selected:
-        try:
-            top = _analyze(unit.files, ruleset)
-        except Exception as e:     # a crash is a miss of the unit, said as such
-            missed.append(f"{unit.name}: crashed ({type(e).__name__})")
-            continue
-        if top is None or top.rule not in unit.expect:
-            missed.append(f"{unit.name}: {'no finding' if top is None else top.rule}")
-            continue
-        key = _key(unit, top)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, paths in presentations(unit, key, Path(tmp)).items():
-                if paths is None:
-                    outcomes.append(Outcome(unit.name, unit.rule, name, None))
-                    continue
-                try:
-                    got = _analyze(paths, ruleset)
-                except Exception as e:
-                    outcomes.append(Outcome(unit.name, unit.rule, name, False, f"crash {type(e).__name__}"))
-                    continue
-                rule = got.rule if got else None
-                outcomes.append(Outcome(unit.name, unit.rule, name, rule in unit.expect, rule))
+def run(selected: list[Unit], ruleset, jobs: int | None = None) -> tuple[list[Outcome], list[str]]:
+    """Every presentation of every unit that names its cause as it is; and the units that don't.
+    `jobs` worker processes (default: the cores, at most 4; each loads the built-in rules, so
+    only when `ruleset` is those), in the units' order."""
+    import os
+
+    jobs = jobs or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if jobs > 1 and len(selected) >= 20:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start) as pool:
+            done = list(pool.map(_worker_run, selected, chunksize=2))
+    else:
+        done = [_run_unit(unit, ruleset) for unit in selected]
+    outcomes = [o for mine, _ in done for o in mine]
+    missed = [why for _, why in done if why]
     return outcomes, missed
+
+
+_WORKER: dict = {}    # in a worker process of `run`: its rule set
+
+
+def _worker_start() -> None:
+    from emblens.rules.loader import load_rules
+
+    _WORKER["ruleset"] = load_rules()
+
+
+def _worker_run(unit: Unit) -> tuple[list[Outcome], str | None]:
+    return _run_unit(unit, _WORKER["ruleset"])
+
+
+def _run_unit(unit: Unit, ruleset) -> tuple[list[Outcome], str | None]:
+    """The outcomes of one unit's presentations, or why the unit is left out."""
+    try:
+        top = _analyze(unit.files, ruleset)
+    except Exception as e:     # a crash is a miss of the unit, said as such
+        return [], f"{unit.name}: crashed ({type(e).__name__})"
+    if top is None or top.rule not in unit.expect:
+        return [], f"{unit.name}: {'no finding' if top is None else top.rule}"
+    key = _key(unit, top)
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, paths in presentations(unit, key, Path(tmp)).items():
+            if paths is None:
+                outcomes.append(Outcome(unit.name, unit.rule, name, None))
+                continue
+            try:
+                got = _analyze(paths, ruleset)
+            except Exception as e:
+                outcomes.append(Outcome(unit.name, unit.rule, name, False, f"crash {type(e).__name__}"))
+                continue
+            rule = got.rule if got else None
+            outcomes.append(Outcome(unit.name, unit.rule, name, rule in unit.expect, rule))
+    return outcomes, None
 
 
 def rate(outcomes: list[Outcome]) -> float:

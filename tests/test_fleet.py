@@ -185,6 +185,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
 
 
+def test_a_fleet_where_nothing_could_be_analysed_exits_2_after_its_report(tmp_path):
+    (tmp_path / "fleet").mkdir()
+    for k in range(2):
+        (tmp_path / "fleet" / f"pod-{k}.zip").write_bytes(b"PK\x03\x04 cut short")
+    r = _fleet([str(tmp_path / "fleet"), "--engine", "serial", "-o", str(tmp_path / "r.txt")])
+    assert r.exit_code == 2 and "no replica could be analysed (all 2 are listed in the report)" in r.output
+    assert "pod-0.zip: unreadable: not a readable zip archive" in (tmp_path / "r.txt").read_text()
+
+
 def test_events_are_written_per_replica_masked(tmp_path):
     fleetgen.make_fleet(tmp_path / "fleet", 3, requests=20)
     log = tmp_path / "fleet" / "pod-0000" / "vllm.log"

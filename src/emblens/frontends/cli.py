@@ -198,6 +198,18 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A settings 
 NoConfigOpt = Annotated[bool, typer.Option("--no-config", help="Read no settings file.")]
 
 
+SelectOpt = Annotated[Optional[list[str]], typer.Option(
+    "--select", help="Run only these rules: an id, an area (auth) or a glob (auth.*, *.oom); repeatable.",
+    show_default=False, autocompletion=_rule_ids)]
+IgnoreOpt = Annotated[Optional[list[str]], typer.Option(
+    "--ignore", help="Do not run these rules (same forms as --select).", show_default=False, autocompletion=_rule_ids)]
+SinceOpt = Annotated[Optional[str], typer.Option(
+    "--since", help="Only events at or after this time (UTC, ISO: 2025-11-20T09:00), or this long before now (30m, 2h, "
+    "1d); events without a time are kept.", show_default=False)]
+UntilOpt = Annotated[Optional[str], typer.Option(
+    "--until", help="Only events at or before this time (UTC, ISO, or 30m, 2h, 1d before now).", show_default=False)]
+
+
 def _config_zone(cfg) -> str | None:
     from emblens.settings import Clock
 
@@ -229,17 +241,10 @@ def analyze(
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
     rules: RulesOpt = None,
-    select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules: an id, an area (auth) or a "
-                                                        "glob (auth.*, *.oom); repeatable.", show_default=False,
-                                                        autocompletion=_rule_ids)] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not run these rules (same forms as --select).",
-                                                        show_default=False, autocompletion=_rule_ids)] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only events at or after this time (UTC, ISO: 2025-11-20T09:00), "
-                                                 "or this long before now (30m, 2h, 1d); events without a time are kept.",
-                                                 show_default=False)] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (UTC, ISO, or 30m, 2h, 1d "
-                                                 "before now).",
-                                                 show_default=False)] = None,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     redact: RedactOpt = None,
     year: YearOpt = None,
     tz: TzOpt = None,
@@ -268,17 +273,9 @@ def analyze(
     from emblens.run import Run
 
     targets = [(o, _format_of(o, format)) for o in (output or ["-"])]
-    window = (_when(since, "--since"), _when(until, "--until"))
-    if window[0] and window[1] and window[0] > window[1]:
-        _fail(f"--since {since} is after --until {until}")
-    # the settings file's values where the command line says nothing; its rule folders and yours both
-    cfg = _config(config, no_config, quiet)
-    fail_on = fail_on if fail_on is not None else (Severity(cfg.fail_on) if cfg.fail_on else None)
-    tz = tz if tz is not None else _config_zone(cfg)
     try:
-        settings = diagnose.settings(rule_dirs=[*cfg.rules, *(rules or [])], select=select or cfg.select,
-                                     ignore=ignore or cfg.ignore, since=window[0], until=window[1],
-                                     redact_patterns=redact or cfg.redact, year=year or cfg.year, tz=tz)
+        settings, fail_on = _analysis_settings(config, no_config, quiet, fail_on, rules, select, ignore, since, until,
+                                               redact, year, tz)
         if explain:     # why these rules fired or did not, on stdout instead of the report
             from emblens.rules.explain import explain_inputs, render_explanation
 
@@ -296,6 +293,28 @@ def analyze(
         _emit(analysis, targets, width, fail_on)
     except EmblensError as e:
         _fail(str(e))
+
+
+def _analysis_settings(config, no_config: bool, quiet: bool, fail_on, rules, select, ignore, since, until, redact,
+                       year, tz):
+    """The settings of an analysis (`analyze`, `fleet`) and its --fail-on: the command line's
+    options, and the settings file's values where the command line says nothing (its rule folders
+    and yours both). A bad value is one line and exit status 2."""
+    from emblens import diagnose
+
+    window = (_when(since, "--since"), _when(until, "--until"))
+    if window[0] and window[1] and window[0] > window[1]:
+        _fail(f"--since {since} is after --until {until}")
+    cfg = _config(config, no_config, quiet)
+    fail_on = fail_on if fail_on is not None else (Severity(cfg.fail_on) if cfg.fail_on else None)
+    tz = tz if tz is not None else _config_zone(cfg)
+    try:
+        settings = diagnose.settings(rule_dirs=[*cfg.rules, *(rules or [])], select=select or cfg.select,
+                                     ignore=ignore or cfg.ignore, since=window[0], until=window[1],
+                                     redact_patterns=redact or cfg.redact, year=year or cfg.year, tz=tz)
+    except ValueError as e:
+        _fail(str(e))
+    return settings, fail_on
 
 
 def _follow(paths: list[str], run, fmt: Format | None, outputs: list[str], width: int, fail_on, quiet: bool) -> None:
@@ -900,14 +919,10 @@ def fleet(
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
     rules: RulesOpt = None,
-    select: Annotated[Optional[list[str]], typer.Option("--select", help="Run only these rules (as analyze).",
-                                                        show_default=False, autocompletion=_rule_ids)] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not run these rules (as analyze).",
-                                                        show_default=False, autocompletion=_rule_ids)] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only events at or after this time (as analyze).",
-                                                 show_default=False)] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Only events at or before this time (as analyze).",
-                                                 show_default=False)] = None,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     redact: RedactOpt = None,
     year: YearOpt = None,
     tz: TzOpt = None,
@@ -929,7 +944,6 @@ def fleet(
     import tempfile
     import time as _time
 
-    from emblens import diagnose
     from emblens.frontends.fleet import engines, report
     from emblens.frontends.fleet.replicas import ReplicaError, discover
     from emblens.frontends.fleet.tables import Tables
@@ -942,12 +956,15 @@ def fleet(
             _fail(f"{target}: the fleet report is text, markdown, json or html, not {fmt.value}")
     if events and out is None:
         _fail("--events writes each replica's event table under --out DIR: say where")
-    window = (_when(since, "--since"), _when(until, "--until"))
-    if window[0] and window[1] and window[0] > window[1]:
-        _fail(f"--since {since} is after --until {until}")
-    cfg = _config(config, no_config, quiet)
-    fail_on = fail_on if fail_on is not None else (Severity(cfg.fail_on) if cfg.fail_on else None)
-    tz = tz if tz is not None else _config_zone(cfg)
+    try:
+        settings, fail_on = _analysis_settings(config, no_config, quiet, fail_on, rules, select, ignore, since, until,
+                                               redact, year, tz)
+        if settings.rule_dirs:       # a bad rule file: one line now, not one per replica
+            from emblens.run import Run
+
+            _ = Run(settings).ruleset
+    except EmblensError as e:
+        _fail(str(e))
     try:
         storage = {"endpoint_url": endpoint_url} if endpoint_url else None
         replicas = discover(sources, replica, storage)
@@ -955,18 +972,6 @@ def fleet(
         _fail(str(e))
     if not any(r.files for r in replicas):
         _fail("no replica found in " + ", ".join(sources[:3]) + (" (check --replica)" if replica else " (no files)"))
-    try:
-        settings = diagnose.settings(rule_dirs=[*cfg.rules, *(rules or [])], select=select or cfg.select,
-                                     ignore=ignore or cfg.ignore, since=window[0], until=window[1],
-                                     redact_patterns=redact or cfg.redact, year=year or cfg.year, tz=tz)
-        if settings.rule_dirs:       # a bad rule file: one line now, not one per replica
-            from emblens.run import Run
-
-            _ = Run(settings).ruleset
-    except ValueError as e:
-        _fail(str(e))
-    except EmblensError as e:
-        _fail(str(e))
     folder = Path(tempfile.mkdtemp(prefix="emblens-fleet-")) if out is None else out
     try:
         if out is not None:
@@ -1000,6 +1005,8 @@ def fleet(
             _write(report.render(doc, fmt.value, width=width), target, fmt.value)
         if out is not None:
             typer.echo(f"emblens: wrote {', '.join(str(p) for p in paths.values())}", err=True)
+        if not interrupted and doc["replicas"]["analysed"] == 0:     # a CI job must not go green on nothing
+            _fail(f"no replica could be analysed (all {doc['replicas']['total']:,} are listed in the report)")
         if fail_on is not None:
             import polars as pl
 

@@ -31,9 +31,11 @@ HEAT_COLUMNS = 48     # time buckets in it
 
 
 def _clean(value, limit: int = 400):
+    """Masked, printable, and cut to `limit` characters (an ellipsis says where)."""
     if value is None:
         return None
-    return printable(mask_text(str(value)))[:limit]
+    text = printable(mask_text(str(value)))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _iso(ts) -> str | None:
@@ -191,18 +193,14 @@ def _text(doc: dict, width: int) -> str:
             out.append(wrap(f"{q['template']}  ({q['count']:,} line(s) on {q['replicas']:,} replica(s): "
                             f"{_names(q)})", "  - ", "    "))
         out.append("")
-    if doc["failed"]:
-        out.append("Not analysed:")
-        out += [wrap(f"{f['replica']}: {f['status']}: {f['reason']}", "  - ", "    ") for f in doc["failed"]]
-        if doc["failed_more"]:
-            out.append(f"  and {doc['failed_more']:,} more")
-        out.append("")
-    if doc["skipped"]:
-        out.append("Skipped inside replicas:")
-        out += [wrap(f"{s['replica']}: {s['what']}", "  - ", "    ") for s in doc["skipped"]]
-        if doc["skipped_more"]:
-            out.append(f"  and {doc['skipped_more']:,} more")
-        out.append("")
+    for title, items, more in (("Not analysed:", [f"{f['replica']}: {f['status']}: {f['reason']}" for f in doc["failed"]],
+                                doc["failed_more"]),
+                               ("Skipped inside replicas:", [f"{s['replica']}: {s['what']}" for s in doc["skipped"]],
+                                doc["skipped_more"])):
+        if items:
+            out += [title, *(wrap(item, "  - ", "    ") for item in items)]
+            out += [f"  and {more:,} more"] if more else []
+            out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -260,6 +258,9 @@ def _html(doc: dict) -> str:
         peak = max(max(r["cells"]) for r in heat["rows"]) or 1
         parts.append(f"<h2>Failing requests by replica and time</h2><p>From {e(heat['start'])}, one column per "
                      f"{heat['bucket_minutes']} minute(s); darker is more.</p><table class=heat>")
+        span = heat["bucket_minutes"] * heat["columns"]
+        parts.append(f"<tr><th></th><td class=axis colspan={heat['columns']}>{e(heat['start'] or '')}"
+                     f"<span style='float:right'>+{span:,} min</span></td><th>total</th></tr>")
         for r in heat["rows"]:
             cells = "".join(f"<td style='background:rgba(192,32,32,{0 if n == 0 else 0.15 + 0.85 * n / peak:.2f})' "
                             f"title='{n:,}'></td>" for n in r["cells"])
@@ -281,7 +282,8 @@ def _html(doc: dict) -> str:
     style = ("body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}td.n{text-align:right}"
              "pre{white-space:pre-wrap;margin:0;font-size:12px}table.heat td{width:10px;height:14px;padding:0}"
-             "table.heat th{font-weight:normal;white-space:nowrap}.sev-error,.sev-critical{color:#a00}")
+             "table.heat th{font-weight:normal;white-space:nowrap;padding:0 6px}table.heat td.n{width:auto;padding:0 6px}"
+             "table.heat td.axis{width:auto;height:auto;padding:2px 4px;font-size:12px;color:#555}.sev-error,.sev-critical{color:#a00}")
     return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>emblens fleet report</title>"
             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; "
             "base-uri 'none'; form-action 'none'\">"

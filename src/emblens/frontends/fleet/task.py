@@ -97,7 +97,7 @@ def run_replica(replica: Replica, conf: Conf) -> dict:
 def _named(message: str, replica: Replica) -> str:
     """A message with the replica's paths (or the folder its objects were fetched into) named
     as the replica."""
-    message = message.replace(replica.root, replica.name)
+    message = message.replace(replica.root, replica.name).removeprefix(replica.name + ": ")
     return re.sub(r"\S*emblens-replica-[^/\s]+/", replica.name.replace("\\", "/") + "/", message)
 
 
