@@ -70,6 +70,9 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "resp_dim_mismatch": pl.Boolean(),      # derived: resp_dim differs from resp_dim_expected
     "latency_ms": pl.Float64(),
     "retry_after": pl.Float64(),
+    "trace_id": pl.String(),          # a span's trace (hex), formats.otlp
+    "span_id": pl.String(),
+    "request_id": pl.String(),        # the server's id of the request (chatcmpl-…, embd-…, gen_ai.response.id)
     # exceptions
     "exc_type": pl.String(),          # as printed: openai.NotFoundError
     "exc_message": pl.String(),

@@ -21,6 +21,7 @@ from emblens.formats.lmstudio import LMStudioLog
 from emblens.formats.localai import LocalAILog
 from emblens.formats.nvidia_smi import NvidiaSmi
 from emblens.formats.ollama import OllamaLog
+from emblens.formats.otlp import OtlpJson
 from emblens.formats.paste import Paste
 from emblens.formats.records import HarFile, MitmFlows, RecordSource
 from emblens.formats.sglang import SGLangLog
@@ -43,7 +44,7 @@ REGISTRY: tuple[Source, ...] = (
     ClientText(),
     GenericLog(),
 )
-RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile())
+RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile(), OtlpJson())
 PASTE = REGISTRY[0]
 
 # origins that no format reads from a file: emblens's own rows (the live addon's captures and its

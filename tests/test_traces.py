@@ -1,0 +1,90 @@
+"""Traces as evidence (issue 31): OTLP/JSON spans read as events, so the rules that read words,
+statuses and exceptions read spans too. The sample is real: the openai SDK 1.109.1 instrumented by
+opentelemetry-instrumentation-openai-v2 2.4b0, calling `samples/tools/mock_server.py` once as it
+should and in four ways a call fails (`samples/tools/otel_client.py`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import polars as pl
+
+from emblens.diagnose import analyze, load_events
+
+DATA = Path(__file__).parent / "data" / "traces"
+CLIENT = DATA / "openai-client.otlp.jsonl"
+
+
+def test_client_spans_name_each_failure_once_from_its_own_span():
+    a = analyze([CLIENT])
+    found = {f.rule: f for f in a.findings}
+    assert set(found) == {"model.not_found", "auth.invalid_key", "net.timeout"}
+    assert all(f.count == 1 for f in a.findings)            # the span and its exception event are one failure
+    assert found["net.timeout"].evidence[0].text == "APITimeoutError: Request timed out."
+    assert found["auth.invalid_key"].evidence[0].line == 2
+    assert a.inputs[0].kind == "otlp-json" and a.inputs[0].unparsed == 0
+    # the refused connection (the SDK says only "Connection error.") is not lost: it is listed
+    assert any("APIConnectionError: Connection error." in u.template for u in a.unexplained)
+
+
+def test_a_span_is_an_event_with_its_ids_model_server_and_duration():
+    events, inputs, _ = load_events([CLIENT])
+    spans = events.filter(pl.col("kind") == "log")
+    assert spans.height == 5 and set(spans["origin"]) == {"client"}
+    assert spans["trace_id"].str.contains(r"^[0-9a-f]{32}$").all() and spans["span_id"].str.contains(r"^[0-9a-f]{16}$").all()
+    slow = spans.filter(pl.col("line") == 4).row(0, named=True)
+    assert slow["req_model"] == "Qwen3-Embedding-4B" and slow["http_host"] == "127.0.0.1" and slow["http_port"] > 0
+    assert 1_400 < slow["latency_ms"] < 3_000          # the client's timeout was 1.5 s
+    failed = events.filter(pl.col("kind") == "exception")
+    assert sorted(failed["exc_type"]) == ["APIConnectionError", "APITimeoutError", "AuthenticationError", "NotFoundError"]
+    assert events["ts"].is_not_null().all()
+
+
+def _rewrite(doc: dict, ids) -> dict:
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = ids(span[key])
+    return doc
+
+
+def test_base64_ids_a_pretty_printed_export_and_tempo_read_the_same(tmp_path):
+    lines = CLIENT.read_text().splitlines()
+    b64 = tmp_path / "b64.jsonl"
+    b64.write_text("\n".join(json.dumps(_rewrite(json.loads(x), lambda h: base64.b64encode(bytes.fromhex(h)).decode()))
+                             for x in lines) + "\n")
+    cols = ["line", "kind", "text", "trace_id", "span_id", "latency_ms"]
+    plain = load_events([CLIENT])[0].select(cols)
+    assert load_events([b64])[0].select(cols).equals(plain)
+    pretty = tmp_path / "one.json"
+    pretty.write_text(json.dumps(json.loads(lines[3]), indent=2))
+    one = load_events([pretty])[0]
+    assert one.select(cols[1:]).equals(plain.filter(pl.col("line") == 4).select(cols[1:]))
+    tempo = tmp_path / "tempo.json"
+    tempo.write_text(json.dumps({"batches": json.loads(lines[1])["resourceSpans"]}))
+    assert load_events([tempo])[0].select(cols[1:]).equals(plain.filter(pl.col("line") == 2).select(cols[1:]))
+
+
+def test_a_secret_in_a_span_never_reaches_an_output(tmp_path):
+    doc = json.loads(CLIENT.read_text().splitlines()[1])
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["status"]["message"] = "Error code: 401 - Incorrect API key provided: sk-proj-Zx81Qp0aB7cD2eF3gH4iJ5kL6mN7oP8q"
+    log = tmp_path / "spans.jsonl"
+    log.write_text(json.dumps(doc) + "\n")
+    from emblens.report import render
+    a = analyze([log])
+    for fmt in ("text", "json", "markdown", "html"):
+        assert "sk-proj-Zx81Qp0aB7cD2eF3gH4iJ5kL6mN7oP8q" not in render(a, fmt)
+    assert "sk-proj-Zx81Qp0aB7cD2eF3gH4iJ5kL6mN7oP8q" not in load_events([log])[0].write_csv()
+    assert a.findings and a.findings[0].rule == "auth.invalid_key"
+
+
+def test_a_file_that_is_not_otlp_json_is_skipped_with_a_reason(tmp_path):
+    bad = tmp_path / "spans.json"
+    bad.write_text('{"resourceSpans": [ {"resource": \n' + "x" * 100 + "\n")
+    a = analyze([bad])
+    assert not a.inputs and [s.reason for s in a.skipped] == ["cannot read: not OTLP/JSON: a line that is not JSON"]
