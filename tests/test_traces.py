@@ -88,3 +88,18 @@ def test_a_file_that_is_not_otlp_json_is_skipped_with_a_reason(tmp_path):
     bad.write_text('{"resourceSpans": [ {"resource": \n' + "x" * 100 + "\n")
     a = analyze([bad])
     assert not a.inputs and [s.reason for s in a.skipped] == ["cannot read: not OTLP/JSON: a line that is not JSON"]
+
+
+def test_jaegers_export_of_the_same_spans_gives_the_same_events():
+    """`openai-client.jaeger.json` is the sample's spans as Jaeger stores them (typed tags,
+    `span.kind`, `otel.status_code`; `samples/tools/otlp_to_jaeger.py`): the same events, to the
+    microsecond Jaeger keeps."""
+    cols = ["line", "kind", "level", "origin", "trace_id", "span_id", "req_model", "http_host", "http_port", "exc_type",
+            "exc_message"]
+    otlp = load_events([CLIENT])[0]
+    jaeger, inputs, _ = load_events([DATA / "openai-client.jaeger.json"])
+    assert inputs[0].kind == "jaeger-json"
+    assert jaeger.select(cols).equals(otlp.select(cols))
+    assert (jaeger["latency_ms"] - otlp["latency_ms"]).abs().max() < 0.002
+    found = sorted(f.rule for f in analyze([DATA / "openai-client.jaeger.json"]).findings)
+    assert found == ["auth.invalid_key", "model.not_found", "net.timeout"]

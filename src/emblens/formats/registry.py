@@ -16,6 +16,7 @@ from emblens.formats.client import ClientText
 from emblens.formats.curl import CurlVerbose
 from emblens.formats.generic import GenericLog
 from emblens.formats.infinity import InfinityLog
+from emblens.formats.jaeger import JaegerJson
 from emblens.formats.llamacpp import LlamaCppServerLog
 from emblens.formats.lmstudio import LMStudioLog
 from emblens.formats.localai import LocalAILog
@@ -44,7 +45,7 @@ REGISTRY: tuple[Source, ...] = (
     ClientText(),
     GenericLog(),
 )
-RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile(), OtlpJson())
+RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile(), OtlpJson(), JaegerJson())
 PASTE = REGISTRY[0]
 
 # origins that no format reads from a file: emblens's own rows (the live addon's captures and its
