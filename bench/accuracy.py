@@ -167,9 +167,13 @@ def run(selected: list[Case] | None = None, ways=WAYS, jobs: int | None = None) 
     if jobs > 1 and len(units) >= 40:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start) as pool:
-            return list(pool.map(_worker_run, units, chunksize=8))
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start) as pool:
+                return list(pool.map(_worker_run, units, chunksize=8))
+        except BrokenProcessPool:     # a script that calls this without `if __name__ == "__main__":` cannot spawn
+            print("accuracy: worker processes could not start; running in this process", file=sys.stderr)
     from emblens.rules.loader import load_rules
 
     ruleset = load_rules()

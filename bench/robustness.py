@@ -205,9 +205,14 @@ def run(selected: list[Unit], ruleset, jobs: int | None = None) -> tuple[list[Ou
     if jobs > 1 and len(selected) >= 20:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start) as pool:
-            done = list(pool.map(_worker_run, selected, chunksize=2))
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start) as pool:
+                done = list(pool.map(_worker_run, selected, chunksize=2))
+        except BrokenProcessPool:     # a script that calls this without `if __name__ == "__main__":` cannot spawn
+            print("robustness: worker processes could not start; running in this process", file=sys.stderr)
+            done = [_run_unit(unit, ruleset) for unit in selected]
     else:
         done = [_run_unit(unit, ruleset) for unit in selected]
     outcomes = [o for mine, _ in done for o in mine]

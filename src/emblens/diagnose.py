@@ -241,6 +241,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     facts = combine(events)
     seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz,
                            since=run.settings.selection.since, until=run.settings.selection.until)
+    facts.figures.update(traffic.figures(seen))      # the KV-cache peak of the metrics lines, for the rules
     found = evaluate(ruleset, events, facts, run.budget)
     exchanges = _exchanges(events, found)
     findings = rank(found, exchanges)

@@ -16,12 +16,12 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.combiners import client, embeddings, gpu, time
+from emblens.combiners import client, embeddings, gpu, time, traffic
 from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
 from emblens.knowledge.modeldata import ModelData
 
-FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS})
+FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS, **traffic.FACTS})
 
 
 def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,

@@ -16,8 +16,14 @@ from types import MappingProxyType
 
 import polars as pl
 
+from emblens.combiners.facts import Fact
 from emblens.combiners.time import fill_years, local_to_utc
 
+FACTS = MappingProxyType({
+    "kv_cache_peak_pct": Fact("number", "the highest KV-cache usage (percent) the servers' metrics lines report in the "
+                                        "window (vLLM's GPU KV cache usage, SGLang's token usage)"),
+    "kv_cache_peak_at": Fact("text", "the minute (UTC, or as the log writes it) the KV-cache usage peaked"),
+})
 REQUESTS = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "status": pl.Int64, "requests": pl.Int64})
 KV = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64})
 
@@ -109,3 +115,15 @@ def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written:
     frame = frame.with_columns(pl.col("ts_text").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).cast(pl.Datetime("us")).alias("ts"))
     frame = fill_years(frame, year, written, like=events).drop("ts_text", "minute")
     return frame.with_columns(local_to_utc(pl.col("ts"), tz).alias("ts")) if tz else frame
+
+
+def figures(seen: Traffic) -> dict[str, object]:
+    """The traffic's figures, as facts (see FACTS)."""
+    kv = seen.kv.filter(pl.col("kv").is_not_null()) if seen.kv is not None else None
+    if kv is None or kv.height == 0:
+        return {}
+    top = kv.sort("kv", "ts", descending=[True, False], nulls_last=True).row(0, named=True)
+    out: dict[str, object] = {"kv_cache_peak_pct": round(float(top["kv"]), 1)}
+    if top["ts"] is not None:
+        out["kv_cache_peak_at"] = f"{top['ts']:%Y-%m-%d %H:%M} UTC"
+    return out
