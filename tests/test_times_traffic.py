@@ -330,8 +330,9 @@ def test_a_server_log_in_small_chunks_and_spans_gives_what_it_gives_in_one(tmp_p
     assert whole_events.filter(pl.col("text") == "  abc123def456 Traceback (most recent call last):").height == 5
 
 
-@pytest.mark.parametrize("requests", [False, True], ids=["plain", "request-logging"])
-def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tmp_path, monkeypatch, requests):
+@pytest.mark.parametrize("requests, colours", [(False, False), (True, False), (True, True)],
+                         ids=["plain", "request-logging", "request-logging-coloured"])
+def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tmp_path, monkeypatch, requests, colours):
     """`scan_chunk` sets the `... HTTP/1.1" 200 OK` lines apart with one suffix test, and cuts a
     request-logging server's request lines before their prompt, a run of them one row; `finish`
     on all the lines reads each of them whole. Both give the same kept lines, clocks, statuses and
@@ -346,6 +347,8 @@ def test_the_ok_lines_fast_path_counts_and_keeps_what_reading_every_line_does(tm
     monkeypatch.setattr(reading_lines, "FOLD_FROM", 0 if requests else reading_lines.FOLD_FROM)
     log = tmp_path / "vllm.log"
     _mixed_server_log(log, requests)
+    if colours:       # vLLM 0.11 colours its process prefix: the chunk takes the path that strips them
+        log.write_text(log.read_text().replace(PREFIX, "\x1b[1;36m" + PREFIX.rstrip() + "\x1b[0;0m "))
     rules = load_rules()
     ctx = SourceContext("x", keywords=rules.keywords, models=rules.models)
     vllm = next(s for s in REGISTRY if s.name == "vllm-log")

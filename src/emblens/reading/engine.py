@@ -22,7 +22,7 @@ from emblens.patterns.literals import Prefilter
 from emblens.reading.bounds import Bounded, Collapse, Partial, Span
 from emblens.reading.chunks import READ_ERRORS, Chunk, describe_read_error, fresh, read_chunks
 from emblens.reading.context import CHUNK_BYTES, COUNTED_ROWS, MAX_LINE_BYTES, WORKERS, Counts, SourceContext
-from emblens.reading.lines import lines_frame, server_lines, unwrap
+from emblens.reading.lines import FOLD_FROM, lines_frame, routine_rows, server_lines, unwrap
 from emblens.reading.routine import Tally
 
 
@@ -166,6 +166,9 @@ def scan_chunk(fmt, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "t
     marks = lines.select(raw.str.ends_with(fmt.ok_line).alias("ok"), (raw.str.len_bytes() > MAX_LINE_BYTES).alias("long"))
     cut += int((marks["ok"] & marks["long"]).sum())     # an OK line is never kept: only counted if cut
     other = lines.filter(~marks["ok"])
+    if other.height >= FOLD_FROM and (fmt.requests or fmt.metrics):     # as `server_lines` does
+        other, long_cut = routine_rows(other, fmt.requests, fmt.metrics)
+        cut += long_cut
     if defer and other.height <= Span.LINES // 2:
         return Partial(fresh(other), lines.height, cut)
     return finish(fmt, other, lines.height, cut, ctx, partial=True)

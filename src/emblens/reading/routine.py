@@ -15,18 +15,6 @@ from emblens.reading.context import Counts
 KV_USAGE = r"KV cache usage: (?P<pct>\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (?P<share>0(?:\.\d+)?|1(?:\.0+)?)\b"
 
 
-def _stamps(raw: pl.Series, clock: str) -> pl.Series:
-    """The `clock` of each line. Lines that repeat (a request-logging server's lines, cut before
-    their prompt by `server_lines`, are the same within a second) are read once: a regex's cost
-    is per line, and half a chunk's lines there are such lines."""
-    if raw.len() < 256:
-        return raw.str.extract(clock, 1)
-    distinct = raw.unique()
-    if distinct.len() * 2 > raw.len():
-        return raw.str.extract(clock, 1)
-    return raw.replace_strict(distinct, distinct.str.extract(clock, 1), default=None, return_dtype=pl.String)
-
-
 class Tally:
     """Routine traffic counted instead of kept: access lines by minute and status, and KV-cache
     usage by minute. Each run of lines (a chunk, or a `Span` of them) is counted on its own
@@ -81,7 +69,7 @@ class Tally:
         status = marks["status"]
         at_line = (lines["line"] - 1).cast(pl.Int64)         # positions in the run, ascending
         other = status.is_null().arg_true()
-        stamps = _stamps(lines["raw"].gather(other), clock)
+        stamps = lines["raw"].gather(other).str.extract(clock, 1)
         # a stamp that repeats the one before it starts no new segment (the lines there have that
         # clock either way): a request-logging server stamps half its lines, a few per second
         stamped = stamps.is_not_null()
