@@ -885,6 +885,13 @@ def rules_facts() -> None:
     typer.echo(f"{'<software>' + VERSION_SUFFIX:<26} {'text':<7} a version seen (vllm_version, openai_version, nvidia_driver_version, ...)")
 
 
+class FleetFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+    html = "html"
+
+
 class FleetEngine(str, Enum):
     pool = "pool"
     serial = "serial"
@@ -896,13 +903,13 @@ def fleet(
     sources: Annotated[list[str], typer.Argument(
         help="Where the replicas are: a folder whose entries (sub-folders or bundles) are the replicas, a bundle or "
         "folder that is one, a glob of them ('logs/pod-*'), or an object-storage prefix (s3://bucket/fleet/, with "
-        "pip install 'emblens[s3]').", show_default=False)],
+        "pip install 'emblens\\[s3]').", show_default=False)],
     replica: Annotated[Optional[str], typer.Option(
         "--replica", help="How a folder's files group into replicas: components naming a replica, then ** "
         "('{ns}/{pod}/**', 'node-*/{pod}/**', 'vllm-{pod}.log'). Default: each entry of the folder is one.",
         show_default=False)] = None,
     engine: Annotated[FleetEngine, typer.Option("--engine", help="pool: local worker processes; serial: this process; "
-                                                "ray: a Ray cluster (pip install 'emblens[ray]').")] = FleetEngine.pool,
+                                                "ray: a Ray cluster (pip install 'emblens\\[ray]').")] = FleetEngine.pool,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes (pool), or CPUs of a local Ray. "
                                                 "Default: the cores.", min=1, show_default=False)] = None,
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to run on (auto, ray://host:10001). "
@@ -915,7 +922,10 @@ def fleet(
     events: Annotated[bool, typer.Option("--events", help="Also write each replica's event table under --out/events.")] = False,
     replica_timeout: Annotated[float, typer.Option("--replica-timeout", help="Seconds a replica may take before it is "
                                                    "reported as timed out and skipped.", min=1)] = 600.0,
-    format: FormatOpt = None,
+    format: Annotated[Optional[FleetFormat], typer.Option("--format", "-f", help="text for the terminal, markdown for a "
+                                                          "postmortem, json for tools, html (one file, with the heat "
+                                                          "map). Default: by -o's extension, text on stdout.",
+                                                          show_default=False)] = None,
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
     rules: RulesOpt = None,
@@ -950,7 +960,7 @@ def fleet(
     from emblens.frontends.fleet.task import Conf
 
     outputs = output or ["-"]
-    targets = [(o, _format_of(o, format)) for o in outputs]
+    targets = [(o, _format_of(o, Format(format.value) if format else None)) for o in outputs]
     for target, fmt in targets:
         if fmt not in (Format.text, Format.markdown, Format.json, Format.html):
             _fail(f"{target}: the fleet report is text, markdown, json or html, not {fmt.value}")
@@ -1021,6 +1031,8 @@ def fleet(
     finally:
         if out is None:
             shutil.rmtree(folder, ignore_errors=True)
+        else:       # the parts of a run that failed half-way (a finished run has joined and removed them)
+            shutil.rmtree(folder / ".parts", ignore_errors=True)
 
 
 class _FleetProgress:
