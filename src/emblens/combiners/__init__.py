@@ -16,12 +16,13 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.combiners import client, embeddings, gpu, time, traffic
+from emblens.combiners import client, embeddings, gpu, time, traces, traffic
 from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
 from emblens.knowledge.modeldata import ModelData
 
-FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS, **traffic.FACTS})
+FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS, **traffic.FACTS,
+                                                **traces.FACTS})
 
 
 def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
@@ -38,6 +39,7 @@ def combine(events: pl.DataFrame) -> Facts:
     facts = server_facts(events)
     facts.figures.update(gpu.figures(events, facts))
     facts.figures.update(client.figures(events))
+    facts.figures.update(traces.figures(events))
     return facts
 
 

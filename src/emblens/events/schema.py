@@ -73,6 +73,8 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "trace_id": pl.String(),          # a span's trace (hex), formats.otlp
     "span_id": pl.String(),
     "request_id": pl.String(),        # the server's id of the request (chatcmpl-…, embd-…, gen_ai.response.id)
+    "queue_ms": pl.Float64(),         # a server span's time in the queue (vLLM gen_ai.latency.time_in_queue)
+    "ttft_ms": pl.Float64(),          # a server span's time to first token (gen_ai.latency.time_to_first_token)
     # exceptions
     "exc_type": pl.String(),          # as printed: openai.NotFoundError
     "exc_message": pl.String(),

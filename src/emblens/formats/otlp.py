@@ -13,6 +13,9 @@ or `exception.message` (`APITimeoutError: Request timed out.`), so every rule th
 exceptions reads spans too. The event's `line` is the line of the file the span's document starts
 on. Both generations of the GenAI conventions are read (`gen_ai.system` / `gen_ai.provider.name`).
 
+A server's request span (vLLM's `llm_request`) also gives `queue_ms` and `ttft_ms`
+(`gen_ai.latency.time_in_queue`, `gen_ai.latency.time_to_first_token`, in seconds there).
+
 Origins: a client span of the openai instrumentation (or any GenAI client span) is `client`; a
 span of a vLLM or SGLang service (its `service.name`, or vLLM's `llm_request` span) is that
 server's; any other span is `generic`.
@@ -108,6 +111,12 @@ def _int(x: object) -> int | None:
         return None
 
 
+def _ms(seconds: object) -> float | None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e7:
+        return None
+    return float(seconds) * 1000
+
+
 def _origin(resource: dict, scope: str, span: dict, attrs: dict, kind: str) -> str:
     service = str(resource.get("service.name") or "").lower()
     name = str(span.get("name") or "")
@@ -148,6 +157,11 @@ def span_rows(resource: dict, scope: str, span: dict, mask) -> list[dict]:
         words.append(f"HTTP {http_status}")
     if took is not None:
         words.append(f"{took:,.0f} ms")
+    queue, first = _ms(attrs.get("gen_ai.latency.time_in_queue")), _ms(attrs.get("gen_ai.latency.time_to_first_token"))
+    if queue is not None:
+        words.append(f"(queued {queue:,.0f} ms)")
+    if first is not None:
+        words.append(f"(first token {first:,.0f} ms)")
     words.append("ERROR (below)" if failed and (exc_type or exc_message) else "ERROR" if failed else "OK")
     text = mask(" ".join(str(w) for w in words))     # the failure's words are its exception event's, once
     base = {
@@ -158,6 +172,8 @@ def span_rows(resource: dict, scope: str, span: dict, mask) -> list[dict]:
         if attrs.get("gen_ai.response.id") or attrs.get("gen_ai.request.id") else None,
         "req_model": mask(str(model)) if model else None, "http_host": mask(str(host)) if host else None,
         "http_port": port, "http_status": http_status, "latency_ms": took,
+        # vLLM's request span (vllm/tracing.py SpanAttributes; set in v1/engine/output_processor.py): seconds
+        "queue_ms": queue, "ttft_ms": first,
     }
     said = failed and bool(exc_type or exc_message)          # the exception event says the failure
     rows = [{**base, "kind": "log", "level": "ERROR" if failed and not said else "INFO", "message": text, "text": text}]
