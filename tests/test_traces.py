@@ -103,3 +103,35 @@ def test_jaegers_export_of_the_same_spans_gives_the_same_events():
     assert (jaeger["latency_ms"] - otlp["latency_ms"]).abs().max() < 0.002
     found = sorted(f.rule for f in analyze([DATA / "openai-client.jaeger.json"]).findings)
     assert found == ["auth.invalid_key", "model.not_found", "net.timeout"]
+
+
+def test_a_bundle_of_client_spans_server_spans_and_log_names_the_queue_then_the_logs_alone_name_the_cache(tmp_path):
+    """The client's span of a timed-out call, vLLM's request span of the same trace (queued 41.7 s)
+    and the server's log (KV cache 99.6 % full), zipped: server.overloaded first, with both ends'
+    figures and both spans as evidence. Without the spans (the log and the client's traceback), the
+    metrics lines still name it, with less confidence."""
+    import zipfile
+
+    rules = Path(__file__).parents[1] / "rules" / "server"
+    spans = rules / "overloaded_queue.pos-vllm-span-queued-41.7s-openai-span"
+    logs = rules / "overloaded_kv_full.pos-vllm0.11-kv-99-openai1.109"
+    bundle = tmp_path / "incident.zip"
+    with zipfile.ZipFile(bundle, "w") as z:
+        z.write(spans / "client-spans.otlp.jsonl", "client-spans.otlp.jsonl")
+        z.write(spans / "vllm-spans.otlp.jsonl", "vllm-spans.otlp.jsonl")
+        z.write(logs / "vllm.log", "vllm.log")
+    top = analyze([bundle]).findings[0]
+    assert top.rule == "server.overloaded" and top.cause == "queued_past_timeout"
+    assert "gave up after 1.5 s" in top.summary and "queued this request 41.7 s" in top.summary
+    assert {e.source.rsplit(":", 1)[-1] for e in top.evidence} == {"client-spans.otlp.jsonl", "vllm-spans.otlp.jsonl"}
+    alone = analyze([logs]).findings[0]
+    assert alone.rule == "server.overloaded" and alone.cause == "kv_cache_full" and "99.6% full" in alone.summary
+    assert alone.confidence < top.confidence
+
+
+def test_a_vllm_service_span_is_the_servers_own(tmp_path):
+    doc = json.loads(CLIENT.read_text().splitlines()[3])
+    doc["resourceSpans"][0]["resource"]["attributes"].append({"key": "service.name", "value": {"stringValue": "vllm"}})
+    log = tmp_path / "server.jsonl"
+    log.write_text(json.dumps(doc) + "\n")
+    assert set(load_events([log])[0]["origin"]) == {"vllm"}
