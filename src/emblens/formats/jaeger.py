@@ -20,8 +20,8 @@ from typing import BinaryIO
 import polars as pl
 
 from emblens.events.schema import frame
-from emblens.formats.otlp import MAX_OBJECTS, MAX_OTLP_BYTES, MAX_SPANS, span_rows
-from emblens.formats.records import RecordError, RecordSource, _read_all
+from emblens.formats.otlp import MAX_SPANS, TraceSource, span_rows
+from emblens.formats.records import RecordError
 from emblens.reading.context import Counts, SourceContext
 
 _HEAD = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"traceID"\s*:')
@@ -80,23 +80,16 @@ def as_otlp(span: dict, process: dict) -> tuple[dict, str, dict]:
     return resource, scope, otlp
 
 
-class JaegerJson(RecordSource):
+class JaegerJson(TraceSource):
     """Jaeger's JSON trace export (its UI's download, its query API's answer)."""
 
     __slots__ = ()
     name = "jaeger-json"
-    origin = "client"
-    origins = ("vllm", "sglang", "generic")
-
-    def sniff_bytes(self, head: bytes) -> float:
-        return 0.99 if _HEAD.match(head.lstrip(b"\xef\xbb\xbf")) else 0.0
+    head = _HEAD
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
-        data = _read_all(stream, MAX_OTLP_BYTES)
-        if data.count(b"{") > MAX_OBJECTS:
-            raise RecordError(f"more than {MAX_OBJECTS:,} JSON objects: not a trace export emblens reads")
         try:
-            doc = json.loads(data.decode("utf-8-sig", "replace"))
+            doc = json.loads(self.read_bounded(stream).decode("utf-8-sig", "replace"))
         except (ValueError, RecursionError):
             raise RecordError("not Jaeger's JSON: the file is not one JSON document") from None
         counts = Counts()

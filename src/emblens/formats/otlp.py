@@ -202,23 +202,35 @@ def spans(doc: dict) -> Iterator[tuple[dict, str, dict]]:
                     yield resource, str(scope.get("name") or ""), span
 
 
-class OtlpJson(RecordSource):
+class TraceSource(RecordSource):
+    """A trace file, read whole within bounds: its first bytes match `head`; its spans are read
+    by `span_rows` (OTLP/JSON here, Jaeger's JSON in `formats.jaeger`)."""
+
+    __slots__ = ()
+    origin = "client"
+    origins = ("vllm", "sglang", "generic")
+    head = _HEAD
+
+    def sniff_bytes(self, head: bytes) -> float:
+        return 0.99 if self.head.match(head.lstrip(b"\xef\xbb\xbf")) else 0.0
+
+    @staticmethod
+    def read_bounded(stream: BinaryIO) -> bytes:
+        data = _read_all(stream, MAX_OTLP_BYTES)
+        if data.count(b"{") > MAX_OBJECTS:     # parsed whole: its object count bounds the memory
+            raise RecordError(f"more than {MAX_OBJECTS:,} JSON objects: not a trace export emblens reads")
+        return data
+
+
+class OtlpJson(TraceSource):
     """OTLP/JSON trace files (the Collector's file exporter, a pretty-printed export, Tempo)."""
 
     __slots__ = ()
     name = "otlp-json"
-    origin = "client"
-    origins = ("vllm", "sglang", "generic")
-
-    def sniff_bytes(self, head: bytes) -> float:
-        return 0.99 if _HEAD.match(head.lstrip(b"\xef\xbb\xbf")) else 0.0
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
         counts = Counts()
-        data = _read_all(stream, MAX_OTLP_BYTES)
-        if data.count(b"{") > MAX_OBJECTS:     # parsed a document at a time: its object count bounds the memory
-            raise RecordError(f"more than {MAX_OBJECTS:,} JSON objects: not a trace export emblens reads")
-        raw = data.decode("utf-8-sig", "replace")
+        raw = self.read_bounded(stream).decode("utf-8-sig", "replace")
         lines = raw.split("\n")
         docs: list[tuple[int, str]] = []
         if raw.lstrip().startswith("{") and len([x for x in lines if x.strip()]) > 1 and not lines[0].rstrip().endswith("}"):
