@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 
 from emblens.frontends.fleet.replicas import Replica
-from emblens.frontends.fleet.task import Conf, run_replica
+from emblens.frontends.fleet.task import Conf, failed_rows, run_replica
 
 ENGINES = ("pool", "serial", "ray")
 Done = Callable[[dict], None]
@@ -30,9 +30,7 @@ def default_jobs() -> int:
 
 
 def _lost(replica: Replica, why: str) -> dict:
-    return {"replica": {"replica": replica.name, "location": replica.root, "files": len(replica.files),
-                        "bytes": replica.size, "status": "failed", "reason": why},
-            "findings": [], "unexplained": [], "failing": []}
+    return failed_rows(replica, "failed", why)
 
 
 def serial(replicas: Iterable[Replica], conf: Conf, done: Done) -> None:

@@ -60,14 +60,13 @@ def run_replica(replica: Replica, conf: Conf) -> dict:
     "failing": [...]}. Never raises for the replica's own sake."""
     start = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    base = {"replica": replica.name, "location": replica.root, "files": len(replica.files), "bytes": replica.size,
-            "worker": worker}
+    base = _identity(replica, worker)
     limits = conf.settings.limits
     if replica.size > limits.max_total_bytes:
-        return _failed(base, "limit", f"{replica.size:,} bytes, over the {limits.max_total_bytes:,} bytes an analysis reads",
-                       start)
+        return failed_rows(replica, "limit", f"{replica.size:,} bytes, over the {limits.max_total_bytes:,} bytes an "
+                           "analysis reads", seconds=_since(start), worker=worker)
     if not replica.files:
-        return _failed(base, "empty", "no file in it", start)
+        return failed_rows(replica, "empty", "no file in it", seconds=_since(start), worker=worker)
     alarm = _alarm(conf.timeout_s)
     try:
         from emblens import diagnose
@@ -79,18 +78,18 @@ def run_replica(replica: Replica, conf: Conf) -> dict:
             if conf.events_dir:
                 _write_events(replica, analysis, conf.events_dir)
     except _TimedOut:
-        return _failed(base, "timeout", f"still running after {conf.timeout_s:g} s (--replica-timeout)", start)
+        return failed_rows(replica, "timeout", f"still running after {conf.timeout_s:g} s (--replica-timeout)",
+                           seconds=_since(start), worker=worker)
     except Exception as e:     # one replica's failure is its row, never the fleet's
         from emblens.errors import EmblensError
         from emblens.events.redact import mask_text, printable
 
         said = str(e) if isinstance(e, EmblensError) else f"emblens could not analyse it ({type(e).__name__}: {e})"
-        return _failed(base, "unreadable" if isinstance(e, EmblensError) else "failed",
-                       printable(mask_text(_named(said, replica)))[:300],
-                       start)
+        return failed_rows(replica, "unreadable" if isinstance(e, EmblensError) else "failed",
+                           printable(mask_text(_named(said, replica)))[:300], seconds=_since(start), worker=worker)
     finally:
         _disarm(alarm)
-    rows["replica"]["seconds"] = round(time.perf_counter() - start, 3)
+    rows["replica"]["seconds"] = _since(start)
     return rows
 
 
@@ -124,8 +123,20 @@ def _local(replica: Replica, conf: Conf):
         yield files, tmp
 
 
-def _failed(base: dict, status: str, reason: str, start: float) -> dict:
-    return {"replica": {**base, "status": status, "reason": reason, "seconds": round(time.perf_counter() - start, 3)},
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 3)
+
+
+def _identity(replica: Replica, worker: str | None) -> dict:
+    """The columns of a replica's row that say which replica it is and where it ran."""
+    return {"replica": replica.name, "location": replica.root, "files": len(replica.files), "bytes": replica.size,
+            "worker": worker}
+
+
+def failed_rows(replica: Replica, status: str, reason: str, *, seconds: float | None = None,
+                worker: str | None = None) -> dict:
+    """The rows of a replica that was not analysed: its row, saying why; nothing else."""
+    return {"replica": {**_identity(replica, worker), "status": status, "reason": reason, "seconds": seconds},
             "findings": [], "unexplained": [], "failing": []}
 
 
