@@ -66,30 +66,29 @@ def summary(paths: dict[str, Path], *, seconds: float | None = None, engine: str
 
 
 def _causes(findings: pl.LazyFrame) -> list[dict]:
-    """Findings that are not symptoms of another, by rule: replicas affected, requests failed."""
+    """Findings that are not symptoms of another, by rule: replicas affected, requests failed, the
+    first replicas by name, and the earliest line of evidence (one pass over the table)."""
     rank = {s: k for k, s in enumerate(SEVERITIES)}
-    f = findings.filter(pl.col("role") != "symptom")
-    by_rule = (f.group_by("rule").agg(
+    evidence = pl.struct("replica", "evidence_source", "evidence_line", "evidence_text", "summary")
+    has_text = pl.col("evidence_text").is_not_null()
+    by_rule = (findings.filter(pl.col("role") != "symptom").group_by("rule").agg(
         pl.col("replica").n_unique().alias("replicas"), pl.col("requests_matched").sum().alias("requests_failed"),
         pl.col("count").sum().alias("count"), pl.col("first_seen").min().alias("first_seen"),
         pl.col("last_seen").max().alias("last_seen"), pl.col("title").first().alias("title"),
-        pl.col("severity").first().alias("severity"),
-        (pl.col("role") == "root_cause").sum().alias("led"))
+        pl.col("severity").first().alias("severity"), (pl.col("role") == "root_cause").sum().alias("led"),
+        pl.col("replica").unique().sort().head(SHOWN).alias("names"),
+        evidence.filter(has_text).sort_by(pl.col("first_seen").filter(has_text), pl.col("replica").filter(has_text),
+                                          nulls_last=True).first().alias("example"))
         .collect())
     out = []
     for row in by_rule.iter_rows(named=True):
-        rule = row["rule"]
-        mine = f.filter(pl.col("rule") == rule)
-        names = mine.select(pl.col("replica").unique().sort()).collect()["replica"]
-        example = (mine.filter(pl.col("evidence_text").is_not_null())
-                   .sort(pl.col("first_seen"), "replica", nulls_last=True).head(1).collect())
-        ex = example.row(0, named=True) if example.height else None
+        ex = row["example"]
         out.append({
-            "rule": rule, "title": _clean(row["title"]), "severity": row["severity"], "replicas": int(row["replicas"]),
+            "rule": row["rule"], "title": _clean(row["title"]), "severity": row["severity"], "replicas": int(row["replicas"]),
             "led": int(row["led"]), "requests_failed": int(row["requests_failed"] or 0), "count": int(row["count"] or 0),
             "first_seen": _iso(row["first_seen"]), "last_seen": _iso(row["last_seen"]),
-            "replica_names": [_clean(n, 200) for n in names.head(SHOWN).to_list()], "more": max(0, names.len() - SHOWN),
-            "example": None if ex is None else {
+            "replica_names": [_clean(n, 200) for n in row["names"]], "more": max(0, int(row["replicas"]) - SHOWN),
+            "example": None if ex is None or ex.get("replica") is None else {
                 "replica": _clean(ex["replica"], 200), "source": _clean(ex["evidence_source"], 300),
                 "line": ex["evidence_line"], "text": _clean(ex["evidence_text"], 500), "summary": _clean(ex["summary"], 600)},
         })
