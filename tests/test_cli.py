@@ -206,7 +206,7 @@ def test_the_published_report_schema_is_the_models_and_every_report_follows_it()
         report = json.loads(run("analyze", str(sample), "--format", "json").output)
         jsonschema.validate(report, schema())
         Report.model_validate(report)
-        assert report["schema_version"] == "1.3" and report["findings"][0]["role"] == "root_cause"
+        assert report["schema_version"] == "1.4" and report["findings"][0]["role"] == "root_cause"
 
 
 def test_a_vllm_log_alone_gets_its_year_from_when_it_was_written(tmp_path):

@@ -5,7 +5,7 @@ single line says: the year of vLLM's stamps, which embedding inputs lack a prefi
 memory and how much, the server's facts. They write columns and facts (numbers, names, flags),
 never sentences: every conclusion and its wording lives in the YAML rules.
 
-    events = enrich(events, models)   # columns: years, embedding figures, other GPU processes
+    events = enrich(events, models)   # columns: years, embedding figures, other GPU processes, requests
     facts = combine(events)           # bundle-wide facts, as rules see them (`$name`, `facts:`)
 """
 
@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.combiners import client, embeddings, gpu, time, traces, traffic
+from emblens.combiners import client, embeddings, gpu, linking, time, traces, traffic
 from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
 from emblens.knowledge.modeldata import ModelData
@@ -31,7 +31,7 @@ def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
     zone: `time.to_utc`)."""
     events = time.to_utc(time.fill_years(events, year, written), tz)
     events = embeddings.derive(events, models)
-    return gpu.mark_other_processes(events)
+    return linking.link(gpu.mark_other_processes(events))
 
 
 def combine(events: pl.DataFrame) -> Facts:

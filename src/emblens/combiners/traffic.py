@@ -23,15 +23,18 @@ FACTS = MappingProxyType({
     "kv_cache_peak_pct": Fact("number", "the highest KV-cache usage (percent) the servers' metrics lines report in the "
                                         "window (vLLM's GPU KV cache usage, SGLang's token usage)"),
     "kv_cache_peak_at": Fact("text", "the minute (UTC, or as the log writes it) the KV-cache usage peaked"),
+    "waiting_peak": Fact("number", "the most requests the servers' metrics lines say were waiting for room (vLLM's "
+                                   "Waiting / Pending reqs, SGLang's #queue-req)"),
+    "waiting_peak_at": Fact("text", "the minute (UTC, or as the log writes it) the most requests waited"),
 })
 REQUESTS = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "status": pl.Int64, "requests": pl.Int64})
-KV = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64})
+KV = MappingProxyType({"source": pl.String, "ts": pl.Datetime("us"), "kv": pl.Float64, "wait": pl.Int64})
 
 
 @dataclass
 class Traffic:
     requests: pl.DataFrame     # REQUESTS: ts is the minute (null when the source never said the time)
-    kv: pl.DataFrame           # KV: the highest usage, percent, in the minute
+    kv: pl.DataFrame           # KV: the highest usage, percent, in the minute; the most requests waiting
     counted: frozenset = frozenset()   # sources whose access lines were counted while reading (server logs)
 
     def total(self, sources=None) -> int:
@@ -61,6 +64,7 @@ def collect(inputs, events: pl.DataFrame, *, year: int | None = None, written: d
     req = [i.traffic.with_columns(pl.lit(i.source).alias("source")) for i in inputs
            if i.traffic is not None and i.traffic.height]
     kv = [i.kv.with_columns(pl.lit(i.source).alias("source")) for i in inputs if i.kv is not None and i.kv.height]
+    kv = [k if "wait" in k.columns else k.with_columns(pl.lit(None, pl.Int64).alias("wait")) for k in kv]
     requests = _timed(pl.concat(req), events, year, written, tz).select(list(REQUESTS)) if req else pl.DataFrame(schema=REQUESTS)
     kv_frame = _timed(pl.concat(kv), events, year, written, tz).select(list(KV)) if kv else pl.DataFrame(schema=KV)
     if events.height and "http_status" in events.columns:
@@ -119,11 +123,19 @@ def _timed(frame: pl.DataFrame, events: pl.DataFrame, year: int | None, written:
 
 def figures(seen: Traffic) -> dict[str, object]:
     """The traffic's figures, as facts (see FACTS)."""
-    kv = seen.kv.filter(pl.col("kv").is_not_null()) if seen.kv is not None else None
-    if kv is None or kv.height == 0:
-        return {}
-    top = kv.sort("kv", "ts", descending=[True, False], nulls_last=True).row(0, named=True)
-    out: dict[str, object] = {"kv_cache_peak_pct": round(float(top["kv"]), 1)}
-    if top["ts"] is not None:
-        out["kv_cache_peak_at"] = f"{top['ts']:%Y-%m-%d %H:%M} UTC"
+    out: dict[str, object] = {}
+    if seen.kv is None:
+        return out
+    kv = seen.kv.filter(pl.col("kv").is_not_null())
+    if kv.height:
+        top = kv.sort("kv", "ts", descending=[True, False], nulls_last=True).row(0, named=True)
+        out["kv_cache_peak_pct"] = round(float(top["kv"]), 1)
+        if top["ts"] is not None:
+            out["kv_cache_peak_at"] = f"{top['ts']:%Y-%m-%d %H:%M} UTC"
+    wait = seen.kv.filter(pl.col("wait") > 0) if "wait" in seen.kv.columns else seen.kv.clear()
+    if wait.height:
+        top = wait.sort("wait", "ts", descending=[True, False], nulls_last=True).row(0, named=True)
+        out["waiting_peak"] = int(top["wait"])
+        if top["ts"] is not None:
+            out["waiting_peak_at"] = f"{top['ts']:%Y-%m-%d %H:%M} UTC"
     return out

@@ -73,6 +73,7 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "trace_id": pl.String(),          # a span's trace (hex), formats.otlp
     "span_id": pl.String(),
     "request_id": pl.String(),        # the server's id of the request (chatcmpl-…, embd-…, gen_ai.response.id)
+    "request": pl.String(),           # derived: one request across sources (combiners.linking): its trace, else its id
     "queue_ms": pl.Float64(),         # a server span's time in the queue (vLLM gen_ai.latency.time_in_queue)
     "ttft_ms": pl.Float64(),          # a server span's time to first token (gen_ai.latency.time_to_first_token)
     # exceptions

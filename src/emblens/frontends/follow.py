@@ -208,7 +208,7 @@ class Follower:
             info.traffic = pl.concat(tail.traffic).group_by("minute", "status").agg(pl.col("requests").sum())
             tail.traffic = [info.traffic]
         if tail.kv:
-            info.kv = pl.concat(tail.kv).group_by("minute").agg(pl.col("kv").max())
+            info.kv = pl.concat(tail.kv, how="diagonal_relaxed").group_by("minute").agg(pl.col("kv").max(), pl.col("wait").max())
             tail.kv = [info.kv]
         tail.info = info
 

@@ -10,6 +10,7 @@ few vectorised passes and little memory. `keep_all` keeps every line (for `emble
 from __future__ import annotations
 
 import itertools
+import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -212,15 +213,30 @@ def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,
     kept = rest.filter(flags["keep"]).with_columns(
         pl.concat_str([pl.col("raw"), pl.lit("")]).alias("raw"),     # writes the strings anew (a cast does not)
         flags.filter(flags["keep"])["rec"].alias("_rec"))
+    if ctx.whole and not ctx.keep_all and marks is not None and fmt.requests and marks["request"].any():
+        kept = _request_lines(kept, lines.filter(marks["request"]), fmt.requests)
     routine_n = n - rest.height   # routine lines (OK lines among them): recognised by the format, never blank
     counts = Counts(lines=n, blank=int(flags["blank"].sum()), recognised=int(flags["rec"].sum()) + routine_n,
                     cut=cut)
     if marks is not None:
         kept = Tally.scan(n, lines, marks, kept, counts, fmt.clock)
-    kept = kept.drop("_kind", "_kv", "_weight", strict=False)
+    kept = kept.drop("_kind", "_kv", "_wait", "_weight", strict=False)
     if kept.height:
         kept = kept.with_columns(pl.Series("raw", ctx.redactor.series(kept["raw"])))
     return kept, counts
+
+def _request_lines(kept: pl.DataFrame, requested: pl.DataFrame, marks: tuple[str, ...]) -> pl.DataFrame:
+    """`kept` with the lines a server writes for each request (vLLM's `Received request <id>:
+    prompt: '…'`), each cut just after the request's id: in a small member they are kept, so the
+    request can be followed from a client's span to the server's log (`combiners.linking`); the
+    prompt after the id is the user's text, and never read."""
+    words = "|".join(re.escape(m) for m in marks)
+    cut = requested.with_columns(pl.col("raw").str.extract(rf"^(.*?(?:{words})[^\s:,;'\"]+)", 1).alias("raw"),
+                                 pl.lit(True).alias("_rec")).filter(pl.col("raw").is_not_null())
+    if cut.height == 0:
+        return kept
+    return pl.concat([kept, cut.select(kept.columns)], how="vertical_relaxed").sort("line")
+
 
 def _foreign_exchanges(rows: pl.DataFrame, kept: pl.DataFrame, fallback) -> pl.DataFrame:
     """A server log's lines its format did not place, read as the generic format reads them when

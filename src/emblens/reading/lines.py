@@ -10,7 +10,7 @@ import polars as pl
 
 from emblens.reading.chunks import Chunk, fresh
 from emblens.reading.context import MAX_LINE_BYTES
-from emblens.reading.routine import KV_USAGE
+from emblens.reading.routine import KV_USAGE, waiting
 
 ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 ANSI_BYTES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -109,7 +109,7 @@ def routine_rows(part: pl.DataFrame, requests: tuple[str, ...], metrics: tuple[s
     periodic `Avg prompt throughput: …`, SGLang's per-batch `Prefill batch, …`), and no access
     line. Such a line is given up to its literal (its level, stamp and logger: its clock, all that
     is read of it), with `_kind` ("request", "metric") and, for a metrics line, `_kv`, its KV-cache
-    usage (`routine.KV_USAGE`, read on the whole line). A run of them the same once cut (the same
+    usage (`routine.KV_USAGE`, read on the whole line) and `_wait`, the requests it says wait. A run of them the same once cut (the same
     kind, second and logger; only OK lines between them) is one row, standing for `_weight` lines,
     with the highest `_kv` of the run. A request-logging or per-batch log is half such lines, and
     their prompts were most of its bytes. Also returned: how many of the lines cut were longer than
@@ -120,16 +120,17 @@ def routine_rows(part: pl.DataFrame, requests: tuple[str, ...], metrics: tuple[s
     kind = pl.when(access).then(None).when(at_req.is_not_null()).then(pl.lit("request")).when(
         at_metric.is_not_null()).then(pl.lit("metric"))
     part = part.with_columns(kind.alias("_kind"), pl.coalesce(at_req, at_metric).alias("_at"),
-                             pl.lit(None, dtype=pl.Float64).alias("_kv"))
+                             pl.lit(None, dtype=pl.Float64).alias("_kv"), pl.lit(None, dtype=pl.Int64).alias("_wait"))
     at = (part["_kind"] == "metric").fill_null(False).arg_true()
     if at.len():
         found = part["raw"].gather(at).str.extract_groups(KV_USAGE)
         part = part.with_columns(part["_kv"].scatter(at, found.struct.field("pct").cast(pl.Float64).fill_null(
-            found.struct.field("share").cast(pl.Float64) * 100)))
+            found.struct.field("share").cast(pl.Float64) * 100)),
+            part["_wait"].scatter(at, part["raw"].gather(at).to_frame("raw").select(waiting(raw)).to_series()))
     cut = pl.col("_kind").is_not_null()
     long = int(part.select((cut & (raw.str.len_bytes() > MAX_LINE_BYTES)).sum()).item())
     part = part.select("line", pl.when(cut).then(pl.concat_str([raw.str.head(pl.col("_at")), pl.lit("")])).otherwise(raw)
-                       .alias("raw"), "wrap_ts", "_kind", "_kv", pl.lit(1, dtype=pl.Int64).alias("_weight"))
+                       .alias("raw"), "wrap_ts", "_kind", "_kv", "_wait", pl.lit(1, dtype=pl.Int64).alias("_weight"))
     kind, text = part["_kind"], part["raw"]
     same = (kind.is_not_null() & (kind == kind.shift(1)) & (text == text.shift(1))).fill_null(False)
     if not same.any():      # written anew: the lines left uncut still point into the uncut lines' buffers
@@ -137,7 +138,7 @@ def routine_rows(part: pl.DataFrame, requests: tuple[str, ...], metrics: tuple[s
     run = (~same).cum_sum().alias("_run")
     first = [pl.col(c).first() for c in ("line", "raw", "wrap_ts", "_kind")]
     return fresh(part.with_columns(run).group_by("_run", maintain_order=True)
-                 .agg(*first, pl.col("_kv").max(), pl.col("_weight").sum()).drop("_run")), long
+                 .agg(*first, pl.col("_kv").max(), pl.col("_wait").max(), pl.col("_weight").sum()).drop("_run")), long
 
 
 def _find(raw: pl.Expr, literals: tuple[str, ...]) -> pl.Expr:

@@ -3,6 +3,8 @@ usage of its periodic metrics lines (`Tally`)."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import polars as pl
 
 from emblens.reading.chunks import fresh
@@ -13,6 +15,18 @@ from emblens.reading.context import Counts
 # Which lines are a format's metrics lines and how its OK access lines end are its attributes
 # (`Source.metrics`, `Source.ok_line`).
 KV_USAGE = r"KV cache usage: (?P<pct>\d{1,3}(?:\.\d+)?)%|[Tt]oken usage: (?P<share>0(?:\.\d+)?|1(?:\.0+)?)\b"
+# the requests waiting for room, as the metrics lines say it: vLLM V1 `Waiting: 41 reqs`, V0 `Pending:
+# 41 reqs`, SGLang `#queue-req: 41`
+WAITING = ("Waiting: ", "Pending: ", "#queue-req: ")
+KV_SCHEMA = MappingProxyType({"minute": pl.String, "kv": pl.Float64, "wait": pl.Int64})
+
+
+def waiting(raw: pl.Expr) -> pl.Expr:
+    """The requests a metrics line says are waiting (null where it says none): found as literals,
+    and only a window of 7 characters after each read as a number."""
+    found = [raw.str.slice(raw.str.find(w, literal=True) + len(w), 7).str.extract(r"^(\d{1,6})", 1).cast(pl.Int64)
+             for w in WAITING]
+    return pl.max_horizontal(*found)
 
 
 class Tally:
@@ -109,10 +123,16 @@ class Tally:
                 found = lines["raw"].gather(metric.gather(rest)).str.extract_groups(KV_USAGE)
                 kv = kv.scatter(rest, found.struct.field("pct").cast(pl.Float64)
                                 .fill_null(found.struct.field("share").cast(pl.Float64) * 100))
-            kv = pl.DataFrame({"clock": clocks.gather(seg.gather(metric)), "kv": kv})
-            counts.kv = kv.filter(pl.col("kv").is_not_null()).group_by(minute).agg(pl.col("kv").max())
+            wait = (lines["_wait"].gather(metric) if read is not None
+                    else pl.repeat(None, metric.len(), dtype=pl.Int64, eager=True))
+            if rest.len():
+                wait = wait.scatter(rest, lines["raw"].gather(metric.gather(rest)).to_frame("raw").select(
+                    waiting(pl.col("raw"))).to_series())
+            kv = pl.DataFrame({"clock": clocks.gather(seg.gather(metric)), "kv": kv, "wait": wait})
+            counts.kv = (kv.filter(pl.col("kv").is_not_null() | pl.col("wait").is_not_null()).group_by(minute)
+                         .agg(pl.col("kv").max(), pl.col("wait").max()))
         else:
-            counts.kv = pl.DataFrame(schema={"minute": pl.String, "kv": pl.Float64})
+            counts.kv = pl.DataFrame(schema=dict(KV_SCHEMA))
         counts.traffic, counts.kv = fresh(counts.traffic), fresh(counts.kv)
         counts.clock_last = values[-1] if values.len() else None
         # the kept lines (some of `lines`): their clocks and statuses by position
@@ -141,7 +161,9 @@ class Tally:
                 .sort("minute", "status", nulls_last=False))
 
     def kv_usage(self) -> pl.DataFrame:
-        """`minute`, `kv`: the highest KV-cache usage (percent) seen in that minute."""
+        """`minute`, `kv`: the highest KV-cache usage (percent) seen in that minute; `wait`: the most
+        requests waiting."""
         if not self.kv_parts:
-            return pl.DataFrame(schema={"minute": pl.String, "kv": pl.Float64})
-        return pl.concat(self.kv_parts).group_by("minute").agg(pl.col("kv").max()).sort("minute")
+            return pl.DataFrame(schema=dict(KV_SCHEMA))
+        return (pl.concat(self.kv_parts, how="diagonal_relaxed").group_by("minute")
+                .agg(pl.col("kv").max(), pl.col("wait").max()).sort("minute"))

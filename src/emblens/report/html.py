@@ -86,6 +86,8 @@ def to_html(analysis) -> str:
             "evidence": [{"where": f"{v.where(e.source)}:{e.line}", "text": e.text[:MAX_TEXT], "more": view.more_lines(others)}
                          for e, others in fv.evidence],
             "symptoms": fv.symptoms,
+            "path": [{"side": s.side, "where": f"{v.where(s.source)}:{s.line}", "text": s.text[:view.PATH_TEXT]} for s in f.path],
+            "path_title": view.path_title(f),
         })
     rows = [{"gap": gap, "when": view.when(r), "where": f"{v.where(r['source'])}:{r['line']}", "rule": r["rule"],
              "text": r["text"][:300]} for gap, r in v.timeline]

@@ -14,8 +14,8 @@ from emblens.report.view import _iso, clock_notes, common_prefix, relative, time
 # the version of the report's shape (report.schema.json), separate from the tool's version:
 # 1.0 the report before it was stated; 1.1 adds schema_version and masked; 1.2 adds base (sources are
 # relative to it), requests on findings, stamp on timeline rows, timeline_notes, traffic, and times end
-# in Z (UTC)
-SCHEMA_VERSION = "1.3"
+# in Z (UTC); 1.3 adds probe, collection and collected_from; 1.4 adds request_path on findings (the request followed across sources)
+SCHEMA_VERSION = "1.4"
 
 
 def to_dict(analysis) -> dict:
@@ -53,6 +53,10 @@ def to_dict(analysis) -> dict:
                 "requests": ({"matched": f.requests, "seen": f.requests_seen}
                              if getattr(f, "requests", None) and getattr(f, "requests_seen", None) else None),
                 "evidence": [{"source": rel(e.source), "line": e.line, "text": e.text} for e in f.evidence],
+                "request_path": ({"request": f.path_request, "lines": f.path_steps,
+                                  "steps": [{"side": s.side, "origin": s.origin, "source": rel(s.source), "line": s.line,
+                                             "time": _iso(s.ts), "text": s.text} for s in f.path]}
+                                 if getattr(f, "path", None) else None),
                 "references": f.references,
             }
             for f in analysis.findings

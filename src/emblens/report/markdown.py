@@ -132,6 +132,10 @@ def _findings(v: view.View) -> list[str]:
         for e, others in fv.evidence:
             out.append(f"- {_code(f'{v.where(e.source)}:{e.line}')} {_code(e.text)}"
                        + (f" ({view.more_lines(others)})" if others else ""))
+        if f.path:
+            out += ["", f"**{view.path_title(f)}**", "", "| side | where | line |", "|---|---|---|"]
+            out += [f"| {step.side} | {_cell(_code(f'{v.where(step.source)}:{step.line}'))} | "
+                    f"{_cell(_code(step.text[:view.PATH_TEXT]))} |" for step in f.path]
         out += ["", "**Remedy**", ""]
         out += [f"{i}. {step}" for i, step in enumerate(f.remedy, 1)]
         if fv.symptoms:

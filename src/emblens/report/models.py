@@ -46,6 +46,21 @@ class Requests(_Model):
     seen: int = Field(description="All the requests seen in the finding's sources.")
 
 
+class PathStep(_Model):
+    side: Literal["client", "gateway", "server"] = Field(description="Who saw the request there.")
+    origin: str = Field(description="The program that wrote it: client, vllm, sglang, a gateway's origin, generic.")
+    source: str
+    line: int
+    time: Optional[str] = Field(description="ISO time in UTC (ends in Z), or null.")
+    text: str
+
+
+class RequestPath(_Model):
+    request: str = Field(description="The request's key: the trace id its spans share, else its request id.")
+    lines: int = Field(description="The lines found of that request across the inputs (steps holds the first 12).")
+    steps: list[PathStep] = Field(description="Client first, then gateways and proxies, then the server; each by time.")
+
+
 class Finding(_Model):
     rule: str = Field(description="A catalogue id (CATALOGUE.md), e.g. model.not_found.")
     title: str
@@ -64,6 +79,9 @@ class Finding(_Model):
     requests: Optional[Requests] = Field(
         description="When the finding matched requests: how many, of all the requests its sources saw; else null.")
     evidence: list[Evidence]
+    request_path: Optional[RequestPath] = Field(
+        description="For a finding that is not a symptom: the request it rests on, followed across the sources that "
+                    "saw it (the same trace id or request id), when two sources or more did; else null.")
     references: list[str]
 
 

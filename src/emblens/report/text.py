@@ -58,6 +58,11 @@ def _finding(console: Console, fv: view.FindingView, prefix: str = "", indent: i
         out(Text(e.text, overflow="fold"), 6)
         if others:
             out(Text(view.more_lines(others), style="dim"), 6)
+    if f.path:
+        out(Text(view.path_title(f), style="bold"), 2)
+        for step in f.path:
+            _where(console, step.source, step.line, prefix, indent + 4)
+            out(Text(f"{step.side}: {step.text[:view.PATH_TEXT]}", overflow="fold"), 6)
     if f.role != "symptom":
         fix = Table.grid(padding=(0, 1))
         fix.add_column(no_wrap=True)

@@ -9,6 +9,8 @@ text, Markdown and HTML renderers only lay a `View` out; JSON is the contract (`
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -107,6 +109,21 @@ def rate(f) -> str:
     share = f.requests / f.requests_seen
     pct = f"{share:.0%}" if share >= 0.1 else f"{share:.2%}" if share >= 0.0001 else "< 0.01%"
     return f"{f.requests:,} of {f.requests_seen:,} requests ({pct})"
+
+
+PATH_TEXT = 300     # characters of one step of a request's path shown
+
+
+def path_title(f) -> str:
+    """'Request path (trace 143a62f2…, 4 lines in 3 files)' for a finding with one, else ''."""
+    if not getattr(f, "path", None):
+        return ""
+    key = f.path_request or ""
+    what = "trace" if re.fullmatch(r"[0-9a-f]{32}", key) else "request"
+    files = len({s.source for s in f.path})
+    more = f", the first {len(f.path)} shown" if f.path_steps > len(f.path) else ""
+    return (f"Request path ({what} {key[:40]}{'…' if len(key) > 40 else ''}, {f.path_steps} line(s) in {files} "
+            f"file(s){more})")
 
 
 def timeline(analysis, limit: int = 40) -> list[dict]:

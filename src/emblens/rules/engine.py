@@ -73,6 +73,9 @@ class Finding:
     requests_seen: int | None = None       # ...of all the requests its sources saw (emblens.combiners.traffic)
     matched: set = field(default_factory=set, repr=False)   # (source, line) of every matched event
     chains: set = field(default_factory=set, repr=False)    # (source, exc_group) of matched chains
+    path: list = field(default_factory=list)   # emblens.findings.path.Step: the request it rests on, source by source
+    path_request: str | None = None           # that request's key (a trace id or a request id)
+    path_steps: int = 0                       # the steps found (path holds the first MAX_STEPS)
 
 
 def evaluate(ruleset: RuleSet, events: pl.DataFrame, facts: Facts, budget: RegexBudget | None = None) -> list[Finding]:
