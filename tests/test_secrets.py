@@ -105,6 +105,51 @@ def _flows(path, entries) -> None:
             writer.add(flow)
 
 
+def _span_attrs(i: int, line: str) -> dict:
+    """What a client span may carry: the prompt and the messages (gen_ai.input.messages, the
+    older gen_ai.prompt, OpenInference's llm.input_messages), a captured header, and the line."""
+    return {"gen_ai.request.model": "Qwen3-Embedding-4B", "error.type": "AuthenticationError",
+            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": line}]}]),
+            "gen_ai.prompt": line, "llm.input_messages.0.message.content": line,
+            "http.request.header.authorization": [line], "planted.index": i}
+
+
+def _otlp(lines: list[str]) -> str:
+    """One span per line: the line in the span's attributes, its status message and its exception event."""
+    def value(v):
+        return {"intValue": str(v)} if isinstance(v, int) else {"arrayValue": {"values": [{"stringValue": x} for x in v]}} \
+            if isinstance(v, list) else {"stringValue": v}
+    spans = [{"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "name": "chat Qwen3-Embedding-4B", "kind": "SPAN_KIND_CLIENT",
+              "startTimeUnixNano": str(1_796_580_626_000_000_000 + i), "endTimeUnixNano": str(1_796_580_627_000_000_000 + i),
+              "attributes": [{"key": k, "value": value(v)} for k, v in _span_attrs(i, line).items()],
+              "events": [{"name": "exception", "attributes": [
+                  {"key": "exception.type", "value": {"stringValue": "openai.AuthenticationError"}},
+                  {"key": "exception.message", "value": {"stringValue": f"Error code: 401 - {line}"}},
+                  {"key": "exception.stacktrace", "value": {"stringValue": f"Traceback (most recent call last):\n  {line}"}}]}],
+              "status": {"code": "STATUS_CODE_ERROR", "message": line}} for i, line in enumerate(lines)]
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "rag"}}]},
+                              "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai_v2"}, "spans": spans}]}]}
+    return json.dumps(doc) + "\n"
+
+
+def _jaeger(lines: list[str]) -> str:
+    """The same spans as Jaeger keeps them: typed tags, logs for the exception event."""
+    spans = [{"traceID": f"{i + 1:032x}", "spanID": f"{i + 1:016x}", "operationName": "chat Qwen3-Embedding-4B",
+              "startTime": 1_796_580_626_000_000 + i, "duration": 1_000_000, "processID": "p1",
+              "tags": [{"key": k, "type": "int64" if isinstance(v, int) else "string", "value": v if not isinstance(v, list) else
+                        json.dumps(v)} for k, v in _span_attrs(i, line).items()]
+              + [{"key": "span.kind", "type": "string", "value": "client"},
+                 {"key": "otel.status_code", "type": "string", "value": "ERROR"},
+                 {"key": "otel.status_description", "type": "string", "value": line}],
+              "logs": [{"timestamp": 1_796_580_626_500_000, "fields": [
+                  {"key": "event", "type": "string", "value": "exception"},
+                  {"key": "exception.type", "type": "string", "value": "openai.AuthenticationError"},
+                  {"key": "exception.message", "type": "string", "value": f"Error code: 401 - {line}"}]}]}
+             for i, line in enumerate(lines)]
+    return json.dumps({"data": [{"traceID": "0" * 31 + "1", "spans": spans,
+                                 "processes": {"p1": {"serviceName": "rag", "tags": []}}}]})
+
+
 def _inputs(tmp_path) -> dict[str, list]:
     from emblens.events.redact import CATALOGUE
 
@@ -126,7 +171,8 @@ def _inputs(tmp_path) -> dict[str, list]:
                for i, line in enumerate(lines)))
     paste = ("My server fails, logs below.\n\n```\n" + vllm + "```\n\nand my client:\n\n```bash\n"
              + "".join(f"{line}\n" for line in lines) + "```\n")
-    files = {"vllm.log": vllm, "curl-v.txt": curl, "nvidia-smi.txt": smi, "capture.har": _har(CATALOGUE), "issue.md": paste}
+    files = {"vllm.log": vllm, "curl-v.txt": curl, "nvidia-smi.txt": smi, "capture.har": _har(CATALOGUE), "issue.md": paste,
+             "spans.otlp.jsonl": _otlp(lines), "trace.jaeger.json": _jaeger(lines)}
     out: dict[str, list] = {}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -162,7 +208,7 @@ def test_every_catalogue_entry_in_every_input_format_reaches_no_output(tmp_path)
             assert r.exit_code == 0, (fmt_name, r.output)
             outputs[ext] = target.read_text()
         assert outputs["jsonl"].count("\n") >= 1 and not json.loads(outputs["json"])["skipped"], fmt_name
-        if fmt_name in ("vllm.log", "issue.md", "bundle.zip"):   # the planted lines are there, masked
+        if fmt_name in ("vllm.log", "issue.md", "bundle.zip", "spans.otlp.jsonl", "trace.jaeger.json"):   # the planted lines are there, masked
             assert "Ocp-Apim-Subscription-Key: <key: 32 chars>" in outputs["jsonl"], fmt_name
         for out_name, text in outputs.items():
             for secret in secrets:

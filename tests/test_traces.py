@@ -135,3 +135,161 @@ def test_a_vllm_service_span_is_the_servers_own(tmp_path):
     log = tmp_path / "server.jsonl"
     log.write_text(json.dumps(doc) + "\n")
     assert set(load_events([log])[0]["origin"]) == {"vllm"}
+
+
+SAMPLE = Path(__file__).parents[1] / "samples" / "trace-queued-past-timeout.zip"
+
+
+def test_the_sample_follows_one_request_from_the_clients_span_to_the_servers_lines_and_span():
+    """`samples/trace-queued-past-timeout` (samples/tools/trace_bundle.py): a real client span and
+    traceback of a call that gave up after 30 s, vLLM's log and its request span. The report names
+    server.overloaded with both ends' figures and the request's path, file and line in every
+    source; without the spans the log's metrics lines name it, with less confidence."""
+    from emblens.report import render
+
+    a = analyze([SAMPLE])
+    top = a.findings[0]
+    assert top.rule == "server.overloaded" and top.cause == "queued_past_timeout"
+    assert "gave up after 30 s" in top.summary and "queued this request 41.7 s" in top.summary
+    assert "99.1% full" in top.summary and "44 requests waiting" in top.summary
+    files = [s.source.rsplit("/", 1)[-1] for s in top.path]
+    assert files == ["client-spans.otlp.jsonl", "vllm.log", "vllm.log", "vllm-spans.otlp.jsonl"]
+    assert [s.side for s in top.path] == ["client", "server", "server", "server"]
+    assert "Received request embd-" in top.path[1].text and "prompt" not in top.path[1].text   # cut after the id
+    assert all(s.line > 0 for s in top.path)
+    report = json.loads(render(a, "json"))
+    path = report["findings"][0]["request_path"]
+    assert path["request"] == top.path_request and [s["source"] for s in path["steps"]][0].endswith("client-spans.otlp.jsonl")
+    assert all(report["findings"][i]["request_path"] is None for i in range(1, len(report["findings"])))
+    text = render(a, "text")
+    assert "Request path (trace " in text and "vllm.log:" in text
+    assert "Request path" in render(a, "markdown") and "Request path" in render(a, "html")
+
+
+def test_without_the_spans_the_logs_name_it_with_less_confidence(tmp_path):
+    import zipfile
+    with zipfile.ZipFile(SAMPLE) as z:
+        for n in z.namelist():
+            if n.endswith(("vllm.log", "client-traceback.txt")):
+                (tmp_path / n.rsplit("/", 1)[-1]).write_bytes(z.read(n))
+    alone = analyze([tmp_path]).findings[0]
+    assert alone.rule == "server.overloaded" and alone.cause == "kv_cache_full"
+    assert "99.1% full" in alone.summary and "44 requests waiting" in alone.summary and "1 request(s) timed out" in alone.summary
+    assert alone.confidence < analyze([SAMPLE]).findings[0].confidence
+
+
+def test_request_ids_are_read_from_text_and_unrelated_requests_are_never_joined(tmp_path):
+    """vLLM's engine suffix is set aside; X-Request-Id and SGLang's rid are ids; two requests of
+    the same server and path, seconds apart, stay two; a line with no id joins nothing."""
+    a, b = "embd-" + "a" * 32, "embd-" + "b" * 32
+    log = tmp_path / "vllm.log"
+    log.write_text(
+        f"(APIServer pid=1) INFO 12-06 18:10:26 [logger.py:49] Received request {a}: prompt: 'first', params: None\n"
+        f"(APIServer pid=1) INFO 12-06 18:10:26 [async_llm.py:352] Added request {a}-0c1d2e3f.\n"
+        f"(APIServer pid=1) INFO 12-06 18:10:27 [logger.py:49] Received request {b}: prompt: 'second', params: None\n"
+        f"(APIServer pid=1) INFO 12-06 18:10:58 [async_llm.py:412] Aborted request {b}-9a8b7c6d.\n"
+        "(APIServer pid=1) ERROR 12-06 18:10:59 [serving.py:1] something failed\n")
+    other = tmp_path / "gateway.log"
+    other.write_text('2026-12-06 18:10:26 INFO x-request-id: 6f1c2a8e-0d4b-4f7e-9c3a-2b5d8e7f1a90 upstream 503\n'
+                     "2026-12-06 18:10:27 INFO Abort request rid=0123456789abcdef0123456789abcdef\n")
+    events = analyze([tmp_path]).events          # as an analysis keeps them (`events` keeps every line whole)
+    keyed = dict(zip(events["text"].to_list(), events["request"].to_list(), strict=True))
+    by_key: dict = {}
+    for text, key in keyed.items():
+        by_key.setdefault(key, []).append(text)
+    assert sorted(len(v) for k, v in by_key.items() if k in (a, b)) == [2, 2]
+    assert "6f1c2a8e-0d4b-4f7e-9c3a-2b5d8e7f1a90" in by_key and "0123456789abcdef0123456789abcdef" in by_key
+    assert [k for t, k in keyed.items() if "something failed" in t] == [None]
+    assert not any("prompt" in t for t in keyed)            # the request lines are cut after the id
+
+
+def test_a_prompt_in_a_spans_attributes_never_reaches_an_output(tmp_path):
+    """gen_ai.input.messages (and the older gen_ai.prompt, OpenInference's llm.input_messages) hold
+    the user's text: like a request body's inputs, it is never shown."""
+    from emblens.report import render
+
+    doc = json.loads(CLIENT.read_text().splitlines()[3])
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    prompt = "Quarterly revenue of Contoso Holdings fell 12 percent"
+    span["attributes"] += [
+        {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps([{"role": "user", "parts": [{"content": prompt}]}])}},
+        {"key": "gen_ai.prompt", "value": {"stringValue": prompt}},
+        {"key": "llm.input_messages.0.message.content", "value": {"stringValue": prompt}}]
+    span["events"] = [{"name": "gen_ai.user.message", "attributes": [{"key": "content", "value": {"stringValue": prompt}}]}]
+    log = tmp_path / "spans.jsonl"
+    log.write_text(json.dumps(doc) + "\n")
+    a = analyze([log])
+    assert a.findings[0].rule == "net.timeout"
+    for fmt in ("text", "json", "markdown", "html"):
+        assert "Contoso" not in render(a, fmt)
+    assert "Contoso" not in load_events([log])[0].write_csv()
+
+
+ENVOY_DEFAULT = ('[2026-11-20T10:02:14.877Z] "POST /v1/embeddings HTTP/1.1" 503 UH 412 19 0 - "10.244.0.1" '
+                 '"OpenAI/Python 1.109.1" "3c9b7e21-5f4a-4d0e-8b1c-7a2e9f6d0c35" "embed.example.internal" "-"')
+ENVOY_ISTIO = ('[2026-11-20T10:02:14.877Z] "POST /v1/embeddings HTTP/1.1" 503 UH no_healthy_upstream - "-" 412 19 0 - '
+               '"10.244.0.1" "OpenAI/Python 1.109.1" "3c9b7e21-5f4a-4d0e-8b1c-7a2e9f6d0c35" "embed.example.internal" "-" '
+               'outbound|8000||vllm.default.svc.cluster.local - 10.96.12.40:8000 10.244.0.1:51322 - default')
+ENVOY_JSON = ('{":authority":"embed.example.internal","bytes_received":412,"bytes_sent":19,"duration":0,"method":"POST",'
+              '"protocol":"HTTP/1.1","response_code":503,"response_code_details":"no_healthy_upstream","response_flags":"UH",'
+              '"start_time":"2026-11-20T10:02:14.877Z","upstream_host":null,"x-envoy-origin-path":"/v1/embeddings",'
+              '"x-request-id":"3c9b7e21-5f4a-4d0e-8b1c-7a2e9f6d0c35"}')
+
+
+def test_envoys_three_access_log_shapes_are_the_same_request(tmp_path):
+    cols = ["kind", "origin", "ts", "level", "http_method", "http_path", "http_status", "http_host", "latency_ms", "request_id"]
+    rows = []
+    for name, line in (("default", ENVOY_DEFAULT), ("istio", ENVOY_ISTIO), ("json", ENVOY_JSON)):
+        f = tmp_path / f"{name}.log"
+        f.write_text(line + "\n")
+        events, inputs, _ = load_events([f])
+        assert inputs[0].kind == "envoy-access-log" and inputs[0].unparsed == 0, name
+        rows.append(events.select(cols).row(0, named=True))
+        assert "no healthy upstream" in events["resp_error"][0], name
+        assert analyze([f]).findings[0].rule == "gateway.misconfigured", name
+    assert rows[0] == rows[1] == rows[2]
+    assert rows[0]["http_status"] == 503 and rows[0]["request_id"] == "3c9b7e21-5f4a-4d0e-8b1c-7a2e9f6d0c35"
+
+
+def _dump(path: Path, *args: str) -> Path:
+    import subprocess
+    import sys
+
+    tool = Path(__file__).parents[1] / "samples" / "tools" / "sglang_crash_dump.py"
+    subprocess.run([sys.executable, str(tool), str(path), *args], check=True, capture_output=True)
+    return path
+
+
+def test_an_sglang_crash_dump_is_counted_from_its_opcodes_and_never_loaded(tmp_path):
+    """A crash dump is a pickle: loading it would run what it says. It is walked, never loaded: a
+    dump whose first object is `os.system(...)` leaves no trace; the requests are counted, the
+    server's api_key and the prompts are not shown, and the replay command is given."""
+    import pickle
+
+    from emblens.report import render
+
+    dump = _dump(tmp_path / "sglang-0" / "crash_dump_2026-01-10_13-31-02.pkl", "--finished", "25", "--unfinished", "12",
+                 "--api-key", "s3cret-crash-key-0123")
+    a = analyze([dump])
+    assert a.inputs[0].kind == "sglang-crash-dump"
+    text = a.events["text"][0]
+    assert "37 request(s)" in text and "12 unfinished" in text and "model Qwen/Qwen3-8B" in text
+    assert "replay_request_dump.py --input-file crash_dump_2026-01-10_13-31-02.pkl --host 127.0.0.1 --port 30000" in text
+    for fmt in ("text", "json", "markdown", "html"):
+        out = render(a, fmt)
+        assert "s3cret-crash-key-0123" not in out and "Summarise the attached contract" not in out
+
+    class Boom:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    hostile = tmp_path / "crash_dump_hostile.pkl"
+    hostile.write_bytes(pickle.dumps({"server_args": Boom(), "requests": [({"rid": "x"}, {}, 1.7e9, 1.7e9 + 1)]}))
+    a = analyze([hostile])
+    assert not (tmp_path / "ran").exists()
+    assert a.inputs and "1 request(s)" in a.events["text"][0]
+    cut = tmp_path / "crash_dump_cut.pkl"
+    cut.write_bytes(dump.read_bytes()[: len(dump.read_bytes()) // 2])
+    a = analyze([cut])
+    assert a.inputs[0].note and "read only in part" in a.events["text"][0]

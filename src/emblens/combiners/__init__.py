@@ -16,13 +16,13 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.combiners import client, embeddings, gpu, linking, time, traces, traffic
+from emblens.combiners import client, dumps, embeddings, gpu, linking, time, traces, traffic
 from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
 from emblens.knowledge.modeldata import ModelData
 
 FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS, **traffic.FACTS,
-                                                **traces.FACTS})
+                                                **traces.FACTS, **dumps.FACTS})
 
 
 def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
@@ -40,6 +40,7 @@ def combine(events: pl.DataFrame) -> Facts:
     facts.figures.update(gpu.figures(events, facts))
     facts.figures.update(client.figures(events))
     facts.figures.update(traces.figures(events))
+    facts.figures.update(dumps.figures(events))
     return facts
 
 

@@ -13,7 +13,9 @@ from functools import cache
 
 from emblens.formats.base import Source
 from emblens.formats.client import ClientText
+from emblens.formats.crash_dump import SGLangCrashDump
 from emblens.formats.curl import CurlVerbose
+from emblens.formats.envoy import EnvoyAccessLog
 from emblens.formats.generic import GenericLog
 from emblens.formats.infinity import InfinityLog
 from emblens.formats.jaeger import JaegerJson
@@ -40,12 +42,13 @@ REGISTRY: tuple[Source, ...] = (
     LMStudioLog(),
     LocalAILog(),
     InfinityLog(),
+    EnvoyAccessLog(),
     NvidiaSmi(),
     CurlVerbose(),
     ClientText(),
     GenericLog(),
 )
-RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile(), OtlpJson(), JaegerJson())
+RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile(), OtlpJson(), JaegerJson(), SGLangCrashDump())
 PASTE = REGISTRY[0]
 
 # origins that no format reads from a file: emblens's own rows (the live addon's captures and its

@@ -10,7 +10,6 @@ text, Markdown and HTML renderers only lay a `View` out; JSON is the contract (`
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType

@@ -215,11 +215,14 @@ def weight() -> pl.Expr:
 
 
 def occurrences(matched: pl.DataFrame) -> int:
-    """How many times it happened: a traceback chain counts once, however many of its lines matched;
+    """How many times it happened: a traceback chain counts once, however many of its lines matched
+    (its frames' code lines with it);
     a counted row of access lines as many times as the lines it stands for; a request seen from
     both ends (a capture's exchange, the server's access line) once (`requests_once`)."""
     chained = matched.filter(pl.col("exc_group").is_not_null())
     alone = matched.filter(pl.col("exc_group").is_null())
+    if chained.height and alone.height:     # a traceback's frame line (`raise APITimeoutError(...)`) is part of its chain
+        alone = alone.filter(~((pl.col("kind") == "trace") & pl.col("source").is_in(chained["source"].unique().implode())))
     http = pl.col("kind") == "http"
     single = alone.filter(~http).select(weight().sum()).item() if alone.height else 0
     return int(single or 0) + requests_once(alone.filter(http)) + chained.select("source", "exc_group").n_unique()
