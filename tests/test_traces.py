@@ -293,3 +293,50 @@ def test_an_sglang_crash_dump_is_counted_from_its_opcodes_and_never_loaded(tmp_p
     cut.write_bytes(dump.read_bytes()[: len(dump.read_bytes()) // 2])
     a = analyze([cut])
     assert a.inputs[0].note and "read only in part" in a.events["text"][0]
+
+
+def test_with_no_shared_id_one_exchange_each_side_in_the_window_is_one_request_and_two_are_none(tmp_path):
+    """Envoy's line and vLLM's access line of the same method and path, under two seconds apart,
+    are the same request when nothing else could be; with two server lines in the window, neither
+    is linked."""
+    head = ("(APIServer pid=1) INFO 11-20 09:14:02 [api_server.py:1880] vLLM API server version 0.11.0\n"
+            "(APIServer pid=1) INFO 11-20 09:20:07 [serving_embedding.py:101] the model does not exist\n")
+    access = '(APIServer pid=1) INFO:     10.0.3.17:{} - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n'
+    later = "(APIServer pid=1) INFO 11-20 09:25:07 [serving_embedding.py:101] the model does not exist\n"
+    (tmp_path / "envoy.log").write_text(
+        '[2025-11-20T09:20:07.412Z] "POST /v1/embeddings HTTP/1.1" 404 - 50 146 3 2 "10.244.0.1" "curl/7.88.1" '
+        '"3c9b7e21-5f4a-4d0e-8b1c-7a2e9f6d0c35" "10.0.3.5:8000" "10.244.1.17:8000"\n')
+    (tmp_path / "vllm.log").write_text(head + access.format(51000) + later + access.format(51001))
+    http = analyze([tmp_path]).events.filter(pl.col("kind") == "http").sort("source", "line")
+    assert http["request"].to_list() == ["3c9b7e21-5f4a-4d0e-8b1c-7a2e9f6d0c35"] * 2 + [None]
+    (tmp_path / "vllm.log").write_text(head + access.format(51000) + access.format(51001))
+    http = analyze([tmp_path]).events.filter(pl.col("kind") == "http").sort("source", "line")
+    assert http["request"].n_unique() == 2 and http.filter(pl.col("origin") == "vllm")["request"].is_null().all()
+
+
+def test_vllms_journey_events_give_the_preemptions_of_the_request_that_timed_out(tmp_path):
+    """With --enable-journey-tracing vLLM adds span events journey.QUEUED ... journey.FINISHED to its
+    request span, each with num_preemptions: the finding says how often the request was preempted."""
+    import zipfile
+
+    with zipfile.ZipFile(SAMPLE) as z:
+        for n in z.namelist():
+            if not n.endswith("/"):
+                (tmp_path / n.rsplit("/", 1)[-1]).write_bytes(z.read(n))
+    spans = tmp_path / "vllm-spans.otlp.jsonl"
+    doc = json.loads(spans.read_text())
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    start = int(span["startTimeUnixNano"])
+
+    def event(name: str, k: int, n: int) -> dict:
+        return {"timeUnixNano": str(start + k * 10**9), "name": f"journey.{name}",
+                "attributes": [{"key": "event.type", "value": {"stringValue": name}},
+                               {"key": "num_preemptions", "value": {"intValue": str(n)}}]}
+
+    span["events"] = [event("QUEUED", 0, 0), event("SCHEDULED", 30, 0), event("PREEMPTED", 31, 1),
+                      event("SCHEDULED", 35, 1), event("PREEMPTED", 36, 2), event("SCHEDULED", 40, 2),
+                      event("PREEMPTED", 41, 3), event("FINISHED", 42, 3)]
+    spans.write_text(json.dumps(doc) + "\n")
+    top = analyze([tmp_path]).findings[0]
+    assert top.cause == "queued_past_timeout" and "preempted 3 time(s)" in top.summary
+    assert any("(3 preemptions)" in e.text for e in top.evidence)

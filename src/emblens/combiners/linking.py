@@ -11,8 +11,13 @@ A request is known by the ids its programs print and export:
 vLLM's engine appends its own suffix to the id it logs (`embd-<32 hex>-<8 hex>`; `cmpl-…-0` for
 each prompt of a completion), so an id is read without it. A span that carries both a trace id
 and a request id joins the two: the key of every event is its trace id, or the trace of its
-request id, or the request id itself. Events with no id have no key: nothing is linked by
-guess (two requests that merely look alike are never one).
+request id, or the request id itself.
+
+Where no id is shared, a request seen as an exchange on one side (a client's capture, HAR or
+curl -v; a gateway's access line) and as an access line on the server is one request when both
+name the same method and path within `WINDOW_S` of each other and nothing else could be the
+other: exactly one candidate each way. Events with neither have no key: two requests that merely
+look alike are never one.
 """
 
 from __future__ import annotations
@@ -46,9 +51,46 @@ def link(events: pl.DataFrame) -> pl.DataFrame:
     found = pl.coalesce(*(pl.col("text").str.extract(p, 1) for p in TEXT_IDS))
     events = events.with_columns(_normal(pl.coalesce(rid, found)).alias("request_id"), tid.alias("trace_id"))
     if events["request_id"].null_count() == events.height and events["trace_id"].null_count() == events.height:
-        return events.with_columns(pl.lit(None, pl.String).alias("request"))
+        return by_window(events.with_columns(pl.lit(None, pl.String).alias("request")))
     joins = (events.filter(pl.col("request_id").is_not_null() & pl.col("trace_id").is_not_null())
              .group_by("request_id").agg(pl.col("trace_id").min().alias("_trace")))
     events = events.join(joins, on="request_id", how="left", maintain_order="left") if joins.height else \
         events.with_columns(pl.lit(None, pl.String).alias("_trace"))
-    return events.with_columns(pl.coalesce("trace_id", "_trace", "request_id").alias("request")).drop("_trace")
+    events = events.with_columns(pl.coalesce("trace_id", "_trace", "request_id").alias("request")).drop("_trace")
+    return by_window(events)
+
+
+WINDOW_S = 2.0
+
+
+def by_window(events: pl.DataFrame) -> pl.DataFrame:
+    """Exchanges with no key matched one to one across sources by method, path and time (see the
+    module's doc): both get the client's or gateway's key, or `window:<source>:<line>` of its event."""
+    need = {"kind", "http_method", "http_path", "ts", "origin", "source", "line"}
+    if not need <= set(events.columns):
+        return events
+    from emblens.formats.registry import servers
+
+    # an exchange whose key no other source shares (an Envoy line's X-Request-Id that the server
+    # never logged) is as alone as one with none
+    alone = pl.col("request").is_null() | (pl.col("source").n_unique().over("request") == 1)
+    http = (events.with_row_index("_i").filter((pl.col("kind") == "http") & pl.col("http_path").is_not_null()
+                                               & pl.col("ts").is_not_null())
+            .filter(alone)
+            .select("_i", "source", "line", "ts", "http_method", "http_path", "request",
+                    pl.col("origin").is_in(list(servers())).alias("_server")))
+    left, right = http.filter(~pl.col("_server")), http.filter(pl.col("_server"))
+    if left.height == 0 or right.height == 0:
+        return events
+    pairs = (left.join(right, on=["http_method", "http_path"], suffix="_r")
+             .filter((pl.col("source") != pl.col("source_r"))
+                     & ((pl.col("ts") - pl.col("ts_r")).dt.total_microseconds().abs() <= WINDOW_S * 1e6)))
+    if pairs.height == 0:
+        return events
+    pairs = pairs.filter((pl.len().over("_i") == 1) & (pl.len().over("_i_r") == 1))     # one candidate each way
+    if pairs.height == 0:
+        return events
+    key = pl.coalesce("request", pl.concat_str([pl.lit("window:"), pl.col("source"), pl.lit(":"), pl.col("line").cast(pl.String)]))
+    keys = pl.concat([pairs.select(pl.col("_i"), key.alias("_w")), pairs.select(pl.col("_i_r").alias("_i"), key.alias("_w"))])
+    return (events.with_row_index("_i").join(keys, on="_i", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("_w", "request").alias("request")).drop("_i", "_w"))

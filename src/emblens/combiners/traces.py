@@ -19,6 +19,7 @@ FACTS = MappingProxyType({
     "trace_queued_past_timeout": Fact("bool", "a request's time in the server's queue, or to its first token, was as long "
                                               "as its client's wait: the client gave up while the server still held it"),
     "trace_id_timed_out": Fact("text", "the trace of that request"),
+    "trace_preemptions": Fact("number", "how many times the server preempted that request (vLLM's journey events)"),
 })
 TIMEOUT_TYPES = r"(?:APITimeoutError|ReadTimeout|ReadTimeoutError|TimeoutError|Timeout)$"
 
@@ -30,7 +31,9 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
                             & pl.col("latency_ms").is_not_null() & pl.col("exc_type").str.contains(TIMEOUT_TYPES))
               .group_by("trace_id").agg(pl.col("latency_ms").max().alias("wait")))
     served = (events.filter(pl.col("trace_id").is_not_null() & (pl.col("queue_ms").is_not_null() | pl.col("ttft_ms").is_not_null()))
-              .group_by("trace_id").agg(pl.col("queue_ms").max().alias("queue"), pl.col("ttft_ms").max().alias("ttft")))
+              .group_by("trace_id").agg(pl.col("queue_ms").max().alias("queue"), pl.col("ttft_ms").max().alias("ttft"),
+                                        (pl.col("preemptions").max() if "preemptions" in events.columns
+                                         else pl.lit(None, pl.Int64)).alias("preempted")))
     both = waited.join(served, on="trace_id").sort("queue", "trace_id", descending=[True, False], nulls_last=True)
     if both.height == 0:
         return {}
@@ -42,4 +45,6 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
         out["trace_queue_s"] = round(top["queue"] / 1000, 1)
     if top["ttft"] is not None:
         out["trace_first_token_s"] = round(top["ttft"] / 1000, 1)
+    if top["preempted"]:
+        out["trace_preemptions"] = int(top["preempted"])
     return out

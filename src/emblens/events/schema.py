@@ -76,6 +76,7 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "request": pl.String(),           # derived: one request across sources (combiners.linking): its trace, else its id
     "queue_ms": pl.Float64(),         # a server span's time in the queue (vLLM gen_ai.latency.time_in_queue)
     "ttft_ms": pl.Float64(),          # a server span's time to first token (gen_ai.latency.time_to_first_token)
+    "preemptions": pl.Int64(),        # a server span's preemptions (vLLM's journey events, num_preemptions)
     # exceptions
     "exc_type": pl.String(),          # as printed: openai.NotFoundError
     "exc_message": pl.String(),

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import MappingProxyType
 
 import polars as pl
 
 MAX_STEPS = 12      # steps shown of one request (a server's log may say a request's id many times)
-KIND_ORDER = {"exception": 0, "http": 1, "log": 2}
+KIND_ORDER = MappingProxyType({"exception": 0, "http": 1, "log": 2})
 
 
 @dataclass(frozen=True)

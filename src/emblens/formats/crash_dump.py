@@ -29,11 +29,12 @@ from emblens.reading.context import Counts, SourceContext
 MAX_DUMP_BYTES = 512 * 1024 * 1024
 MAX_OPS = 50_000_000          # opcodes walked; the rest counted as not read
 _HEAD = re.compile(rb"^\x80[\x02-\x05]")
-_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
-_INTS = {"BININT", "BININT1", "BININT2", "INT", "LONG1"}
-_MEMO_GETS = {"BINGET", "LONG_BINGET", "GET"}
-_MEMO_PUTS = {"BINPUT", "LONG_BINPUT", "PUT"}
-_SKIP = {"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT", "FRAME"}
+_STRINGS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_INTS = frozenset({"BININT", "BININT1", "BININT2", "INT", "LONG1"})
+_MEMO_GETS = frozenset({"BINGET", "LONG_BINGET", "GET"})
+_MEMO_PUTS = frozenset({"BINPUT", "LONG_BINPUT", "PUT"})
+_SKIP = frozenset({"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT", "FRAME"})
+_VALUES = _STRINGS | _INTS | _MEMO_GETS
 SETTINGS = ("model_path", "served_model_name", "host", "port")
 REPLAY = "python3 scripts/playground/replay_request_dump.py --input-file {file} --host {host} --port {port} --parallel 128"
 
@@ -84,7 +85,7 @@ def walk(data: bytes) -> dict:
             elif name == "BINFLOAT":
                 value = arg
             if in_settings:
-                if pending_key is not None and name in (_STRINGS | _INTS | _MEMO_GETS):
+                if pending_key is not None and name in _VALUES:
                     if value is not None and not isinstance(value, tuple):
                         out.setdefault(pending_key, value)
                     pending_key = None

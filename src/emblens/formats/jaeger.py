@@ -64,9 +64,10 @@ def as_otlp(span: dict, process: dict) -> tuple[dict, str, dict]:
     events = []
     for log in (span.get("logs") or [])[:1000]:
         fields = _tags(log.get("fields") if isinstance(log, dict) else None)
-        if fields.get("event") == "exception":
-            events.append({"name": "exception", "attributes": [{"key": k, "value": _otlp_value(v)}
-                                                               for k, v in fields.items() if k != "event"]})
+        name = fields.get("event")
+        if name == "exception" or (isinstance(name, str) and name.startswith("journey.")):
+            events.append({"name": name, "attributes": [{"key": k, "value": _otlp_value(v)}
+                                                        for k, v in fields.items() if k != "event"]})
     otlp = {
         "traceId": span.get("traceID"), "spanId": span.get("spanID"), "name": span.get("operationName"),
         "kind": kind, "attributes": [{"key": k, "value": _otlp_value(v)} for k, v in tags.items()], "events": events,

@@ -14,7 +14,9 @@ exceptions reads spans too. The event's `line` is the line of the file the span'
 on. Both generations of the GenAI conventions are read (`gen_ai.system` / `gen_ai.provider.name`).
 
 A server's request span (vLLM's `llm_request`) also gives `queue_ms` and `ttft_ms`
-(`gen_ai.latency.time_in_queue`, `gen_ai.latency.time_to_first_token`, in seconds there).
+(`gen_ai.latency.time_in_queue`, `gen_ai.latency.time_to_first_token`, in seconds there), and
+`preemptions`: with `--enable-journey-tracing` its span events `journey.QUEUED`, `journey.SCHEDULED`,
+`journey.PREEMPTED`, `journey.FINISHED` carry `num_preemptions`.
 
 Origins: a client span of the openai instrumentation (or any GenAI client span) is `client`; a
 span of a vLLM or SGLang service (its `service.name`, or vLLM's `llm_request` span) is that
@@ -143,11 +145,21 @@ def span_rows(resource: dict, scope: str, span: dict, mask) -> list[dict]:
     http_status = _int(attrs.get("http.response.status_code") or attrs.get("http.status_code"))
     exc_type = attrs.get("error.type")
     exc_message = status.get("message") or None
+    preempted = _int(attrs.get("gen_ai.request.num_preemptions") or attrs.get("num_preemptions"))
     for event in (span.get("events") or [])[:1000]:
-        if isinstance(event, dict) and event.get("name") == "exception":
+        if not isinstance(event, dict):
+            continue
+        if event.get("name") == "exception":
             ev = attributes(event.get("attributes"))
             exc_type = ev.get("exception.type") or exc_type
             exc_message = ev.get("exception.message") or exc_message
+        elif str(event.get("name") or "").startswith("journey."):     # vLLM's --enable-journey-tracing
+            ev = attributes(event.get("attributes"))
+            count = _int(ev.get("num_preemptions"))
+            if event.get("name") == "journey.PREEMPTED":
+                count = max(count or 0, 1)
+            if count is not None:
+                preempted = max(preempted or 0, count)
     words = [f"span {span.get('name') or '(unnamed)'!s}", kind]
     if host:
         words.append(f"{host}:{port}" if port else str(host))
@@ -162,6 +174,8 @@ def span_rows(resource: dict, scope: str, span: dict, mask) -> list[dict]:
         words.append(f"(queued {queue:,.0f} ms)")
     if first is not None:
         words.append(f"(first token {first:,.0f} ms)")
+    if preempted:
+        words.append(f"({preempted} preemption{'s' if preempted > 1 else ''})")
     words.append("ERROR (below)" if failed and (exc_type or exc_message) else "ERROR" if failed else "OK")
     text = mask(" ".join(str(w) for w in words))     # the failure's words are its exception event's, once
     base = {
@@ -173,7 +187,7 @@ def span_rows(resource: dict, scope: str, span: dict, mask) -> list[dict]:
         "req_model": mask(str(model)) if model else None, "http_host": mask(str(host)) if host else None,
         "http_port": port, "http_status": http_status, "latency_ms": took,
         # vLLM's request span (vllm/tracing.py SpanAttributes; set in v1/engine/output_processor.py): seconds
-        "queue_ms": queue, "ttft_ms": first,
+        "queue_ms": queue, "ttft_ms": first, "preemptions": preempted,
     }
     said = failed and bool(exc_type or exc_message)          # the exception event says the failure
     rows = [{**base, "kind": "log", "level": "ERROR" if failed and not said else "INFO", "message": text, "text": text}]
