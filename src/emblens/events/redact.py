@@ -129,6 +129,20 @@ def _random(value: str) -> bool:
             and any(c.isupper() for c in value))
 
 
+def _basic(value: str) -> bool:
+    """Whether the word after `Basic` is a credential: base64 of `user:password`, or a generated
+    token; not a word ("No Basic Authentication information found", Higress's 401)."""
+    import base64
+    import binascii
+
+    if _random(value) or any(c.isdigit() or c in "+/=" for c in value):
+        return True
+    try:
+        return b":" in base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return not value.isalpha() or not (value[1:].islower() or value.islower())
+
+
 @dataclass(frozen=True)
 class Entry:
     """One way a secret is recognised: a pattern, the group holding the secret, the group holding
@@ -155,7 +169,7 @@ _PATTERNS: tuple[Entry, ...] = (
     _e(r"(?i)((?<![A-Za-z])bearer[ \t]++[\"']?)(" + _VALUE + ")", 2, 0, "bearer token"),
     _e(r"(?i)(authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?(?:token|api-?key|key|digest)[ \t]++[\"']?)(" + _VALUE + ")", 2, 0,
        "authorization credential"),
-    _e(r"(?i)((?<![A-Za-z])basic[ \t]++)([A-Za-z0-9+/=]{6,}+)", 2, 0, "basic credential"),
+    _e(r"(?i)((?<![A-Za-z])basic[ \t]++)([A-Za-z0-9+/=]{6,}+)", 2, 0, "basic credential", _basic),
     # cookies: every value of a Cookie or Set-Cookie header, to the end of the header
     _e(r"(?i)((?<![A-Za-z\-])(?:set-)?cookie[\"']?[ \t]*+[:=][ \t]*+[\"']?)([^\"'\n]++)", 2, 0, "cookie"),
     # a k8s env pair on one line: {name: X_API_KEY, value: …} / {"name": "X_API_KEY", "value": "…"}

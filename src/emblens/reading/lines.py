@@ -109,7 +109,8 @@ def routine_rows(part: pl.DataFrame, requests: tuple[str, ...], metrics: tuple[s
     periodic `Avg prompt throughput: …`, SGLang's per-batch `Prefill batch, …`), and no access
     line. Such a line is given up to its literal (its level, stamp and logger: its clock, all that
     is read of it), with `_kind` ("request", "metric") and, for a metrics line, `_kv`, its KV-cache
-    usage (`routine.KV_USAGE`, read on the whole line) and `_wait`, the requests it says wait. A run of them the same once cut (the same
+    usage (`routine.KV_USAGE`, read on the whole line) and `_wait`, the requests it says wait (read
+    on the last line of each run, below). A run of them the same once cut (the same
     kind, second and logger; only OK lines between them) is one row, standing for `_weight` lines,
     with the highest `_kv` of the run. A request-logging or per-batch log is half such lines, and
     their prompts were most of its bytes. Also returned: how many of the lines cut were longer than
@@ -120,19 +121,26 @@ def routine_rows(part: pl.DataFrame, requests: tuple[str, ...], metrics: tuple[s
     kind = pl.when(access).then(None).when(at_req.is_not_null()).then(pl.lit("request")).when(
         at_metric.is_not_null()).then(pl.lit("metric"))
     part = part.with_columns(kind.alias("_kind"), pl.coalesce(at_req, at_metric).alias("_at"),
-                             pl.lit(None, dtype=pl.Float64).alias("_kv"), pl.lit(None, dtype=pl.Int64).alias("_wait"))
+                             pl.lit(None, dtype=pl.Float64).alias("_kv"))
     at = (part["_kind"] == "metric").fill_null(False).arg_true()
     if at.len():
         found = part["raw"].gather(at).str.extract_groups(KV_USAGE)
         part = part.with_columns(part["_kv"].scatter(at, found.struct.field("pct").cast(pl.Float64).fill_null(
-            found.struct.field("share").cast(pl.Float64) * 100)),
-            part["_wait"].scatter(at, part["raw"].gather(at).to_frame("raw").select(waiting(raw)).to_series()))
+            found.struct.field("share").cast(pl.Float64) * 100)))
     cut = pl.col("_kind").is_not_null()
     long = int(part.select((cut & (raw.str.len_bytes() > MAX_LINE_BYTES)).sum()).item())
     part = part.select("line", pl.when(cut).then(pl.concat_str([raw.str.head(pl.col("_at")), pl.lit("")])).otherwise(raw)
-                       .alias("raw"), "wrap_ts", "_kind", "_kv", "_wait", pl.lit(1, dtype=pl.Int64).alias("_weight"))
+                       .alias("raw"), raw.alias("_whole"), "wrap_ts", "_kind", "_kv",
+                       pl.lit(1, dtype=pl.Int64).alias("_weight"))
     kind, text = part["_kind"], part["raw"]
     same = (kind.is_not_null() & (kind == kind.shift(1)) & (text == text.shift(1))).fill_null(False)
+    # the requests waiting, read on the last metrics line of each run (one second of one logger):
+    # the queue moves little within a second, and reading every per-batch line doubled the cost
+    last = ((kind == "metric") & ~same.shift(-1).fill_null(False)).fill_null(False).arg_true()
+    wait = pl.repeat(None, part.height, dtype=pl.Int64, eager=True)
+    if last.len():
+        wait = wait.scatter(last, part["_whole"].gather(last).to_frame("raw").select(waiting(raw)).to_series())
+    part = part.with_columns(wait.alias("_wait")).drop("_whole")
     if not same.any():      # written anew: the lines left uncut still point into the uncut lines' buffers
         return fresh(part), long
     run = (~same).cum_sum().alias("_run")
