@@ -138,3 +138,16 @@ def test_a_message_whose_closing_full_stop_was_not_written_is_still_the_message(
     found = ruleset.messages.match(cut)["msg"].to_list()
     missed = [m.instance for m, i in zip(ended, found) if i is None or ruleset.messages.messages[i].id != m.id]
     assert len(missed) <= len(ended) // 50, missed[:5]
+
+
+def test_a_line_holding_only_a_wrappers_words_is_read_for_what_it_wraps(tmp_path):
+    """`Input validation error: {}` (TGI's and TEI's wrapper, no failure of its own) must not make a
+    line known and silent: the words it wraps are read as an unknown line's, here TEI's input limit
+    with its `Given: N` cut off by the paste."""
+    from emblens.diagnose import analyze
+
+    paste = tmp_path / "issue.md"
+    paste.write_text("the embedding server always returns the error 【 Input validation error: inputs must have less "
+                     "than 512 tokens】, which parameter raises it?\n")
+    top = analyze([paste]).findings[0]
+    assert top.rule == "embed.input_too_long" and top.cause == "possible"

@@ -46,6 +46,12 @@ MIN_WEIGHT = 10.0              # ...weighing this much: three words that many me
 REQUIRED = ("template", "id", "source", "versions", "instance")
 
 
+_PROSE_WORDS = frozenset({"that", "which", "who", "it", "this", "these", "those", "the", "a", "an", "one", "is", "was",
+                          "are", "does", "do", "did", "not", "and", "or", "but", "if", "when", "then", "there", "here",
+                          "i", "we", "you", "he", "she", "they", "my", "your", "our", "its", "any", "some"})
+_WRAPPER_WORDS = re.compile(r"(?i)\b(?:error|errors|failed|failure|exception|invalid)\b[^{}]*$")
+
+
 @dataclass(frozen=True)
 class Message:
     project: str
@@ -78,6 +84,15 @@ class Message:
         if runs:        # the message's closing full stop may be missing from a line (`pattern`)
             runs[-1] = runs[-1].rstrip(".!。")
         return max(runs, key=len) if runs else ""
+
+    @cached_property
+    def wraps(self) -> bool:
+        """A `none` message that only wraps another failure's words: a failure's label before a last
+        placeholder (`Input validation error: {}`, `pull model manifest: {}`). It says a failure
+        happened, not which: a line holding it and no surer message is left unknown, for the
+        nearest message and the cues to read what it wraps."""
+        return (self.id == "none" and bool(FIELD.search(self.template)) and self.template.rstrip().endswith("}")
+                and bool(_WRAPPER_WORDS.search(self.fixed[-2] if len(self.fixed) > 1 else "")))
 
     @cached_property
     def words(self) -> int:
@@ -121,7 +136,12 @@ class Message:
         m = self.pattern.search(text[:MAX_LINE])
         if m is None:
             return None
-        return {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
+        values = {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
+        # a value is a name, a number, a path: a sentence's own word in its place ("a model that
+        # does not exist") is prose that shares the message's words, not the message
+        if any((v or "").strip().lower() in _PROSE_WORDS for v in m.groups()):
+            return None
+        return values
 
     def narrows(self, other: Message) -> bool:
         """Whether this message is `other` with some of its values written out: `other`'s fixed
@@ -268,6 +288,8 @@ class Messages:
                     if narrower:
                         i, got = max(narrower, key=lambda b: self.messages[b[0]].words)
                         best = ((False, self.messages[i].words), i, got)
+                if best is not None and self.messages[best[1]].wraps:
+                    best = None          # only a wrapper: what it wraps is read as an unknown line
                 if best is not None:
                     found[k] = best[1]
                     values[k] = "; ".join(f"{name}={v}" for name, v in best[2].items()) or None
