@@ -1,5 +1,6 @@
 """The cache of loaded rule sets: a hit returns the same rules, any change to a rule file (even of
-the same size) is a miss, and a cache that is damaged or cannot be written is ignored."""
+the same size) is a miss, and a cache that is damaged or cannot be written is ignored. Within one
+process a load of unchanged files is the rule set loaded before (`forget` is a new process)."""
 
 import shutil
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 
 from emblens.errors import RuleError
 from emblens.rules import cache
-from emblens.rules.loader import load_rules
+from emblens.rules.loader import forget, load_rules
 
 RULE = """id: custom.teapot
 title: The server is a teapot
@@ -70,6 +71,7 @@ def test_a_damaged_entry_is_ignored_and_replaced(tmp_path, cache_dir):
     load_rules([rules])
     (entry,) = cache_dir.glob("rules-*.pickle")
     entry.write_bytes(b"\x80\x05not a pickle")
+    forget()                                     # as the next process finds it
     assert load_rules([rules]).get("custom.teapot") is not None
     assert entry.read_bytes()[:2] == b"\x80\x05" and len(entry.read_bytes()) > 100
 
@@ -109,6 +111,7 @@ def test_a_cached_load_asks_polars_nothing_and_parses_no_template_again(tmp_path
     asked = []
     monkeypatch.setattr(linear, "_ask", lambda p: asked.append(p) or True)
     monkeypatch.setattr(templates, "parse", lambda s: asked.append(s))
+    forget()
     second = load_rules()
     assert second.linear == first.linear and second.names == first.names
     log = tmp_path / "vllm.log"
@@ -127,6 +130,7 @@ def test_a_cached_load_parses_no_pattern_for_its_literals_again(tmp_path, cache_
     monkeypatch.setattr(literals.MEMO, "answers", {})
     parsed = []
     monkeypatch.setattr(literals, "_extract", lambda p: parsed.append(p))
+    forget()
     second = load_rules()
     log = tmp_path / "vllm.log"
     log.write_text('(APIServer pid=7) INFO:     10.0.3.7:51422 - "POST /v1/embeddings HTTP/1.1" 404 Not Found\n' * 3)
@@ -177,3 +181,11 @@ def test_templates_render_without_a_writable_cache(tmp_path, fresh_templates, mo
     templates.compile_template.cache_clear()
     monkeypatch.setenv("EMBLENS_NO_CACHE", "1")
     assert templates.render("{{ n | num }} right", {"n": 5}) == "5 right"
+
+
+def test_one_process_loads_unchanged_rules_once(tmp_path, cache_dir):
+    rules = _folder(tmp_path)
+    first = load_rules([rules])
+    assert load_rules([rules]) is first                  # no hashing, no unpickling: the same rule set
+    (rules / "teapot.yaml").write_text(RULE.replace("418", "419"))
+    assert load_rules([rules]) is not first and "419" in load_rules([rules]).get("custom.teapot").message

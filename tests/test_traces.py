@@ -340,3 +340,44 @@ def test_vllms_journey_events_give_the_preemptions_of_the_request_that_timed_out
     top = analyze([tmp_path]).findings[0]
     assert top.cause == "queued_past_timeout" and "preempted 3 time(s)" in top.summary
     assert any("(3 preemptions)" in e.text for e in top.evidence)
+
+
+def test_sglangs_request_root_span_is_the_servers_and_carries_its_rid(tmp_path):
+    """SGLang (`--enable-trace`) starts a root span `Req <rid[:8]>` with `rid` and `module:
+    sglang::…` in the trace of the request's traceparent (python/sglang/srt/tracing/trace.py): it is
+    SGLang's span, its rid the request id, on the request's path after the client's span."""
+    client = json.loads(CLIENT.read_text().splitlines()[3])          # the call that timed out
+    span = client["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    rid = "7f3c9e52d1a04b6c8e2f0a1b2c3d4e5f"
+    start = int(span["startTimeUnixNano"]) + 2_000_000
+    server = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "sglang"}}]},
+                                 "scopeSpans": [{"scope": {"name": "sglang"}, "spans": [{
+                                     "traceId": span["traceId"], "spanId": "0f1e2d3c4b5a6978", "parentSpanId": span["spanId"],
+                                     "name": f"Req {rid[:8]}", "kind": "SPAN_KIND_INTERNAL",
+                                     "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 9_000_000_000),
+                                     "attributes": [{"key": "rid", "value": {"stringValue": rid}},
+                                                    {"key": "module", "value": {"stringValue": "sglang::tokenizer_manager"}}],
+                                     "status": {}}]}]}]}
+    (tmp_path / "client.otlp.jsonl").write_text(json.dumps(client) + "\n")
+    (tmp_path / "sglang.otlp.jsonl").write_text(json.dumps(server) + "\n")
+    events = analyze([tmp_path]).events
+    mine = events.filter(pl.col("source").str.ends_with("sglang.otlp.jsonl")).row(0, named=True)
+    assert mine["origin"] == "sglang" and mine["request_id"] == rid and mine["request"] == mine["trace_id"]
+    top = analyze([tmp_path]).findings[0]
+    assert top.rule == "net.timeout" and [s.side for s in top.path] == ["client", "server"]
+
+
+def test_langfuses_observations_are_spans_and_their_prompts_are_never_read():
+    """Langfuse's public API answer (`GET /api/public/observations`, its OpenAPI `Observation`):
+    each ERROR observation is a failed span whose exception is its statusMessage; `input` and
+    `output` (the prompt, the completion) are not read. `langfuse-observations.json` holds the
+    sample's timed-out call as Langfuse stores it, and a 404 for a model."""
+    from emblens.report import render
+
+    path = DATA / "langfuse-observations.json"
+    a = analyze([path])
+    assert a.inputs[0].kind == "langfuse-json"
+    assert [f.rule for f in a.findings] == ["model.not_found", "net.timeout"]
+    assert a.events.filter(pl.col("line") == 1)["trace_id"].to_list()[0] == "143a62f20bff5e3c64faa15f9ca24a33"
+    for fmt in ("text", "json", "markdown", "html"):
+        assert "Contoso" not in render(a, fmt) and "capital of france" not in render(a, fmt)

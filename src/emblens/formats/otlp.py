@@ -19,8 +19,10 @@ A server's request span (vLLM's `llm_request`) also gives `queue_ms` and `ttft_m
 `journey.PREEMPTED`, `journey.FINISHED` carry `num_preemptions`.
 
 Origins: a client span of the openai instrumentation (or any GenAI client span) is `client`; a
-span of a vLLM or SGLang service (its `service.name`, or vLLM's `llm_request` span) is that
-server's; any other span is `generic`.
+span of a vLLM or SGLang service (its `service.name`, vLLM's `llm_request` span, SGLang's request
+root span `Req <rid>` with its `rid` and `module: sglang::…` attributes, as
+python/sglang/srt/tracing/trace.py starts it in the trace of the request's `traceparent`) is that
+server's, its `rid` the request id; any other span is `generic`.
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ def _origin(resource: dict, scope: str, span: dict, attrs: dict, kind: str) -> s
             return server
     if name == "llm_request" and "gen_ai.request.id" in attrs:     # vLLM's request span
         return "vllm"
+    if str(attrs.get("module") or "").startswith("sglang::"):      # SGLang's request root span (`--enable-trace`)
+        return "sglang"
     if kind == "client" and (any(k.startswith("gen_ai.") for k in attrs) or "openai" in scope):
         return "client"
     return "generic"
@@ -182,8 +186,8 @@ def span_rows(resource: dict, scope: str, span: dict, mask) -> list[dict]:
         "ts": start, "ts_text": start.isoformat(timespec="milliseconds") + "Z" if start else None,
         "origin": _origin(resource, scope, span, attrs, kind), "trace_id": hex_id(span.get("traceId"), 16),
         "span_id": hex_id(span.get("spanId"), 8),
-        "request_id": mask(str(attrs.get("gen_ai.response.id") or attrs.get("gen_ai.request.id")))
-        if attrs.get("gen_ai.response.id") or attrs.get("gen_ai.request.id") else None,
+        "request_id": mask(str(rid)) if (rid := attrs.get("gen_ai.response.id") or attrs.get("gen_ai.request.id")
+                                          or attrs.get("rid")) else None,
         "req_model": mask(str(model)) if model else None, "http_host": mask(str(host)) if host else None,
         "http_port": port, "http_status": http_status, "latency_ms": took,
         # vLLM's request span (vllm/tracing.py SpanAttributes; set in v1/engine/output_processor.py): seconds

@@ -19,6 +19,7 @@ from emblens.formats.envoy import EnvoyAccessLog
 from emblens.formats.generic import GenericLog
 from emblens.formats.infinity import InfinityLog
 from emblens.formats.jaeger import JaegerJson
+from emblens.formats.langfuse import LangfuseObservations
 from emblens.formats.llamacpp import LlamaCppServerLog
 from emblens.formats.lmstudio import LMStudioLog
 from emblens.formats.localai import LocalAILog
@@ -48,7 +49,8 @@ REGISTRY: tuple[Source, ...] = (
     ClientText(),
     GenericLog(),
 )
-RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile(), OtlpJson(), JaegerJson(), SGLangCrashDump())
+RECORDS: tuple[RecordSource, ...] = (MitmFlows(), HarFile(), OtlpJson(), JaegerJson(), LangfuseObservations(),
+                                     SGLangCrashDump())
 PASTE = REGISTRY[0]
 
 # origins that no format reads from a file: emblens's own rows (the live addon's captures and its

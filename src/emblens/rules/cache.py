@@ -77,6 +77,32 @@ def key(folders: Sequence[Path]) -> str | None:
     return h.hexdigest()
 
 
+def stamp(folders: Sequence[Path]) -> str | None:
+    """What the files under `folders` and the rule-loading code are as the file system sees them
+    (names, sizes, modification times): a cheap key for a load within one process, where `key`
+    reads every file. None when a folder cannot be listed or holds too many files."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{folder()}\0".encode("utf-8", "surrogateescape"))      # a load with another cache (or none) is another
+    try:
+        for p in sorted(CODE.glob("*.py")):
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+        for d in folders:
+            h.update(b"folder\0" + str(Path(d).resolve()).encode("utf-8", "surrogateescape") + b"\0")
+            seen = 0
+            for top, dirs, files in os.walk(d):
+                dirs.sort()
+                seen += len(files)
+                if seen > MAX_FILES:
+                    return None
+                for name in sorted(files):
+                    st = os.stat(os.path.join(top, name))
+                    h.update(f"{top}/{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def get(key: str | None) -> object | None:
     """The cached value (the loader checks that it is a rule set), or None."""
     if key is None:
