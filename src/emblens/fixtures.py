@@ -123,6 +123,11 @@ def _run(ruleset: RuleSet, rule_id: str, part_path: str, fixture: str, expect: s
     try:
         analysis = diagnose.run([fixture], Run(ruleset=ruleset))
         ok, detail = check(analysis, rule, part, expect, _expectations(Path(fixture)), ruleset=ruleset)  # type: ignore[arg-type]
+        if ok and not analysis.findings and analysis.lead is None:
+            from emblens.findings.possible import error_like
+
+            if error_like(analysis.events, set()).height:    # never silent (issue 25)
+                ok, detail = False, "no finding and no line to start from, though an error-like line is there"
     except (ValueError, yaml.YAMLError) as e:
         ok, detail = False, str(e)
     return FixtureResult(rule_id, part_path, fixture, expect, ok, detail)

@@ -55,6 +55,14 @@ class Source:
     def sniff(self, head: list[str]) -> float:  # pragma: no cover - overridden  # noqa: ARG002
         return 0.0
 
+    @staticmethod
+    def share(head: list[str], pattern: str) -> tuple[int, int]:
+        """How many of the head's non-blank lines match `pattern`, and how many there are."""
+        lines = [h for h in head if h.strip()]
+        if not lines:
+            return 0, 0
+        return int(pl.Series(lines, dtype=pl.String).str.contains(pattern).sum()), len(lines)
+
     def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:  # pragma: no cover - overridden
         """Turn kept raw lines (`line`, `raw`, `wrap_ts`) into event columns plus `body` and `key`."""
         raise NotImplementedError

@@ -100,11 +100,8 @@ class EnvoyAccessLog(Source):
     )
 
     def sniff(self, head: list[str]) -> float:
-        lines = [h for h in head if h.strip()]
-        if not lines:
-            return 0.0
-        hits = int(pl.Series(lines, dtype=pl.String).str.contains(LINE).sum())
-        return 0.95 if hits and hits >= len(lines) / 2 else 0.0
+        hits, lines = self.share(head, LINE)
+        return 0.95 if hits and hits >= lines / 2 else 0.0
 
     def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:
         raw = pl.col("raw")

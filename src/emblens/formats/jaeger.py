@@ -12,7 +12,6 @@ number in the file.
 
 from __future__ import annotations
 
-import json
 import re
 from types import MappingProxyType
 from typing import BinaryIO
@@ -21,7 +20,6 @@ import polars as pl
 
 from emblens.events.schema import frame
 from emblens.formats.otlp import MAX_SPANS, TraceSource, span_rows
-from emblens.formats.records import RecordError
 from emblens.reading.context import Counts, SourceContext
 
 _HEAD = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"traceID"\s*:')
@@ -89,10 +87,7 @@ class JaegerJson(TraceSource):
     head = _HEAD
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
-        try:
-            doc = json.loads(self.read_bounded(stream).decode("utf-8-sig", "replace"))
-        except (ValueError, RecursionError):
-            raise RecordError("not Jaeger's JSON: the file is not one JSON document") from None
+        doc = self.read_document(stream, "Jaeger's JSON")
         counts = Counts()
         rows: list[dict] = []
         number = 0

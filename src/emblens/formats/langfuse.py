@@ -13,7 +13,6 @@ traceback's last line. Its prompt and completion (`input`, `output`) are never r
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from types import MappingProxyType
@@ -23,7 +22,6 @@ import polars as pl
 
 from emblens.events.schema import frame
 from emblens.formats.otlp import MAX_SPANS, TraceSource, span_rows
-from emblens.formats.records import RecordError
 from emblens.reading.context import Counts, SourceContext
 
 _HEAD = re.compile(rb'^\s*(?:\{\s*"data"\s*:\s*)?\[?\s*\{[^\[\]]{0,4000}?"traceId"\s*:[^\[\]]{0,4000}?"startTime"\s*:'
@@ -64,10 +62,7 @@ class LangfuseObservations(TraceSource):
     head = _HEAD
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
-        try:
-            doc = json.loads(self.read_bounded(stream).decode("utf-8-sig", "replace"))
-        except (ValueError, RecursionError):
-            raise RecordError("not Langfuse's observations: the file is not one JSON document") from None
+        doc = self.read_document(stream, "Langfuse's observations")
         items = doc.get("data") if isinstance(doc, dict) and "data" in doc else doc if isinstance(doc, list) else [doc]
         counts = Counts()
         rows: list[dict] = []

@@ -232,6 +232,14 @@ class TraceSource(RecordSource):
     def sniff_bytes(self, head: bytes) -> float:
         return 0.99 if self.head.match(head.lstrip(b"\xef\xbb\xbf")) else 0.0
 
+    @classmethod
+    def read_document(cls, stream: BinaryIO, what: str) -> object:
+        """The member as one JSON document (a Jaeger export, Langfuse's answer), within bounds."""
+        try:
+            return json.loads(cls.read_bounded(stream).decode("utf-8-sig", "replace"))
+        except (ValueError, RecursionError):
+            raise RecordError(f"not {what}: the file is not one JSON document") from None
+
     @staticmethod
     def read_bounded(stream: BinaryIO) -> bytes:
         data = _read_all(stream, MAX_OTLP_BYTES)

@@ -58,14 +58,11 @@ class TeiJsonLog(Source):
     )
 
     def sniff(self, head: list[str]) -> float:
-        lines = [h for h in head if h.strip()]
-        if not lines:
-            return 0.0
-        hits = int(pl.Series(lines, dtype=pl.String).str.contains(LINE).sum())
+        hits, lines = self.share(head, LINE)
         if not hits:
             return 0.0
-        tei = any("text_embeddings" in h for h in lines)
-        return 0.96 if tei and hits >= len(lines) / 2 else 0.5 * hits / len(lines)
+        tei = any("text_embeddings" in h for h in head)
+        return 0.96 if tei and hits >= lines / 2 else 0.5 * hits / lines
 
     def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:
         raw = pl.col("raw")
