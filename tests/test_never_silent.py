@@ -72,7 +72,7 @@ def test_the_fixture_runner_holds_every_fixture_to_never_silent(tmp_path, monkey
     from emblens.findings import lead
     from emblens.fixtures import _run
 
-    monkeypatch.setattr(lead, "lead", lambda events: None)     # as if no line were offered to start from
+    monkeypatch.setattr(lead, "lead", lambda _events: None)    # as if no line were offered to start from
 
     rule = RULESET.get("model.not_found")
     part = rule.parts[0]
