@@ -32,6 +32,9 @@ TEXT_IDS = (
     r"\brid=['\"]?([0-9a-f]{16,64})\b",
     r"(?i)\brequest[_ ]id[\"']?\s*[:=]\s*[\"']?([0-9A-Za-z][0-9A-Za-z._:-]{7,100})",
 )
+# words one of TEXT_IDS needs: only lines holding one are searched
+MARKS = ("chatcmpl-", "cmpl-", "embd-", "pooling-", "score-", "rerank-", "classify-", "resp-", "request-id",
+         "request_id", "request id", "rid=")
 # vLLM's suffixes on the id it logs: the engine's `-<8 hex>`, a completion's prompt index `-N`
 SUFFIX = r"^((?:chatcmpl|cmpl|embd|pooling|score|rerank|classify|resp)-[0-9a-f]{32})(?:-[0-9a-f]{8})?(?:-\d{1,3})?$"
 
@@ -48,8 +51,14 @@ def link(events: pl.DataFrame) -> pl.DataFrame:
         return events
     rid = pl.col("request_id") if "request_id" in events.columns else pl.lit(None, pl.String)
     tid = pl.col("trace_id") if "trace_id" in events.columns else pl.lit(None, pl.String)
-    found = pl.coalesce(*(pl.col("text").str.extract(p, 1) for p in TEXT_IDS))
-    events = events.with_columns(_normal(pl.coalesce(rid, found)).alias("request_id"), tid.alias("trace_id"))
+    # the patterns run only on the lines holding one of their words (a literal search over all)
+    text = events["text"].fill_null("")
+    at = text.str.contains_any(list(MARKS), ascii_case_insensitive=True).arg_true()
+    found = pl.Series("found", [None] * events.height, dtype=pl.String)
+    if at.len():
+        some = text.gather(at).to_frame("text").select(pl.coalesce(*(pl.col("text").str.extract(p, 1) for p in TEXT_IDS)))
+        found = found.scatter(at, some.to_series())
+    events = events.with_columns(_normal(pl.coalesce(rid, pl.lit(found))).alias("request_id"), tid.alias("trace_id"))
     if events["request_id"].null_count() == events.height and events["trace_id"].null_count() == events.height:
         return by_window(events.with_columns(pl.lit(None, pl.String).alias("request")))
     joins = (events.filter(pl.col("request_id").is_not_null() & pl.col("trace_id").is_not_null())
@@ -61,6 +70,7 @@ def link(events: pl.DataFrame) -> pl.DataFrame:
 
 
 WINDOW_S = 2.0
+MAX_PAIRS = 1_000_000     # candidate pairs weighed for the time window; more, and nothing is linked by time
 
 
 def by_window(events: pl.DataFrame) -> pl.DataFrame:
@@ -81,6 +91,13 @@ def by_window(events: pl.DataFrame) -> pl.DataFrame:
                     pl.col("origin").is_in(list(servers())).alias("_server")))
     left, right = http.filter(~pl.col("_server")), http.filter(pl.col("_server"))
     if left.height == 0 or right.height == 0:
+        return events
+    # the pairs to weigh are bounded: a capture of thousands of calls beside a log of thousands of
+    # failures to the same path would pair every one with every other; past MAX_PAIRS none are linked
+    keys = ["http_method", "http_path"]
+    pairs_n = (left.group_by(keys).len().join(right.group_by(keys).len(), on=keys)
+               .select((pl.col("len") * pl.col("len_right")).sum()).item())
+    if not pairs_n or pairs_n > MAX_PAIRS:
         return events
     pairs = (left.join(right, on=["http_method", "http_path"], suffix="_r")
              .filter((pl.col("source") != pl.col("source_r"))
