@@ -13,7 +13,8 @@ from types import MappingProxyType
 import polars as pl
 
 MAX_STEPS = 12      # steps shown of one request (a server's log may say a request's id many times)
-KIND_ORDER = MappingProxyType({"exception": 0, "http": 1, "log": 2})
+KIND_ORDER = MappingProxyType({"exception": 0, "http": 1, "log": 2})   # of one line's events, the one shown
+SIDE_ORDER = MappingProxyType({"client": 0, "gateway": 1, "server": 2})
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,6 @@ def with_paths(findings: list, events: pl.DataFrame) -> list:
                 .sort("source", "line", "_k").unique(["source", "line", "span_id"], keep="first", maintain_order=True))
         steps = [Step(r["source"], r["line"], r["text"], r["origin"] or "generic", _side(r["origin"] or "", known), r["ts"])
                  for r in rows.iter_rows(named=True)]
-        order = {"client": 0, "gateway": 1, "server": 2}
-        steps.sort(key=lambda s: (order[s.side], s.ts is None, s.ts or datetime.min, s.source, s.line))
+        steps.sort(key=lambda s: (SIDE_ORDER[s.side], s.ts is None, s.ts or datetime.min, s.source, s.line))
         out.append(replace(f, path=steps[:MAX_STEPS], path_request=request, path_steps=len(steps)))
     return out
