@@ -3,17 +3,19 @@ command that replays its requests, for a fix to quote."""
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 
 import polars as pl
 
 from emblens.combiners.facts import Fact
+from emblens.formats.crash_dump import REPLAY_SAID
 
 FACTS = MappingProxyType({
     "crash_dump_replay": Fact("text", "the command that replays the requests of SGLang's crash dump (scripts/playground/"
                                       "replay_request_dump.py --input-file ...), when the inputs hold one"),
 })
-REPLAY = r"Replay them against a test server: (python3 scripts/playground/replay_request_dump\.py .+)$"
+REPLAY = re.escape(REPLAY_SAID) + r"(python3 scripts/playground/replay_request_dump\.py .+)$"
 
 
 def figures(events: pl.DataFrame) -> dict[str, object]:

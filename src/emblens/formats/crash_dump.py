@@ -37,6 +37,7 @@ _SKIP = frozenset({"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT", "FRAME"})
 _VALUES = _STRINGS | _INTS | _MEMO_GETS
 SETTINGS = ("model_path", "served_model_name", "host", "port")
 REPLAY = "python3 scripts/playground/replay_request_dump.py --input-file {file} --host {host} --port {port} --parallel 128"
+REPLAY_SAID = "Replay them against a test server: "   # what the event says before the command (combiners.dumps reads it)
 
 
 def walk(data: bytes) -> dict:
@@ -129,7 +130,7 @@ class SGLangCrashDump(RecordSource):
                 f"{found['unfinished']} unfinished when it died" + (f" ({kinds})" if kinds else "")
                 + (f"; model {mask(str(found['model_path']))}" if found.get("model_path") else "")
                 + ("; read only in part" if not found["complete"] else "")
-                + f" (its opcodes read, never loaded). Replay them against a test server: {replay}")
+                + f" (its opcodes read, never loaded). {REPLAY_SAID}{replay}")
         row = {"source": ctx.label, "line": 1, "kind": "log", "level": "ERROR", "origin": "sglang", "message": text,
                "text": text}
         counts.lines = counts.events = counts.recognised = 1
