@@ -221,6 +221,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     finding matched, and say what was masked and what the clocks suggest. `keep_window`: keep the
     table a time window cut as `before_window` (`--explain` says what the window left out)."""
     from emblens.findings.lead import lead
+    from emblens.findings.named import with_named
     from emblens.findings.path import with_paths
     from emblens.findings.possible import possible
     from emblens.findings.requests import with_requests
@@ -248,7 +249,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     findings = rank(found, exchanges)
     if maybe := possible(events, ruleset, facts, findings):      # never silent: the nearest upstream message
         findings = rank([*findings, *maybe], exchanges)
-    findings = with_paths(with_requests(findings, events, seen), events)
+    findings = with_named(with_paths(with_requests(findings, events, seen), events), events)
     notice = run.budget.notice()
     return Analysis(events=events, inputs=reading.inputs, skipped=reading.skipped, facts=facts, findings=findings,
                     unexplained=unexplained(events, findings), rules_run=len(ruleset.rules),

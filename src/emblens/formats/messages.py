@@ -56,7 +56,14 @@ CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              r"|(?i:\b(?:runs?|running|deployed|installed|started|hosted) (?:it |them )?(?:in|via|with|inside|on) (?:a |the )?docker\b"
              r"|\((?:via|in|using) docker\)|\binside (?:a |the |my )?(?:docker )?container\b|\bdocker desktop\b"
              # issue templates' answer (Dify: "Cloud or Self Hosted: Self Hosted (Docker)"), "connecting ... through Docker"
-             r"|\bself[- ]hosted \(docker(?:[- ]compose)?\)|\b(?:through|via) docker\b)")
+             r"|\bself[- ]hosted \(docker(?:[- ]compose)?\)|\b(?:through|via) docker\b"
+             # "the docker version of AnythingLLM", "docker pull …", "in a docker container", and in Chinese
+             # "deployed/installed with Docker" (用/使用/通过/采用 Docker 部署/安装/运行/启动, docker 容器)
+             r"|\bdocker (?:version|image|container|install(?:ation)?)s? of\b|\bdocker (?:pull|logs|ps|inspect) "
+             r"|\bin (?:a |the |my )?docker(?: containers?)?\b|\b(?:the|a) docker (?:container|version|image)\b"
+             r"|(?:用|使用|通过|采用|基于)\s*docker\s*(?:部署|安装|运行|启动)|docker\s*(?:部署|安装|容器))"
+             # Docker Desktop's log pane: the local time, then the container's own timestamp
+             r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d{4}-\d\d-\d\dT\d\d:\d\d")
 
 # A failing HTTP status (4xx, 5xx), said as one (each pattern's group 1; the first that matches wins). A bare
 # number is not one, and a success is not evidence (a busy log's `200 OK` lines must not pass the prefilter).

@@ -1,0 +1,158 @@
+"""What a finding concerns, as the evidence names it: the model, the version, the address, the
+sizes. A rule's wording quotes the values of the line it matched; a person's paste often names them
+elsewhere (the model in the client's code, the version in the issue template, the port in the start
+command). For the findings a reader acts on, the values of the kind their id turns on that the
+finding does not already quote are read from the same inputs and added to its summary, each with
+its file and line ("The evidence names: model `qwen2.5:7b` (issue.md:12)").
+
+Vectorised: one filter on a literal per kind, then one extraction per pattern, over the rows of the
+finding's own sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import MappingProxyType
+
+import polars as pl
+
+from emblens.events import redact
+
+MAX_FINDINGS = 3          # the findings worded (the report's first ones)
+MAX_VALUES = 2            # values of one kind
+MAX_ROWS = 20_000         # rows of a finding's sources read (a paste is a few hundred; a large log's first rows)
+MAX_LEN = 80              # a value longer than this is not a name
+
+# The kinds of value, each a literal prefilter (case-insensitive) and patterns whose group 1 is the value.
+# Written from how the software names them: openai-python's and every SDK's `model=`, JSON bodies'
+# `"model": "…"`, vLLM's/SGLang's `--model`/`--served-model-name`, Ollama's `ollama pull|run`, servers'
+# "model 'x'"; `name==1.2.3` (pip), `name: 1.2.3`/`name version 1.2.3` (issue templates), `vX.Y.Z`.
+_MODEL = (
+    r"""(?i)["']model(?:_name|_id)?["']\s*:\s*["']([^"'\s]{2,80})["']""",
+    r"""(?i)\bmodel(?:_name|_id)?\s*=\s*["']([^"'\s]{2,80})["']""",
+    r"""(?i)(?:^|\s)model(?:_name)?\s*:\s*["'`]?([\w][\w.:/@+-]{1,79})""",
+    r"""(?:--model|--served-model-name|--model-path|--model-id|-m)[= ]["']?([\w][\w.:/@+-]{1,79})""",
+    r"""(?i)\b(?:ollama|lms) (?:pull|run|show|load|get) ([\w][\w.:/@+-]{1,79})""",
+    r"""(?i)\bmodel ["'`]([^"'`\s]{2,80})["'`]""",
+    # an Ollama name with its size tag, wherever it stands: `qwen2:7b`, `deepseek-r1:14b`, `qwen2.5-coder:7b-instruct`
+    r"""(?i)(?:^|[^a-z0-9_.:/-])([a-z][a-z0-9_.-]{1,40}:\d+(?:\.\d+)?[bm](?:-[a-z0-9_.-]+)?)\b""",
+)
+_VERSION = (
+    r"""(?i)\b(?:vllm|sglang|ollama|transformers|torch|openai|litellm|llama[-_.]?cpp(?:[-_]python)?|text-embeddings-inference|tei|infinity(?:[-_]emb)?|xinference|lmdeploy|langchain(?:[-_]\w+)?|llama[-_]index|sentence[-_]transformers|lm ?studio|localai|open[- ]?webui|dify|ragflow|anythingllm|pymilvus|qdrant(?:[-_]client)?|chromadb|tgi|cuda|driver)\s*(?:==|>=|<=|~=|@|:|=|\s|\s*version:?\s*|\s*v)\s*v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev|a|b)\d+)?(?:\+\w+)?)\b""",
+    r"""(?i)\bversions?\b[^\n\d]{0,30}?\bv?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)\b""",
+    r"""版本(?:号)?[^\n\d]{0,10}?v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)""",
+)
+_ADDRESS = (
+    r"""(?i)\b(?:https?|wss?)://([\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
+    r"""(?i)\bhost='([\w.-]+)', port=\d+""",
+    r"""(?i)\b(?:--port|port)[= :]\s*(\d{2,5})\b""",
+    r"""(?i)\bOLLAMA_HOST\s*=\s*["']?([\w.:/-]+)""",
+)
+_SIZE = (
+    r"""(?i)\b(\d{2,5})\s*-?(?:d\b|dims?\b|dimensions?\b|dimensional\b)""",
+    r"""(?i)\bdim(?:ension)?s?(?:ality)?\b[^\n\d]{0,20}?\(?(\d{2,5})\b""",
+)
+_TOKENS = (
+    r"""(?i)\b(\d{3,8})\s*(?:tokens?\b|token context)""",
+    r"""(?i)\b(?:max_model_len|max-model-len|num_ctx|n_ctx|ctx[-_]size|context[-_ ](?:length|window|size)|max_input_length|max-input-length|max_position_embeddings|max_tokens)\b["']?\s*[=:]?\s*(\d{3,8})\b""",
+)
+KINDS = MappingProxyType({
+    "model": ("model", _MODEL, "model"),
+    "version": ("version", _VERSION, "version"),
+    "address": ("address", _ADDRESS, "address"),
+    "size": ("vector size", _SIZE, "dim"),
+    "tokens": ("token figure", _TOKENS, ""),
+})
+# the kinds each family of ids turns on, in the order they are named
+_FAMILIES = (
+    ("embed.dimension_mismatch", ("size", "model")),
+    ("embed.unsupported_param", ("size", "model")),
+    ("embed.input_too_long", ("tokens", "model")),
+    ("request.context_length_exceeded", ("tokens", "model")),
+    ("client.version_outdated", ("version", "model")),
+    ("model.unsupported_architecture", ("version", "model")),
+    ("engine.cuda_driver_too_old", ("version",)),
+    ("http.wrong_path", ("address", "model")),
+    ("model.", ("model",)),
+    ("embed.", ("model",)),
+    ("mm.", ("model",)),
+    ("gpu.", ("model",)),
+    ("net.", ("address",)),
+    ("gateway.", ("address", "model")),
+    ("server.not_ready", ("address",)),
+)
+_PREFILTER = MappingProxyType({
+    "model": r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b",
+    "version": r"\d+\.\d+",
+    "address": r"(?i)://|port|host",
+    "size": r"(?i)dim|\d-?d\b",
+    "tokens": r"(?i)token|ctx|len|context|max_",
+})
+_NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models",
+                        "your-model", "your_model", "model_name", "xxx", "auto"})
+
+
+def short(source: str) -> str:
+    """A source's file name (a member's, for a bundle): the summary is read beside the evidence."""
+    return source.replace(":", "/").rsplit("/", 1)[-1] or source
+
+
+def _kinds(rule: str) -> tuple[str, ...]:
+    for prefix, kinds in _FAMILIES:
+        if rule == prefix or (prefix.endswith(".") and rule.startswith(prefix)):
+            return kinds
+    return ()
+
+
+def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
+    """(value, source, line) of one kind, in the order of the rows, first of each value."""
+    _, patterns, _ = KINDS[kind]
+    hit = rows.filter(pl.col("text").str.contains(_PREFILTER[kind]))
+    if hit.height == 0:
+        return []
+    found: list[pl.DataFrame] = []
+    for order, pattern in enumerate(patterns):
+        got = (hit.select("source", "line", pl.col("text").str.extract(pattern, 1).alias("value"))
+               .filter(pl.col("value").is_not_null()).with_columns(pl.lit(order).alias("order")))
+        found.append(got)
+    both = pl.concat(found).sort("order", "source", "line")
+    out: list[tuple[str, str, int]] = []
+    seen: set[str] = set()
+    for value, source, line in both.select("value", "source", "line").iter_rows():
+        value = value.strip().rstrip(".,;:)]}'\"`")
+        if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()):
+            continue
+        if kind == "size" and not 16 <= int(value) <= 65_536:
+            continue
+        if not value or len(value) > MAX_LEN or value in seen:
+            continue
+        seen.add(value)
+        out.append((value, source, line))
+    return out
+
+
+def with_named(findings: list, events: pl.DataFrame) -> list:
+    """The first findings, each with the values its id turns on that the evidence names and its
+    wording does not quote yet (copies; others unchanged)."""
+    if not findings or events.height == 0:
+        return findings
+    out = list(findings)
+    for i, f in enumerate(findings[:MAX_FINDINGS]):
+        kinds = _kinds(f.rule)
+        if not kinds or f.role == "symptom" or not f.sources:
+            continue
+        rows = (events.filter(pl.col("source").is_in(list(f.sources)) & pl.col("text").is_not_null())
+                .head(MAX_ROWS).select("source", "line", "text"))
+        if rows.height == 0:
+            continue
+        said = " ".join([f.summary, *(e.text for e in f.evidence)])
+        parts = []
+        for kind in kinds:
+            label = KINDS[kind][0]
+            fresh = [(v, s, n) for v, s, n in _values(rows, kind) if v not in said][:MAX_VALUES]
+            if fresh:
+                named = ", ".join(f"`{redact.printable(v)}` ({short(s)}:{n})" for v, s, n in fresh)
+                parts.append(f"{label} {named}")
+        if parts:
+            out[i] = replace(f, summary=f"{f.summary.rstrip()} The evidence names: {'; '.join(parts)}.")
+    return out
