@@ -94,6 +94,25 @@ def test_yaml_syntax_error_names_line(tmp_path):
     assert r.exit_code == 2
 
 
+def test_a_messages_file_that_is_not_yaml_is_one_line_naming_it(tmp_path):
+    """A rule folder's data/messages file with a YAML error: exit 2 and one line naming the file and
+    the line, never a traceback."""
+    (tmp_path / "site.yaml").write_text(
+        "id: site.embed_404\ntitle: Embedding 404s\nseverity: warning\n"
+        "means: Our gateway answers 404 on embeddings when a tenant is not provisioned.\n"
+        "match: {kind: http, http_status: 404, http_path: /v1/embeddings}\n"
+        "message: '{count} embedding calls got 404 on {http_path}'\nremedy: [Provision the tenant.]\n"
+    )
+    (tmp_path / "data" / "messages").mkdir(parents=True)
+    bad = tmp_path / "data" / "messages" / "mine.yaml"
+    bad.write_text("project: Mine\nmessages:\n  - template: model {} is gone: id: model.not_found\n")
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(SAMPLE), "--rules", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert f"{bad}: line 3 the messages are not YAML" in r.stderr
+
+
 def test_user_rule_folder_is_used(tmp_path):
     rule = tmp_path / "slow_embeddings.yaml"
     rule.write_text(

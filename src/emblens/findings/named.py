@@ -11,6 +11,7 @@ finding's own sources.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -36,6 +37,10 @@ _MODEL = (
     r"""(?i)\bmodel ["'`]([^"'`\s]{2,80})["'`]""",
     # an Ollama name with its size tag, wherever it stands: `qwen2:7b`, `deepseek-r1:14b`, `qwen2.5-coder:7b-instruct`
     r"""(?i)(?:^|[^a-z0-9_.:/-])([a-z][a-z0-9_.-]{1,40}:\d+(?:\.\d+)?[bm](?:-[a-z0-9_.-]+)?)\b""",
+    r"""(?i)\bmodel identifier ["'`]([^"'`]{2,80})["'`]""",          # LM Studio
+    # a repository id standing alone (`Qwen/Qwen3-Embedding-0.6B`, `BAAI/bge-m3`): two parts, the second with a
+    # digit or a hyphen, not inside a longer path (`/usr/lib/python3.11/…`, `/v1/chat`)
+    r"""(?:^|[\s"'`(=:,])([A-Za-z][\w.-]{1,40}/[A-Za-z0-9][\w.:@-]*[\d-][\w.:@-]*)(?:$|[\s"'`),;])""",
 )
 _VERSION = (
     r"""(?i)\b(?:vllm|sglang|ollama|transformers|torch|openai|litellm|llama[-_.]?cpp(?:[-_]python)?|text-embeddings-inference|tei|infinity(?:[-_]emb)?|xinference|lmdeploy|langchain(?:[-_]\w+)?|llama[-_]index|sentence[-_]transformers|lm ?studio|localai|open[- ]?webui|dify|ragflow|anythingllm|pymilvus|qdrant(?:[-_]client)?|chromadb|tgi|cuda|driver)\s*(?:==|>=|<=|~=|@|:|=|\s|\s*version:?\s*|\s*v)\s*v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev|a|b)\d+)?(?:\+\w+)?)\b""",
@@ -48,18 +53,23 @@ _ADDRESS = (
     r"""(?i)\b(?:--port|port)[= :]\s*(\d{2,5})\b""",
     r"""(?i)\bOLLAMA_HOST\s*=\s*["']?([\w.:/-]+)""",
 )
+_ROUTE = (
+    r"""(?:^|[\s"'`(])(/(?:v1|v2|api)/[\w/.-]*[\w])""",
+)
 _SIZE = (
     r"""(?i)\b(\d{2,5})\s*-?(?:d\b|dims?\b|dimensions?\b|dimensional\b)""",
     r"""(?i)\bdim(?:ension)?s?(?:ality)?\b[^\n\d]{0,20}?\(?(\d{2,5})\b""",
 )
 _TOKENS = (
     r"""(?i)\b(\d{3,8})\s*(?:tokens?\b|token context)""",
+    r"""(?i)\b\w*(?:_len|_length|_limit|_tokens)\s*[=:]\s*(\d{3,8})\b""",
     r"""(?i)\b(?:max_model_len|max-model-len|num_ctx|n_ctx|ctx[-_]size|context[-_ ](?:length|window|size)|max_input_length|max-input-length|max_position_embeddings|max_tokens)\b["']?\s*[=:]?\s*(\d{3,8})\b""",
 )
 KINDS = MappingProxyType({
     "model": ("model", _MODEL, "model"),
     "version": ("version", _VERSION, "version"),
     "address": ("address", _ADDRESS, "address"),
+    "route": ("route", _ROUTE, "route"),
     "size": ("vector size", _SIZE, "dim"),
     "tokens": ("token figure", _TOKENS, ""),
 })
@@ -72,7 +82,8 @@ _FAMILIES = (
     ("client.version_outdated", ("version", "model")),
     ("model.unsupported_architecture", ("version", "model")),
     ("engine.cuda_driver_too_old", ("version",)),
-    ("http.wrong_path", ("address", "model")),
+    ("http.wrong_path", ("route", "address", "model")),
+    ("embed.bad_input", ("route", "model")),
     ("model.", ("model",)),
     ("embed.", ("model",)),
     ("mm.", ("model",)),
@@ -85,6 +96,7 @@ _PREFILTER = MappingProxyType({
     "model": r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b",
     "version": r"\d+\.\d+",
     "address": r"(?i)://|port|host",
+    "route": r"/(?:v1|v2|api)/",
     "size": r"(?i)dim|\d-?d\b",
     "tokens": r"(?i)token|ctx|len|context|max_",
 })
@@ -95,6 +107,12 @@ _NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "s
 def short(source: str) -> str:
     """A source's file name (a member's, for a bundle): the summary is read beside the evidence."""
     return source.replace(":", "/").rsplit("/", 1)[-1] or source
+
+
+def _quoted(value: str, text: str) -> bool:
+    """Whether `text` already says `value` whole (`4000` is not quoted by `40001`, nor `qwen2:7b` by
+    `qwen2:7b-instruct`)."""
+    return re.search(rf"(?<![\w.:/-]){re.escape(value)}(?![\w:/-])(?!\.\w)", text) is not None
 
 
 def _kinds(rule: str) -> tuple[str, ...]:
@@ -112,7 +130,10 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
         return []
     found: list[pl.DataFrame] = []
     for order, pattern in enumerate(patterns):
-        got = (hit.select("source", "line", pl.col("text").str.extract(pattern, 1).alias("value"))
+        # every match of a line (`original_len=4431 truncated_len=4000`), then each match's value
+        got = (hit.select("source", "line", pl.col("text").str.extract_all(pattern).alias("m")).explode("m")
+               .filter(pl.col("m").is_not_null())
+               .select("source", "line", pl.col("m").str.extract(pattern, 1).alias("value"))
                .filter(pl.col("value").is_not_null()).with_columns(pl.lit(order).alias("order")))
         found.append(got)
     both = pl.concat(found).sort("order", "source", "line")
@@ -149,7 +170,7 @@ def with_named(findings: list, events: pl.DataFrame) -> list:
         parts = []
         for kind in kinds:
             label = KINDS[kind][0]
-            fresh = [(v, s, n) for v, s, n in _values(rows, kind) if v not in said][:MAX_VALUES]
+            fresh = [(v, s, n) for v, s, n in _values(rows, kind) if not _quoted(v, said)][:MAX_VALUES]
             if fresh:
                 named = ", ".join(f"`{redact.printable(v)}` ({short(s)}:{n})" for v, s, n in fresh)
                 parts.append(f"{label} {named}")

@@ -62,9 +62,16 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
         | ((pl.col("kind") == "http") & (pl.col("http_status") >= 400)).fill_null(False)
         | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(_ERRORISH)).fill_null(False)
         | (pl.col("msg_id").is_not_null() & (pl.col("msg_id") != "none"))
-    ) & (pl.col("kind") != "fact") & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none"))   # known, and no failure
+    ) & (pl.col("kind") != "fact") & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none") | _failing_status())
+    # (a message known as no failure leaves its line out, unless the line says a failing status: httpx's
+    # `Server error '500 Internal Privoxy Error' for url …` is a wrapper's words around what failed)
     rows = without(events.filter(is_error).with_columns(text.alias("_text")), covered)
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
+
+
+def _failing_status() -> pl.Expr:
+    """A line that says a failing HTTP status (`said_status`, formats.messages)."""
+    return pl.col("said_status").fill_null(0) >= 400
 
 
 def prose(events: pl.DataFrame, covered: set, seen: pl.DataFrame) -> pl.DataFrame:
@@ -107,7 +114,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     for k, row in enumerate(lines.iter_rows(named=True)):
         exact = by_text.get(row.get("msg_template") or "")
         near = Near(exact, 1.0, True) if exact is not None else index.near(row["_text"])
-        if near is None or (near.message.id == "none" and not near.exact):
+        if near is None or (near.message.id == "none" and (not near.exact or (row.get("said_status") or 0) >= 400)):
             # no message, or only near one that is no failure ("Input prompt exceeds maximum length" is Open
             # WebUI's own limit; "Prompt exceeds maximum context length" is not it): the cues may read the line;
             # an exchange a format parsed only when it called an API route (a browser's `GET /` or

@@ -102,8 +102,9 @@ def parse(command: str) -> dict | None:
     started = m.group()
     out["entrypoint"] = ("demo" if re.search(r"vllm\.entrypoints\.api_server\b", command) else
                          "openai" if "entrypoints.openai" in command else "serve" if "serve" in started else engine)
-    # `vllm serve MODEL`: the first word after serve that is not a flag
-    if toks[:2] == ["vllm", "serve"] and len(toks) > 2 and not toks[2].startswith("-"):
+    # `vllm serve MODEL`: the first word after serve that is not a flag, and names a model (a repository id or a
+    # path holds `/`, `-`, `.`, `_` or a digit; "vllm serve like this …" in a sentence is no command)
+    if toks[:2] == ["vllm", "serve"] and len(toks) > 2 and not toks[2].startswith("-") and re.search(r"[/\\.\-_:\d]", toks[2]):
         out["model"] = toks[2]
     i = 0
     while i < len(toks):

@@ -70,13 +70,16 @@ CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
 # ASCII classes (`patterns.ascii`): they run in the line prefilter, where Unicode's \b, \d and \s cost time.
 SAID_STATUS = tuple(ascii_classes(p) for p in (
     r"HTTP/\d(?:\.\d)?\"?\s+([45]\d\d)\b",
-    r"Error code: ([45]\d\d)\b",
+    r"(?i:Error code): ([45]\d\d)\b",          # the openai SDKs; Cloudflare's plain body `error code: 524`
+    r"\breturned error: ([45]\d\d)\b",         # curl --fail: `The requested URL returned error: 524`
+    r"\bError (5[23]\d)\b",                      # Cloudflare's pages: `Error 524`, `Error 1033` is not a status
     r"\b([45]\d\d) (?:Client|Server) Error\b",
+    r"\b(?:Client|Server) error '([45]\d\d)\b",    # httpx's raise_for_status: `Server error '500 Internal Server Error' for url …`
     r"(?i)\b(?:http[ _-]?)?status(?:[ _-]?code)?[\"']?\s*[=:]\s*[\"']?([45]\d\d)\b",
     r"(?i)\bstatusCode[\"']?\s*[=:]\s*([45]\d\d)\b",
     r"(?i)\bHttp(?:Exception|Error)\b:?\s*([45]\d\d)\b",
     r"状态码\s*[:：]?\s*([45]\d\d)",
-    r"\b([45]\d\d)\s*[-:]?\s*(?:Unauthorized|Forbidden|Not Found|Too Many Requests|Bad Gateway|Service Unavailable|"
+    r"\b([45]\d\d)\s*[-:]?\s*(?i:Unauthorized|Forbidden|Not Found|Too Many Requests|Bad Gateway|Service Unavailable|"
     r"Gateway Time-?out|Payload Too Large|Request Entity Too Large|Internal Server Error|Bad Request|Method Not Allowed|"
     r"Not Implemented|Unprocessable Entity)\b",
     r"[\"']code[\"']\s*:\s*([45]\d\d)\b",

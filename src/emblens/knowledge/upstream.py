@@ -41,6 +41,7 @@ MAX_LINE = 4096                # characters of a line the patterns read
 MAX_CANDIDATES = 20_000        # lines holding an anchor that are read further (the rest: counted)
 MIN_COVER = 0.75               # share of a message's fixed words (by weight) a line must hold to be near it
 MIN_WORDS = 3                  # ...and at least this many of them
+SHORT_WORDS = 4                # a message of this many fixed words or fewer is near only with all of them
 MIN_WEIGHT = 10.0              # ...weighing this much: three words that many messages share ("model", "not",
                                # "embedding") are not a message, however short it is
 REQUIRED = ("template", "id", "source", "versions", "instance")
@@ -214,19 +215,23 @@ class Nearest:
             for i in self.index.get(w, ()):
                 hits[i] += 1
                 got[i] = got.get(i, 0.0) + self.weight[w]
-        best: tuple[float, int, bool, int] | None = None
+        best: tuple[float, int, bool, int, float] | None = None
         for i, n in hits.items():
             if n < MIN_WORDS or not self.total[i] or got[i] < MIN_WEIGHT:
                 continue
             cover = got[i] / self.total[i]
-            if cover < MIN_COVER:
+            # a short message (four fixed words or fewer) is near only with all its words: three common
+            # ones of four ("connect", "OpenAI", "API") are any sentence about the topic
+            if cover < MIN_COVER or (len(self.words[i]) <= SHORT_WORDS and cover < 1.0):
                 continue
-            key = (cover, n, self.messages[i].id != "none", i)
+            # the nearest: the most of a message's weight a line holds, scaled by its cover (a long message
+            # the line holds most of is nearer than a three-word one it holds whole)
+            key = (round(got[i] * cover, 6), n, self.messages[i].id != "none", i, cover)
             if best is None or key[:3] > best[:3]:
                 best = key
         if best is None:
             return None
-        return Near(self.messages[best[3]], round(best[0], 2))
+        return Near(self.messages[best[3]], round(best[4], 2))
 
 
 @dataclass(frozen=True)

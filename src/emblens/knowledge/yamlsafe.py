@@ -49,6 +49,8 @@ def load_file(path, max_bytes: int, limit: str, what: str) -> object:
     (`limit` says it: "4 MiB"), unreadable, or not YAML (`what`: "the cues", "the messages")."""
     from pathlib import Path
 
+    import yaml
+
     from emblens.errors import RuleError
 
     p = Path(path)
@@ -58,5 +60,11 @@ def load_file(path, max_bytes: int, limit: str, what: str) -> object:
         return safe_load(p.read_text(encoding="utf-8"))
     except RuleError:
         raise
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RuleError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
+    except yaml.MarkedYAMLError as e:            # not YAML: say where, on one line
+        mark = e.problem_mark or e.context_mark
+        where = f" line {mark.line + 1}" if mark else ""
+        raise RuleError(f"{path}:{where} {what} are not YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise RuleError(f"{path}: {what} are not YAML ({type(e).__name__})") from None

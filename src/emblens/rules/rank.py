@@ -30,14 +30,16 @@ def rank(findings: list[Finding], exchanges: frozenset = frozenset()) -> list[Fi
     by_id = {f.rule: f for f in findings}
 
     def weight(f: Finding) -> tuple[int, bool]:
-        # a possible cause (a cue's or a near message's words) stands one severity below what it
-        # names: a finding a rule or an exact message made, of the next severity, leads it
+        # a possible cause (a cue's or a near message's words) stands one severity below an error: a
+        # finding a rule or an exact message made leads it. Possible causes rank among themselves by how
+        # sure their words are, whatever the severity of the rule they name (the line they read is an
+        # error line either way: a version mismatch read from a TypeError is no lesser guess than an image)
         possible = f.cause == "possible"
-        return SEVERITY_ORDER[f.severity] + possible, possible
+        return (SEVERITY_ORDER["error"] + 1 if possible else SEVERITY_ORDER[f.severity]), possible
 
     def order_key(f: Finding):
         first = f.first_seen.timestamp() if f.first_seen else float("inf")
-        return (*weight(f), -_descendants(f, by_id), -f.confidence, first, f.rule)
+        return (*weight(f), -_descendants(f, by_id), -f.confidence, SEVERITY_ORDER[f.severity], first, f.rule)
 
     for f in findings:
         explainers = [

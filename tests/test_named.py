@@ -1,0 +1,53 @@
+"""What a finding concerns, named from the evidence (emblens.findings.named): the model, the
+version, the address, the sizes that its id turns on, when the line the rule matched does not say
+them, each with its file and line."""
+
+from __future__ import annotations
+
+from emblens.diagnose import analyze
+from emblens.findings.named import _quoted
+
+
+def _top(tmp_path, name: str, text: str):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    a = analyze([str(p)])
+    assert a.findings, "no finding"
+    return a.findings[0]
+
+
+def test_the_model_a_paste_runs_is_named_beside_the_one_the_server_refused(tmp_path):
+    f = _top(tmp_path, "issue.md",
+             "I started Ollama locally and ran qwen2:7b, it answers in the terminal.\n\n"
+             "```\nopenai.NotFoundError: Error code: 404 - {'error': {'message': 'model \"qwen:7b\" not found, "
+             "try pulling it first', 'type': 'api_error', 'param': None, 'code': None}}\n```\n")
+    assert f.rule == "model.not_found"
+    assert "The evidence names: model `qwen2:7b` (issue.md:1)" in f.summary
+
+
+def test_every_figure_of_a_line_is_read_and_a_figure_is_quoted_only_as_a_whole_word(tmp_path):
+    f = _top(tmp_path, "nano.log",
+             "2026-05-30T08:47:44+07:00 WRN chunk truncated before embedding (exceeds context limit) "
+             "component=embed-queue original_len=4431 truncated_len=4000\n"
+             "2026-05-30T08:47:44+07:00 ERR embedding failed error=\"ollama: unexpected status 400: "
+             "{\\\"error\\\":\\\"the input length exceeds the context length\\\"}\" component=embed-queue\n")
+    assert f.rule == "embed.input_too_long"
+    assert "token figure `4431` (nano.log:1), `4000` (nano.log:1)" in f.summary
+    assert _quoted("4000", "limit 4000 tokens") and not _quoted("4000", "limit 40001 tokens")
+    assert not _quoted("qwen2:7b", "qwen2:7b-instruct") and _quoted("qwen2:7b", "ran `qwen2:7b`.")
+
+
+def test_a_value_the_finding_already_quotes_is_not_named_twice(tmp_path):
+    f = _top(tmp_path, "client.txt",
+             "openai.NotFoundError: Error code: 404 - {'object': 'error', 'message': 'The model `bge-m3` does not "
+             "exist.', 'type': 'NotFoundError', 'param': None, 'code': 404}\n")
+    assert f.rule == "model.not_found"
+    assert "The evidence names" not in f.summary
+
+
+def test_a_finding_of_an_id_that_turns_on_no_value_is_left_as_its_rule_worded_it(tmp_path):
+    f = _top(tmp_path, "client.txt",
+             "openai.AuthenticationError: Error code: 401 - {'error': 'Unauthorized'}\n"
+             "client = OpenAI(base_url='http://localhost:8000/v1', api_key='EMPTY')  # model='Qwen/Qwen3-8B'\n")
+    assert f.rule.startswith("auth.")
+    assert "The evidence names" not in f.summary
