@@ -116,12 +116,12 @@ def test_each_sample_report_loads_in_chromium_with_no_console_message_and_its_ch
 
     html_report(tmp_path, sample)
     page = tmp_path / "report.html"
-    dom = _chromium(page, tmp_path, "--dump-dom")
-    assert dom.returncode == 0 and _console(dom) == [], _console(dom)
-    assert dom.stdout.count("<figure") >= 1 and "<svg" in dom.stdout
+    source = page.read_text(encoding="utf-8")
+    assert source.count("<figure") >= 1 and "<svg" in source      # the charts are drawn into the page, not by a script
+    # one launch: the page loads with no console message, and its charts are on screen
     shot = tmp_path / "shot.png"
     run = _chromium(page, tmp_path, "--window-size=1100,6000", f"--screenshot={shot}")
-    assert _console(run) == [] and shot.exists()
+    assert run.returncode == 0 and _console(run) == [] and shot.exists(), _console(run)
     import numpy as np
 
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.int16)

@@ -80,3 +80,28 @@ def test_the_fixture_runner_holds_every_fixture_to_never_silent(tmp_path, monkey
     silent.write_text("ERROR 12-01 10:00:00 [x.py:1] the cache does not have room to hold this model\n")
     result = _run(RULESET, rule.id, part.path, str(silent), "silent")
     assert not result.ok and "error-like line" in result.detail
+
+
+COMPOSE_PASTE = """I run the app with docker compose and point it at Ollama on the same machine.
+
+```yaml
+services:
+  app:
+    image: example/rag-app:1.4
+    environment:
+      - OPENAI_BASE_URL={url}
+      - OPENAI_API_KEY=ollama
+```
+
+The chat page never shows an answer. Ollama itself works from the terminal.
+"""
+
+
+def test_settings_that_put_a_loopback_base_url_in_a_container_are_a_possible_cause_when_no_line_says_one(tmp_path):
+    a = _analyze(tmp_path, COMPOSE_PASTE.format(url="http://localhost:11434/v1"), "issue.md")
+    top = a.findings[0]
+    assert (top.rule, top.cause) == ("net.wrong_host_docker", "possible") and top.confidence < MAX_CONFIDENCE
+    assert "its settings do: the client's base URL is http://localhost:11434/v1" in top.summary
+    assert [(e.line, e.text.strip()) for e in top.evidence] == [(8, "OPENAI_BASE_URL=http://localhost:11434/v1")]
+    # the host's own address from inside the container is no such setting
+    assert not _analyze(tmp_path, COMPOSE_PASTE.format(url="http://host.docker.internal:11434/v1"), "issue.md").findings

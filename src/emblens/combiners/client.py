@@ -94,7 +94,8 @@ def pasted(events: pl.DataFrame) -> dict[str, object]:
                 continue
             if upper in ("OPENAI_API_KEY", "VLLM_API_KEY") and not value:
                 out["api_key_env_empty"] = True
-            elif upper in ("OPENAI_BASE_URL", "OPENAI_API_BASE", "BASE_URL") and value:
+            elif value and (upper in ("OPENAI_BASE_URL", "OPENAI_API_BASE", "BASE_URL", "API_BASE", "API_BASE_URL")
+                            or upper.endswith(("_BASE_URL", "_API_BASE"))):     # VLLM_API_BASE, OLLAMA_BASE_URL…
                 out.setdefault("base_url_env", value)
             continue
         for column, fact in COMMAND_FACTS.items():

@@ -23,6 +23,8 @@ MAX_FINDINGS = 3          # the findings worded (the report's first ones)
 MAX_VALUES = 2            # values of one kind
 MAX_ROWS = 20_000         # rows of a finding's sources read (a paste is a few hundred; a large log's first rows)
 MAX_LEN = 80              # a value longer than this is not a name
+MAX_HIT_ROWS = 2_000      # rows of one kind's literal read by its patterns
+MAX_TEXT = 4_096          # characters of a row read
 
 # The kinds of value, each a literal prefilter (case-insensitive) and patterns whose group 1 is the value.
 # Written from how the software names them: openai-python's and every SDK's `model=`, JSON bodies'
@@ -48,7 +50,7 @@ _VERSION = (
     r"""版本(?:号)?[^\n\d]{0,10}?v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)""",
 )
 _ADDRESS = (
-    r"""(?i)\b(?:https?|wss?)://([\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
+    r"""(?i)\b((?:https?|wss?)://[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     r"""(?i)\bhost='([\w.-]+)', port=\d+""",
     r"""(?i)\b(?:--port|port)[= :]\s*(\d{2,5})\b""",
     r"""(?i)\bOLLAMA_HOST\s*=\s*["']?([\w.:/-]+)""",
@@ -73,6 +75,7 @@ KINDS = MappingProxyType({
     "size": ("vector size", _SIZE, "dim"),
     "tokens": ("token figure", _TOKENS, ""),
 })
+_COMPILED = MappingProxyType({kind: tuple(re.compile(p) for p in patterns) for kind, (_, patterns, _) in KINDS.items()})
 # the kinds each family of ids turns on, in the order they are named
 _FAMILIES = (
     ("embed.dimension_mismatch", ("size", "model")),
@@ -123,32 +126,27 @@ def _kinds(rule: str) -> tuple[str, ...]:
 
 
 def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
-    """(value, source, line) of one kind, in the order of the rows, first of each value."""
-    _, patterns, _ = KINDS[kind]
-    hit = rows.filter(pl.col("text").str.contains(_PREFILTER[kind]))
+    """(value, source, line) of one kind, pattern by pattern in the order of the rows, first of each
+    value. The rows that may hold one are found by the kind's literal pattern (vectorised); its
+    patterns then read at most `MAX_HIT_ROWS` of them (a paste's few, a large log's first)."""
+    hit = rows.filter(pl.col("text").str.contains(_PREFILTER[kind])).head(MAX_HIT_ROWS)
     if hit.height == 0:
         return []
-    found: list[pl.DataFrame] = []
-    for order, pattern in enumerate(patterns):
-        # every match of a line (`original_len=4431 truncated_len=4000`), then each match's value
-        got = (hit.select("source", "line", pl.col("text").str.extract_all(pattern).alias("m")).explode("m")
-               .filter(pl.col("m").is_not_null())
-               .select("source", "line", pl.col("m").str.extract(pattern, 1).alias("value"))
-               .filter(pl.col("value").is_not_null()).with_columns(pl.lit(order).alias("order")))
-        found.append(got)
-    both = pl.concat(found).sort("order", "source", "line")
+    texts = list(zip(hit["source"].to_list(), hit["line"].to_list(), hit["text"].str.slice(0, MAX_TEXT).to_list()))
     out: list[tuple[str, str, int]] = []
     seen: set[str] = set()
-    for value, source, line in both.select("value", "source", "line").iter_rows():
-        value = value.strip().rstrip(".,;:)]}'\"`")
-        if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()):
-            continue
-        if kind == "size" and not 16 <= int(value) <= 65_536:
-            continue
-        if not value or len(value) > MAX_LEN or value in seen:
-            continue
-        seen.add(value)
-        out.append((value, source, line))
+    for pattern in _COMPILED[kind]:
+        for source, line, text in texts:
+            for m in pattern.finditer(text or ""):   # every match of a line (`original_len=4431 truncated_len=4000`)
+                value = (m.group(1) or "").strip().rstrip(".,;:)]}'\"`")
+                if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()):
+                    continue
+                if kind == "size" and not 16 <= int(value) <= 65_536:
+                    continue
+                if not value or len(value) > MAX_LEN or value in seen:
+                    continue
+                seen.add(value)
+                out.append((value, source, line))
     return out
 
 

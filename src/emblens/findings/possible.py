@@ -34,7 +34,7 @@ MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
 
 # error-like: what a person would read as a failure, in any kind of line
-_ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fatal|refused|denied|forbidden|unauthori[sz]ed|"
+_ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused|denied|forbidden|unauthori[sz]ed|"
              r"timed? ?out|timeout|cannot|can't|could not|couldn't|unable|invalid|not found|no such|"
              r"not supported|unsupported|exceed(?:s|ed)?|too (?:large|long|many|old)|out of memory|oom|"
              r"traceback|panic|killed|crash(?:ed)?|abort(?:ed)?|unavailable|bad gateway|not allowed|"
@@ -105,7 +105,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     cues: Cues | None = getattr(ruleset, "cues", None)
     said = prose(events, covered, lines) if cues else lines.clear()
     if lines.height == 0 and said.height == 0:
-        return []
+        return _from_settings(events, facts, rules, findings)
     index = messages.nearest
     by_text = {m.label: m for m in messages.messages}
     # per id: (score, what spoke: a Near or a Cue, the row); a message's score is its cover
@@ -140,6 +140,8 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             have = best.get(cue.id)
             if have is None or score > have[0]:
                 best[cue.id] = (score, cue, rows[i])
+    if not best:
+        return _from_settings(events, facts, rules, findings)
     out = []
     values = facts.as_values()
     seen = _seen(events, values)
@@ -214,3 +216,33 @@ def _seen(events: pl.DataFrame, facts: dict) -> str:
         if proxies:
             parts.append(", ".join(proxies))
     return "; ".join(parts)
+
+
+# -- what the settings say, when no line does ------------------------------------------------------------
+SETTINGS_CONFIDENCE = 0.35
+_LOOPBACK = re.compile(r"^[a-z][a-z0-9+.-]*://(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[::1\])(?::\d+)?(?:/|$)", re.I)
+
+
+def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> list:
+    """A possible cause the pasted settings show when no line of the evidence names one: a client the
+    evidence puts in a container, given a loopback base URL (inside the container that is the container
+    itself). Only when nothing else was found: settings are context, not a failure."""
+    from emblens.rules.engine import _finding
+
+    if findings or "net.wrong_host_docker" not in rules:
+        return []
+    values = facts.as_values()
+    url = values.get("base_url_env")
+    if not values.get("container_seen") or not isinstance(url, str) or not _LOOPBACK.search(url):
+        return []
+    env = events.filter((pl.col("kind") == "fact") & pl.col("text").str.contains(url, literal=True)).head(1)
+    if env.height == 0:
+        return []
+    rule = rules["net.wrong_host_docker"]
+    f = _finding(rule, None, env, values)
+    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No line of the evidence says an error, but its settings do: "
+                 f"the client's base URL is {url}, and the evidence puts the client in a container, where "
+                 f"{'localhost' if 'localhost' in url.lower() else 'that address'} is the container itself.")
+    f.confidence = SETTINGS_CONFIDENCE
+    f.cause = "possible"
+    return [f]
