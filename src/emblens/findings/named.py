@@ -5,8 +5,8 @@ command). For the findings a reader acts on, the values of the kind their id tur
 finding does not already quote are read from the same inputs and added to its summary, each with
 its file and line ("The evidence names: model `qwen2.5:7b` (issue.md:12)").
 
-Vectorised: one filter on a literal per kind, then one extraction per pattern, over the rows of the
-finding's own sources.
+The rows of a finding's own sources that may hold a value of a kind are found by the kind's literal
+pattern (vectorised); its compiled patterns then read at most `MAX_HIT_ROWS` of them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from types import MappingProxyType
+from typing import NamedTuple
 
 import polars as pl
 
@@ -26,7 +27,7 @@ MAX_LEN = 80              # a value longer than this is not a name
 MAX_HIT_ROWS = 2_000      # rows of one kind's literal read by its patterns
 MAX_TEXT = 4_096          # characters of a row read
 
-# The kinds of value, each a literal prefilter (case-insensitive) and patterns whose group 1 is the value.
+# The kinds of value: patterns whose group 1 is the value (KINDS below adds each kind's literal filter).
 # Written from how the software names them: openai-python's and every SDK's `model=`, JSON bodies'
 # `"model": "…"`, vLLM's/SGLang's `--model`/`--served-model-name`, Ollama's `ollama pull|run`, servers'
 # "model 'x'"; `name==1.2.3` (pip), `name: 1.2.3`/`name version 1.2.3` (issue templates), `vX.Y.Z`.
@@ -67,15 +68,24 @@ _TOKENS = (
     r"""(?i)\b\w*(?:_len|_length|_limit|_tokens)\s*[=:]\s*(\d{3,8})\b""",
     r"""(?i)\b(?:max_model_len|max-model-len|num_ctx|n_ctx|ctx[-_]size|context[-_ ](?:length|window|size)|max_input_length|max-input-length|max_position_embeddings|max_tokens)\b["']?\s*[=:]?\s*(\d{3,8})\b""",
 )
+class Kind(NamedTuple):
+    label: str                        # as the summary names it
+    literal: str                      # a row that may hold one matches this (vectorised)
+    patterns: tuple[re.Pattern, ...]  # group 1 is the value; the first pattern's values come first
+
+
+def _kind(label: str, literal: str, patterns: tuple[str, ...]) -> Kind:
+    return Kind(label, literal, tuple(re.compile(p) for p in patterns))
+
+
 KINDS = MappingProxyType({
-    "model": ("model", _MODEL, "model"),
-    "version": ("version", _VERSION, "version"),
-    "address": ("address", _ADDRESS, "address"),
-    "route": ("route", _ROUTE, "route"),
-    "size": ("vector size", _SIZE, "dim"),
-    "tokens": ("token figure", _TOKENS, ""),
+    "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b", _MODEL),
+    "version": _kind("version", r"\d+\.\d+", _VERSION),
+    "address": _kind("address", r"(?i)://|port|host", _ADDRESS),
+    "route": _kind("route", r"/(?:v1|v2|api)/", _ROUTE),
+    "size": _kind("vector size", r"(?i)dim|\d-?d\b", _SIZE),
+    "tokens": _kind("token figure", r"(?i)token|ctx|len|context|max_", _TOKENS),
 })
-_COMPILED = MappingProxyType({kind: tuple(re.compile(p) for p in patterns) for kind, (_, patterns, _) in KINDS.items()})
 # the kinds each family of ids turns on, in the order they are named
 _FAMILIES = (
     ("embed.dimension_mismatch", ("size", "model")),
@@ -95,14 +105,6 @@ _FAMILIES = (
     ("gateway.", ("address", "model")),
     ("server.not_ready", ("address",)),
 )
-_PREFILTER = MappingProxyType({
-    "model": r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b",
-    "version": r"\d+\.\d+",
-    "address": r"(?i)://|port|host",
-    "route": r"/(?:v1|v2|api)/",
-    "size": r"(?i)dim|\d-?d\b",
-    "tokens": r"(?i)token|ctx|len|context|max_",
-})
 _NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models",
                         "your-model", "your_model", "model_name", "xxx", "auto"})
 
@@ -129,13 +131,13 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
     """(value, source, line) of one kind, pattern by pattern in the order of the rows, first of each
     value. The rows that may hold one are found by the kind's literal pattern (vectorised); its
     patterns then read at most `MAX_HIT_ROWS` of them (a paste's few, a large log's first)."""
-    hit = rows.filter(pl.col("text").str.contains(_PREFILTER[kind])).head(MAX_HIT_ROWS)
+    hit = rows.filter(pl.col("text").str.contains(KINDS[kind].literal)).head(MAX_HIT_ROWS)
     if hit.height == 0:
         return []
     texts = list(zip(hit["source"].to_list(), hit["line"].to_list(), hit["text"].str.slice(0, MAX_TEXT).to_list()))
     out: list[tuple[str, str, int]] = []
     seen: set[str] = set()
-    for pattern in _COMPILED[kind]:
+    for pattern in KINDS[kind].patterns:
         for source, line, text in texts:
             for m in pattern.finditer(text or ""):   # every match of a line (`original_len=4431 truncated_len=4000`)
                 value = (m.group(1) or "").strip().rstrip(".,;:)]}'\"`")
@@ -167,7 +169,7 @@ def with_named(findings: list, events: pl.DataFrame) -> list:
         said = " ".join([f.summary, *(e.text for e in f.evidence)])
         parts = []
         for kind in kinds:
-            label = KINDS[kind][0]
+            label = KINDS[kind].label
             fresh = [(v, s, n) for v, s, n in _values(rows, kind) if not _quoted(v, said)][:MAX_VALUES]
             if fresh:
                 named = ", ".join(f"`{redact.printable(v)}` ({short(s)}:{n})" for v, s, n in fresh)
