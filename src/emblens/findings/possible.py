@@ -240,7 +240,7 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
         return []
     rule = rules["net.wrong_host_docker"]
     f = _finding(rule, None, env, values)
-    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No line of the evidence says an error, but its settings do: "
+    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but its settings do: "
                  f"the client's base URL is {url}, and the evidence puts the client in a container, where "
                  f"{'localhost' if 'localhost' in url.lower() else 'that address'} is the container itself.")
     f.confidence = SETTINGS_CONFIDENCE
