@@ -53,6 +53,34 @@ def test_a_rule_finding_leaves_no_room_for_a_possible_cause(tmp_path):
     assert a.findings[0].rule == "model.not_found" and all(f.cause != "possible" for f in a.findings)
 
 
+def test_of_two_messages_in_one_line_the_cause_wins_over_its_symptom(tmp_path):
+    # TEI wraps the cause in its start-up failure: the architecture the release lacks is the root cause
+    a = _analyze(tmp_path, "Error: Could not create backend\n\nCaused by:\n    Could not start backend: Model is not "
+                           "supported: unknown variant `deberta-v2`, expected one of `bert`, `xlm-roberta` at line 21 column 28\n")
+    assert a.findings[0].rule == "model.unsupported_architecture"
+    assert any(f.rule == "engine.startup_failed" and f.explained_by == "model.unsupported_architecture" for f in a.findings)
+    # ...but the same message with a value written out is the surer reading: LiteLLM's NotFoundError that
+    # quotes FastAPI's route 404 is a path the server lacks, not a model it lacks
+    b = _analyze(tmp_path, "litellm.NotFoundError: NotFoundError: OpenAIException - Error code: 404 - {'detail': 'Not Found'} "
+                           "LiteLLM Retried: 5 times\n", "litellm.txt")
+    assert b.findings[0].rule == "http.wrong_path"
+
+
+def test_a_start_up_failure_takes_its_cause_from_a_line_near_a_message(tmp_path):
+    # a rule reads the engine's generic start-up failure; the line above it is a reworded vLLM message whose id
+    # explains it: that possible cause leads, and the start-up failure is its symptom
+    a = _analyze(tmp_path, "ERROR 12-01 10:00:00 [core.py:1] Invalid repository ID or local directory: /models/qwen3-emb\n"
+                           "(APIServer pid=1) RuntimeError: Engine core initialization failed. See root cause above. "
+                           "Failed core proc(s): {}\n", "server.log")
+    top = a.findings[0]
+    assert top.rule == "model.load_failed" and top.cause == "possible"
+    assert any(f.rule == "engine.startup_failed" and f.role == "symptom" for f in a.findings)
+    # a refused connection is a symptom too, but its cause is seldom in the same lines: no possible cause joins it
+    b = _analyze(tmp_path, "openai.APIConnectionError: Connection error.\nhttpx.ConnectError: [Errno 111] Connection refused\n"
+                           "Error: Invalid repository ID or local directory: /models/qwen3-emb\n", "client.txt")
+    assert b.findings[0].rule == "net.connection_refused" and all(f.cause != "possible" for f in b.findings)
+
+
 def test_no_known_failure_only_without_an_error_like_line(tmp_path):
     runner = CliRunner()
     quiet = tmp_path / "quiet.log"

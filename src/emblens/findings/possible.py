@@ -32,6 +32,7 @@ MAX_LINES = 2_000        # error-like lines compared (distinct texts, the first 
 MAX_POSSIBLE = 2         # possible causes reported
 MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
+GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
 
 # error-like: what a person would read as a failure, in any kind of line
 _ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused|denied|forbidden|unauthori[sz]ed|"
@@ -93,9 +94,17 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     from emblens.rules.engine import _finding
 
     messages: Messages | None = getattr(ruleset, "messages", None)
-    if not messages or events.height == 0 or any(f.severity == "error" for f in findings):
+    if not messages or events.height == 0 or "msg_id" not in events.columns:
         return []
-    if "msg_id" not in events.columns:
+    # when rules found an error, only a cause of it may be added: a line near TEI's "Model is not supported"
+    # beside the engine's "Could not create backend" names what the start-up failure (a symptom) came from
+    # (only for the findings whose own remedy is "read the first error above": a refused connection or a proxy's
+    # 502 is a symptom too, but its cause is seldom in the same log)
+    found = {f.rule for f in findings if f.severity == "error"}
+    if found - GENERIC:
+        return []
+    wanted = {c for c, ex in messages.explains.items() if ex & found} if found else None
+    if wanted is not None and not wanted:
         return []
     rules = {}
     for r in ruleset.rules:
@@ -104,6 +113,8 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     lines = error_like(events, covered)
     cues: Cues | None = getattr(ruleset, "cues", None)
     said = prose(events, covered, lines) if cues else lines.clear()
+    if wanted is not None:
+        rules = {k: v for k, v in rules.items() if k in wanted}
     if lines.height == 0 and said.height == 0:
         return _from_settings(events, facts, rules, findings)
     index = messages.nearest

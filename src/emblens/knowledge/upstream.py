@@ -23,7 +23,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -237,6 +237,41 @@ class Nearest:
 @dataclass(frozen=True)
 class Messages:
     messages: tuple[Message, ...] = ()
+    # id -> the ids it is the root cause of (the rules' `explains:`, closed over): of two failures a line
+    # holds, the cause wins (TEI's `Could not start backend: Model is not supported: unknown variant …`
+    # is an architecture the release lacks, not only a start-up that failed)
+    explains: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False, hash=False)
+
+    def with_explains(self, edges: Mapping[str, Sequence[str]]) -> Messages:
+        """These messages, ranking by the rules' `explains:` edges (transitively)."""
+        closed: dict[str, set[str]] = {k: set(v) for k, v in edges.items() if v}
+        for _ in range(len(closed)):
+            grew = False
+            for k, v in closed.items():
+                more = set().union(*(closed.get(x, set()) for x in v)) - v - {k}
+                if more:
+                    v |= more
+                    grew = True
+            if not grew:
+                break
+        return Messages(self.messages, {k: frozenset(v) for k, v in closed.items()})
+
+    def _beats(self, i: int, j: int) -> bool:
+        """Whether message i is the surer reading of a line than message j: a failure before a
+        `none`, the same message with more of its values written out (LiteLLM's `NotFoundError: …
+        {'detail': 'Not Found'}` is a route, not a model), the cause before its symptom, then the one
+        with more fixed words."""
+        a, b = self.messages[i], self.messages[j]
+        if (a.id != "none") != (b.id != "none"):
+            return a.id != "none"
+        if a.narrows(b) or b.narrows(a):
+            return a.narrows(b)
+        if a.id != b.id:
+            if b.id in self.explains.get(a.id, ()):
+                return True
+            if a.id in self.explains.get(b.id, ()):
+                return False
+        return a.words > b.words
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -273,7 +308,7 @@ class Messages:
                 # `Max retries exceeded … (Caused by …Read timed out.)`), then the one with more fixed words;
                 # but a `none` message that is the failure's own words with a value fixed (LM Studio's
                 # `Unexpected endpoint or method. (OPTIONS …)`: a browser's preflight) is the surer one
-                best: tuple[tuple[bool, int], int, dict[str, str]] | None = None
+                best: tuple[None, int, dict[str, str]] | None = None
                 benign: list[tuple[int, dict[str, str]]] = []
                 for a in hits or ():
                     for i in by_anchor.get(a, ()):
@@ -285,14 +320,13 @@ class Messages:
                             continue
                         if self.messages[i].id == "none":
                             benign.append((i, got))
-                        rank = (self.messages[i].id != "none", self.messages[i].words)
-                        if best is None or rank > best[0]:
-                            best = (rank, i, got)
+                        if best is None or self._beats(i, best[1]):
+                            best = (None, i, got)
                 if best is not None and benign and self.messages[best[1]].id != "none":
                     narrower = [(i, got) for i, got in benign if self.messages[i].narrows(self.messages[best[1]])]
                     if narrower:
                         i, got = max(narrower, key=lambda b: self.messages[b[0]].words)
-                        best = ((False, self.messages[i].words), i, got)
+                        best = (None, i, got)
                 if best is not None and self.messages[best[1]].wraps:
                     best = None          # only a wrapper: what it wraps is read as an unknown line
                 if best is not None:

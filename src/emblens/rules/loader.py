@@ -778,7 +778,10 @@ def _load(folders: Sequence[Path]) -> RuleSet:
         problem = file_problem(path, folder, upstream.MAX_FILE_BYTES)
         if problem is not None:
             raise RuleError(problem, path=str(path))
-    messages = upstream.load([p for _, p in found])
+    edges: dict[str, set[str]] = {}
+    for r in rules:
+        edges.setdefault(r.id, set()).update(r.explains)
+    messages = upstream.load([p for _, p in found]).with_explains(edges)
     cue_files = cue_data.files(folders)
     for path in cue_files:
         problem = file_problem(path, path.parent.parent, cue_data.MAX_FILE_BYTES)
