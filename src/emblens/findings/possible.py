@@ -235,25 +235,90 @@ _LOOPBACK = re.compile(r"^[a-z][a-z0-9+.-]*://(?:localhost|127\.\d+\.\d+\.\d+|0\
 
 
 def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> list:
-    """A possible cause the pasted settings show when no line of the evidence names one: a client the
-    evidence puts in a container, given a loopback base URL (inside the container that is the container
-    itself). Only when nothing else was found: settings are context, not a failure."""
-    from emblens.rules.engine import _finding
-
-    if findings or "net.wrong_host_docker" not in rules:
+    """A possible cause the pasted settings show when no line of the evidence names one. Only when
+    nothing else was found: settings are context, not a failure."""
+    if findings:
         return []
     values = facts.as_values()
+    for check in (_container_loopback, _sglang_vlm_without_template):
+        if (f := check(events, values, rules)) is not None:
+            f.confidence = SETTINGS_CONFIDENCE
+            f.cause = "possible"
+            return [f]
+    return []
+
+
+def _container_loopback(events: pl.DataFrame, values: dict, rules: dict):
+    """A client the evidence puts in a container, given a loopback base URL (inside the container that
+    is the container itself)."""
+    from emblens.rules.engine import _finding
+
     url = values.get("base_url_env")
-    if not values.get("container_seen") or not isinstance(url, str) or not _LOOPBACK.search(url):
-        return []
+    if "net.wrong_host_docker" not in rules or not values.get("container_seen") or not isinstance(url, str) \
+            or not _LOOPBACK.search(url):
+        return None
     env = events.filter((pl.col("kind") == "fact") & pl.col("text").str.contains(url, literal=True)).head(1)
     if env.height == 0:
-        return []
+        return None
     rule = rules["net.wrong_host_docker"]
     f = _finding(rule, None, env, values)
     f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but its settings do: "
                  f"the client's base URL is {url}, and the evidence puts the client in a container, where "
                  f"{'localhost' if 'localhost' in url.lower() else 'that address'} is the container itself.")
-    f.confidence = SETTINGS_CONFIDENCE
-    f.cause = "possible"
-    return [f]
+    return f
+
+
+# SGLang builds a vision-language prompt with a conversation template of its own; releases before it matched one
+# to the model path (sglang/srt/conversation.py's `register_conv_template_matching_function`s, in 0.4.6 and later)
+# needed `--chat-template NAME`, and without it the image tokens are placed wrong: answers unrelated to the
+# image or the prompt, worse scores than transformers, or errors. The names and paths as SGLang matches them.
+SGLANG_VLM_TEMPLATES = (
+    (r"internvl2_5", "internvl-2-5"), (r"llama.*3\.2.*vision", "llama_3_vision"), (r"janus", "janus-pro"),
+    (r"llava-v1\.5|llava-next-video-7b", "vicuna_v1.1"), (r"pixtral", "mistral"), (r"deepseek.*vl2", "deepseek-vl2"),
+    (r"gme.*qwen.*vl", "gme-qwen2-vl"), (r"qwen.*vl", "qwen2-vl"),
+    (r"llava-v1\.6-34b|llava-v1\.6-yi-34b|llava-next-video-34b|llava-onevision-qwen2", "chatml-llava"),
+    (r"gemma-3.*it", "gemma-it"), (r"minicpm-v", "minicpmv"), (r"minicpm-o", "minicpmo"), (r"kimi.*vl", "kimi-vl"),
+)
+SGLANG_MATCHES_TEMPLATES = "0.4.6"
+_VLM_ALT = "|".join(f"(?:{p})" for p, _ in SGLANG_VLM_TEMPLATES)
+_VLM_PATH = re.compile(r"[\w./-]*(?:" + _VLM_ALT + r")[\w.-]*", re.I)
+# what a person says when the template is wrong: no error line at all, only answers that are off
+_OFF = (r"(?i)\b(?:wrong|worse|unrelated|irrelevant|off[- ]topic|garbage|gibberish|nonsense|hallucinat\w*|ignor\w*|"
+        r"cannot|can't|does(?: not|n't) (?:work|see|answer)|not work\w*|fail\w*|errors?|exception)\b|乱码|答非所问|不对|错误")
+
+
+def _sglang_vlm_without_template(events: pl.DataFrame, values: dict, rules: dict):
+    """SGLang started for a vision-language model without --chat-template, in a release that does not
+    pick the template from the model path itself, and the paste says the answers or the calls go wrong."""
+    from emblens.rules.engine import _finding
+    from emblens.rules.operators import version_key
+
+    if "model.chat_template_missing" not in rules or values.get("server_command") != "sglang" \
+            or values.get("cmd_chat_template"):
+        return None
+    version = values.get("sglang_version")
+    if isinstance(version, str) and version_key(version) >= version_key(SGLANG_MATCHES_TEMPLATES):
+        return None
+    text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
+    paths = [p for p in values.get("model_paths") or [] if _VLM_PATH.search(str(p))]
+    where = events.filter(text.str.contains("(?i)" + _VLM_ALT))
+    if not paths and where.height == 0:
+        return None
+    if events.filter(text.str.contains(_OFF)).height == 0:
+        return None
+    # the model as the command gives it, else the fullest name a line gives (`Qwen/Qwen2-VL-7B-Instruct-AWQ`
+    # before a sentence's `Qwen2-VL`)
+    named = [m.group(0) for t in where["text"].head(50).to_list() for m in _VLM_PATH.finditer(t or "")]
+    model = str(paths[0]) if paths else max(named, key=lambda m: ("/" in m, len(m)))
+    name = next(n for p, n in SGLANG_VLM_TEMPLATES if re.search(p, model, re.I))
+    line = model.rsplit("/", 1)[-1]
+    row = where.filter(pl.col("text").str.contains(line, literal=True)).head(1) if where.height else where
+    rule = rules["model.chat_template_missing"]
+    f = _finding(rule, None, row if row.height else where.head(1), values)
+    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but its settings do: "
+                 f"SGLang{' ' + version if isinstance(version, str) else ''} serves the vision-language model `{model}` "
+                 f"without --chat-template, and SGLang releases before {SGLANG_MATCHES_TEMPLATES} do not pick its "
+                 f"template themselves, so images and prompts are laid out wrong.")
+    f.remedy = [f"Start SGLang with --chat-template {name} (the template SGLang has for this model), or upgrade "
+                f"SGLang to {SGLANG_MATCHES_TEMPLATES} or later, which picks it from the model path.", *f.remedy]
+    return f
