@@ -133,3 +133,17 @@ def test_settings_that_put_a_loopback_base_url_in_a_container_are_a_possible_cau
     assert [(e.line, e.text.strip()) for e in top.evidence] == [(8, "OPENAI_BASE_URL=http://localhost:11434/v1")]
     # the host's own address from inside the container is no such setting
     assert not _analyze(tmp_path, COMPOSE_PASTE.format(url="http://host.docker.internal:11434/v1"), "issue.md").findings
+
+
+def test_sglang_serving_a_vision_model_without_its_template_is_a_possible_cause_from_the_settings(tmp_path):
+    launch = ("python3 -m sglang.launch_server --model-path /models/Qwen2.5-VL-7B-Instruct --port 30000 {extra}\n\n"
+              "The answers have nothing to do with the image I send; with transformers they are right.\n")
+    top = _analyze(tmp_path, launch.format(extra=""), "issue.md").findings[0]
+    assert top.rule == "model.chat_template_missing" and top.cause == "possible"
+    assert "--chat-template qwen2-vl" in top.remedy[0] and "/models/Qwen2.5-VL-7B-Instruct" in top.summary
+    # with the template given, or on a release that picks it from the model path, the settings say nothing
+    assert not _analyze(tmp_path, launch.format(extra="--chat-template qwen2-vl"), "given.md").findings
+    newer = "sglang==0.4.9.post2\n" + launch.format(extra="")
+    assert not _analyze(tmp_path, newer, "newer.md").findings
+    # and a paste that says nothing went wrong is no failure
+    assert not _analyze(tmp_path, launch.format(extra="").split("\n\n")[0] + "\nIt runs fine.\n", "fine.md").findings

@@ -284,7 +284,8 @@ _VLM_ALT = "|".join(f"(?:{p})" for p, _ in SGLANG_VLM_TEMPLATES)
 _VLM_PATH = re.compile(r"[\w./-]*(?:" + _VLM_ALT + r")[\w.-]*", re.I)
 # what a person says when the template is wrong: no error line at all, only answers that are off
 _OFF = (r"(?i)\b(?:wrong|worse|unrelated|irrelevant|off[- ]topic|garbage|gibberish|nonsense|hallucinat\w*|ignor\w*|"
-        r"cannot|can't|does(?: not|n't) (?:work|see|answer)|not work\w*|fail\w*|errors?|exception)\b|乱码|答非所问|不对|错误")
+        r"cannot|can't|does(?: not|n't) (?:work|see|answer|match)|not work\w*|fail\w*|errors?|exception|nothing to do with|"
+        r"not related|bad (?:answers?|results?|outputs?|quality)|degrad\w*|dropp?(?:s|ed)? from)\b|乱码|答非所问|不对|错误")
 
 
 def _sglang_vlm_without_template(events: pl.DataFrame, values: dict, rules: dict):
