@@ -249,23 +249,69 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
 
 
 def _container_loopback(events: pl.DataFrame, values: dict, rules: dict):
-    """A client the evidence puts in a container, given a loopback base URL (inside the container that
-    is the container itself)."""
+    """A client the evidence puts in a container, given a loopback address for the model server (inside
+    the container that is the container itself): a base URL the settings give, or, when the paste says
+    the app (a UI, a gateway) runs in Docker, the loopback address it names, and the call got nowhere."""
     from emblens.rules.engine import _finding
 
+    if "net.wrong_host_docker" not in rules:
+        return None
     url = values.get("base_url_env")
-    if "net.wrong_host_docker" not in rules or not values.get("container_seen") or not isinstance(url, str) \
-            or not _LOOPBACK.search(url):
-        return None
-    env = events.filter((pl.col("kind") == "fact") & pl.col("text").str.contains(url, literal=True)).head(1)
-    if env.height == 0:
-        return None
+    row = None
+    if values.get("container_seen") and isinstance(url, str) and _LOOPBACK.search(url):
+        row = events.filter((pl.col("kind") == "fact") & pl.col("text").str.contains(url, literal=True)).head(1)
+    here = "localhost" if isinstance(url, str) and "localhost" in url.lower() else "that address"
+    if row is not None and row.height:
+        says = (f"its settings do: the client's base URL is {url}, and the evidence puts the client in a container, "
+                f"where {here} is the container itself.")
+    else:
+        url, row = _app_in_container_loopback(events)
+        if row is None:
+            return None
+        here = "localhost" if "localhost" in url.lower() else "127.0.0.1"
+        says = (f"the evidence describes one: the app runs in a container and is pointed at {url}, and the call got "
+                f"nowhere; inside the container, {here} is the container itself, not the machine where the model "
+                f"server listens.")
     rule = rules["net.wrong_host_docker"]
-    f = _finding(rule, None, env, values)
-    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but its settings do: "
-                 f"the client's base URL is {url}, and the evidence puts the client in a container, where "
-                 f"{'localhost' if 'localhost' in url.lower() else 'that address'} is the container itself.")
+    f = _finding(rule, None, row, values)
+    f.summary = f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but {says}"
+    port = re.search(r":(\d+)", url)
+    f.remedy = [f"Give the app http://host.docker.internal:{port.group(1) if port else 'PORT'} instead (on Linux, start its "
+                f"container with --add-host=host.docker.internal:host-gateway, or use the host's LAN address), and make "
+                f"the model server listen on 0.0.0.0 rather than 127.0.0.1.", *f.remedy[1:]]
     return f
+
+
+# a UI or gateway said to run in Docker (its issue template's answer, or a sentence naming it), as people write it
+_APPS = (r"open[- ]?webui|flowise|dify|maxkb|one-?api|new-?api|fastgpt|anything-?llm|librechat|n8n|ragflow|litellm|"
+         r"langflow|lobe-?chat|nextchat|chatgpt-next-web|bolt(?:\.diy)?|perplexica|khoj|quivr|onyx|danswer|big-agi|"
+         r"chatbot-ui|sillytavern|letta|kotaemon|lightrag|cherry studio|chatchat|bisheng|coze|hoarder|karakeep|"
+         r"paperless-ai|continue|tabby|aider|gpt-researcher")
+_APP_IN_CONTAINER = (r"(?i)\b(?:" + _APPS + r")\b[^\n]{0,60}\b(?:docker|container|compose)\b"
+                     r"|\b(?:docker|container)\b[^\n]{0,40}\b(?:" + _APPS + r")\b"
+                     r"|^\W*(?:installation(?: method)?|deployment(?: method)?|install(?:ed)? (?:via|with)|how are you "
+                     r"running [\w .-]+\??)\s*[:：]?\s*docker\b|^\W*docker \((?:local|remote)"
+                     r"|(?:" + _APPS + r")[^\n]{0,30}(?:docker|容器)\s*(?:部署|安装|运行)")
+_LOOPBACK_SAID = r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b"
+_GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fail|could not be reached|not responding|"
+                r"connect(?:ion)? failed|failed to connect|can(?:no|')t connect|unable to connect|not found|timed? ?out|"
+                r"连接失败|无法连接|地址无效|域名无效|请求失败|调用失败|测试失败")
+
+
+def _app_in_container_loopback(events: pl.DataFrame) -> tuple[str | None, pl.DataFrame | None]:
+    """(the loopback address, its line) when a line says a UI or gateway runs in a container, another
+    names a model server's loopback address and port, and a line says the call got nowhere."""
+    if events.height == 0 or "text" not in events.columns:
+        return None, None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    said = events.select(text.str.contains(_APP_IN_CONTAINER).any().alias("app"),
+                         text.str.contains(_GOT_NOWHERE).any().alias("nowhere")).row(0)
+    if not all(said):
+        return None, None
+    where = events.filter(text.str.contains(_LOOPBACK_SAID)).head(1)
+    if where.height == 0:
+        return None, None
+    return re.search(_LOOPBACK_SAID, where["text"][0]).group(0), where
 
 
 # SGLang builds a vision-language prompt with a conversation template of its own; releases before it matched one
