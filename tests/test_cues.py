@@ -35,8 +35,8 @@ def _findings(tmp_path: Path, text: str, ruleset, name: str = "paste.md"):
 
 @pytest.mark.parametrize("text, expected", [
     # a vector store nobody harvested: the words say two sizes differ
-    ("pymilvus.exceptions.MilvusException: <MilvusException: (code=2000, message=vector dimension mismatch, "
-     "expected vector size(byte) 512, actual 3072.: segcore error)>\n", "embed.dimension_mismatch"),
+    ("lance error: Invalid user input: query dim(768) doesn't match the column vector vector dim(1024)\n",
+     "embed.dimension_mismatch"),
     # a paste's prose, no error word a program wrote
     ("I got 403 while requesting the ollama api on localhost from the background.js of a chrome extension.\n",
      "auth.forbidden"),
