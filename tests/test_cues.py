@@ -158,6 +158,27 @@ def test_a_users_cue_with_beside_words_is_read_by_its_context(tmp_path):
     assert mine.best(lines, context=pl.DataFrame({"text": ["batch-runner started"]})) == []
 
 
+def test_a_cue_with_unless_words_is_not_read_where_the_inputs_rule_its_cause_out(tmp_path, ruleset):
+    """"I can't connect from another PC" is a server listening on the loopback only, unless the paste
+    shows it listening on every interface (then a firewall or the network is in the way)."""
+    said = "Hello, I'm using ollama on windows but I can't connect to the server from another PC on the local network.\n"
+    alone = _findings(tmp_path, said, ruleset, name="issue.md")
+    assert alone and alone[0].rule == "net.connection_refused" and alone[0].cause == "possible"
+    assert "loopback only" in alone[0].summary
+    wide = _findings(tmp_path, said + "I set `OLLAMA_HOST=0.0.0.0` and restarted it.\n", ruleset, name="wide.md")
+    assert not any("loopback only" in f.summary for f in wide)
+    # a user's cue: its unless words are read the same way
+    import polars as pl
+
+    path = tmp_path / "cues.yaml"
+    path.write_text("cues:\n  - id: net.timeout\n    regex: 'the job stalled'\n    weight: 0.6\n    says: our batch job's words\n"
+                    "    unless: 'batch-runner v\\d'\n    examples: ['the job stalled']\n", encoding="utf-8")
+    mine = cue_data.load([path], known_ids={"net.timeout"})
+    lines = pl.Series(["the job stalled"])
+    assert mine.best(lines, context=pl.DataFrame({"text": ["batch-runner v2 started"]})) == []
+    assert mine.best(lines, context=pl.DataFrame({"text": ["nothing here"]}))
+
+
 @pytest.mark.parametrize("text, quoted", [
     # a rule's finding: the client's own timeout, as its code sets it
     ("client = httpx.AsyncClient(timeout=15.0)\nTraceback (most recent call last):\n"

@@ -240,7 +240,7 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
     if findings:
         return []
     values = facts.as_values()
-    for check in (_container_loopback, _sglang_vlm_without_template):
+    for check in (_container_loopback, _lan_address_of_local_server, _sglang_vlm_without_template):
         if (f := check(events, values, rules)) is not None:
             f.confidence = SETTINGS_CONFIDENCE
             f.cause = "possible"
@@ -312,6 +312,49 @@ def _app_in_container_loopback(events: pl.DataFrame) -> tuple[str | None, pl.Dat
     if where.height == 0:
         return None, None
     return re.search(_LOOPBACK_SAID, where["text"][0]).group(0), where
+
+
+# Ollama listens on 127.0.0.1:11434 unless OLLAMA_HOST says otherwise, LM Studio on localhost:1234 unless "Serve on
+# Local Network" is on: a client on another machine (a phone, a second PC, a container on another host) that calls
+# the server's LAN address is refused or times out
+_LAN_LOCAL_SERVER = (r"(?:https?://)?(?:192\.168|10|172\.(?:1[6-9]|2\d|3[01]))\.\d+\.\d+(?:\.\d+)?:(?:11434|1234)\b")
+_LISTENS_WIDE = (r"(?i)OLLAMA_HOST\s*[=:]\s*[\"']?(?:0\.0\.0\.0|::|\*|\[::\])|--host[= ]0\.0\.0\.0|serve on local network|"
+                 r"listening on (?:\[::\]|0\.0\.0\.0):")
+_FAILED = (r"(?i)\berror|\bfail|refused|timed? ?out|timeout|can(?:no|')t|\bunable|invalid host|not (?:work|reach|connect|find)|"
+           r"失败|错误|无法|超时")
+
+
+def _lan_address_of_local_server(events: pl.DataFrame, values: dict, rules: dict):
+    """A client given the LAN address of an Ollama or LM Studio, a call that failed, and nothing that says
+    the server listens beyond the loopback."""
+    from emblens.rules.engine import _finding
+
+    if "net.connection_refused" not in rules or events.height == 0 or "text" not in events.columns:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    said = events.select(text.str.contains(_LISTENS_WIDE).any().alias("wide"),
+                         text.str.contains(_FAILED).any().alias("failed")).row(0)
+    if said[0] or not said[1]:
+        return None
+    where = events.filter(text.str.contains(_LAN_LOCAL_SERVER)).head(1)
+    if where.height == 0:
+        return None
+    address = re.search(_LAN_LOCAL_SERVER, where["text"][0]).group(0)
+    ollama = address.endswith(":11434")
+    rule = rules["net.connection_refused"]
+    f = _finding(rule, None, where, values)
+    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but the evidence "
+                 f"describes one: the client calls {address}, the LAN address of the machine running "
+                 f"{'Ollama' if ollama else 'LM Studio'}, and the call failed; "
+                 + ("Ollama listens on 127.0.0.1:11434 only unless OLLAMA_HOST says otherwise"
+                    if ollama else "LM Studio serves localhost only unless 'Serve on Local Network' is on")
+                 + ", so calls from another machine are refused.")
+    f.remedy = [("On the server machine set OLLAMA_HOST=0.0.0.0:11434 in the environment Ollama starts with (systemd: "
+                 "Environment=\"OLLAMA_HOST=0.0.0.0:11434\" in `systemctl edit ollama`; Windows and macOS: a user "
+                 "environment variable, then quit and restart Ollama)" if ollama else
+                 "In LM Studio's Developer tab, turn on 'Serve on Local Network'")
+                + ", and allow the port through the server machine's firewall.", *f.remedy]
+    return f
 
 
 # SGLang builds a vision-language prompt with a conversation template of its own; releases before it matched one

@@ -53,6 +53,7 @@ class Cue:
     alone: bool = True          # the words say a failure by themselves: the cue reads prose too
     where: str = ""             # file it came from
     beside: str = ""            # words another line of the same input must hold (its context), or ""
+    unless: str = ""            # words no line of the same input may hold (a context that rules the cause out), or ""
 
     @cached_property
     def compiled(self) -> regex.Pattern:
@@ -61,6 +62,10 @@ class Cue:
     @cached_property
     def compiled_beside(self) -> regex.Pattern | None:
         return regex.compile(self.beside) if self.beside else None
+
+    @cached_property
+    def compiled_unless(self) -> regex.Pattern | None:
+        return regex.compile(self.unless) if self.unless else None
 
     def search(self, text: str) -> bool:
         """Whether `text` holds the cue's words (a pattern that runs past `SEARCH_TIMEOUT_S` on a
@@ -83,7 +88,8 @@ class Cue:
             raise RuleError(f"{where}: cue {d['id']}: weight {weight} is not in (0, {MAX_WEIGHT}]")
         return cls(id=str(d["id"]), regex=str(d["regex"]), weight=weight, says=str(d["says"]),
                    examples=_as_list(d["examples"]), counters=_as_list(d.get("counters")),
-                   alone=bool(d.get("alone", True)), where=where, beside=str(d.get("beside") or ""))
+                   alone=bool(d.get("alone", True)), where=where, beside=str(d.get("beside") or ""),
+                   unless=str(d.get("unless") or ""))
 
 
 def _as_list(v) -> tuple[str, ...]:
@@ -103,8 +109,9 @@ class Cues:
         are left out. Ties: the cue written first (the files list the narrower turns first).
         `errors`: which lines look like errors (a cue that is not `alone` reads only those);
         None: all of them. A cue with `beside` words reads a line only when a line of `context` (the
-        analysis's events, `text`) holds them; without a context (a cue's own examples) `beside` is
-        taken as held. The
+        analysis's events, `text`) holds them, and a cue with `unless` words only when none does
+        (Ollama's `OLLAMA_HOST=0.0.0.0` beside "can't connect from another PC": not the loopback);
+        without a context (a cue's own examples) `beside` is taken as held and `unless` as not. The
         first `MAX_LINES` lines are read, each up to `MAX_LINE` characters.
 
         The cues are compiled once (`regex`) and read line by line: there are a few hundred lines
@@ -114,11 +121,12 @@ class Cues:
         texts = [t[:MAX_LINE] for t in lines.fill_null("").head(MAX_LINES).to_list()]
         flags = errors.head(MAX_LINES).to_list() if errors is not None else [True] * len(texts)
         held = self._beside(context) if context is not None else None
+        barred = self._held(context, "unless") if context is not None else set()
         out: list[tuple[int, Cue]] = []
         for i, (text, error) in enumerate(zip(texts, flags)):
             best: Cue | None = None
             for k, cue in enumerate(self.cues):
-                if cue.beside and held is not None and k not in held:
+                if (cue.beside and held is not None and k not in held) or k in barred:
                     continue
                 if (best is None or cue.weight > best.weight) and (error or cue.alone) and cue.search(text):
                     best = cue
@@ -127,21 +135,25 @@ class Cues:
         return out
 
     def _beside(self, context: pl.DataFrame) -> set[int]:
-        """The cues whose `beside` words some line of the analysis holds (one input or another: the
-        inputs of one analysis are one incident's). Read by polars over the whole table; a pattern
-        polars cannot run is read by `regex` over the first `MAX_BESIDE_LINES` lines."""
+        return self._held(context, "beside")
+
+    def _held(self, context: pl.DataFrame, which: str) -> set[int]:
+        """The cues whose `beside` (or `unless`) words some line of the analysis holds (one input or
+        another: the inputs of one analysis are one incident's). Read by polars over the whole table; a
+        pattern polars cannot run is read by `regex` over the first `MAX_BESIDE_LINES` lines."""
         out: set[int] = set()
         text = context["text"] if "text" in context.columns else pl.Series([], dtype=pl.String)
         for k, cue in enumerate(self.cues):
-            if not cue.beside:
+            words = getattr(cue, which)
+            if not words:
                 continue
             try:
-                if text.str.contains(cue.beside).fill_null(False).any():
+                if text.str.contains(words).fill_null(False).any():
                     out.add(k)
                 continue
             except pl.exceptions.ComputeError:      # look-around and the like: the `regex` module's syntax
                 pass
-            rx = cue.compiled_beside
+            rx = cue.compiled_beside if which == "beside" else cue.compiled_unless
             try:
                 if any(rx.search((t or "")[:MAX_LINE], timeout=SEARCH_TIMEOUT_S) for t in text.head(MAX_BESIDE_LINES).to_list()):
                     out.add(k)
@@ -183,7 +195,7 @@ def _load(paths: tuple[str, ...], trusted_dir: str | None = None) -> Cues:
             cue = Cue.of(d, path)
             if not trusted:     # the built-in cues are compiled by their tests; a user's when read
                 try:
-                    _ = cue.compiled, cue.compiled_beside
+                    _ = cue.compiled, cue.compiled_beside, cue.compiled_unless
                 except (regex.error, OverflowError, RecursionError) as e:
                     raise RuleError(f"{path}: cue {cue.id}: regex not accepted ({str(e).splitlines()[0][:200]})") from None
             out.append(cue)
