@@ -147,3 +147,14 @@ def test_sglang_serving_a_vision_model_without_its_template_is_a_possible_cause_
     assert not _analyze(tmp_path, newer, "newer.md").findings
     # and a paste that says nothing went wrong is no failure
     assert not _analyze(tmp_path, launch.format(extra="").split("\n\n")[0] + "\nIt runs fine.\n", "fine.md").findings
+
+
+def test_a_bare_base_url_with_nothing_found_is_a_possible_wrong_path(tmp_path):
+    paste = 'export {name}="{url}"\npoetry run app server --port 80\n\nWith this the vLLM model can\'t be found.\n'
+    top = _analyze(tmp_path, paste.format(name="VLLM_API_BASE", url="http://10.0.0.5:8000"), "issue.md").findings[0]
+    assert top.rule == "http.wrong_path" and top.cause == "possible"
+    assert top.remedy[0] == "Set VLLM_API_BASE to http://10.0.0.5:8000/v1."
+    # a base URL that ends in /v1 says nothing, nor does Ollama's own API on its bare host
+    assert not _analyze(tmp_path, paste.format(name="VLLM_API_BASE", url="http://10.0.0.5:8000/v1"), "v1.md").findings
+    ollama = _analyze(tmp_path, paste.format(name="OLLAMA_BASE_URL", url="http://10.0.0.5:11434"), "ollama.md").findings
+    assert not any(f.rule == "http.wrong_path" for f in ollama)

@@ -240,7 +240,7 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
     if findings:
         return []
     values = facts.as_values()
-    for check in (_container_loopback, _lan_address_of_local_server, _sglang_vlm_without_template):
+    for check in (_container_loopback, _lan_address_of_local_server, _bare_base_url, _sglang_vlm_without_template):
         if (f := check(events, values, rules)) is not None:
             f.confidence = SETTINGS_CONFIDENCE
             f.cause = "possible"
@@ -355,6 +355,43 @@ def _lan_address_of_local_server(events: pl.DataFrame, values: dict, rules: dict
                  "In LM Studio's Developer tab, turn on 'Serve on Local Network'")
                 + ", and allow the port through the server machine's firewall.", *f.remedy]
     return f
+
+
+# a client's base URL setting that is a bare host and port: an OpenAI-style client appends /chat/completions,
+# /embeddings or /models to it, without the /v1 an OpenAI-compatible server's routes start with (Ollama's own API
+# takes the bare host, so its port counts only under an OpenAI setting's name)
+_BASE_SETTING = (r"""(?i)(?P<name>\b[A-Z][A-Z0-9_]*(?:BASE_URL|API_BASE|BASE)\b|\bbase_?url\b|\bapi_?base(?:_url)?\b|"""
+                 r"""\bopenai_api_base\b|--api[_-]base\b|--base[_-]url\b)["']?\s*[=:]?\s*["']?"""
+                 r"""(?P<url>https?://[^\s"'/]+?:\d{2,5})/?(?=["'\s,)]|$)""")
+_NO_ROUTE = (r"(?i)\b404\b|not found|can(?:no|')t be found|cannot find|can't find|\bno models?\b|"
+             r"does(?: not|n't) (?:see|show|list)|not (?:listed|showing)|找不到|不存在")
+
+
+def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
+    """A client's base URL given as a bare host and port, and the evidence says what was called was not found."""
+    from emblens.rules.engine import _finding
+
+    if "http.wrong_path" not in rules or events.height == 0 or "text" not in events.columns:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    if not events.select(text.str.contains(_NO_ROUTE).any()).item():
+        return None
+    rx = re.compile(_BASE_SETTING)
+    for row in events.filter(text.str.contains(r"(?i)base|--api").fill_null(False)).head(200).iter_rows(named=True):
+        for m in rx.finditer((row["text"] or "")[:4096]):
+            url = m.group("url")
+            if url.endswith(":11434") and "openai" not in m.group("name").lower():
+                continue
+            rule = rules["http.wrong_path"]
+            f = _finding(rule, None, events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])),
+                         values)
+            f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but its settings "
+                         f"do: {m.group('name')} is {url}, a bare host and port. OpenAI-style clients append "
+                         f"/chat/completions, /embeddings or /models to it, and an OpenAI-compatible server has those "
+                         f"routes under /v1, so what was called was not found.")
+            f.remedy = [f"Set {m.group('name')} to {url}/v1.", *f.remedy]
+            return f
+    return None
 
 
 # SGLang builds a vision-language prompt with a conversation template of its own; releases before it matched one
