@@ -51,3 +51,13 @@ def test_a_finding_of_an_id_that_turns_on_no_value_is_left_as_its_rule_worded_it
              "client = OpenAI(base_url='http://localhost:8000/v1', api_key='EMPTY')  # model='Qwen/Qwen3-8B'\n")
     assert f.rule.startswith("auth.")
     assert "The evidence names" not in f.summary
+
+
+def test_the_gpu_a_start_up_failure_ran_on_is_named(tmp_path):
+    f = _top(tmp_path, "server.log",
+             "$ python3 -m sglang.launch_server --model-path Qwen/Qwen2.5-7B-Instruct --port 30000\n"
+             "GPU 0: NVIDIA GeForce RTX 2060 (UUID: GPU-1b2c)\n"
+             "ERROR 05-02 10:11:12 scheduler.py:1] RuntimeError: CUDA error: no kernel image is available for "
+             "execution on the device\n")
+    assert f.rule == "engine.startup_failed"
+    assert "GPU `NVIDIA GeForce RTX 2060` (server.log:2)" in f.summary

@@ -69,6 +69,16 @@ _TOKENS = (
     r"""(?i)\b\w*(?:_len|_length|_limit|_tokens)\s*[=:]\s*(\d{3,8})\b""",
     r"""(?i)\b(?:max_model_len|max-model-len|num_ctx|n_ctx|ctx[-_]size|context[-_ ](?:length|window|size)|max_input_length|max-input-length|max_position_embeddings|max_tokens)\b["']?\s*[=:]?\s*(\d{3,8})\b""",
 )
+# the GPU, as nvidia-smi, a driver, a build's error or a person names it: its product name, its architecture
+# (`sm_75`, ROCm's `gfx1032`) or its compute capability
+_GPU = (
+    r"""(?i)\b((?:(?:NVIDIA|Tesla|Quadro|GeForce) ){0,2}(?:RTX ?(?:A?\d{4})(?: Ti| SUPER)?|GTX ?\d{3,4}(?: Ti)?|TITAN \w+)|"""
+    r"""(?:NVIDIA |Tesla )?(?:K80|K40|M40|M60|P4|P40|P100|T4|V100|A10G?|A30|A40|A100|A800|A6000|L4|L40S?|H100|H800|H200|H20|B200|GB200)|"""
+    r"""(?:AMD )?Radeon (?:RX |Pro )?\w*\d{3,4}\w*(?: XT)?|Instinct MI\d{3}X?|MI\d{3}X?|gfx\d{3,4}\w?|sm_\d{2,3})\b""",
+    r"""(?i)\bcompute capability (?:of )?(\d\.\d)\b""",
+)
+
+
 class Kind(NamedTuple):
     label: str                        # as the summary names it
     literal: str                      # a row that may hold one matches this (vectorised)
@@ -86,6 +96,7 @@ KINDS = MappingProxyType({
     "route": _kind("route", r"/(?:v1|v2|api)/", _ROUTE),
     "size": _kind("vector size", r"(?i)dim|\d-?d\b", _SIZE),
     "tokens": _kind("token figure", r"(?i)token|ctx|len|context|max_", _TOKENS),
+    "gpu": _kind("GPU", r"(?i)rtx|gtx|titan|tesla|quadro|radeon|instinct|gfx\d|sm_\d|\b(?:[kpmtvahlb]|gb)\d|compute capab|\bmi\d", _GPU),
 })
 # the kinds each family of ids turns on, in the order they are named
 _FAMILIES = (
@@ -95,13 +106,14 @@ _FAMILIES = (
     ("request.context_length_exceeded", ("tokens", "model")),
     ("client.version_outdated", ("version", "model")),
     ("model.unsupported_architecture", ("version", "model")),
-    ("engine.cuda_driver_too_old", ("version",)),
+    ("engine.cuda_driver_too_old", ("version", "gpu")),
+    ("engine.startup_failed", ("gpu",)),
     ("http.wrong_path", ("route", "address", "model")),
     ("embed.bad_input", ("route", "model")),
     ("model.", ("model",)),
     ("embed.", ("model",)),
     ("mm.", ("model",)),
-    ("gpu.", ("model",)),
+    ("gpu.", ("model", "gpu")),
     ("net.", ("address",)),
     ("gateway.", ("address", "model")),
     ("server.not_ready", ("address",)),
