@@ -100,7 +100,7 @@ def test_the_fixture_runner_holds_every_fixture_to_never_silent(tmp_path, monkey
     from emblens.findings import lead
     from emblens.fixtures import _run
 
-    monkeypatch.setattr(lead, "lead", lambda _events: None)    # as if no line were offered to start from
+    monkeypatch.setattr(lead, "lead", lambda _events, _messages=None: None)    # as if no line were offered to start from
 
     rule = RULESET.get("model.not_found")
     part = rule.parts[0]
@@ -158,3 +158,12 @@ def test_a_bare_base_url_with_nothing_found_is_a_possible_wrong_path(tmp_path):
     assert not _analyze(tmp_path, paste.format(name="VLLM_API_BASE", url="http://10.0.0.5:8000/v1"), "v1.md").findings
     ollama = _analyze(tmp_path, paste.format(name="OLLAMA_BASE_URL", url="http://10.0.0.5:11434"), "ollama.md").findings
     assert not any(f.rule == "http.wrong_path" for f in ollama)
+
+
+def test_a_known_failure_outside_the_catalogue_is_where_to_start_with_what_it_means(tmp_path):
+    a = _analyze(tmp_path, 'POST /api/chat with an image\n{"error":"this model is missing data required for image input"}\n')
+    assert not a.findings and a.lead is not None
+    assert a.lead.what == "known error outside the catalogue" and "Ollama" in a.lead.message
+    assert "vision-capable model" in a.lead.message and a.lead.evidence.line == 2
+    out = CliRunner().invoke(app, ["analyze", str(tmp_path / "paste.txt")]).stdout
+    assert "No known failure found" not in out and "known error outside the catalogue: Ollama" in out, out

@@ -68,8 +68,11 @@ def test_every_instance_read_from_a_paste_is_its_own_id(ruleset, tmp_path):
     got = dict(zip(events["line"].to_list(), events["msg_id"].to_list()))
     def nested(m: upstream.Message, found: str | None) -> bool:
         """The instance quotes another message, surer than its own (SGLang's `Capture cuda graph
-        failed: {e}` around PyTorch's out-of-memory message): that one is the cause."""
-        return any(o.id == found and o.words > m.words and o.search(m.instance) is not None for o in messages)
+        failed: {e}` around PyTorch's out-of-memory message), or of an id that is the cause of its own
+        (Ollama's `llama runner process has terminated: {}` around the model loader's error): that one
+        is the cause."""
+        cause = m.id in ruleset.messages.explains.get(found or "", ())
+        return any(o.id == found and (o.words > m.words or cause) and o.search(m.instance) is not None for o in messages)
 
     wrong = [(m.project, m.template, m.id, got.get(i)) for i, m in enumerate(messages, 1)
              if m.id in RULED and got.get(i) != m.id and not nested(m, got.get(i))]

@@ -254,7 +254,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     return Analysis(events=events, inputs=reading.inputs, skipped=reading.skipped, facts=facts, findings=findings,
                     unexplained=unexplained(events, findings), rules_run=len(ruleset.rules),
                     notices=[*ruleset.notices, *run.notices, *([notice] if notice else []), *outside],
-                    lead=None if findings else lead(events), masked=run.redactor.counts(), traffic=seen,
+                    lead=None if findings else lead(events, getattr(ruleset, "messages", None)), masked=run.redactor.counts(), traffic=seen,
                     clock_notes=time.span_notes(events), probe=_probe(reading.notes.get("probe")), collection=collection,
                     before_window=enriched if keep_window and enriched is not events else None)
 

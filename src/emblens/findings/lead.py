@@ -1,8 +1,11 @@
 """Where to start when no rule explains the evidence: the innermost exception of the last
-traceback (its root cause, as Python chains them), or else the first error line."""
+traceback (its root cause, as Python chains them), or else the first error line, or else a line
+holding a harvested message that is a failure outside the catalogue (Ollama's "this model is
+missing data required for image input": a text-only model sent an image), with what it means."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -20,7 +23,13 @@ class Lead:
     evidence: Evidence
 
 
-def lead(events: pl.DataFrame) -> Lead | None:
+# a harvested message of id `none` that its program raises or answers as an error: a failure no catalogue id covers
+_ERROR_KIND = re.compile(r"(?i)\berror\b|\bhttp [45]\d\d\b|exception|panic|fatal")
+
+
+def lead(events: pl.DataFrame, messages=None) -> Lead | None:
+    """`messages`: the harvested upstream messages (`emblens.knowledge.upstream.Messages`), to say what a
+    known failure outside the catalogue means."""
     if events.height == 0:
         return None
     exc = events.filter((pl.col("kind") == "exception") & pl.col("exc_group").is_not_null())
@@ -37,6 +46,10 @@ def lead(events: pl.DataFrame) -> Lead | None:
     if errors.height:
         row = errors.row(0, named=True)
         return Lead("error line", row["message"] or "", Evidence(row["source"], row["line"], (row["text"] or "").strip(), row["ts"]))
+    # a line holding a failure the catalogue has no id for: known, so its program's words say what it means
+    outside = _outside_catalogue(events, messages)
+    if outside is not None:
+        return outside
     # a line of any kind that reads as an error (a paste's prose, a printed status): silence is not an answer
     from emblens.findings.possible import error_like
 
@@ -45,3 +58,22 @@ def lead(events: pl.DataFrame) -> Lead | None:
         row = rows.row(0, named=True)
         return Lead("error line", row["_text"] or "", Evidence(row["source"], row["line"], (row["text"] or "").strip(), row["ts"]))
     return None
+
+
+def _outside_catalogue(events: pl.DataFrame, messages) -> Lead | None:
+    if messages is None or "msg_template" not in events.columns:
+        return None
+    failures = {m.label: m for m in messages.messages if m.id == "none" and _ERROR_KIND.search(m.kind)}
+    if not failures:
+        return None
+    rows = events.filter((pl.col("msg_id") == "none").fill_null(False)
+                         & pl.col("msg_template").is_in(list(failures)).fill_null(False)).sort(["source", "line"])
+    if rows.height == 0:
+        return None
+    row = rows.row(0, named=True)
+    m = failures[row["msg_template"]]
+    said = f"{m.label}, which {m.project} raises ({m.source}, {m.versions}); no catalogue cause covers it"
+    if m.note:
+        said += f": {m.note}"
+    return Lead("known error outside the catalogue", said,
+                Evidence(row["source"], row["line"], (row["text"] or "").strip(), row["ts"]))
