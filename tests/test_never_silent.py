@@ -167,3 +167,16 @@ def test_a_known_failure_outside_the_catalogue_is_where_to_start_with_what_it_me
     assert "vision-capable model" in a.lead.message and a.lead.evidence.line == 2
     out = CliRunner().invoke(app, ["analyze", str(tmp_path / "paste.txt")]).stdout
     assert "No known failure found" not in out and "known error outside the catalogue: Ollama" in out, out
+
+
+def test_a_refused_connection_takes_its_cause_from_an_app_said_to_run_in_docker(tmp_path):
+    paste = ("I installed the docker version of AnythingLLM, it runs on http://localhost:3001\n"
+             "Ollama runs on the same machine on http://localhost:11434\n\n"
+             "openai.APIConnectionError: Connection error.\nhttpx.ConnectError: [Errno 111] Connection refused\n")
+    a = _analyze(tmp_path, paste, "issue.md")
+    assert a.findings[0].rule == "net.wrong_host_docker" and a.findings[0].cause == "possible"
+    assert "http://localhost:11434" in a.findings[0].summary
+    assert any(f.rule == "net.connection_refused" and f.explained_by == "net.wrong_host_docker" for f in a.findings)
+    # without the app in a container, the refused connection stays the finding
+    b = _analyze(tmp_path, paste.replace("the docker version of ", ""), "plain.md")
+    assert b.findings[0].rule == "net.connection_refused" and all(f.cause != "possible" for f in b.findings)

@@ -52,7 +52,7 @@ _VERSION = (
     r"""版本(?:号)?[^\n\d]{0,10}?v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)""",
 )
 _ADDRESS = (
-    r"""(?i)\b((?:https?|wss?)://[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
+    r"""(?i)\b((?:https?|wss?)://(?!(?:[\w-]+\.)*(?:github\.com|githubusercontent\.com)\b)[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     r"""(?i)\bhost='([\w.-]+)', port=\d+""",
     r"""(?i)\b(?:--port|port)[= :]\s*(\d{2,5})\b""",
     r"""(?i)\bOLLAMA_HOST\s*=\s*["']?([\w.:/-]+)""",

@@ -33,6 +33,7 @@ MAX_POSSIBLE = 2         # possible causes reported
 MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
 GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
+REFUSED = frozenset({"net.connection_refused"})     # a symptom whose cause the settings may name
 
 # error-like: what a person would read as a failure, in any kind of line
 _ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused|denied|forbidden|unauthori[sz]ed|"
@@ -101,6 +102,9 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     # (only for the findings whose own remedy is "read the first error above": a refused connection or a proxy's
     # 502 is a symptom too, but its cause is seldom in the same log)
     found = {f.rule for f in findings if f.severity == "error"}
+    if found and found <= REFUSED:
+        # a refused or failed connection: the settings may say why (a client in a container given localhost)
+        return _settings_cause(events, facts, {r.id: r for r in reversed(ruleset.rules)}, found)
     if found - GENERIC:
         return []
     wanted = {c for c, ex in messages.explains.items() if ex & found} if found else None
@@ -232,6 +236,18 @@ def _seen(events: pl.DataFrame, facts: dict) -> str:
 # -- what the settings say, when no line does ------------------------------------------------------------
 SETTINGS_CONFIDENCE = 0.35
 _LOOPBACK = re.compile(r"^[a-z][a-z0-9+.-]*://(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[::1\])(?::\d+)?(?:/|$)", re.I)
+
+
+def _settings_cause(events: pl.DataFrame, facts, rules: dict, found: set[str]) -> list:
+    """A possible cause the settings show of the error-level findings `found` (only one whose id is
+    their cause: a client in a container given localhost is why its connection was refused)."""
+    values = facts.as_values()
+    f = _container_loopback(events, values, rules)
+    if f is None or not found <= set(rules[f.rule].explains):
+        return []
+    f.confidence = SETTINGS_CONFIDENCE
+    f.cause = "possible"
+    return [f]
 
 
 def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> list:
