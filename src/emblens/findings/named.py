@@ -36,7 +36,7 @@ _MODEL = (
     r"""(?i)\bmodel(?:_name|_id)?\s*=\s*["']([^"'\s]{2,80})["']""",
     r"""(?i)(?:^|\s)model(?:_name)?\s*:\s*["'`]?([\w][\w.:/@+-]{1,79})""",
     # (`python -m http.server` names a module, not a model)
-    r"""(?:--model|--served-model-name|--model-path|--model-id|(?<!python )(?<!python3 )(?<!py )-m)[= ]["']?([\w][\w.:/@+-]{1,79})""",
+    r"""(?:--model|--served-model-name|--model-path|--model-id|(?<!python )(?<!python3 )(?<!py )-m)[= ]["']?((?:(?:\.{1,2}/)+|/|~/)?[\w][\w.:/@+-]{1,79})""",
     r"""(?i)\b(?:ollama|lms) (?:pull|run|show|load|get) ([\w][\w.:/@+-]{1,79})""",
     r"""(?i)\bmodel ["'`]([^"'`\s]{2,80})["'`]""",
     # an Ollama name with its size tag, wherever it stands: `qwen2:7b`, `deepseek-r1:14b`, `qwen2.5-coder:7b-instruct`
