@@ -15,6 +15,15 @@ A line no message is near may still say its cause in the field's words (`emblens
 "vector dimension mismatch, expected 512, actual 3072" from a vector store nobody harvested, "the
 model is not pulled" in a paste): the surest cue its words hold names a possible cause, less sure
 than a message would (`CUE_SHARE` of its weight).
+
+When a rule found only a symptom, a possible cause may still join it, as long as its id is the
+symptom's cause (`explains:`): a start-up or load failure (`GENERIC`) takes one from a line near a
+message or a cue, a refused connection (`REFUSED`) one from the settings.
+
+When no line names a cause, the settings a paste shows may (`SETTINGS_CONFIDENCE`): a client in a
+container given a loopback address, a client given the LAN address of an Ollama or LM Studio that
+listens on the loopback, a base URL that is a bare host and port where what was called was not found,
+SGLang serving a vision-language model without the chat template its release needs.
 """
 
 from __future__ import annotations
