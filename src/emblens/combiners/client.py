@@ -12,6 +12,7 @@ import polars as pl
 from emblens.combiners.facts import Fact
 from emblens.formats import commands
 from emblens.formats.commands import SERVER_COMMAND
+from emblens.formats.messages import ERRORISH
 
 FACTS: Mapping[str, Fact] = MappingProxyType({
     "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "
@@ -36,6 +37,8 @@ FACTS: Mapping[str, Fact] = MappingProxyType({
     "cmd_host": Fact("text", "--host of a pasted start command"),
     "cmd_entrypoint": Fact("text", "how a pasted command starts the server: serve (vllm serve), openai "
                                    "(vllm.entrypoints.openai.api_server), demo (vllm.entrypoints.api_server), sglang, tei"),
+    "failure_said": Fact("bool", "some line reads as a failure (an error level, an exception, a failing status, "
+                                 "an error word in a paste's prose): a state alone (an empty model list) is no failure"),
     "timeouts_seen": Fact("text", "the timeouts the evidence sets or reports, as written (`timeout=15.0`, `read "
                                   "timeout=600`, `LLM_TIMEOUT=180`, `30s timeout`), at most three"),
 })
@@ -50,6 +53,19 @@ TIMEOUT = (r"(?i)\b[A-Z][A-Z0-9_]*TIME_?OUT[A-Z0-9_]*\s*[=:]\s*\d+(?:\.\d+)?(?:\
 MAX_TIMEOUTS = 3
 
 
+def _failure_said() -> pl.Expr:
+    """A row that reads as a failure, as `findings.possible.error_like` reads one: an error level, an
+    exception, a failing status, or (a line no program labelled) an error word."""
+    text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
+    unlabelled = pl.col("level").is_null()
+    return ((pl.col("level").is_in(["ERROR", "CRITICAL", "FATAL"]).fill_null(False)
+             | (pl.col("kind") == "exception").fill_null(False)
+             | (pl.col("http_status").fill_null(0) >= 400)
+             | (pl.col("said_status").fill_null(0) >= 400)
+             | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(ERRORISH)).fill_null(False))
+            & (pl.col("kind") != "fact").fill_null(True))
+
+
 def figures(events: pl.DataFrame) -> dict[str, object]:
     out: dict[str, object] = {}
     if events.height:
@@ -60,6 +76,8 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
         if engine:
             out["server_command"] = engine
     out.update(pasted(events))
+    if events.height:
+        out["failure_said"] = bool(events.select(_failure_said().any()).item())
     if events.height and "text" in events.columns:
         said = (events.select(pl.col("text").str.slice(0, 4096).str.extract_all(TIMEOUT).alias("t")).explode("t")
                 .drop_nulls()["t"].str.strip_chars().unique(maintain_order=True).head(MAX_TIMEOUTS).to_list())

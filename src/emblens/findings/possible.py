@@ -34,6 +34,7 @@ import polars as pl
 
 from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
+from emblens.formats.messages import ERRORISH as _ERRORISH  # what a person reads as a failure, in any line
 from emblens.knowledge.cues import Cue, Cues
 from emblens.knowledge.upstream import Messages, Near
 
@@ -44,18 +45,6 @@ CUE_SHARE = 0.8          # a cue's words count for less than a harvested message
 GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
 REFUSED = frozenset({"net.connection_refused"})     # a symptom whose cause the settings may name
 
-# error-like: what a person would read as a failure, in any kind of line
-_ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused|denied|forbidden|unauthori[sz]ed|"
-             r"timed? ?out|timeout|cannot|can't|could not|couldn't|unable|invalid|not found|no such|"
-             r"not supported|unsupported|exceed(?:s|ed)?|too (?:large|long|many|old)|out of memory|oom|"
-             r"traceback|panic|killed|crash(?:ed)?|abort(?:ed)?|unavailable|bad gateway|not allowed|"
-             r"missing|mismatch|insufficient|OOMs?)\b|错误|失败|异常|超时|拒绝|报错|出错|不支持|无法|找不到|不存在|不一致|"
-             r"(?i:ошибка|fehler|erreur|errore|hata)|"
-             # a status a sentence gives: `I got 403 while …`, `returns 404`, `always 404`
-             r"(?i:\b(?:got|get|getting|gets|returns?|returned|returning|gives?|gave|giving|always|with|an?)\s+(?:an? |the )?"
-             r"(?:http |status |error )?[45]\d\d\b)|是404|是401|是403|"
-             # a status said as one: `HTTP/1.1 502`, `status=404`, `Error code: 401`, `状态码: 403`, `| 400 |`
-             r"(?i:HTTP/\d(?:\.\d)?|status(?:[ _]?code)?|code|状态码)[\s=:\"]{1,3}[45]\d\d\b|\|\s*[45]\d\d\s*\|")
 
 
 def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:

@@ -65,6 +65,19 @@ CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              # Docker Desktop's log pane: the local time, then the container's own timestamp
              r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d{4}-\d\d-\d\dT\d\d:\d\d")
 
+# error-like: what a person would read as a failure, in any kind of line
+ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused|denied|forbidden|unauthori[sz]ed|"
+             r"timed? ?out|timeout|cannot|can't|could not|couldn't|unable|invalid|not found|no such|"
+             r"not supported|unsupported|exceed(?:s|ed)?|too (?:large|long|many|old)|out of memory|oom|"
+             r"traceback|panic|killed|crash(?:ed)?|abort(?:ed)?|unavailable|bad gateway|not allowed|"
+             r"missing|mismatch|insufficient|OOMs?)\b|错误|失败|异常|超时|拒绝|报错|出错|不支持|无法|找不到|不存在|不一致|"
+             r"(?i:ошибка|fehler|erreur|errore|hata)|"
+             # a status a sentence gives: `I got 403 while …`, `returns 404`, `always 404`
+             r"(?i:\b(?:got|get|getting|gets|returns?|returned|returning|gives?|gave|giving|always|with|an?)\s+(?:an? |the )?"
+             r"(?:http |status |error )?[45]\d\d\b)|是404|是401|是403|"
+             # a status said as one: `HTTP/1.1 502`, `status=404`, `Error code: 401`, `状态码: 403`, `| 400 |`
+             r"(?i:HTTP/\d(?:\.\d)?|status(?:[ _]?code)?|code|状态码)[\s=:\"]{1,3}[45]\d\d\b|\|\s*[45]\d\d\s*\|")
+
 # A failing HTTP status (4xx, 5xx), said as one (each pattern's group 1; the first that matches wins). A bare
 # number is not one, and a success is not evidence (a busy log's `200 OK` lines must not pass the prefilter).
 # ASCII classes (`patterns.ascii`): they run in the line prefilter, where Unicode's \b, \d and \s cost time.
