@@ -44,6 +44,7 @@ MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
 GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
 REFUSED = frozenset({"net.connection_refused"})     # a symptom whose cause the settings may name
+PROXIED = frozenset({"auth.forbidden", "http.gateway_error"})   # answers a proxy gives in a server's place
 
 
 
@@ -103,9 +104,13 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     if found and found <= REFUSED:
         # a refused or failed connection: the settings may say why (a client in a container given localhost)
         return _settings_cause(events, facts, {r.id: r for r in reversed(ruleset.rules)}, found)
-    if found - GENERIC:
+    if found & PROXIED and found <= PROXIED | REFUSED:
+        # a 403 or a 502 for a call to a server on this machine: a proxy the words name may have answered it
+        wanted: set[str] | None = {"net.proxy_env"}
+    elif found - GENERIC:
         return []
-    wanted = {c for c, ex in messages.explains.items() if ex & found} if found else None
+    else:
+        wanted = {c for c, ex in messages.explains.items() if ex & found} if found else None
     if wanted is not None and not wanted:
         return []
     rules = {}
