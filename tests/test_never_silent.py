@@ -180,3 +180,14 @@ def test_a_refused_connection_takes_its_cause_from_an_app_said_to_run_in_docker(
     # without the app in a container, the refused connection stays the finding
     b = _analyze(tmp_path, paste.replace("the docker version of ", ""), "plain.md")
     assert b.findings[0].rule == "net.connection_refused" and all(f.cause != "possible" for f in b.findings)
+
+
+def test_a_server_shown_listening_on_the_loopback_for_a_client_in_a_container_is_a_possible_refusal(tmp_path):
+    paste = ("Installed with docker run -d -p 3000:8080 --add-host=host.docker.internal:host-gateway "
+             "ghcr.io/open-webui/open-webui:main\nNo models show up in the settings.\n\n"
+             "$ ss -ltn | grep 11434\nLISTEN 0      4096       127.0.0.1:11434      0.0.0.0:*\n")
+    top = _analyze(tmp_path, paste, "issue.md").findings[0]
+    assert top.rule == "net.connection_refused" and top.cause == "possible"
+    assert "127.0.0.1:11434 only" in top.summary and "OLLAMA_HOST=0.0.0.0:11434" in top.remedy[0]
+    # a server listening on every interface is not the cause
+    assert not _analyze(tmp_path, paste.replace("127.0.0.1:11434 ", "*:11434       "), "wide.md").findings

@@ -259,7 +259,8 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
     if findings:
         return []
     values = facts.as_values()
-    for check in (_container_loopback, _lan_address_of_local_server, _bare_base_url, _sglang_vlm_without_template):
+    for check in (_container_loopback, _loopback_listener, _lan_address_of_local_server, _bare_base_url,
+                  _sglang_vlm_without_template):
         if (f := check(events, values, rules)) is not None:
             f.confidence = SETTINGS_CONFIDENCE
             f.cause = "possible"
@@ -309,11 +310,12 @@ _APPS = (r"open[- ]?webui|flowise|dify|maxkb|one-?api|new-?api|fastgpt|anything-
 _APP_IN_CONTAINER = (r"(?i)\b(?:" + _APPS + r")\b[^\n]{0,60}\b(?:docker|container|compose)\b"
                      r"|\b(?:docker|container)\b[^\n]{0,40}\b(?:" + _APPS + r")\b"
                      r"|^\W*(?:installation(?: method)?|deployment(?: method)?|install(?:ed)? (?:via|with)|how are you "
-                     r"running [\w .-]+\??)\s*[:：]?\s*docker\b|^\W*docker \((?:local|remote)"
+                     r"running [\w .-]+\??)\s*[:：]?\s*docker\b|^\W*docker \((?:local|remote)|\bdocker (?:terminal|console) (?:says|shows|prints)\b"
                      r"|(?:" + _APPS + r")[^\n]{0,30}(?:docker|容器)\s*(?:部署|安装|运行)")
 _LOOPBACK_SAID = r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b"
 _GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fail|could not be reached|not responding|"
                 r"connect(?:ion)? failed|failed to connect|can(?:no|')t connect|unable to connect|not found|timed? ?out|"
+                r"could ?n[o']t (?:retrieve|reach|load) (?:the )?models?|make sure [\w .-]{1,30} is running|"
                 r"连接失败|无法连接|地址无效|域名无效|请求失败|调用失败|测试失败")
 
 
@@ -341,6 +343,44 @@ _LISTENS_WIDE = (r"(?i)OLLAMA_HOST\s*[=:]\s*[\"']?(?:0\.0\.0\.0|::|\*|\[::\])|--
                  r"listening on (?:\[::\]|0\.0\.0\.0):")
 _FAILED = (r"(?i)\berror|\bfail|refused|timed? ?out|timeout|can(?:no|')t|\bunable|invalid host|not (?:work|reach|connect|find)|"
            r"失败|错误|无法|超时")
+
+
+# a server shown listening on the loopback only: ss / netstat rows, Ollama's and llama-server's own start-up lines
+_LISTENS_LOOPBACK = (r"(?i)\bLISTEN\w*\s+\d+\s+\d+\s+(?:127\.0\.0\.1|\[::1\]|localhost):(\d{2,5})\b"
+                     r"|\bTCP\s+(?:127\.0\.0\.1|\[::1\]):(\d{2,5})\s+\S+\s+LISTENING\b"
+                     r"|\bListening on (?:127\.0\.0\.1|\[::1\]|localhost):(\d{2,5})\b"
+                     r"|\bserver is listening on https?://(?:127\.0\.0\.1|localhost):(\d{2,5})\b")
+_FROM_ELSEWHERE = r"(?i)host\.docker\.internal|--add-host|host-gateway"
+
+
+def _loopback_listener(events: pl.DataFrame, values: dict, rules: dict):
+    """The evidence shows the server listening on 127.0.0.1 only, and a client that calls it from a
+    container (through host.docker.internal) or from another machine (a LAN address)."""
+    from emblens.rules.engine import _finding
+
+    if "net.connection_refused" not in rules or events.height == 0 or "text" not in events.columns:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    where = events.filter(text.str.contains(_LISTENS_LOOPBACK)).head(1)
+    if where.height == 0:
+        return None
+    said = events.select(text.str.contains(_FROM_ELSEWHERE).any().alias("docker"),
+                         text.str.contains(_LAN_LOCAL_SERVER).any().alias("lan"),
+                         text.str.contains(_LISTENS_WIDE).any().alias("wide")).row(0)
+    if said[2] or not (said[0] or said[1] or values.get("container_seen")):
+        return None
+    m = re.search(_LISTENS_LOOPBACK, where["text"][0])
+    port = next(g for g in m.groups() if g)
+    rule = rules["net.connection_refused"]
+    f = _finding(rule, None, where, values)
+    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but the evidence "
+                 f"describes one: the server listens on 127.0.0.1:{port} only, and the client calls it from "
+                 f"{'a container, through the host' + chr(39) + 's network address' if said[0] or values.get('container_seen') else 'another machine'}, "
+                 f"which never reaches the host's loopback, so the connection is refused.")
+    f.remedy = [f"Make the server listen on every interface (Ollama: OLLAMA_HOST=0.0.0.0:{port} in its service's "
+                f"environment; vLLM, SGLang, llama-server: --host 0.0.0.0), then call it through host.docker.internal "
+                f"or the machine's LAN address.", *f.remedy]
+    return f
 
 
 def _lan_address_of_local_server(events: pl.DataFrame, values: dict, rules: dict):
