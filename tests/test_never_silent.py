@@ -191,3 +191,13 @@ def test_a_server_shown_listening_on_the_loopback_for_a_client_in_a_container_is
     assert "127.0.0.1:11434 only" in top.summary and "OLLAMA_HOST=0.0.0.0:11434" in top.remedy[0]
     # a server listening on every interface is not the cause
     assert not _analyze(tmp_path, paste.replace("127.0.0.1:11434 ", "*:11434       "), "wide.md").findings
+
+
+def test_a_call_to_an_ollama_embedding_route_with_the_other_routes_field_is_a_possible_bad_input(tmp_path):
+    paste = ("curl http://localhost:11434/api/embed -d '{\n  \"model\": \"bge-m3\",\n  \"prompt\": \"Llamas are camelids\"\n}'\n"
+             "{\"model\":\"bge-m3\",\"embeddings\":[]}\n\nThe embeddings are always empty.\n")
+    top = _analyze(tmp_path, paste, "issue.md").findings[0]
+    assert top.rule == "embed.bad_input" and top.cause == "possible" and '"prompt"' in top.evidence[0].text
+    assert top.remedy[0] == 'Send the text as "input" to /api/embed (or call /api/embeddings with "prompt").'
+    # the field the route reads says nothing
+    assert not _analyze(tmp_path, paste.replace('"prompt"', '"input"'), "right.md").findings

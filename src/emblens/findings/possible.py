@@ -260,7 +260,7 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
         return []
     values = facts.as_values()
     for check in (_container_loopback, _loopback_listener, _lan_address_of_local_server, _bare_base_url,
-                  _sglang_vlm_without_template):
+                  _ollama_embed_field, _sglang_vlm_without_template):
         if (f := check(events, values, rules)) is not None:
             f.confidence = SETTINGS_CONFIDENCE
             f.cause = "possible"
@@ -450,6 +450,37 @@ def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
                          f"routes under /v1, so what was called was not found.")
             f.remedy = [f"Set {m.group('name')} to {url}/v1.", *f.remedy]
             return f
+    return None
+
+
+# Ollama's two embedding routes read different fields: /api/embeddings (the first) reads `prompt`, /api/embed
+# (0.3 and later) reads `input`; the other field is ignored and the answer is an empty vector or list
+_OLLAMA_EMBED_ROUTES = (("/api/embeddings", '"prompt"', '"input"'), ("/api/embed", '"input"', '"prompt"'))
+
+
+def _ollama_embed_field(events: pl.DataFrame, values: dict, rules: dict):
+    """A pasted call to one of Ollama's embedding routes that carries the other route's field."""
+    from emblens.rules.engine import _finding
+
+    if "embed.bad_input" not in rules or events.height == 0 or "text" not in events.columns:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    for route, wants, sent in _OLLAMA_EMBED_ROUTES:
+        pattern = re.escape(route) + (r"(?:[\s\"'?]|$)" if route == "/api/embed" else "")
+        said = events.select(text.str.contains(pattern).any().alias("route"),
+                             text.str.contains(re.escape(sent) + r"\s*:").any().alias("sent"),
+                             text.str.contains(re.escape(wants) + r"\s*:").any().alias("wants")).row(0)
+        if not (said[0] and said[1]) or said[2]:
+            continue
+        row = events.filter(text.str.contains(re.escape(sent) + r"\s*:")).head(1)
+        rule = rules["embed.bad_input"]
+        f = _finding(rule, None, row, values)
+        f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but the request "
+                     f"does: it calls Ollama's {route} with {sent}, and {route} reads {wants}; Ollama ignores the other "
+                     f"field and answers with an empty embedding.")
+        other = '/api/embed with "input"' if route == "/api/embeddings" else '/api/embeddings with "prompt"'
+        f.remedy = [f"Send the text as {wants} to {route} (or call {other}).", *f.remedy]
+        return f
     return None
 
 
