@@ -12,7 +12,7 @@ import polars as pl
 from emblens.combiners.facts import Fact
 from emblens.formats import commands
 from emblens.formats.commands import SERVER_COMMAND
-from emblens.formats.messages import ERRORISH
+from emblens.formats.messages import error_row
 
 FACTS: Mapping[str, Fact] = MappingProxyType({
     "requests_without_key": Fact("number", "requests seen leaving the client with no credential at all "
@@ -53,19 +53,6 @@ TIMEOUT = (r"(?i)\b[A-Z][A-Z0-9_]*TIME_?OUT[A-Z0-9_]*\s*[=:]\s*\d+(?:\.\d+)?(?:\
 MAX_TIMEOUTS = 3
 
 
-def _failure_said() -> pl.Expr:
-    """A row that reads as a failure, as `findings.possible.error_like` reads one: an error level, an
-    exception, a failing status, or (a line no program labelled) an error word."""
-    text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
-    unlabelled = pl.col("level").is_null()
-    return ((pl.col("level").is_in(["ERROR", "CRITICAL", "FATAL"]).fill_null(False)
-             | (pl.col("kind") == "exception").fill_null(False)
-             | (pl.col("http_status").fill_null(0) >= 400)
-             | (pl.col("said_status").fill_null(0) >= 400)
-             | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(ERRORISH)).fill_null(False))
-            & (pl.col("kind") != "fact").fill_null(True))
-
-
 def figures(events: pl.DataFrame) -> dict[str, object]:
     out: dict[str, object] = {}
     if events.height:
@@ -76,8 +63,8 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
         if engine:
             out["server_command"] = engine
     out.update(pasted(events))
-    if events.height:
-        out["failure_said"] = bool(events.select(_failure_said().any()).item())
+    if events.height and "msg_id" in events.columns:
+        out["failure_said"] = bool(events.select(error_row().any()).item())
     if events.height and "text" in events.columns:
         said = (events.select(pl.col("text").str.slice(0, 4096).str.extract_all(TIMEOUT).alias("t")).explode("t")
                 .drop_nulls()["t"].str.strip_chars().unique(maintain_order=True).head(MAX_TIMEOUTS).to_list())

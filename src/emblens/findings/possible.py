@@ -34,7 +34,7 @@ import polars as pl
 
 from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
-from emblens.formats.messages import ERRORISH as _ERRORISH  # what a person reads as a failure, in any line
+from emblens.formats.messages import error_row
 from emblens.knowledge.cues import Cue, Cues
 from emblens.knowledge.upstream import Messages, Near
 
@@ -54,25 +54,8 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
     if events.height == 0:
         return events
     text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
-    # a line its program labelled INFO or WARNING is not an error by its words alone; one with no
-    # level (a paste's prose, a printed line) is
-    unlabelled = pl.col("level").is_null() | ~pl.col("level").is_in(["DEBUG", "INFO", "WARNING", "NOTICE", "TRACE"])
-    is_error = (
-        pl.col("level").is_in(["ERROR", "CRITICAL", "FATAL"]).fill_null(False)
-        | (pl.col("kind") == "exception")
-        | ((pl.col("kind") == "http") & (pl.col("http_status") >= 400)).fill_null(False)
-        | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(_ERRORISH)).fill_null(False)
-        | (pl.col("msg_id").is_not_null() & (pl.col("msg_id") != "none"))
-    ) & (pl.col("kind") != "fact") & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none") | _failing_status())
-    # (a message known as no failure leaves its line out, unless the line says a failing status: httpx's
-    # `Server error '500 Internal Privoxy Error' for url …` is a wrapper's words around what failed)
-    rows = without(events.filter(is_error).with_columns(text.alias("_text")), covered)
+    rows = without(events.filter(error_row()).with_columns(text.alias("_text")), covered)
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
-
-
-def _failing_status() -> pl.Expr:
-    """A line that says a failing HTTP status (`said_status`, formats.messages)."""
-    return pl.col("said_status").fill_null(0) >= 400
 
 
 def prose(events: pl.DataFrame, covered: set, seen: pl.DataFrame) -> pl.DataFrame:

@@ -78,6 +78,24 @@ ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused
              # a status said as one: `HTTP/1.1 502`, `status=404`, `Error code: 401`, `状态码: 403`, `| 400 |`
              r"(?i:HTTP/\d(?:\.\d)?|status(?:[ _]?code)?|code|状态码)[\s=:\"]{1,3}[45]\d\d\b|\|\s*[45]\d\d\s*\|")
 
+def error_row() -> pl.Expr:
+    """A row a person would read as an error, whatever its kind (`findings.possible.error_like`, the fact
+    `failure_said`): an error level, an exception, an exchange answered 4xx/5xx, a harvested failure
+    message, or a line no program labelled INFO or WARNING whose words say one. A line holding a message
+    known as no failure is left out, unless it also says a failing status (httpx's `Server error '500
+    Internal Privoxy Error' for url …` is a wrapper's words around what failed)."""
+    text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
+    unlabelled = pl.col("level").is_null() | ~pl.col("level").is_in(["DEBUG", "INFO", "WARNING", "NOTICE", "TRACE"])
+    failing = pl.col("said_status").fill_null(0) >= 400
+    return (
+        pl.col("level").is_in(["ERROR", "CRITICAL", "FATAL"]).fill_null(False)
+        | (pl.col("kind") == "exception")
+        | ((pl.col("kind") == "http") & (pl.col("http_status") >= 400)).fill_null(False)
+        | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(ERRORISH)).fill_null(False)
+        | (pl.col("msg_id").is_not_null() & (pl.col("msg_id") != "none"))
+    ) & (pl.col("kind") != "fact") & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none") | failing)
+
+
 # A failing HTTP status (4xx, 5xx), said as one (each pattern's group 1; the first that matches wins). A bare
 # number is not one, and a success is not evidence (a busy log's `200 OK` lines must not pass the prefilter).
 # ASCII classes (`patterns.ascii`): they run in the line prefilter, where Unicode's \b, \d and \s cost time.
