@@ -224,29 +224,39 @@ SETTINGS_CONFIDENCE = 0.35
 _LOOPBACK = re.compile(r"^[a-z][a-z0-9+.-]*://(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[::1\])(?::\d+)?(?:/|$)", re.I)
 
 
+def _settings_finding(rules: dict, id_: str, rows: pl.DataFrame, values: dict, says: str, first: str,
+                      replacing: bool = False):
+    """A possible cause the settings or a paste's words name: the finding of `id_` on `rows` at
+    `SETTINGS_CONFIDENCE`, whose summary says that no rule or message named the cause and what did
+    (`says`), with `first` as its first remedy (in place of the rule's own first one when `replacing`)."""
+    from emblens.rules.engine import _finding
+
+    rule = rules[id_]
+    f = _finding(rule, None, rows, values)
+    f.summary = f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but {says}"
+    f.remedy = [first, *f.remedy[1 if replacing else 0:]]
+    f.confidence = SETTINGS_CONFIDENCE
+    f.cause = "possible"
+    return f
+
+
 def _settings_cause(events: pl.DataFrame, facts, rules: dict, found: set[str]) -> list:
     """A possible cause the settings show of the error-level findings `found` (only one whose id is
     their cause: a client in a container given localhost is why its connection was refused)."""
     values = facts.as_values()
     f = _container_loopback(events, values, rules)
-    if f is None or not found <= set(rules[f.rule].explains):
-        return []
-    f.confidence = SETTINGS_CONFIDENCE
-    f.cause = "possible"
-    return [f]
+    return [f] if f is not None and found <= set(rules[f.rule].explains) else []
 
 
 def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> list:
     """A possible cause the pasted settings show when no line of the evidence names one. Only when
     nothing else was found: settings are context, not a failure."""
-    if findings:
+    if findings or events.height == 0 or "text" not in events.columns:
         return []
     values = facts.as_values()
     for check in (_container_loopback, _loopback_listener, _lan_address_of_local_server, _bare_base_url,
                   _ollama_embed_field, _sglang_vlm_without_template):
         if (f := check(events, values, rules)) is not None:
-            f.confidence = SETTINGS_CONFIDENCE
-            f.cause = "possible"
             return [f]
     return []
 
@@ -255,7 +265,6 @@ def _container_loopback(events: pl.DataFrame, values: dict, rules: dict):
     """A client the evidence puts in a container, given a loopback address for the model server (inside
     the container that is the container itself): a base URL the settings give, or, when the paste says
     the app (a UI, a gateway) runs in Docker, the loopback address it names, and the call got nowhere."""
-    from emblens.rules.engine import _finding
 
     if "net.wrong_host_docker" not in rules:
         return None
@@ -275,14 +284,12 @@ def _container_loopback(events: pl.DataFrame, values: dict, rules: dict):
         says = (f"the evidence describes one: the app runs in a container and is pointed at {url}, and the call got "
                 f"nowhere; inside the container, {here} is the container itself, not the machine where the model "
                 f"server listens.")
-    rule = rules["net.wrong_host_docker"]
-    f = _finding(rule, None, row, values)
-    f.summary = f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but {says}"
     port = re.search(r":(\d+)", url)
-    f.remedy = [f"Give the app http://host.docker.internal:{port.group(1) if port else 'PORT'} instead (on Linux, start its "
-                f"container with --add-host=host.docker.internal:host-gateway, or use the host's LAN address), and make "
-                f"the model server listen on 0.0.0.0 rather than 127.0.0.1.", *f.remedy[1:]]
-    return f
+    return _settings_finding(
+        rules, "net.wrong_host_docker", row, values, says,
+        f"Give the app http://host.docker.internal:{port.group(1) if port else 'PORT'} instead (on Linux, start its "
+        f"container with --add-host=host.docker.internal:host-gateway, or use the host's LAN address), and make "
+        f"the model server listen on 0.0.0.0 rather than 127.0.0.1.", replacing=True)
 
 
 # a UI or gateway said to run in Docker (its issue template's answer, or a sentence naming it), as people write it
@@ -339,9 +346,8 @@ _FROM_ELSEWHERE = r"(?i)host\.docker\.internal|--add-host|host-gateway"
 def _loopback_listener(events: pl.DataFrame, values: dict, rules: dict):
     """The evidence shows the server listening on 127.0.0.1 only, and a client that calls it from a
     container (through host.docker.internal) or from another machine (a LAN address)."""
-    from emblens.rules.engine import _finding
 
-    if "net.connection_refused" not in rules or events.height == 0 or "text" not in events.columns:
+    if "net.connection_refused" not in rules:
         return None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     where = events.filter(text.str.contains(_LISTENS_LOOPBACK)).head(1)
@@ -354,24 +360,22 @@ def _loopback_listener(events: pl.DataFrame, values: dict, rules: dict):
         return None
     m = re.search(_LISTENS_LOOPBACK, where["text"][0])
     port = next(g for g in m.groups() if g)
-    rule = rules["net.connection_refused"]
-    f = _finding(rule, None, where, values)
-    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but the evidence "
-                 f"describes one: the server listens on 127.0.0.1:{port} only, and the client calls it from "
-                 f"{'a container, through the host' + chr(39) + 's network address' if said[0] or values.get('container_seen') else 'another machine'}, "
-                 f"which never reaches the host's loopback, so the connection is refused.")
-    f.remedy = [f"Make the server listen on every interface (Ollama: OLLAMA_HOST=0.0.0.0:{port} in its service's "
-                f"environment; vLLM, SGLang, llama-server: --host 0.0.0.0), then call it through host.docker.internal "
-                f"or the machine's LAN address.", *f.remedy]
-    return f
+    whence = "a container, through the host's network address" if said[0] or values.get("container_seen") \
+        else "another machine"
+    return _settings_finding(
+        rules, "net.connection_refused", where, values,
+        f"the evidence describes one: the server listens on 127.0.0.1:{port} only, and the client calls it from "
+        f"{whence}, which never reaches the host's loopback, so the connection is refused.",
+        f"Make the server listen on every interface (Ollama: OLLAMA_HOST=0.0.0.0:{port} in its service's "
+        f"environment; vLLM, SGLang, llama-server: --host 0.0.0.0), then call it through host.docker.internal "
+        f"or the machine's LAN address.")
 
 
 def _lan_address_of_local_server(events: pl.DataFrame, values: dict, rules: dict):
     """A client given the LAN address of an Ollama or LM Studio, a call that failed, and nothing that says
     the server listens beyond the loopback."""
-    from emblens.rules.engine import _finding
 
-    if "net.connection_refused" not in rules or events.height == 0 or "text" not in events.columns:
+    if "net.connection_refused" not in rules:
         return None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     said = events.select(text.str.contains(_LISTENS_WIDE).any().alias("wide"),
@@ -383,20 +387,18 @@ def _lan_address_of_local_server(events: pl.DataFrame, values: dict, rules: dict
         return None
     address = re.search(_LAN_LOCAL_SERVER, where["text"][0]).group(0)
     ollama = address.endswith(":11434")
-    rule = rules["net.connection_refused"]
-    f = _finding(rule, None, where, values)
-    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but the evidence "
-                 f"describes one: the client calls {address}, the LAN address of the machine running "
-                 f"{'Ollama' if ollama else 'LM Studio'}, and the call failed; "
-                 + ("Ollama listens on 127.0.0.1:11434 only unless OLLAMA_HOST says otherwise"
-                    if ollama else "LM Studio serves localhost only unless 'Serve on Local Network' is on")
-                 + ", so calls from another machine are refused.")
-    f.remedy = [("On the server machine set OLLAMA_HOST=0.0.0.0:11434 in the environment Ollama starts with (systemd: "
-                 "Environment=\"OLLAMA_HOST=0.0.0.0:11434\" in `systemctl edit ollama`; Windows and macOS: a user "
-                 "environment variable, then quit and restart Ollama)" if ollama else
-                 "In LM Studio's Developer tab, turn on 'Serve on Local Network'")
-                + ", and allow the port through the server machine's firewall.", *f.remedy]
-    return f
+    return _settings_finding(
+        rules, "net.connection_refused", where, values,
+        f"the evidence describes one: the client calls {address}, the LAN address of the machine running "
+        f"{'Ollama' if ollama else 'LM Studio'}, and the call failed; "
+        + ("Ollama listens on 127.0.0.1:11434 only unless OLLAMA_HOST says otherwise"
+           if ollama else "LM Studio serves localhost only unless 'Serve on Local Network' is on")
+        + ", so calls from another machine are refused.",
+        ("On the server machine set OLLAMA_HOST=0.0.0.0:11434 in the environment Ollama starts with (systemd: "
+         "Environment=\"OLLAMA_HOST=0.0.0.0:11434\" in `systemctl edit ollama`; Windows and macOS: a user "
+         "environment variable, then quit and restart Ollama)" if ollama else
+         "In LM Studio's Developer tab, turn on 'Serve on Local Network'")
+        + ", and allow the port through the server machine's firewall.")
 
 
 # a client's base URL setting that is a bare host and port: an OpenAI-style client appends /chat/completions,
@@ -411,9 +413,8 @@ _NO_ROUTE = (r"(?i)\b404\b|not found|can(?:no|')t be found|cannot find|can't fin
 
 def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
     """A client's base URL given as a bare host and port, and the evidence says what was called was not found."""
-    from emblens.rules.engine import _finding
 
-    if "http.wrong_path" not in rules or events.height == 0 or "text" not in events.columns:
+    if "http.wrong_path" not in rules:
         return None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     if not events.select(text.str.contains(_NO_ROUTE).any()).item():
@@ -424,15 +425,13 @@ def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
             url = m.group("url")
             if url.endswith(":11434") and "openai" not in m.group("name").lower():
                 continue
-            rule = rules["http.wrong_path"]
-            f = _finding(rule, None, events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])),
-                         values)
-            f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but its settings "
-                         f"do: {m.group('name')} is {url}, a bare host and port. OpenAI-style clients append "
-                         f"/chat/completions, /embeddings or /models to it, and an OpenAI-compatible server has those "
-                         f"routes under /v1, so what was called was not found.")
-            f.remedy = [f"Set {m.group('name')} to {url}/v1.", *f.remedy]
-            return f
+            return _settings_finding(
+                rules, "http.wrong_path", events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])),
+                values,
+                f"its settings do: {m.group('name')} is {url}, a bare host and port. OpenAI-style clients append "
+                f"/chat/completions, /embeddings or /models to it, and an OpenAI-compatible server has those "
+                f"routes under /v1, so what was called was not found.",
+                f"Set {m.group('name')} to {url}/v1.")
     return None
 
 
@@ -443,9 +442,8 @@ _OLLAMA_EMBED_ROUTES = (("/api/embeddings", '"prompt"', '"input"'), ("/api/embed
 
 def _ollama_embed_field(events: pl.DataFrame, values: dict, rules: dict):
     """A pasted call to one of Ollama's embedding routes that carries the other route's field."""
-    from emblens.rules.engine import _finding
 
-    if "embed.bad_input" not in rules or events.height == 0 or "text" not in events.columns:
+    if "embed.bad_input" not in rules:
         return None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     for route, wants, sent in _OLLAMA_EMBED_ROUTES:
@@ -456,14 +454,12 @@ def _ollama_embed_field(events: pl.DataFrame, values: dict, rules: dict):
         if not (said[0] and said[1]) or said[2]:
             continue
         row = events.filter(text.str.contains(re.escape(sent) + r"\s*:")).head(1)
-        rule = rules["embed.bad_input"]
-        f = _finding(rule, None, row, values)
-        f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but the request "
-                     f"does: it calls Ollama's {route} with {sent}, and {route} reads {wants}; Ollama ignores the other "
-                     f"field and answers with an empty embedding.")
         other = '/api/embed with "input"' if route == "/api/embeddings" else '/api/embeddings with "prompt"'
-        f.remedy = [f"Send the text as {wants} to {route} (or call {other}).", *f.remedy]
-        return f
+        return _settings_finding(
+            rules, "embed.bad_input", row, values,
+            f"the request does: it calls Ollama's {route} with {sent}, and {route} reads {wants}; Ollama ignores the "
+            f"other field and answers with an empty embedding.",
+            f"Send the text as {wants} to {route} (or call {other}).")
     return None
 
 
@@ -490,7 +486,6 @@ _OFF = (r"(?i)\b(?:wrong|worse|unrelated|irrelevant|off[- ]topic|garbage|gibberi
 def _sglang_vlm_without_template(events: pl.DataFrame, values: dict, rules: dict):
     """SGLang started for a vision-language model without --chat-template, in a release that does not
     pick the template from the model path itself, and the paste says the answers or the calls go wrong."""
-    from emblens.rules.engine import _finding
     from emblens.rules.operators import version_key
 
     if "model.chat_template_missing" not in rules or values.get("server_command") != "sglang" \
@@ -513,12 +508,10 @@ def _sglang_vlm_without_template(events: pl.DataFrame, values: dict, rules: dict
     name = next(n for p, n in SGLANG_VLM_TEMPLATES if re.search(p, model, re.I))
     line = model.rsplit("/", 1)[-1]
     row = where.filter(pl.col("text").str.contains(line, literal=True)).head(1) if where.height else where
-    rule = rules["model.chat_template_missing"]
-    f = _finding(rule, None, row if row.height else where.head(1), values)
-    f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule or known message names the cause, but its settings do: "
-                 f"SGLang{' ' + version if isinstance(version, str) else ''} serves the vision-language model `{model}` "
-                 f"without --chat-template, and SGLang releases before {SGLANG_MATCHES_TEMPLATES} do not pick its "
-                 f"template themselves, so images and prompts are laid out wrong.")
-    f.remedy = [f"Start SGLang with --chat-template {name} (the template SGLang has for this model), or upgrade "
-                f"SGLang to {SGLANG_MATCHES_TEMPLATES} or later, which picks it from the model path.", *f.remedy]
-    return f
+    return _settings_finding(
+        rules, "model.chat_template_missing", row if row.height else where.head(1), values,
+        f"its settings do: SGLang{' ' + version if isinstance(version, str) else ''} serves the vision-language model "
+        f"`{model}` without --chat-template, and SGLang releases before {SGLANG_MATCHES_TEMPLATES} do not pick its "
+        f"template themselves, so images and prompts are laid out wrong.",
+        f"Start SGLang with --chat-template {name} (the template SGLang has for this model), or upgrade "
+        f"SGLang to {SGLANG_MATCHES_TEMPLATES} or later, which picks it from the model path.")
