@@ -36,7 +36,7 @@ from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
 from emblens.formats.messages import error_row
 from emblens.knowledge.cues import Cue, Cues
-from emblens.knowledge.upstream import Messages, Near
+from emblens.knowledge.upstream import Messages, Near, _message_words
 
 MAX_LINES = 2_000        # error-like lines compared (distinct texts, the first ones)
 MAX_POSSIBLE = 2         # possible causes reported
@@ -105,8 +105,13 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     said = prose(events, covered, lines) if cues else lines.clear()
     if wanted is not None:
         rules = {k: v for k, v in rules.items() if k in wanted}
+    support = getattr(getattr(ruleset, "models", None), "support", ())
+    # (a start-up failure a rule already gave its cause, an import that failed, needs no release)
+    specific = any(f.cause not in (None, "possible") for f in findings if f.rule in found)
+    newer = _model_newer_than_server(events, facts.as_values(), rules, support) \
+        if not specific and (found or lines.height or facts.as_values().get("failure_said")) else None
     if lines.height == 0 and said.height == 0:
-        return _from_settings(events, facts, rules, findings)
+        return _with_newer(_from_settings(events, facts, rules, findings), newer)
     index = messages.nearest
     by_text = {m.label: m for m in messages.messages}
     # per id: (score, what spoke: a Near or a Cue, the row); a message's score is its cover
@@ -142,7 +147,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             if have is None or score > have[0]:
                 best[cue.id] = (score, cue, rows[i])
     if not best:
-        return _from_settings(events, facts, rules, findings)
+        return _with_newer(_from_settings(events, facts, rules, findings), newer)
     out = []
     values = facts.as_values()
     seen = _seen(events, values)
@@ -165,6 +170,16 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             f.summary += f" Seen in these inputs: {seen}."
         f.cause = "possible"
         out.append(f)
+    if newer is not None:
+        # a model newer than the server release is why a line failed, unless a line holds a message exactly
+        # a line only near a message of few fixed words (Python's "'X' object has no attribute 'Y'") ranks after
+        # it; any other line or cue that names a cause ranks by its confidence
+        out = [f for f in out if f.rule != newer.rule]
+        weak = all(isinstance(why, Near) and not why.exact and len(_message_words(why.message)) <= FEW_WORDS
+                   for id_, (_, why, _) in best.items() if id_ != newer.rule)
+        if weak and out:
+            newer.confidence = round(min(MAX_CONFIDENCE, max(newer.confidence, max(f.confidence for f in out) + 0.01)), 2)
+        out = sorted([newer, *out], key=lambda f: -f.confidence)[:MAX_POSSIBLE]
     return out
 
 
@@ -259,6 +274,48 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
         if (f := check(events, values, rules)) is not None:
             return [f]
     return []
+
+
+def _model_newer_than_server(events: pl.DataFrame, values: dict, rules: dict, support) -> object | None:
+    """The evidence names a model family and a server release older than the first one whose source
+    supports that family (findings.support), and something failed."""
+    from emblens.findings import support as model_support
+
+    if "model.unsupported_architecture" not in rules or not support:
+        return None
+    newer = model_support.newer_model(events, values, support)
+    if newer is None:
+        return None
+    source, line = newer.row
+    rows = events.filter((pl.col("source") == source) & (pl.col("line") == line)).head(1)
+    if newer.said.source is not None:
+        rows = pl.concat([rows, events.filter((pl.col("source") == newer.said.source)
+                                              & (pl.col("line") == newer.said.line)).head(1)], how="vertical_relaxed")
+    server = model_support.NAMES[newer.software]
+    where = f" ({newer.source})" if newer.source else ""
+    f = _settings_finding(
+        rules, "model.unsupported_architecture", rows.unique(["source", "line"], maintain_order=True), values,
+        f"the evidence names the model `{newer.named}` ({newer.family}) and {server} {newer.said.version}, and "
+        f"{server} supports {newer.family} from {newer.since} on{where}: the model is newer than the server release.",
+        f"Upgrade {server} to {newer.since} or later (a newer image or `pip install -U`), the first release that "
+        f"supports {newer.family}.")
+    f.confidence = NEWER_CONFIDENCE
+    return f
+
+
+def _with_newer(settings: list, newer) -> list:
+    """What the settings show about where the call went, and the release: the settings' cause comes first,
+    and the release only when it is not what that cause is a symptom of (an Ollama too old for the model
+    still answers; a client given an address nothing listens on is refused whatever the release)."""
+    if newer is None:
+        return settings
+    if any(f.rule in newer.explains for f in settings):
+        return settings
+    return [*settings, newer][:MAX_POSSIBLE]
+
+
+NEWER_CONFIDENCE = 0.45   # two facts side by side (a model, a release older than its support), not a line naming it
+FEW_WORDS = 4             # a message of this many fixed words or fewer says little about its cause
 
 
 def _container_loopback(events: pl.DataFrame, values: dict, rules: dict):

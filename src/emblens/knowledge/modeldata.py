@@ -18,6 +18,7 @@ from emblens.knowledge.yamlsafe import safe_load
 from emblens.patterns.linear import rust_ok
 
 FILE = Path("data") / "embedding_models.yaml"
+SUPPORT_FILE = Path("data") / "model_support.yaml"   # the first release of each server that runs a model family
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,19 @@ def _search(pattern: str, text: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Support:
+    """A model family and the first release of each server whose source supports it."""
+    name: str
+    match: str                           # how the evidence names it (repository id, tag, class, model_type)
+    since: tuple[tuple[str, str], ...]   # (server as facts name it: vllm, sglang, ollama, llamacpp, ...), version
+    sources: dict                        # server -> where that release was read
+
+
+@dataclass(frozen=True)
 class ModelData:
     families: tuple[Family, ...] = ()
     dimensions: tuple[tuple[str, int], ...] = ()
+    support: tuple[Support, ...] = ()
 
     def family(self, model: str | None) -> Family | None:
         if not model:
@@ -63,10 +74,91 @@ class ModelData:
         return tuple(seen)
 
 
-def load(paths: Sequence[str | Path]) -> ModelData:
+def load(paths: Sequence[str | Path], support: Sequence[str | Path] = ()) -> ModelData:
     """Model data from these files, earlier files first (their families are tried first and
-    their dimensions win). Raises RuleError naming the file for a malformed one."""
-    return _load(tuple(str(p) for p in paths))
+    their dimensions win), with the model support tables of `support` (earlier first too).
+    Raises RuleError naming the file for a malformed one."""
+    data = _load(tuple(str(p) for p in paths))
+    if not support:
+        return data
+    from dataclasses import replace
+
+    return replace(data, support=_support(tuple(str(p) for p in support)))
+
+
+def loose(pattern: str) -> str:
+    """`pattern` without its look-around groups (`(?=…)`, `(?!…)`, `(?<=…)`, `(?<!…)`): a wider regex the
+    linear-time engine takes, to pick the rows the full pattern (Python's `re`) then reads."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if c == "[":                      # a class: copied whole (a `(` inside is a character)
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            out.append(pattern[i:j + 1])
+            i = j + 1
+            continue
+        if pattern.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            depth, j = 0, i
+            while j < n:
+                if pattern[j] == "\\":
+                    j += 2
+                    continue
+                if pattern[j] == "[":
+                    j += 1
+                    while j < n and pattern[j] != "]":
+                        j += 2 if pattern[j] == "\\" else 1
+                elif pattern[j] == "(":
+                    depth += 1
+                elif pattern[j] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            i = j + 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+SUPPORT_KEYS = frozenset({"vllm", "sglang", "ollama", "llamacpp", "transformers", "tei"})
+
+
+@lru_cache(maxsize=8)
+def _support(paths: tuple[str, ...]) -> tuple[Support, ...]:
+    import yaml
+
+    out: list[Support] = []
+    for path in paths:
+        try:
+            if Path(path).stat().st_size > 8 * 1024 * 1024:
+                raise ValueError("larger than 8 MiB: not a model support file")
+            data = safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            for f in data.get("families") or []:
+                re.compile(f["match"])
+                if not rust_ok(f"(?i){loose(f['match'])}"):
+                    raise ValueError(f"family {f['name']!r}: match {f['match']!r} without its look-arounds is not a "
+                                     "regex of the linear-time engine (no back-references)")
+                since = {str(k): str(v) for k, v in (f.get("since") or {}).items()}
+                unknown = set(since) - SUPPORT_KEYS
+                if unknown:
+                    raise ValueError(f"family {f['name']!r}: since names {sorted(unknown)}; known: {sorted(SUPPORT_KEYS)}")
+                out.append(Support(str(f["name"]), str(f["match"]), tuple(since.items()),
+                                   {str(k): str(v) for k, v in (f.get("source") or {}).items()}))
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, re.error, AttributeError) as e:
+            raise RuleError(f"model support data: {type(e).__name__}: {e}", path=path) from None
+    return tuple(out)
 
 
 @lru_cache(maxsize=8)

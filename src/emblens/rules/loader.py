@@ -772,7 +772,12 @@ def _load(folders: Sequence[Path]) -> RuleSet:
         problem = file_problem(path, folder) if path.exists() or path.is_symlink() else None
         if problem is not None:
             raise RuleError(problem, path=str(path))
-    models = modeldata.load([p for _, p in data if p.is_file()])
+    supports = [(d, d / modeldata.SUPPORT_FILE) for d in reversed(folders)]
+    for folder, path in supports:
+        problem = file_problem(path, folder) if path.exists() or path.is_symlink() else None
+        if problem is not None:
+            raise RuleError(problem, path=str(path))
+    models = modeldata.load([p for _, p in data if p.is_file()], [p for _, p in supports if p.is_file()])
     found = [(d, p) for d in folders for p in upstream.files([d])]
     for folder, path in found:
         problem = file_problem(path, folder, upstream.MAX_FILE_BYTES)

@@ -1,0 +1,109 @@
+"""A model newer than the server release that runs it (findings.support, data/model_support.yaml)."""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+import pytest
+
+from emblens.diagnose import analyze
+from emblens.findings.support import said_versions
+from emblens.rules.loader import load_rules
+
+
+def _rows(*lines: str) -> pl.DataFrame:
+    return pl.DataFrame({"source": ["issue.md"] * len(lines), "line": list(range(1, len(lines) + 1)),
+                         "text": list(lines), "message": [None] * len(lines)},
+                        schema={"source": pl.String, "line": pl.Int64, "text": pl.String, "message": pl.String})
+
+
+@pytest.mark.parametrize(("line", "software", "version"), [
+    ('"vllm==0.10.1.1",', "vllm", "0.10.1.1"),
+    ("vLLM Version: 0.6.3.post1", "vllm", "0.6.3.post1"),          # collect_env
+    ("vllm                              0.6.3", "vllm", "0.6.3"),   # pip list
+    ("docker run --gpus all vllm/vllm-openai:v0.8.5 --model Qwen/Qwen2.5-VL-7B-Instruct", "vllm", "0.8.5"),
+    ("sglang: 0.4.6.post1", "sglang", "0.4.6.post1"),               # python -m sglang.check_env
+    ("image: lmsysorg/sglang:v0.4.3-cu124", "sglang", "0.4.3"),
+    ("ollama version is 0.5.13", "ollama", "0.5.13"),               # ollama -v
+    ("    image: ollama/ollama:0.6.2", "ollama", "0.6.2"),
+    ("version: 4567 (1d36b367)", "llamacpp", "b4567"),              # llama-server --version
+    ("main: build = 3912 (4d5ed834)", "llamacpp", "b3912"),
+    ("llama-b5123-bin-win-cuda-cu12.4-x64.zip", "llamacpp", "b5123"),
+    ("- `transformers` version: 4.51.0", "transformers", "4.51.0"),  # transformers-cli env
+    ("ghcr.io/huggingface/text-embeddings-inference:cpu-1.5", "tei", "1.5"),
+])
+def test_the_versions_people_paste_are_read(line, software, version):
+    assert said_versions(_rows(line), {})[software].version == version
+
+
+@pytest.mark.parametrize("line", ["vllm serve Qwen/Qwen3-8B --port 8000", "pip install -U vllm", "from vllm import LLM",
+                                  "ollama run llama3.2:3b", "INFO 05-01 vllm.entrypoints.openai.api_server: 12 requests"])
+def test_a_name_without_a_version_gives_none(line):
+    assert said_versions(_rows(line), {}) == {}
+
+
+def test_an_issue_template_field_gives_the_version_on_a_later_line():
+    got = said_versions(_rows("### OS", "", "Linux", "### Ollama version", "", " 0.5.13", "### GPU"), {})
+    assert got["ollama"].version == "0.5.13" and got["ollama"].line == 6
+
+
+def test_every_family_in_the_table_is_read_from_source_and_matches_no_other_family():
+    support = load_rules().models.support
+    assert len(support) >= 40
+    names = {f.name for f in support}
+    assert len(names) == len(support)
+    for fam in support:
+        assert fam.since, fam.name
+        for key, version in fam.since:
+            assert re.search(r"\d", version) and fam.sources.get(key), (fam.name, key)
+    # the ids and tags people write: each is named by one family only (Qwen3-VL is not Qwen3, Qwen2.5-VL not Qwen2.5)
+    for name, family in [("Qwen/Qwen3-VL-235B-A22B-Instruct", "Qwen3-VL"), ("Qwen/Qwen2.5-VL-7B-Instruct", "Qwen2.5-VL"),
+                         ("google/gemma-3-27b-it", "Gemma 3"), ("openai/gpt-oss-20b", "gpt-oss")]:
+        hits = [f.name for f in support if re.search(f.match, name, re.I)]
+        assert hits and hits[0].startswith(family), (name, hits)
+    for name in ("Qwen/Qwen3-8B", "Qwen/Qwen2.5-7B-Instruct", "meta-llama/Llama-2-7b-chat-hf"):
+        assert not [f.name for f in support if re.search(f.match, name, re.I) and "VL" in f.name], name
+
+
+PASTE = """# AttributeError: 'Qwen3VLMoeModel' object has no attribute 'language_model.embed_tokens'
+
+ "vllm==VERSION",
+ "transformers @ git+https://github.com/huggingface/transformers.git"
+Model: Qwen/Qwen3-VL-235B-A22B-Instruct
+i'm using pipeline parallel >1
+
+```
+(EngineCore_0 pid=2240) ERROR 09-24 10:11:12 [core.py:700] AttributeError: 'Qwen3VLMoeModel' object has no attribute 'language_model.embed_tokens'
+```
+"""
+
+
+def test_a_model_newer_than_the_vllm_release_is_the_possible_cause(tmp_path):
+    p = tmp_path / "issue.md"
+    p.write_text(PASTE.replace("VERSION", "0.10.1.1"))
+    first = analyze([str(p)]).findings[0]
+    assert first.rule == "model.unsupported_architecture" and first.cause == "possible"
+    assert "Qwen/Qwen3-VL-235B-A22B-Instruct" in first.summary and "vLLM 0.10.1.1" in first.summary
+    assert "0.11.0" in first.remedy[0]
+
+
+def test_the_same_model_on_a_release_that_supports_it_is_no_such_cause(tmp_path):
+    p = tmp_path / "issue.md"
+    p.write_text(PASTE.replace("VERSION", "0.11.0"))
+    assert "model.unsupported_architecture" not in {f.rule for f in analyze([str(p)]).findings}
+
+
+def test_a_release_and_a_newer_model_without_any_failure_claim_nothing(tmp_path):
+    p = tmp_path / "notes.md"
+    p.write_text("We run vllm==0.10.1.1 in production.\nNext quarter we plan to try Qwen/Qwen3-VL-8B-Instruct.\n")
+    assert analyze([str(p)]).findings == []
+
+
+def test_a_server_list_of_supported_architectures_names_no_model(tmp_path):
+    p = tmp_path / "error.txt"
+    p.write_text("vllm==0.10.1.1\nValueError: Model architectures ['FooForCausalLM'] are not supported for now. "
+                 "Supported architectures: ['LlamaForCausalLM', 'Qwen3VLForConditionalGeneration']\n")
+    findings = analyze([str(p)]).findings
+    assert findings[0].rule == "model.unsupported_architecture" and findings[0].cause != "possible"
+    assert "Qwen3VL" not in findings[0].summary
