@@ -50,6 +50,7 @@ REQUIRED = ("template", "id", "source", "versions", "instance")
 _PROSE_WORDS = frozenset({"that", "which", "who", "it", "this", "these", "those", "the", "a", "an", "one", "is", "was",
                           "are", "does", "do", "did", "not", "and", "or", "but", "if", "when", "then", "there", "here",
                           "i", "we", "you", "he", "she", "they", "my", "your", "our", "its", "any", "some"})
+_FAILURE_HEAD = re.compile(r"(?i)^\W*(?:fail(?:ed)?|unable|cannot|can't|could not|error)\b")
 _WRAPPER_WORDS = re.compile(r"(?i)\b(?:error|errors|failed|failure|exception|invalid)\b[^{}]*$")
 
 
@@ -93,7 +94,11 @@ class Message:
         happened, not which: a line holding it and no surer message is left unknown, for the
         nearest message and the cues to read what it wraps."""
         return (self.id == "none" and bool(FIELD.search(self.template)) and self.template.rstrip().endswith("}")
-                and bool(_WRAPPER_WORDS.search(self.fixed[-2] if len(self.fixed) > 1 else "")))
+                and (bool(_WRAPPER_WORDS.search(self.fixed[-2] if len(self.fixed) > 1 else ""))
+                     # or a failure's words in its first part, the last placeholder after only punctuation
+                     # (RAGFlow's `Fail to access embedding model({}).{}`)
+                     or (len(self.fixed) > 2 and not re.search(r"\w", self.fixed[-2])
+                         and bool(_FAILURE_HEAD.search(self.fixed[0])))))
 
     @cached_property
     def words(self) -> int:
