@@ -170,8 +170,13 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             f.summary += f" Seen in these inputs: {seen}."
         f.cause = "possible"
         out.append(f)
+    if out and out[0].rule in REFUSED | {"net.timeout"} and "net.wrong_host_docker" in rules:
+        # a refused connection or a timeout the words name, and the paste puts the app in a container pointed at
+        # the loopback: that is why the call got nowhere
+        where = _container_loopback(events, values, rules)
+        if where is not None:
+            out = [where, *out][:MAX_POSSIBLE]
     if newer is not None:
-        # a model newer than the server release is why a line failed, unless a line holds a message exactly
         # a line only near a message of few fixed words (Python's "'X' object has no attribute 'Y'") ranks after
         # it; any other line or cue that names a cause ranks by its confidence
         out = [f for f in out if f.rule != newer.rule]
@@ -353,7 +358,9 @@ def _container_loopback(events: pl.DataFrame, values: dict, rules: dict):
 _APPS = (r"open[- ]?webui|flowise|dify|maxkb|one-?api|new-?api|fastgpt|anything-?llm|librechat|n8n|ragflow|litellm|"
          r"langflow|lobe-?chat|nextchat|chatgpt-next-web|bolt(?:\.diy)?|perplexica|khoj|quivr|onyx|danswer|big-agi|"
          r"chatbot-ui|sillytavern|letta|kotaemon|lightrag|cherry studio|chatchat|bisheng|coze|hoarder|karakeep|"
-         r"paperless-ai|continue|tabby|aider|gpt-researcher")
+         r"paperless-ai|continue|tabby|aider|gpt-researcher|openui|privategpt|localgpt|h2ogpt|openhands|agent-zero|"
+         r"verba|surfsense|open-notebook|home assistant|frigate|activepieces|windmill|mindsdb|langchain-chatchat|"
+         r"chat-?ollama|ollama-webui|hollama|jan|page ?assist|chatbox|typebot|botpress|rasa")
 _APP_IN_CONTAINER = (r"(?i)\b(?:" + _APPS + r")\b[^\n]{0,60}\b(?:docker|container|compose)\b"
                      r"|\b(?:docker|container)\b[^\n]{0,40}\b(?:" + _APPS + r")\b"
                      r"|^\W*(?:installation(?: method)?|deployment(?: method)?|install(?:ed)? (?:via|with)|how are you "
@@ -363,6 +370,7 @@ _LOOPBACK_SAID = r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|80
 _GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fail|could not be reached|not responding|"
                 r"connect(?:ion)? failed|failed to connect|can(?:no|')t connect|unable to connect|not found|timed? ?out|"
                 r"could ?n[o']t (?:retrieve|reach|load) (?:the )?models?|make sure [\w .-]{1,30} is running|"
+                r"\b(?:both|all|still|it|they) fail(?:s|ed)?\b|does(?: not|n't) work|not working|could ?n[o']?t connect|"
                 r"连接失败|无法连接|地址无效|域名无效|请求失败|调用失败|测试失败")
 
 

@@ -27,6 +27,7 @@ SERVER_FRAMES = MappingProxyType({
     "sglang": r"site-packages/sglang/|/sglang/srt/",
     "vllm": r"site-packages/vllm/|/vllm/(?:entrypoints|engine|v1|worker|executor|model_executor)/",
 })
+ACCESS_SHAPE = r'"[A-Z]{3,7} /\S* HTTP/[\d.]+"\s+\d{3}\b'    # a request line in quotes and its status: an access log's
 CLIENT_FRAMES = r"site-packages/(?:openai|httpx|httpcore|requests|urllib3|aiohttp|langchain\w*|litellm)/"
 
 
@@ -45,6 +46,13 @@ class ClientText(GenericLog):
 
     def parse_stream(self, stream: BinaryIO, ctx: SourceContext) -> tuple[pl.DataFrame, Counts]:
         events, counts = super().parse_stream(stream, ctx)
+        if events.height:
+            # a server's access line pasted under the traceback (`127.0.0.1:60714 - "POST /chat/completions
+            # HTTP/1.1" 401`, a proxy's uvicorn) is the server's: it never shows what headers the request carried
+            events = events.with_columns(
+                pl.when((pl.col("kind") == "http") & (pl.col("origin") == "client")
+                        & pl.col("text").str.slice(0, 512).str.contains(ACCESS_SHAPE))
+                .then(pl.lit("generic")).otherwise(pl.col("origin")).alias("origin"))
         if events.height == 0 or events.select(pl.col("text").str.contains(CLIENT_FRAMES).any()).item():
             return events, counts
         for server, frames in SERVER_FRAMES.items():
