@@ -107,3 +107,30 @@ def test_a_server_list_of_supported_architectures_names_no_model(tmp_path):
     findings = analyze([str(p)]).findings
     assert findings[0].rule == "model.unsupported_architecture" and findings[0].cause != "possible"
     assert "Qwen3VL" not in findings[0].summary
+
+
+def test_a_rules_folder_extends_the_table_and_a_broken_one_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules"
+    (rules / "data").mkdir(parents=True)
+    (rules / "embed_404.yaml").write_text(
+        "id: site.embed_404\ntitle: Embedding 404s\nseverity: warning\n"
+        "means: Our gateway answers 404 on embeddings when a tenant is not provisioned.\n"
+        "match: {kind: http, http_status: 404, http_path: /v1/embeddings}\n"
+        "message: '{count} embedding calls got 404 on {http_path}'\nremedy: [Provision the tenant.]\n")
+    table = rules / "data" / "model_support.yaml"
+    table.write_text("families:\n  - name: Acme-VL\n    match: 'acme[-_ ]?vl'\n    since: {vllm: '0.20.0'}\n"
+                     "    source: {vllm: 'our own build notes'}\n")
+    paste = tmp_path / "issue.md"
+    paste.write_text("vllm==0.12.0\nvllm serve acme/Acme-VL-7B\nRuntimeError: Engine core initialization failed\n")
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(paste), "--rules", str(rules), "--format", "json"],
+                       capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr
+    assert "Acme-VL" in r.stdout and "0.20.0" in r.stdout
+    table.write_text("families:\n  - name: Bad\n    match: 'x'\n    since: {vlm: '1.0'}\n")
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(paste), "--rules", str(rules)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "model_support.yaml" in r.stderr and "vlm" in r.stderr

@@ -86,6 +86,13 @@ def load(paths: Sequence[str | Path], support: Sequence[str | Path] = ()) -> Mod
     return replace(data, support=_support(tuple(str(p) for p in support)))
 
 
+def _read(path: str, what: str) -> dict:
+    """A data file's YAML, refused past 8 MiB (raises ValueError, OSError or yaml's errors)."""
+    if Path(path).stat().st_size > 8 * 1024 * 1024:
+        raise ValueError(f"larger than 8 MiB: not {what}")
+    return safe_load(Path(path).read_text(encoding="utf-8")) or {}
+
+
 def loose(pattern: str) -> str:
     """`pattern` without its look-around groups (`(?=…)`, `(?!…)`, `(?<=…)`, `(?<!…)`): a wider regex the
     linear-time engine takes, to pick the rows the full pattern (Python's `re`) then reads."""
@@ -142,9 +149,7 @@ def _support(paths: tuple[str, ...]) -> tuple[Support, ...]:
     out: list[Support] = []
     for path in paths:
         try:
-            if Path(path).stat().st_size > 8 * 1024 * 1024:
-                raise ValueError("larger than 8 MiB: not a model support file")
-            data = safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            data = _read(path, "a model support file")
             for f in data.get("families") or []:
                 re.compile(f["match"])
                 if not rust_ok(f"(?i){loose(f['match'])}"):
@@ -170,9 +175,7 @@ def _load(paths: tuple[str, ...]) -> ModelData:
     for path in paths:
         try:
 
-            if Path(path).stat().st_size > 8 * 1024 * 1024:
-                raise ValueError("larger than 8 MiB: not a model data file")
-            data = safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            data = _read(path, "a model data file")
             for f in data.get("families") or []:
                 if not rust_ok(f"(?i){f['match']}"):
                     raise ValueError(f"family {f['name']!r}: match {f['match']!r} is not a regex of the linear-time "
