@@ -76,7 +76,9 @@ ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused
              r"(?i:\b(?:got|get|getting|gets|returns?|returned|returning|gives?|gave|giving|always|with|an?)\s+(?:an? |the )?"
              r"(?:http |status |error )?[45]\d\d\b)|是404|是401|是403|"
              # a status said as one: `HTTP/1.1 502`, `status=404`, `Error code: 401`, `状态码: 403`, `| 400 |`
-             r"(?i:HTTP/\d(?:\.\d)?|status(?:[ _]?code)?|code|状态码)[\s=:\"]{1,3}[45]\d\d\b|\|\s*[45]\d\d\s*\|")
+             r"(?i:HTTP/\d(?:\.\d)?|status(?:[ _]?code)?|code|状态码)[\s=:\"]{1,3}[45]\d\d\b|\|\s*[45]\d\d\s*\|"
+             # an exception's name and its message, as a runtime prints it (`AttributeError: 'X' object has no …`)
+             r"|(?-i:\b[A-Z][A-Za-z0-9]*(?:Error|Exception): \S)")
 
 def error_row() -> pl.Expr:
     """A row a person would read as an error, whatever its kind (`findings.possible.error_like`, the fact
