@@ -36,7 +36,7 @@ from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
 from emblens.formats.messages import error_row
 from emblens.knowledge.cues import Cue, Cues
-from emblens.knowledge.upstream import Messages, Near, _message_words
+from emblens.knowledge.upstream import Messages, Near
 
 MAX_LINES = 2_000        # error-like lines compared (distinct texts, the first ones)
 MAX_POSSIBLE = 2         # possible causes reported
@@ -105,11 +105,12 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     said = prose(events, covered, lines) if cues else lines.clear()
     if wanted is not None:
         rules = {k: v for k, v in rules.items() if k in wanted}
+    values = facts.as_values()
     support = getattr(getattr(ruleset, "models", None), "support", ())
     # (a start-up failure a rule already gave its cause, an import that failed, needs no release)
     specific = any(f.cause not in (None, "possible") for f in findings if f.rule in found)
-    newer = _model_newer_than_server(events, facts.as_values(), rules, support) \
-        if not specific and (found or lines.height or facts.as_values().get("failure_said")) else None
+    newer = _model_newer_than_server(events, values, rules, support) \
+        if not specific and (found or lines.height or values.get("failure_said")) else None
     if lines.height == 0 and said.height == 0:
         return _with_newer(_from_settings(events, facts, rules, findings), newer)
     index = messages.nearest
@@ -149,7 +150,6 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     if not best:
         return _with_newer(_from_settings(events, facts, rules, findings), newer)
     out = []
-    values = facts.as_values()
     seen = _seen(events, values)
     pool = pl.concat([lines, said.select(lines.columns)], how="vertical_relaxed") if said.height else lines
     for id_, (score, why, row) in sorted(best.items(), key=lambda kv: -kv[1][0])[:MAX_POSSIBLE]:
@@ -180,7 +180,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
         # a line only near a message of few fixed words (Python's "'X' object has no attribute 'Y'") ranks after
         # it; any other line or cue that names a cause ranks by its confidence
         out = [f for f in out if f.rule != newer.rule]
-        weak = all(isinstance(why, Near) and not why.exact and len(_message_words(why.message)) <= FEW_WORDS
+        weak = all(isinstance(why, Near) and not why.exact and len(why.message.fixed_words) <= FEW_WORDS
                    for id_, (_, why, _) in best.items() if id_ != newer.rule)
         if weak and out:
             newer.confidence = round(min(MAX_CONFIDENCE, max(newer.confidence, max(f.confidence for f in out) + 0.01)), 2)

@@ -88,6 +88,11 @@ class Message:
         return max(runs, key=len) if runs else ""
 
     @cached_property
+    def fixed_words(self) -> frozenset[str]:
+        """The words of the message outside its placeholders."""
+        return _message_words(self)
+
+    @cached_property
     def wraps(self) -> bool:
         """A `none` message that only wraps another failure's words: a failure's label before a last
         placeholder (`Input validation error: {}`, `pull model manifest: {}`). It says a failure
