@@ -69,7 +69,7 @@ def _rows(events: pl.DataFrame) -> pl.DataFrame:
     return events.head(MAX_ROWS).select("source", "line", text.fill_null("").str.slice(0, MAX_TEXT).alias("t"))
 
 
-def said_versions(events: pl.DataFrame, values: dict) -> dict[str, Said]:
+def said_versions(events: pl.DataFrame, values: dict, rows: pl.DataFrame | None = None) -> dict[str, Said]:
     """The version of each server the evidence gives: the servers' own start-up lines (facts) first,
     then the first a paste writes."""
     out: dict[str, Said] = {}
@@ -79,7 +79,7 @@ def said_versions(events: pl.DataFrame, values: dict) -> dict[str, Said]:
             out[key] = Said(v, None, None)
     if events.height == 0 or "text" not in events.columns:
         return out
-    rows = _rows(events)
+    rows = _rows(events) if rows is None else rows
     low = pl.col("t").str.to_lowercase()
     for key, (literal, _) in _SOFTWARE.items():
         if key in out:
@@ -117,7 +117,8 @@ def newer_model(events: pl.DataFrame, values: dict, support) -> Newer | None:
     than the version the evidence gives for that server (None when no version or no such family)."""
     if not support or events.height == 0 or "text" not in events.columns:
         return None
-    said = said_versions(events, values)
+    read = _rows(events)
+    said = said_versions(events, values, read)
     if not said:
         return None
     # the servers first, transformers (often the client's, not the server's) last
@@ -127,7 +128,7 @@ def newer_model(events: pl.DataFrame, values: dict, support) -> Newer | None:
     if not candidates:
         return None
     # (not a server's list of what it supports, which names every architecture it has)
-    rows = _rows(events).filter(~pl.col("t").str.contains(r"(?i)supported (?:model )?architectures|supported models"))
+    rows = read.filter(~pl.col("t").str.contains(r"(?i)supported (?:model )?architectures|supported models"))
     for fam, key, since in candidates:
         # rows the family's pattern without its look-arounds picks (vectorised), read by the full pattern
         hits = rows.filter(pl.col("t").str.contains(f"(?i){loose(fam.match)}")).head(MAX_READ)
