@@ -201,3 +201,32 @@ def test_a_call_to_an_ollama_embedding_route_with_the_other_routes_field_is_a_po
     assert top.remedy[0] == 'Send the text as "input" to /api/embed (or call /api/embeddings with "prompt").'
     # the field the route reads says nothing
     assert not _analyze(tmp_path, paste.replace('"prompt"', '"input"'), "right.md").findings
+
+
+def test_a_base_url_that_already_names_a_route_is_a_possible_wrong_path(tmp_path):
+    paste = ('My api_config:\n```yaml\nqwen:\n    endpoints:\n      - api_base: "{url}"\n        api_key: "EMPTY"\n```\n'
+             "The vLLM server answers curl, but gen_answer.py fails.\n")
+    top = _analyze(tmp_path, paste.format(url="http://localhost:8000/v1/chat/completions"), "issue.md").findings[0]
+    assert top.rule == "http.wrong_path" and top.cause == "possible"
+    assert "already names a route" in top.summary
+    assert top.remedy[0] == "Set api_base to the server root, http://localhost:8000/v1, and let the client add the route."
+    # the server root is no wrong path
+    assert not _analyze(tmp_path, paste.format(url="http://localhost:8000/v1"), "root.md").findings
+
+
+def test_an_embedding_models_size_beside_another_vector_size_is_a_possible_dimension_mismatch(tmp_path):
+    # nomic-embed-text gives 768 numbers; a table created at OpenAI's 1536 refuses them
+    paste = ("Embedding model: nomic-embed-text (via Ollama), store: pgvector.\n"
+             "The embeddings table is created as `embedding vector(1536)` and the first insert fails.\n")
+    top = _analyze(tmp_path, paste, "issue.md").findings[0]
+    assert top.rule == "embed.dimension_mismatch" and top.cause == "possible"
+    assert "`nomic-embed-text`, which gives 768-dimensional vectors" in top.summary and "1536" in top.summary
+    assert top.remedy[0].startswith("Make the index match the model: 768 for nomic-embed-text")
+    # the same size is no mismatch, nor is a size beside a model with nothing failed
+    assert not _analyze(tmp_path, paste.replace("1536", "768"), "same.md").findings
+    calm = "Embedding model: nomic-embed-text; the table is `embedding vector(1536)`; search works well.\n"
+    assert not _analyze(tmp_path, calm, "calm.md").findings
+    # two sizes said side by side, no model named
+    two = "Qdrant answers Bad Request: the collection has 1536 dimensions and the vectors have 1024 dimensions.\n"
+    top = _analyze(tmp_path, two, "two.md").findings[0]
+    assert top.rule == "embed.dimension_mismatch" and "1536 and 1024" in top.summary

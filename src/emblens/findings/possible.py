@@ -111,8 +111,9 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     specific = any(f.cause not in (None, "possible") for f in findings if f.rule in found)
     newer = _model_newer_than_server(events, values, rules, support) \
         if not specific and (found or lines.height or values.get("failure_said")) else None
+    sizes = _dimension_disagrees(events, values, rules, getattr(ruleset, "models", None)) if not specific else None
     if lines.height == 0 and said.height == 0:
-        return _with_newer(_from_settings(events, facts, rules, findings), newer)
+        return _with_newer(_ranked(_from_settings(events, facts, rules, findings), sizes), newer)
     index = messages.nearest
     by_text = {m.label: m for m in messages.messages}
     # per id: (score, what spoke: a Near or a Cue, the row); a message's score is its cover
@@ -148,7 +149,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             if have is None or score > have[0]:
                 best[cue.id] = (score, cue, rows[i])
     if not best:
-        return _with_newer(_from_settings(events, facts, rules, findings), newer)
+        return _with_newer(_ranked(_from_settings(events, facts, rules, findings), sizes), newer)
     out = []
     seen = _seen(events, values)
     pool = pl.concat([lines, said.select(lines.columns)], how="vertical_relaxed") if said.height else lines
@@ -176,6 +177,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
         where = _container_loopback(events, values, rules)
         if where is not None:
             out = [where, *out][:MAX_POSSIBLE]
+    out = _ranked(out, sizes)
     if newer is not None:
         # a line only near a message of few fixed words (Python's "'X' object has no attribute 'Y'") ranks after
         # it; any other line or cue that names a cause ranks by its confidence
@@ -317,6 +319,101 @@ def _with_newer(settings: list, newer) -> list:
     if any(f.rule in newer.explains for f in settings):
         return settings
     return [*settings, newer][:MAX_POSSIBLE]
+
+
+# -- an embedding model's size and a vector size the evidence gives, side by side ----------------------------
+DIM_CONFIDENCE = 0.45     # two facts that disagree (a model's known size, another size given), not a line naming it
+MAX_DIM_ROWS = 400        # lines read for sizes and model names
+# a vector size said in a setting, a schema or prose: `dimension: 1536`, `embedding_dims=768`, `vector(1536)`,
+# `VectorParams(size=1536`, `768-dim`, `1536 dimensions`, `a Vector of 768 byte dimension`, `dimension 1024`, `维度 1024`
+_DIM_SAID = re.compile(
+    r"(?i)(?:\b(?:dim(?:ension)?s?|dimensionality|embed(?:ding)?_?dim(?:ension)?s?|vector_?(?:size|dim(?:ension)?s?)|"
+    r"embedding_?(?:size|length)|n_?dims?|ndims?|output_dimensionality)\b[\"']?\s*[=:]\s*[\"']?(?P<a>\d{2,5})\b"
+    r"|\bvector\s*\(\s*(?P<b>\d{2,5})\s*\)"
+    r"|\bVectorParams\s*\(\s*size\s*=\s*(?P<c>\d{2,5})\b"
+    r"|(?<![\w.:/-])(?P<d>\d{2,5})(?:[- ][a-z]+)?[- ]?(?:d\b|dims?\b|dimensions?\b|dimensional\b|-?维)"
+    r"|\bdim(?:ension)?s?(?:ionality)?\s+(?:of\s+|is\s+|was\s+)?(?P<e>\d{2,5})\b"
+    r"|维度\s*(?:为|是|[:：=])?\s*(?P<f>\d{2,5})\b)")
+_DIM_CONTEXT = r"(?i)dim|vector|维"
+_DIM_FAILED = (r"(?i)mismatch|does(?:n't| not) (?:fit|match)|do(?:n't| not) match|\bno (?:results|hits|matches)\b|"
+               r"\b0 (?:hits|results)\b|\bempty\b|refus|reject|\bwrong\b|bad request|assert|不一致|不匹配")
+
+
+def _sizes(text: str) -> list[int]:
+    out = []
+    for m in _DIM_SAID.finditer(text[:4096]):
+        n = int(next(g for g in m.groups() if g))
+        if 32 <= n <= 16384 and not 1990 <= n <= 2030:
+            out.append(n)
+    return out
+
+
+def _dimension_disagrees(events: pl.DataFrame, values: dict, rules: dict, models) -> object | None:
+    """An embedding model whose size the model data knows named beside another vector size (an index of 1536
+    and nomic-embed-text, which gives 768), or two vector sizes given side by side, and something failed."""
+
+    if "embed.dimension_mismatch" not in rules or models is None or not models.dimensions:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    names = [n for n, _ in models.dimensions]
+    rows = events.filter(text.str.contains(_DIM_CONTEXT) | text.str.contains_any(names, ascii_case_insensitive=True))
+    if rows.height == 0 or not rows.select(text.str.contains(_DIM_CONTEXT).any()).item():
+        return None
+    if not events.select((text.str.contains(_FAILED) | text.str.contains(_DIM_FAILED)).any()).item():
+        return None
+    known = dict(models.dimensions)
+    named_rx = re.compile(r"(?i)(?<![\w.-])(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                          + r")(?![\w.-])")
+    named: dict[str, tuple[int, tuple[str, int]]] = {}
+    sizes: dict[int, tuple[str, int]] = {}
+    for row in rows.head(MAX_DIM_ROWS).select("source", "line", "text").iter_rows():
+        body = (row[2] or "")[:4096]
+        for m in named_rx.finditer(body):
+            named.setdefault(m.group(1).lower(), (known[m.group(1).lower()], row[:2]))
+        for n in _sizes(body):
+            sizes.setdefault(n, row[:2])
+    gives = {d for d, _ in named.values()}
+    other = [n for n in sizes if n not in gives]
+    if named and other:
+        model, (dim, at) = next(iter(named.items()))
+        size = other[0]
+        picked = [at, sizes[size]]
+        says = (f"the evidence names `{model}`, which gives {dim}-dimensional vectors, and a vector size of {size}: an "
+                f"index or collection built for one size refuses (or silently misses) vectors of the other.")
+        first = (f"Make the index match the model: {dim} for {model} (recreate the collection or table at {dim}, or "
+                 f"re-embed with the model the index was built for); a default of 1536 is OpenAI's size, not this model's.")
+    elif len(sizes) >= 2 and not named:
+        a, b = list(sizes)[:2]
+        picked = [sizes[a], sizes[b]]
+        says = (f"the evidence gives two vector sizes, {a} and {b}: vectors of one size do not fit an index of the other.")
+        first = ("Make the index size and the embedding model's output size the same: recreate the collection or table "
+                 "at the model's size, or re-embed with the model the index was built for.")
+    elif len(gives) >= 2:
+        (m1, (d1, at1)), (m2, (d2, at2)) = [(k, v) for k, v in named.items()][:2]
+        if d1 == d2:
+            pairs = [(k, v) for k, v in named.items() if v[0] != d1]
+            if not pairs:
+                return None
+            m2, (d2, at2) = pairs[0]
+        picked = [at1, at2]
+        says = (f"the evidence names two embedding models of different sizes, `{m1}` ({d1}) and `{m2}` ({d2}): vectors "
+                f"from one do not fit an index built with the other.")
+        first = ("Use one embedding model for an index: re-embed the documents with the model now configured, or "
+                 "switch back to the one the index was built with.")
+    else:
+        return None
+    keys = pl.DataFrame(picked, schema={"source": pl.String, "line": pl.Int64}, orient="row").unique(maintain_order=True)
+    f = _settings_finding(rules, "embed.dimension_mismatch", events.join(keys, on=["source", "line"], how="semi"),
+                          values, says, first)
+    f.confidence = DIM_CONFIDENCE
+    return f
+
+
+def _ranked(out: list, pair) -> list:
+    """`out` with a possible cause two facts side by side give (`pair`), by confidence, one per id."""
+    if pair is None:
+        return out
+    return sorted([pair, *(f for f in out if f.rule != pair.rule)], key=lambda f: -f.confidence)[:MAX_POSSIBLE]
 
 
 NEWER_CONFIDENCE = 0.45   # two facts side by side (a model, a release older than its support), not a line naming it
@@ -476,6 +573,35 @@ _NO_ROUTE = (r"(?i)\b404\b|not found|can(?:no|')t be found|cannot find|can't fin
              r"does(?: not|n't) (?:see|show|list)|not (?:listed|showing)|找不到|不存在")
 
 
+# a base URL that already ends in a route: the client appends its own (…/v1/chat/completions/chat/completions)
+_ROUTE_BASE = re.compile(_BASE_SETTING.split("(?P<url>")[0] + r"(?P<url>https?://[^\s\"']+?/(?:v1/)?"
+                         r"(?:chat/completions|completions|embeddings|api/(?:chat|generate|embed(?:dings)?)))/?(?=[\"'\s,)]|$)")
+
+
+def _route_in_base_url(events: pl.DataFrame, values: dict, rules: dict):
+    """A client's base URL that already names a route, and something failed."""
+
+    if "http.wrong_path" not in rules:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    if not events.select((text.str.contains(_NO_ROUTE) | text.str.contains(_FAILED)).any()).item():
+        return None
+    for row in events.filter(text.str.contains(r"(?i)base|--api").fill_null(False)).head(200).iter_rows(named=True):
+        m = _ROUTE_BASE.search((row["text"] or "")[:4096])
+        if m is None:
+            continue
+        url = m.group("url")
+        root = url.split("/api/")[0] + ("/v1" if "openai" in m.group("name").lower() else "") if "/api/" in url else url[:url.find("/v1/") + 3] if "/v1/" in url \
+            else url.rsplit("/", 2 if url.endswith("/chat/completions") else 1)[0]
+        return _settings_finding(
+            rules, "http.wrong_path", events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])),
+            values,
+            f"its settings do: {m.group('name')} is {url}, which already names a route. Clients append their own "
+            f"route (/chat/completions, /embeddings) to the base URL, so the call went to a path the server does not have.",
+            f"Set {m.group('name')} to the server root, {root}, and let the client add the route.")
+    return None
+
+
 def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
     """A client's base URL given as a bare host and port, and the evidence says what was called was not found."""
 
@@ -483,7 +609,7 @@ def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
         return None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     if not events.select(text.str.contains(_NO_ROUTE).any()).item():
-        return None
+        return _route_in_base_url(events, values, rules)
     rx = re.compile(_BASE_SETTING)
     for row in events.filter(text.str.contains(r"(?i)base|--api").fill_null(False)).head(200).iter_rows(named=True):
         for m in rx.finditer((row["text"] or "")[:4096]):
@@ -497,7 +623,7 @@ def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
                 f"/chat/completions, /embeddings or /models to it, and an OpenAI-compatible server has those "
                 f"routes under /v1, so what was called was not found.",
                 f"Set {m.group('name')} to {url}/v1.")
-    return None
+    return _route_in_base_url(events, values, rules)
 
 
 # Ollama's two embedding routes read different fields: /api/embeddings (the first) reads `prompt`, /api/embed
