@@ -230,3 +230,13 @@ def test_an_embedding_models_size_beside_another_vector_size_is_a_possible_dimen
     two = "Qdrant answers Bad Request: the collection has 1536 dimensions and the vectors have 1024 dimensions.\n"
     top = _analyze(tmp_path, two, "two.md").findings[0]
     assert top.rule == "embed.dimension_mismatch" and "1536 and 1024" in top.summary
+
+
+def test_an_os_error_on_the_model_cache_is_a_possible_load_failure_and_elsewhere_only_a_lead(tmp_path):
+    # Python's errno text is a failure the catalogue has no id for; the cache's path beside it says which
+    a = _analyze(tmp_path, "PermissionError: [Errno 13] Permission denied: "
+                 "'/root/.cache/huggingface/hub/models--Qwen--Qwen3-Embedding-0.6B'\n")
+    assert a.findings[0].rule == "model.load_failed" and a.findings[0].cause == "possible"
+    assert "[Errno 13]" in a.findings[0].evidence[0].text
+    b = _analyze(tmp_path, "PermissionError: [Errno 13] Permission denied: '/var/run/app.pid'\n", "pid.txt")
+    assert not b.findings and b.lead is not None

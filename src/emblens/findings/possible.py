@@ -42,6 +42,8 @@ MAX_LINES = 2_000        # error-like lines compared (distinct texts, the first 
 MAX_POSSIBLE = 2         # possible causes reported
 MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
+_OUTSIDE_KIND = re.compile(r"(?i)\bexception\b")   # a `none` message its program raises: a failure outside the catalogue
+_OS_WORDS = re.compile(r"errlist|strerror")          # a message the C library words (errno texts)
 GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
 REFUSED = frozenset({"net.connection_refused"})     # a symptom whose cause the settings may name
 PROXIED = frozenset({"auth.forbidden", "http.gateway_error"})   # answers a proxy gives in a server's place
@@ -56,6 +58,24 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
     text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
     rows = without(events.filter(error_row()).with_columns(text.alias("_text")), covered)
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
+
+
+def _with_outside(events: pl.DataFrame, covered: set, messages: Messages, lines: pl.DataFrame) -> pl.DataFrame:
+    """`lines` with the lines holding an error the operating system words and no catalogue id covers
+    (`[Errno 13] Permission denied`): no cause by themselves, but the cues may read one in the words around
+    them (the model cache's path)."""
+    labels = [m.label for m in messages.messages if m.id == "none" and _OS_WORDS.search(m.source or "")]
+    if not labels or "msg_template" not in events.columns:
+        return lines
+    text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
+    rows = without(events.filter(pl.col("msg_template").is_in(labels).fill_null(False)
+                                 & (pl.col("kind") != "fact")).with_columns(text.alias("_text")), covered)
+    if lines.height:
+        rows = rows.filter(~pl.col("_text").is_in(lines["_text"].implode()))
+    if rows.height == 0:
+        return lines
+    rows = rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
+    return pl.concat([lines, rows.select(lines.columns)], how="vertical_relaxed") if lines.height else rows
 
 
 def prose(events: pl.DataFrame, covered: set, seen: pl.DataFrame) -> pl.DataFrame:
@@ -102,6 +122,8 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     covered = set().union(*(f.matched for f in findings)) if findings else set()
     lines = error_like(events, covered)
     cues: Cues | None = getattr(ruleset, "cues", None)
+    if cues:
+        lines = _with_outside(events, covered, messages, lines)
     said = prose(events, covered, lines) if cues else lines.clear()
     if wanted is not None:
         rules = {k: v for k, v in rules.items() if k in wanted}
@@ -122,11 +144,14 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     for k, row in enumerate(lines.iter_rows(named=True)):
         exact = by_text.get(row.get("msg_template") or "")
         near = Near(exact, 1.0, True) if exact is not None else index.near(row["_text"])
-        if near is None or (near.message.id == "none" and (not near.exact or (row.get("said_status") or 0) >= 400)):
+        if near is None or (near.message.id == "none" and (not near.exact or (row.get("said_status") or 0) >= 400
+                                                            or _OUTSIDE_KIND.search(near.message.kind or ""))):
             # no message, or only near one that is no failure ("Input prompt exceeds maximum length" is Open
             # WebUI's own limit; "Prompt exceeds maximum context length" is not it): the cues may read the line;
             # an exchange a format parsed only when it called an API route (a browser's `GET /` or
-            # `/favicon.ico` answered 404 beside a server's routes is no wrong path)
+            # `/favicon.ico` answered 404 beside a server's routes is no wrong path); a failure no catalogue id
+            # covers (an OS error, `[Errno 13] Permission denied`) may still say one with the words around it
+            # (the model cache's path)
             if row.get("kind") != "http" or _API.search(row.get("http_path") or ""):
                 unspoken.append(k)
             continue
