@@ -154,3 +154,12 @@ def test_a_line_holding_only_a_wrappers_words_is_read_for_what_it_wraps(tmp_path
                      "than 512 tokens】, which parameter raises it?\n")
     top = analyze([paste]).findings[0]
     assert top.rule == "embed.input_too_long" and top.cause == "possible"
+
+
+def test_a_status_a_message_fixes_must_be_the_lines_to_be_near(ruleset):
+    # LangChain4j's `status code: 404; body: {body}` is a model Ollama lacks; a 500 with the same words is not
+    near = ruleset.messages.nearest.near
+    got = near("weaviate: Unexpected status code: 500, with response body: {'error': 'vector lengths do not agree'}")
+    assert got is None or "404" not in got.message.template
+    hit = near("RuntimeException: status code: 404; body: model is gone")
+    assert hit is not None and hit.message.template == "status code: 404; body: {body}"

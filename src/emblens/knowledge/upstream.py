@@ -177,6 +177,7 @@ class Message:
 # what fills a message's placeholders, set aside before comparing words (as Drain masks variables)
 _VALUES = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"|`[^`\n]{0,200}`|(?:[A-Za-z]:)?(?:[/\\][\w.@+~-]+){2,}|"
                      r"\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{8,}\b|\d+(?:\.\d+)*")
+_STATUS = re.compile(r"(?<![\w.])[45]\d\d(?![\w.])")   # an HTTP status among a text's values
 _WORD = re.compile(r"[a-z][a-z_'-]*[a-z]|[a-z]")
 # words too common to tell one message from another
 _STOP = frozenset("the a an of to is in for and or be on at by with as it this that was are from "
@@ -212,6 +213,9 @@ class Nearest:
             if len(ws) >= MIN_WORDS:
                 for w in ws:
                     self.index.setdefault(w, []).append(i)
+        # an HTTP status a message's fixed words hold (`status code: 404; body: {body}`): the line must say it
+        # too, since the words are masked of values and `status code: 500, with response body` is another failure
+        self.statuses = [frozenset(_STATUS.findall(" ".join(FIELD.split(m.template)[::2]))) for m in self.messages]
         n = max(len(self.messages), 1)
         self.weight = {w: math.log((n + 1) / len(ix)) for w, ix in self.index.items()}
         self.total = [sum(self.weight.get(w, 0.0) for w in ws) for ws in self.words]
@@ -226,9 +230,14 @@ class Nearest:
                 hits[i] += 1
                 got[i] = got.get(i, 0.0) + self.weight[w]
         best: tuple[float, int, bool, int, float] | None = None
+        said: frozenset[str] | None = None
         for i, n in hits.items():
             if n < MIN_WORDS or not self.total[i] or got[i] < MIN_WEIGHT:
                 continue
+            if self.statuses[i]:
+                said = frozenset(_STATUS.findall(text[:MAX_LINE])) if said is None else said
+                if not self.statuses[i] <= said:
+                    continue
             cover = got[i] / self.total[i]
             # a short message (four fixed words or fewer) is near only with all its words: three common
             # ones of four ("connect", "OpenAI", "API") are any sentence about the topic
