@@ -230,6 +230,10 @@ def test_an_embedding_models_size_beside_another_vector_size_is_a_possible_dimen
     two = "Qdrant answers Bad Request: the collection has 1536 dimensions and the vectors have 1024 dimensions.\n"
     top = _analyze(tmp_path, two, "two.md").findings[0]
     assert top.rule == "embed.dimension_mismatch" and "1536 and 1024" in top.summary
+    # two embedding models of different sizes, and the store that holds one index
+    switched = "I switched the embedding model from bge-m3 to nomic-embed-text and now the Milvus insert fails.\n"
+    top = _analyze(tmp_path, switched, "switched.md").findings[0]
+    assert top.rule == "embed.dimension_mismatch" and "`bge-m3` (1024) and `nomic-embed-text` (768)" in top.summary
 
 
 def test_an_os_error_on_the_model_cache_is_a_possible_load_failure_and_elsewhere_only_a_lead(tmp_path):

@@ -360,6 +360,9 @@ _DIM_SAID = re.compile(
     r"|\bdim(?:ension)?s?(?:ionality)?\s+(?:of\s+|is\s+|was\s+)?(?P<e>\d{2,5})\b"
     r"|维度\s*(?:为|是|[:：=])?\s*(?P<f>\d{2,5})\b)")
 _DIM_CONTEXT = r"(?i)dim|vector|维"
+# the stores an index of one vector size lives in: two embedding models of different sizes beside one is a mismatch
+_STORES = (r"(?i)\b(?:milvus|qdrant|chroma(?:db)?|pgvector|weaviate|faiss|lancedb|elasticsearch|opensearch|redis(?:search)?|"
+           r"pinecone|vespa|collection|knowledge base|index)\b|知识库|向量库")
 _DIM_FAILED = (r"(?i)mismatch|does(?:n't| not) (?:fit|match)|do(?:n't| not) match|\bno (?:results|hits|matches)\b|"
                r"\b0 (?:hits|results)\b|\bempty\b|refus|reject|\bwrong\b|bad request|assert|不一致|不匹配")
 
@@ -382,7 +385,7 @@ def _dimension_disagrees(events: pl.DataFrame, values: dict, rules: dict, models
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     names = [n for n, _ in models.dimensions]
     rows = events.filter(text.str.contains(_DIM_CONTEXT) | text.str.contains_any(names, ascii_case_insensitive=True))
-    if rows.height == 0 or not rows.select(text.str.contains(_DIM_CONTEXT).any()).item():
+    if rows.height == 0 or not rows.select((text.str.contains(_DIM_CONTEXT) | text.str.contains(_STORES)).any()).item():
         return None
     if not events.select((text.str.contains(_FAILED) | text.str.contains(_DIM_FAILED)).any()).item():
         return None
@@ -489,7 +492,7 @@ _APP_IN_CONTAINER = (r"(?i)\b(?:" + _APPS + r")\b[^\n]{0,60}\b(?:docker|containe
                      r"running [\w .-]+\??)\s*[:：]?\s*docker\b|^\W*docker \((?:local|remote)|\bdocker (?:terminal|console) (?:says|shows|prints)\b"
                      r"|(?:" + _APPS + r")[^\n]{0,30}(?:docker|容器)\s*(?:部署|安装|运行)")
 _LOOPBACK_SAID = r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b"
-_GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fail|could not be reached|not responding|"
+_GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fail|could not be reached|not responding|network (?:problem|error)|"
                 r"connect(?:ion)? failed|failed to connect|can(?:no|')t connect|unable to connect|not found|timed? ?out|"
                 r"could ?n[o']t (?:retrieve|reach|load) (?:the )?models?|make sure [\w .-]{1,30} is running|"
                 r"\b(?:both|all|still|it|they) fail(?:s|ed)?\b|does(?: not|n't) work|not working|could ?n[o']?t connect|"
