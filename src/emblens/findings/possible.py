@@ -109,7 +109,8 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
         return _settings_cause(events, facts, {r.id: r for r in reversed(ruleset.rules)}, found)
     if found & PROXIED and found <= PROXIED | REFUSED:
         # a 403 or a 502 for a call to a server on this machine: a proxy the words name may have answered it
-        wanted: set[str] | None = {"net.proxy_env"}
+        # (or the gateway itself, with no backend to send it to: its causes the rules' `explains:` name)
+        wanted: set[str] | None = {"net.proxy_env"} | {c for c, ex in messages.explains.items() if ex & found}
     elif found - GENERIC:
         return []
     else:

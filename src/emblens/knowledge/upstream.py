@@ -39,6 +39,7 @@ MIN_ANCHOR = 8                 # bytes (UTF-8) of the longest fixed run: shorter
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_LINE = 4096                # characters of a line the patterns read
 MAX_CANDIDATES = 20_000        # lines holding an anchor that are read further (the rest: counted)
+MIN_FOLDED = 24                # fixed characters a message needs to be found whatever the case of its words
 MIN_COVER = 0.75               # share of a message's fixed words (by weight) a line must hold to be near it
 MIN_WORDS = 3                  # ...and at least this many of them
 SHORT_WORDS = 4                # a message of this many fixed words or fewer is near only with all of them
@@ -142,9 +143,18 @@ class Message:
             out.append(f"(?P<{name}>{value})")
         return re.compile("".join(out))
 
+    @cached_property
+    def folded(self) -> re.Pattern[str]:
+        """`pattern`, whatever the case of its fixed words."""
+        return re.compile(self.pattern.pattern, re.IGNORECASE)
+
     def search(self, text: str) -> dict[str, str] | None:
         """The placeholders' values when `text` holds the message, else None."""
         m = self.pattern.search(text[:MAX_LINE])
+        if m is None and self.words >= MIN_FOLDED:
+            # a message retyped or pasted in other case (an issue's title: "pooling type 'none' is not OAI compatible");
+            # not a short one: "Model {} not exist." in other case is any sentence ("a model that does not exist")
+            m = self.folded.search(text[:MAX_LINE])
         if m is None:
             return None
         values = {k: v for k, v in m.groupdict().items() if not k.startswith("_")}
@@ -238,7 +248,9 @@ class Nearest:
                 said = frozenset(_STATUS.findall(text[:MAX_LINE])) if said is None else said
                 if not self.statuses[i] <= said:
                     continue
-            cover = got[i] / self.total[i]
+            # (rounded: the weights are summed in the order of a set, and a float sum's last digit follows it,
+            # so a line holding every word must not come out a hair under 1.0 on one run and not another)
+            cover = min(1.0, round(got[i] / self.total[i], 9))
             # a short message (four fixed words or fewer) is near only with all its words: three common
             # ones of four ("connect", "OpenAI", "API") are any sentence about the topic
             if cover < MIN_COVER or (len(self.words[i]) <= SHORT_WORDS and cover < 1.0):
@@ -300,7 +312,7 @@ class Messages:
         by_anchor: dict[str, list[int]] = {}
         for i, m in enumerate(self.messages):
             if len(m.anchor.encode()) >= MIN_ANCHOR:
-                by_anchor.setdefault(m.anchor, []).append(i)
+                by_anchor.setdefault(m.anchor.lower(), []).append(i)   # a message retyped in lower case is it too
         # the surest first: more fixed words win a tie between messages sharing a line
         return tuple(by_anchor), {a: tuple(sorted(ix, key=lambda i: -self.messages[i].words)) for a, ix in by_anchor.items()}
 
@@ -314,13 +326,13 @@ class Messages:
             return pl.DataFrame({"msg": pl.Series([None] * n, dtype=pl.Int64),
                                  "msg_values": pl.Series([None] * n, dtype=pl.String)})
         head = lines.str.slice(0, MAX_LINE)
-        hit = head.str.contains_any(list(anchors)).fill_null(False)
+        hit = head.str.contains_any(list(anchors), ascii_case_insensitive=True).fill_null(False)
         idx = hit.arg_true()[:MAX_CANDIDATES]
         found: list[int | None] = [None] * len(idx)
         values: list[str | None] = [None] * len(idx)
         if len(idx):
             cand = head.gather(idx)
-            which = cand.str.extract_many(list(anchors), overlapping=True).to_list()
+            which = cand.str.extract_many(list(anchors), overlapping=True, ascii_case_insensitive=True).to_list()
             for k, (text, hits) in enumerate(zip(cand.to_list(), which)):
                 tried: set[int] = set()
                 # a line holding several: a failure's message before a wrapper's that is none (urllib3's
@@ -330,7 +342,7 @@ class Messages:
                 best: tuple[None, int, dict[str, str]] | None = None
                 benign: list[tuple[int, dict[str, str]]] = []
                 for a in hits or ():
-                    for i in by_anchor.get(a, ()):
+                    for i in by_anchor.get(a.lower(), ()):
                         if i in tried:
                             continue
                         tried.add(i)
