@@ -244,3 +244,30 @@ def test_an_os_error_on_the_model_cache_is_a_possible_load_failure_and_elsewhere
     assert "[Errno 13]" in a.findings[0].evidence[0].text
     b = _analyze(tmp_path, "PermissionError: [Errno 13] Permission denied: '/var/run/app.pid'\n", "pid.txt")
     assert not b.findings and b.lead is not None
+
+
+def test_a_refusal_of_localhost_in_a_dockerized_app_is_a_docker_loopback(tmp_path):
+    # the paste says the app was dockerized, and its compose log shows the refusal of localhost
+    paste = ("privategpt-private-gpt-1  | requests.exceptions.ConnectionError: HTTPConnectionPool(host='localhost', "
+             "port=11434): Max retries exceeded with url: /api/embeddings (Caused by NewConnectionError("
+             "'<urllib3.connection.HTTPConnection object at 0x7f>: Failed to establish a new connection: "
+             "[Errno 111] Connection refused'))\n")
+    top = _analyze(tmp_path, "It fails when dockerized:\n```\n" + paste + "```\n", "issue.md").findings[0]
+    assert top.rule == "net.wrong_host_docker" and "host.docker.internal:11434" in top.remedy[0]
+    # the same refusal printed on the host is a refused connection
+    plain = _analyze(tmp_path, paste.split("| ", 1)[1], "host.txt").findings[0]
+    assert plain.rule == "net.connection_refused"
+
+
+def test_a_message_wrapped_over_two_lines_is_read_as_one(tmp_path):
+    paste = ("ValueError: To serve at least one request with the model's max seq len (262144), 36.0 GiB KV cache\n"
+             "is needed, which is larger than the available KV cache memory (11.82 GiB). ... decrease max_model_len.\n")
+    top = _analyze(tmp_path, paste, "sandbox.log").findings[0]
+    assert top.rule == "gpu.oom" and "262144" in top.evidence[0].text
+
+
+def test_words_that_say_the_app_did_not_send_its_key_name_a_missing_key_over_the_401(tmp_path):
+    paste = ("# Api Key is not sent to Ollama\n\nOllama sits behind caddy, which answers 401 without the bearer token.\n"
+             "[172.23.0.1]:46020 401 - POST /v1/embeddings\n")
+    a = _analyze(tmp_path, paste, "issue.md")
+    assert a.findings[0].rule == "auth.missing_key"

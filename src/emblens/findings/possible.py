@@ -133,7 +133,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     # (a start-up failure a rule already gave its cause, an import that failed, needs no release)
     specific = any(f.cause not in (None, "possible") for f in findings if f.rule in found)
     newer = _model_newer_than_server(events, values, rules, support) \
-        if not specific and (found or lines.height or values.get("failure_said")) else None
+        if not specific and (found or lines.height or values.get("failure_said") or _asks_support(events)) else None
     sizes = _dimension_disagrees(events, values, rules, getattr(ruleset, "models", None)) if not specific else None
     if lines.height == 0 and said.height == 0:
         return _with_newer(_ranked(_from_settings(events, facts, rules, findings), sizes), newer)
@@ -142,9 +142,15 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     # per id: (score, what spoke: a Near or a Cue, the row); a message's score is its cover
     best: dict[str, tuple[float, Near | Cue, dict]] = {}
     unspoken: list[int] = []
+    after = _next_lines(events, lines)
     for k, row in enumerate(lines.iter_rows(named=True)):
         exact = by_text.get(row.get("msg_template") or "")
         near = Near(exact, 1.0, True) if exact is not None else index.near(row["_text"])
+        if near is None and (more := after.get((row["source"], row["line"]))):
+            # a message a terminal or a paste wrapped over two lines: the line and the next, read as one
+            # (a little less near than a line that holds the message alone, so that line is the one shown)
+            joined = index.near(f"{row['_text']} {more}")
+            near = Near(joined.message, round(joined.cover * 0.95, 2)) if joined is not None else None
         if near is None or (near.message.id == "none" and (not near.exact or (row.get("said_status") or 0) >= 400
                                                             or _OUTSIDE_KIND.search(near.message.kind or ""))):
             # no message, or only near one that is no failure ("Input prompt exceeds maximum length" is Open
@@ -438,6 +444,27 @@ def _dimension_disagrees(events: pl.DataFrame, values: dict, rules: dict, models
     return f
 
 
+# a paste that asks about support or says a model is not registered: the symptom a release too old gives, in words
+_SUPPORT_SAID = (r"(?i)\b(?:how (?:can|do|to) (?:i |we )?(?:support|run|serve|use|load)|(?:is|are|does|do) (?:\w+ )?(?:not )?"
+                 r"support(?:ed)?|unsupported|not supported|unregistered|not registered|not recogni[sz]ed|"
+                 r"unknown (?:model|architecture)|(?:can(?:no|')t|cannot|unable to|fails? to) (?:load|run|serve|start))\b|不支持")
+
+
+def _asks_support(events: pl.DataFrame) -> bool:
+    return bool(events.height and "text" in events.columns
+                and events.select(pl.col("text").fill_null("").str.slice(0, 4096).str.contains(_SUPPORT_SAID).any()).item())
+
+
+def _next_lines(events: pl.DataFrame, lines: pl.DataFrame) -> dict[tuple[str, int], str]:
+    """For each of `lines`, the text of the line after it in its source (a message may go on there)."""
+    if lines.height == 0 or "text" not in events.columns:
+        return {}
+    following = (events.select("source", (pl.col("line") - 1).alias("line"), pl.col("text").str.slice(0, 1024).alias("_next"))
+                 .unique(["source", "line"], keep="first", maintain_order=True))
+    got = lines.select("source", "line").join(following, on=["source", "line"], how="left")
+    return {(s, n): t for s, n, t in got.iter_rows() if t and t.strip()}
+
+
 def _ranked(out: list, pair) -> list:
     """`out` with a possible cause two facts side by side give (`pair`), by confidence, one per id."""
     if pair is None:
@@ -491,8 +518,14 @@ _APP_IN_CONTAINER = (r"(?i)\b(?:" + _APPS + r")\b[^\n]{0,60}\b(?:docker|containe
                      r"|\b(?:docker|container)\b[^\n]{0,40}\b(?:" + _APPS + r")\b"
                      r"|^\W*(?:installation(?: method)?|deployment(?: method)?|install(?:ed)? (?:via|with)|how are you "
                      r"running [\w .-]+\??)\s*[:：]?\s*docker\b|^\W*docker \((?:local|remote)|\bdocker (?:terminal|console) (?:says|shows|prints)\b"
-                     r"|(?:" + _APPS + r")[^\n]{0,30}(?:docker|容器)\s*(?:部署|安装|运行)")
-_LOOPBACK_SAID = r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b"
+                     r"|(?:" + _APPS + r")[^\n]{0,30}(?:docker|容器)\s*(?:部署|安装|运行)"
+                     # a line a container's log holds (docker compose's `service-1  | `), a dockerized app, a pod,
+                     # an app whose documented install is Docker
+                     r"|^[\w.-]+[-_]\d+\s+\|\s|\b(?:dockeri[sz]ed|containeri[sz]ed)\b|\bpods?\b"
+                     r"|\b(?:ragflow|dify|maxkb|fastgpt|one-?api|new-?api|bisheng)\b")
+_LOOPBACK_SAID = (r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b"
+                  # urllib3's words: HTTPConnectionPool(host='localhost', port=11434)
+                  r"|host='(?:localhost|127\.0\.0\.1)', port=(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b")
 _GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fail|could not be reached|not responding|network (?:problem|error)|"
                 r"connect(?:ion)? failed|failed to connect|can(?:no|')t connect|unable to connect|not found|timed? ?out|"
                 r"could ?n[o']t (?:retrieve|reach|load) (?:the )?models?|make sure [\w .-]{1,30} is running|"
@@ -513,7 +546,10 @@ def _app_in_container_loopback(events: pl.DataFrame) -> tuple[str | None, pl.Dat
     where = events.filter(text.str.contains(_LOOPBACK_SAID)).head(1)
     if where.height == 0:
         return None, None
-    return re.search(_LOOPBACK_SAID, where["text"][0]).group(0), where
+    said = re.search(_LOOPBACK_SAID, where["text"][0]).group(0)
+    if said.startswith("host="):
+        said = re.sub(r"host='([^']+)', port=(\d+)", r"\1:\2", said)
+    return said, where
 
 
 # Ollama listens on 127.0.0.1:11434 unless OLLAMA_HOST says otherwise, LM Studio on localhost:1234 unless "Serve on
