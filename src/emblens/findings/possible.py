@@ -42,7 +42,6 @@ MAX_LINES = 2_000        # error-like lines compared (distinct texts, the first 
 MAX_POSSIBLE = 2         # possible causes reported
 MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
-_OUTSIDE_KIND = re.compile(r"(?i)\bexception\b")   # a `none` message its program raises: a failure outside the catalogue
 _OS_WORDS = re.compile(r"errlist|strerror")          # a message the C library words (errno texts)
 GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
 REFUSED = frozenset({"net.connection_refused"})     # a symptom whose cause the settings may name
@@ -152,7 +151,7 @@ def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             joined = index.near(f"{row['_text']} {more}")
             near = Near(joined.message, round(joined.cover * 0.95, 2)) if joined is not None else None
         if near is None or (near.message.id == "none" and (not near.exact or (row.get("said_status") or 0) >= 400
-                                                            or _OUTSIDE_KIND.search(near.message.kind or ""))):
+                                                            or _OS_WORDS.search(near.message.source or ""))):
             # no message, or only near one that is no failure ("Input prompt exceeds maximum length" is Open
             # WebUI's own limit; "Prompt exceeds maximum context length" is not it): the cues may read the line;
             # an exchange a format parsed only when it called an API route (a browser's `GET /` or
