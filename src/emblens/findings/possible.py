@@ -307,7 +307,7 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
     if findings or events.height == 0 or "text" not in events.columns:
         return []
     values = facts.as_values()
-    for check in (_container_loopback, _loopback_listener, _lan_address_of_local_server, _bare_base_url,
+    for check in (_container_loopback, _loopback_listener, _lan_address_of_local_server, _bare_base_url, _route_in_base_url,
                   _ollama_embed_field, _sglang_vlm_without_template):
         if (f := check(events, values, rules)) is not None:
             return [f]
@@ -673,7 +673,7 @@ def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
         return None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     if not events.select(text.str.contains(_NO_ROUTE).any()).item():
-        return _route_in_base_url(events, values, rules)
+        return None
     rx = re.compile(_BASE_SETTING)
     for row in events.filter(text.str.contains(r"(?i)base|--api").fill_null(False)).head(200).iter_rows(named=True):
         for m in rx.finditer((row["text"] or "")[:4096]):
@@ -687,7 +687,7 @@ def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
                 f"/chat/completions, /embeddings or /models to it, and an OpenAI-compatible server has those "
                 f"routes under /v1, so what was called was not found.",
                 f"Set {m.group('name')} to {url}/v1.")
-    return _route_in_base_url(events, values, rules)
+    return None
 
 
 # Ollama's two embedding routes read different fields: /api/embeddings (the first) reads `prompt`, /api/embed
