@@ -214,7 +214,8 @@ def parse(events: pl.DataFrame, upstream: "Messages | None" = None) -> pl.DataFr
     engines = list(SERVER_COMMAND)
     marks = events.select(
         figure.alias("figure"), setting.alias("setting"),
-        pl.col("text").str.contains(CONTAINER).fill_null(False).alias("container"),
+        (pl.col("text").str.contains(CONTAINER).fill_null(False)
+         | pl.col("mentions_container").fill_null(False)).alias("container"),
         *(pl.col("text").str.contains(p).fill_null(False).alias(f"e{i}") for i, p in enumerate(SERVER_COMMAND.values())),
     )
     server = pl.lit(None, dtype=pl.String)

@@ -23,7 +23,7 @@ from emblens.patterns.literals import Prefilter
 from emblens.reading.bounds import Bounded, Collapse, Partial, Span
 from emblens.reading.chunks import READ_ERRORS, Chunk, describe_read_error, fresh, read_chunks
 from emblens.reading.context import CHUNK_BYTES, COUNTED_ROWS, MAX_LINE_BYTES, WORKERS, Counts, SourceContext
-from emblens.reading.lines import FOLD_FROM, lines_frame, routine_rows, server_lines, unwrap
+from emblens.reading.lines import FOLD_FROM, lines_frame, routine_rows, server_lines, unwrap, wrapper
 from emblens.reading.routine import Tally
 
 
@@ -160,7 +160,11 @@ def scan_chunk(fmt, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "t
             if defer and other.height <= Span.LINES // 2:
                 return Partial(other, n, cut + ok_cut)
             return finish(fmt, other, n, cut + ok_cut, ctx, partial=True)
-    lines = unwrap(lines_frame(chunk))
+    lines = lines_frame(chunk)
+    kind = wrapper(lines["raw"].head(200).to_list())
+    if kind:      # a container's log (kubectl, docker, compose): its lines, unwrapped, no longer say so
+        ctx.container_log = True
+    lines = unwrap(lines, kind)
     if not fmt.clock or ctx.keep_all:
         return finish(fmt, lines, lines.height, cut, ctx)
     raw = pl.col("raw")
@@ -275,6 +279,7 @@ def parse_kept(fmt, kept: pl.DataFrame, counts: Counts, ctx: SourceContext) -> p
         # the line as written, or as the format quotes it (a JSON log line in its program's plain form)
         pl.coalesce(pl.col("text"), pl.col("raw")).alias("text") if "text" in rows.columns else pl.col("raw").alias("text"),
         pl.lit(ctx.label).alias("source"),
+        pl.lit(ctx.container_log).alias("mentions_container"),
         pl.lit(fmt.origin).alias("origin") if "origin" not in rows.columns else pl.col("origin").fill_null(fmt.origin),
         pl.coalesce(pl.col("ts"), pl.col("wrap_ts")).alias("ts") if "ts" in rows.columns else pl.col("wrap_ts").alias("ts"),
     )

@@ -186,10 +186,10 @@ def wrapper(head: list[str]) -> str | None:
     return None
 
 
-def unwrap(lines: pl.DataFrame) -> pl.DataFrame:
-    """Strip kubectl timestamps or docker json-file wrapping; the wrapper's time goes to `wrap_ts`."""
+def unwrap(lines: pl.DataFrame, kind: str | None = None) -> pl.DataFrame:
+    """Strip kubectl timestamps, compose prefixes or docker json-file wrapping (`kind`, as `wrapper`
+    reads the chunk's head); the wrapper's time goes to `wrap_ts`."""
     raw = pl.col("raw")
-    kind = wrapper(lines["raw"].head(200).to_list())
     if kind == "kubectl":
         stamp = raw.str.extract(KUBECTL_TS, 1)
         return lines.with_columns(
