@@ -326,13 +326,16 @@ class Messages:
             return pl.DataFrame({"msg": pl.Series([None] * n, dtype=pl.Int64),
                                  "msg_values": pl.Series([None] * n, dtype=pl.String)})
         head = lines.str.slice(0, MAX_LINE)
-        hit = head.str.contains_any(list(anchors), ascii_case_insensitive=True).fill_null(False)
+        # the anchors are lower case, and so are the lines they are sought in: Aho-Corasick builds its
+        # automaton for every call, four times slower for ascii_case_insensitive (35 ms for 2,400 anchors)
+        low = head.str.to_lowercase()
+        hit = low.str.contains_any(list(anchors)).fill_null(False)
         idx = hit.arg_true()[:MAX_CANDIDATES]
         found: list[int | None] = [None] * len(idx)
         values: list[str | None] = [None] * len(idx)
         if len(idx):
             cand = head.gather(idx)
-            which = cand.str.extract_many(list(anchors), overlapping=True, ascii_case_insensitive=True).to_list()
+            which = low.gather(idx).str.extract_many(list(anchors), overlapping=True).to_list()
             for k, (text, hits) in enumerate(zip(cand.to_list(), which)):
                 tried: set[int] = set()
                 # a line holding several: a failure's message before a wrapper's that is none (urllib3's
@@ -342,7 +345,7 @@ class Messages:
                 best: tuple[None, int, dict[str, str]] | None = None
                 benign: list[tuple[int, dict[str, str]]] = []
                 for a in hits or ():
-                    for i in by_anchor.get(a.lower(), ()):
+                    for i in by_anchor.get(a, ()):
                         if i in tried:
                             continue
                         tried.add(i)
