@@ -111,6 +111,8 @@ def figures(events: pl.DataFrame, facts: Facts) -> dict[str, object]:
     elif servers:
         out["engine"] = sorted(servers)[0]      # another server (text-embeddings-inference: tei)
     share = _first(settings, "mem_fraction" if sglang else "mem_util")
+    if share is None:      # set in a line of code or a command pasted as text
+        share = _first(events.filter(pl.col("kind") != "fact"), "mem_fraction" if sglang else "mem_util")
     if sglang and share is None:
         share = _first(lines, "mem_fraction")
     # vLLM reserves 0.9 of the GPU unless told otherwise; SGLang and other servers have no such default here

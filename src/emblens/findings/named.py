@@ -50,8 +50,12 @@ _VERSION = (
     r"""(?i)(?<![A-Za-z0-9_])(?:vllm|sglang|ollama|transformers|torch|openai|litellm|llama[-_.]?cpp(?:[-_]python)?|text-embeddings-inference|tei|infinity(?:[-_]emb)?|xinference|lmdeploy|langchain(?:[-_]\w+)?|llama[-_]index|sentence[-_]transformers|lm ?studio|localai|open[- ]?webui|dify|ragflow|anythingllm|pymilvus|qdrant(?:[-_]client)?|chromadb|tgi|cuda|driver)\s*(?:==|>=|<=|~=|@|:|=|\s|\s*version:?\s*|\s*v|\s*(?:的)?版本(?:号)?\s*(?:是|为|[:：])?)\s*v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev|a|b)\d+)?(?:\+\w+)?)\b""",
     r"""(?i)\bversions?\b[^\n\d]{0,30}?\bv?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)\b""",
     r"""版本(?:号)?[^\n\d]{0,10}?v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)""",
+    # llama.cpp's build numbers (`b6324`), beside its name: Ollama, LM Studio and Jan name their llama.cpp by it
+    r"""(?i)\b(b\d{4,5})\b[^\n]{0,20}\b(?:llama[-_.]?cpp|llama-server|ggml)|\b(?:llama[-_.]?cpp|llama-server|ggml)\b[^\n]{0,20}?\b(b\d{4,5})\b""",
 )
 _ADDRESS = (
+    # a setting as written (`MILVUS_URI=http://127.0.0.1:19530`, `OPENAI_API_BASE=…`): what a person changes
+    r"""\b([A-Z][A-Z0-9_]*_(?:URI|URL|HOST|BASE|ENDPOINT|ADDR|ADDRESS)\s*=\s*["']?(?:https?|wss?)://[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     r"""(?i)\b((?:https?|wss?)://(?!(?:[\w-]+\.)*(?:github\.com|githubusercontent\.com)\b)[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     r"""(?i)\bhost='([\w.-]+)', port=\d+""",
     r"""(?i)\b(?:--port|port)[= :]\s*(\d{2,5})\b""",
@@ -74,8 +78,9 @@ _TOKENS = (
 _GPU = (
     r"""(?i)\b((?:(?:NVIDIA|Tesla|Quadro|GeForce) ){0,2}(?:RTX ?(?:A?\d{4})(?: Ti| SUPER)?|GTX ?\d{3,4}(?: Ti)?|TITAN \w+)|"""
     r"""(?:NVIDIA |Tesla )?(?:K80|K40|M40|M60|P4|P40|P100|T4|V100|A10G?|A30|A40|A100|A800|A6000|L4|L40S?|H100|H800|H200|H20|B200|GB200)|"""
+    r"""(?:NVIDIA )?Quadro (?:RTX )?[A-Z]{0,2}\d{3,5}\w*|"""
     r"""(?:AMD )?Radeon (?:RX |Pro )?\w*\d{3,4}\w*(?: XT)?|Instinct MI\d{3}X?|MI\d{3}X?|gfx\d{3,4}\w?|sm_\d{2,3})\b""",
-    r"""(?i)\bcompute capability (?:of )?(\d\.\d)\b""",
+    r"""(?i)\b(compute capability (?:of )?\d\.\d)\b""",
 )
 
 
@@ -91,7 +96,7 @@ def _kind(label: str, literal: str, patterns: tuple[str, ...]) -> Kind:
 
 KINDS = MappingProxyType({
     "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b", _MODEL),
-    "version": _kind("version", r"\d+\.\d+", _VERSION),
+    "version": _kind("version", r"\d+\.\d+|\bb\d{4,5}\b", _VERSION),
     "address": _kind("address", r"(?i)://|port|host", _ADDRESS),
     "route": _kind("route", r"/(?:v1|v2|api)/", _ROUTE),
     "size": _kind("vector size", r"(?i)dim|\d-?d\b", _SIZE),
@@ -153,12 +158,14 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
     for pattern in KINDS[kind].patterns:
         for source, line, text in texts:
             for m in pattern.finditer(text or ""):   # every match of a line (`original_len=4431 truncated_len=4000`)
-                value = (m.group(1) or "").strip().rstrip(".,;:)]}'\"`")
+                value = next((g for g in m.groups() if g), "").strip().rstrip(".,;:)]}'\"`")
                 if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()):
                     continue
                 if kind == "size" and not 16 <= int(value) <= 65_536:
                     continue
                 if not value or len(value) > MAX_LEN or value in seen:
+                    continue
+                if kind == "address" and any(value in v for v in seen):   # the URL of a setting named already
                     continue
                 seen.add(value)
                 out.append((value, source, line))

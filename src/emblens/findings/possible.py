@@ -93,6 +93,31 @@ def prose(events: pl.DataFrame, covered: set, seen: pl.DataFrame) -> pl.DataFram
 
 def possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     """Possible causes (findings of low confidence) when no finding is an error; else []."""
+    found = _possible(events, ruleset, facts, findings)
+    if found and _browser_at_root(events):
+        # the only refusals are a browser's GET of the server's root (`/`, `/?…`, `/favicon.ico`): an API
+        # server has no page there, and a person who opened it got the 404 every such server answers
+        found = [f for f in found if f.rule != "http.wrong_path"]
+    return found
+
+
+# a browser's look at the server (its root, its icon), not a route a client calls; a health check's GET of `/` is not
+_ROOT_PATH = r"^/(?:\?[^\s]*)?$|^/favicon\.ico$"
+_PROBE = r"(?i)kube-probe|health-?check|ELB-|GoogleHC|Consul Health|uptime"
+
+
+def _browser_at_root(events: pl.DataFrame) -> bool:
+    if events.height == 0 or not {"http_status", "http_path"} <= set(events.columns):
+        return False
+    refused = events.filter((pl.col("http_status").fill_null(0) == 404) & pl.col("http_path").is_not_null())
+    if refused.height == 0:
+        return False
+    method = pl.col("http_method").fill_null("GET") if "http_method" in refused.columns else pl.lit("GET")
+    return bool(refused.select((pl.col("http_path").str.contains(_ROOT_PATH) & (method == "GET")
+                                & ~pl.col("text").fill_null("").str.contains(_PROBE)).all()).item())
+
+
+def _possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     from emblens.rules.engine import _finding
 
     messages: Messages | None = getattr(ruleset, "messages", None)

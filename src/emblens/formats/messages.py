@@ -49,6 +49,9 @@ FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free m
                 r"mem_fraction_static'?\s*[:=]|--mem-fraction-static=")
 # the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command
 UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
+# a share written as an argument (a keyword in code, a flag), not a log's report of it
+SET_IN_CODE = (r"\b(?:gpu_memory_utilization|mem_fraction_static)\s*=\s*0?\.\d|"
+               r"--(?:gpu-memory-utilization|mem-fraction-static)[=\s]+0?\.\d")
 FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
 # a container: a docker run/compose command, compose log prefixes, host.docker.internal, kubectl, or a
 # sentence that says the client runs in one ("AnythingLLM runs in Docker", "(via docker)", "inside the container")
@@ -211,6 +214,8 @@ def parse(events: pl.DataFrame, upstream: "Messages | None" = None) -> pl.DataFr
     figure = pl.col("kind").is_in(["log", "exception", "unparsed"]) & text.str.contains(FIGURE_LINES).fill_null(False)
     setting = (pl.col("kind") == "fact") & pl.col("text").str.contains(r"gpu_memory_utilization|gpu-memory-utilization|"
                                                                         r"mem_fraction_static|mem-fraction-static").fill_null(False)
+    # ...and a line of code or a command pasted as text that sets it (`LLM(model=…, gpu_memory_utilization=0.1)`)
+    setting = setting | (pl.col("kind").is_in(["log", "unparsed"]) & pl.col("text").str.contains(SET_IN_CODE).fill_null(False))
     engines = list(SERVER_COMMAND)
     marks = events.select(
         figure.alias("figure"), setting.alias("setting"),
@@ -231,7 +236,7 @@ def parse(events: pl.DataFrame, upstream: "Messages | None" = None) -> pl.DataFr
     setting_rows = marks["setting"].arg_true()
     if setting_rows.len():
         for i, t in zip(setting_rows.to_list(), events["text"].gather(setting_rows).to_list()):
-            rows[i] = _settings(t or "")
+            rows[i] = {**rows.get(i, {}), **_settings(t or "")}
     if not rows:
         return events
     idx = pl.Series(list(rows), dtype=pl.UInt32)

@@ -43,6 +43,7 @@ MIN_FOLDED = 24                # fixed characters a message needs to be found wh
 MIN_COVER = 0.75               # share of a message's fixed words (by weight) a line must hold to be near it
 MIN_WORDS = 3                  # ...and at least this many of them
 SHORT_WORDS = 4                # a message of this many fixed words or fewer is near only with all of them
+SHORT_SPAN = 3                 # ...within this many words of the line per word of the message
 MIN_WEIGHT = 10.0              # ...weighing this much: three words that many messages share ("model", "not",
                                # "embedding") are not a message, however short it is
 REQUIRED = ("template", "id", "source", "versions", "instance")
@@ -199,6 +200,24 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(_VALUES.sub(" ", text[:MAX_LINE]).lower()) if w not in _STOP]
 
 
+def _span(said: list[str], wanted: frozenset[str]) -> int:
+    """The fewest consecutive words of `said` that hold every word of `wanted` (all of them are there)."""
+    need, have, best, left = len(wanted), Counter(), len(said), 0
+    held = 0
+    for right, w in enumerate(said):
+        if w in wanted:
+            have[w] += 1
+            held += have[w] == 1
+        while held == need:
+            best = min(best, right - left + 1)
+            lw = said[left]
+            if lw in wanted:
+                have[lw] -= 1
+                held -= have[lw] == 0
+            left += 1
+    return best
+
+
 def _message_words(m: Message) -> frozenset[str]:
     return frozenset(words(" ".join(FIELD.split(m.template)[::2])))
 
@@ -235,7 +254,8 @@ class Nearest:
         and `MIN_COVER` of their weight (ties: more words shared, then a failure before `none`)."""
         hits: Counter[int] = Counter()
         got: dict[int, float] = {}
-        for w in set(words(text)):
+        said_words = words(text)
+        for w in set(said_words):
             for i in self.index.get(w, ()):
                 hits[i] += 1
                 got[i] = got.get(i, 0.0) + self.weight[w]
@@ -254,6 +274,10 @@ class Nearest:
             # a short message (four fixed words or fewer) is near only with all its words: three common
             # ones of four ("connect", "OpenAI", "API") are any sentence about the topic
             if cover < MIN_COVER or (len(self.words[i]) <= SHORT_WORDS and cover < 1.0):
+                continue
+            # ...and with them close together: "openai api" early in a sentence and "error … connection" at
+            # its end is a person describing the topic, not LightRAG's `OpenAI API Connection Error: …`
+            if len(self.words[i]) <= SHORT_WORDS and _span(said_words, self.words[i]) > SHORT_SPAN * len(self.words[i]):
                 continue
             # the nearest: the most of a message's weight a line holds, scaled by its cover (a long message
             # the line holds most of is nearer than a three-word one it holds whole)
