@@ -114,6 +114,7 @@ _FAMILIES = (
     ("engine.cuda_driver_too_old", ("version", "gpu")),
     ("engine.startup_failed", ("gpu",)),
     ("http.wrong_path", ("route", "address", "model")),
+    ("auth.forbidden", ("address",)),
     ("embed.bad_input", ("route", "model")),
     ("model.", ("model",)),
     ("embed.", ("model",)),

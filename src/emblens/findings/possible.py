@@ -158,7 +158,8 @@ def _possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     specific = any(f.cause not in (None, "possible") for f in findings if f.rule in found)
     newer = _model_newer_than_server(events, values, rules, support) \
         if not specific and (found or lines.height or values.get("failure_said") or _asks_support(events)) else None
-    sizes = _dimension_disagrees(events, values, rules, getattr(ruleset, "models", None)) if not specific else None
+    sizes = (_dimension_disagrees(events, values, rules, getattr(ruleset, "models", None))
+             or _model_case_differs(events, values, rules)) if not specific else None
     if lines.height == 0 and said.height == 0:
         return _with_newer(_ranked(_from_settings(events, facts, rules, findings), sizes), newer)
     index = messages.nearest
@@ -487,6 +488,42 @@ def _next_lines(events: pl.DataFrame, lines: pl.DataFrame) -> dict[tuple[str, in
                  .unique(["source", "line"], keep="first", maintain_order=True))
     got = lines.select("source", "line").join(following, on=["source", "line"], how="left")
     return {(s, n): t for s, n, t in got.iter_rows() if t and t.strip()}
+
+
+# a served model's name as people write it: letters, then parts joined by - _ . : holding a digit (`Qwen3-32B`)
+_MODEL_NAME = re.compile(r"(?<![\w./:@-])([A-Za-z][A-Za-z0-9]*(?:[-_.:][A-Za-z0-9]+)+)(?![\w/:@-]|\.\w)")
+_NOT_SERVED = r"(?i)\b404\b|not found|does ?n[o']t exist|no such model|unknown model|invalid model"
+
+
+def _model_case_differs(events: pl.DataFrame, values: dict, rules: dict):
+    """One line writes a model's name twice in different case (`Qwen3-32B` and `qwen3-32b`) and the
+    evidence says a model was not found: servers compare the name exactly (vLLM, lmdeploy, llama.cpp's
+    --alias, LM Studio), so the spelling not served is a 404."""
+    if "model.not_found" not in rules or events.height == 0:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    if not events.select(text.str.contains(_NOT_SERVED).any()).item():
+        return None
+    for row in events.filter(text.str.contains(r"[A-Z][\w.-]*\d|\d[\w.-]*[A-Z]")).head(MAX_DIM_ROWS).select(
+            "source", "line", "text").iter_rows():
+        spelled: dict[str, str] = {}
+        for m in _MODEL_NAME.finditer((row[2] or "")[:4096]):
+            name = m.group(1)
+            if not any(c.isdigit() for c in name) or len(name) < 5:
+                continue
+            first = spelled.setdefault(name.lower(), name)
+            if first != name:
+                at = events.filter((pl.col("source") == row[0]) & (pl.col("line") == row[1]))
+                f = _settings_finding(
+                    rules, "model.not_found", at, values,
+                    f"the evidence writes the model's name two ways, `{first}` and `{name}`, and a model was not "
+                    f"found: servers compare the name exactly, case included, so the spelling they do not serve is "
+                    f"unknown to them.",
+                    f"Send the name exactly as the server lists it (GET /v1/models), case included; to accept both, "
+                    f"serve the model under both names (vLLM: --served-model-name {first} {name}).")
+                f.confidence = DIM_CONFIDENCE
+                return f
+    return None
 
 
 def _ranked(out: list, pair) -> list:

@@ -104,14 +104,15 @@ class Cues:
         return len(self.cues)
 
     def best(self, lines: pl.Series, errors: pl.Series | None = None,
-             context: pl.DataFrame | None = None) -> list[tuple[int, Cue]]:
+             context: pl.DataFrame | None = None, beside_held: set[int] | None = None) -> list[tuple[int, Cue]]:
         """For each line the surest cue its words hold, as (line index, cue); lines holding none
         are left out. Ties: the cue written first (the files list the narrower turns first).
         `errors`: which lines look like errors (a cue that is not `alone` reads only those);
         None: all of them. A cue with `beside` words reads a line only when a line of `context` (the
         analysis's events, `text`) holds them, and a cue with `unless` words only when none does
         (Ollama's `OLLAMA_HOST=0.0.0.0` beside "can't connect from another PC": not the loopback);
-        without a context (a cue's own examples) `beside` is taken as held and `unless` as not. The
+        without a context `beside` is taken as held and `unless` as not; `beside_held` says for which
+        cues (by index) it is held instead (a cue's own example: its own context, no other's). The
         first `MAX_LINES` lines are read, each up to `MAX_LINE` characters.
 
         The cues are compiled once (`regex`) and read line by line: there are a few hundred lines
@@ -120,7 +121,7 @@ class Cues:
             return []
         texts = [t[:MAX_LINE] for t in lines.fill_null("").head(MAX_LINES).to_list()]
         flags = errors.head(MAX_LINES).to_list() if errors is not None else [True] * len(texts)
-        held = self._beside(context) if context is not None else None
+        held = beside_held if beside_held is not None else self._beside(context) if context is not None else None
         barred = self._held(context, "unless") if context is not None else set()
         out: list[tuple[int, Cue]] = []
         for i, (text, error) in enumerate(zip(texts, flags)):
@@ -211,9 +212,10 @@ def check(cues: Cues) -> list[str]:
     """What is wrong with the cues' own examples: an example no cue of its id is the surest on,
     a counter a cue of its id matches."""
     problems: list[str] = []
-    for c in cues.cues:
+    for k, c in enumerate(cues.cues):
         for ex in c.examples:
-            got = cues.best(pl.Series([ex]))
+            # the example is read as a line of its own cue's context: another cue's `beside` words are not there
+            got = cues.best(pl.Series([ex]), beside_held={k})
             if not got or got[0][1].id != c.id:
                 problems.append(f"{c.where}: cue {c.id}: example {ex!r} gives "
                                 f"{got[0][1].id if got else 'nothing'}")
