@@ -152,7 +152,7 @@ OPTIONAL: Mapping[str, pl.DataType] = MappingProxyType({
     "mem_util": pl.Float64(),                 # gpu_memory_utilization a server's arguments or a command set
     "mem_fraction": pl.Float64(),             # SGLang's mem_fraction_static, in arguments, a command or a message
     "mem_fraction_named": pl.Boolean(),       # a figure line names mem_fraction_static (SGLang's wording)
-    "mentions_container": pl.Boolean(),       # the line names a container (docker run/compose, host.docker.internal, kubectl) or comes from a container's log
+    "mentions_container": pl.Boolean(),       # the line names a container (docker run/compose, host.docker.internal, kubectl) or comes from a client container's compose log
     "mentions_server": pl.String(),           # the server a command in the line starts: vllm, sglang
 })
 

@@ -39,8 +39,8 @@ class SourceContext:
     max_kept: int = Limits().kept_rows   # kept lines this member may hold (the run's budget sets it)
     collapse: bool = True            # count a server log's repeated failing requests by minute (Collapse)
     redactor: Redactor = field(default_factory=Redactor)   # the run's masking: its patterns and tally
-    container_log: bool = False      # the member is a container's log (a wrapper taken off its lines): its
-                                     # events are marked `mentions_container`, as the wrapped lines were
+    container_log: bool = False      # the member is a client container's compose log (its `service  | `
+                                     # prefixes taken off): its events are marked `mentions_container`
 
 
 @dataclass
