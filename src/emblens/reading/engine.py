@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -23,7 +23,7 @@ from emblens.patterns.literals import Prefilter
 from emblens.reading.bounds import Bounded, Collapse, Partial, Span
 from emblens.reading.chunks import READ_ERRORS, Chunk, describe_read_error, fresh, read_chunks
 from emblens.reading.context import CHUNK_BYTES, COUNTED_ROWS, MAX_LINE_BYTES, WORKERS, Counts, SourceContext
-from emblens.reading.lines import FOLD_FROM, lines_frame, routine_rows, server_lines, unwrap, wrapper
+from emblens.reading.lines import FOLD_FROM, client_service, lines_frame, routine_rows, server_lines, unwrap, wrapper
 from emblens.reading.routine import Tally
 
 
@@ -161,8 +161,9 @@ def scan_chunk(fmt, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "t
                 return Partial(other, n, cut + ok_cut)
             return finish(fmt, other, n, cut + ok_cut, ctx, partial=True)
     lines = lines_frame(chunk)
-    kind = wrapper(lines["raw"].head(200).to_list())
-    if kind == "compose" and _client_service(lines["raw"].head(200).to_list()):
+    head = lines["raw"].head(200).to_list()
+    kind = wrapper(head)
+    if kind == "compose" and client_service(head):
         # a client's container log (`open-webui  | `): its lines, unwrapped, no longer say they ran in a
         # container, where localhost is the container itself. Not a model server's own (`vllm-1  | `: there
         # localhost is the server), nor a kubectl or json-file log, which do not say whose it is.
@@ -180,20 +181,6 @@ def scan_chunk(fmt, chunk: bytes, ctx: SourceContext, defer: bool = False) -> "t
     if defer and other.height <= Span.LINES // 2:
         return Partial(fresh(other), lines.height, cut)
     return finish(fmt, other, lines.height, cut, ctx, partial=True)
-
-
-# a compose service that is a model server, by the names its images and services go by
-_SERVER_SERVICE = re.compile(r"(?i)vllm|sglang|ollama|llama|tei\b|text-embeddings|text-generation|tgi\b|infinity|localai|"
-                             r"xinference|lmdeploy|koboldcpp|triton|lm-?studio|embed|rerank|model|inference|server")
-
-
-def _client_service(head: list[str]) -> bool:
-    """Whether the compose service most of these lines carry is not a model server's."""
-    names = Counter(m.group(1) for line in head if (m := _SERVICE.match(line)))
-    return bool(names) and not _SERVER_SERVICE.search(names.most_common(1)[0][0])
-
-
-_SERVICE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,62}?)(?:[-_]\d+)?\s+\| ?")
 
 
 def finish(fmt, lines: pl.DataFrame, n: int, cut: int, ctx: SourceContext,

@@ -5,6 +5,7 @@ apart in one query. Strings that outlive their chunk are copied (`fresh`)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import polars as pl
 
@@ -186,7 +187,21 @@ def wrapper(head: list[str]) -> str | None:
     return None
 
 
-def unwrap(lines: pl.DataFrame, kind: str | None = None) -> pl.DataFrame:
+# a compose service that is a model server, by the names its images and services go by
+_SERVER_SERVICE = re.compile(r"(?i)vllm|sglang|ollama|llama|tei\b|text-embeddings|text-generation|tgi\b|infinity|localai|"
+                             r"xinference|lmdeploy|koboldcpp|triton|lm-?studio|embed|rerank|model|inference|server")
+# COMPOSE's service name, without the replica number compose adds (`open-webui-1`)
+_SERVICE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,62}?)(?:[-_]\d+)?\s+\| ?")
+
+
+def client_service(head: list[str]) -> bool:
+    """Whether the compose service most of these lines (a chunk's head) carry is not a model server's:
+    a client's log (`open-webui  | `), where localhost is the client's own container."""
+    names = Counter(m.group(1) for line in head if (m := _SERVICE.match(line)))
+    return bool(names) and not _SERVER_SERVICE.search(names.most_common(1)[0][0])
+
+
+def unwrap(lines: pl.DataFrame, kind: str | None) -> pl.DataFrame:
     """Strip kubectl timestamps, compose prefixes or docker json-file wrapping (`kind`, as `wrapper`
     reads the chunk's head); the wrapper's time goes to `wrap_ts`."""
     raw = pl.col("raw")
