@@ -201,10 +201,16 @@ def client_service(head: list[str]) -> bool:
     return bool(names) and not _SERVER_SERVICE.search(names.most_common(1)[0][0])
 
 
-def unwrap(lines: pl.DataFrame, kind: str | None) -> pl.DataFrame:
-    """Strip kubectl timestamps, compose prefixes or docker json-file wrapping (`kind`, as `wrapper`
-    reads the chunk's head); the wrapper's time goes to `wrap_ts`."""
+_READ = "read"
+
+
+def unwrap(lines: pl.DataFrame, kind: str | None = _READ) -> pl.DataFrame:
+    """Strip kubectl timestamps, compose prefixes or docker json-file wrapping; the wrapper's time
+    goes to `wrap_ts`. `kind`: the wrapper, as `wrapper` reads the chunk's head (None: none), read
+    here unless the caller has read it."""
     raw = pl.col("raw")
+    if kind == _READ:
+        kind = wrapper(lines["raw"].head(200).to_list())
     if kind == "kubectl":
         stamp = raw.str.extract(KUBECTL_TS, 1)
         return lines.with_columns(
