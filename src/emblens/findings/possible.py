@@ -158,10 +158,11 @@ def _possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     specific = any(f.cause not in (None, "possible") for f in findings if f.rule in found)
     newer = _model_newer_than_server(events, values, rules, support) \
         if not specific and (found or lines.height or values.get("failure_said") or _asks_support(events)) else None
-    sizes = (_dimension_disagrees(events, values, rules, getattr(ruleset, "models", None))
+    # two facts side by side (a model's size and another vector size; a model name in two cases beside a 404)
+    pair = (_dimension_disagrees(events, values, rules, getattr(ruleset, "models", None))
              or _model_case_differs(events, values, rules)) if not specific else None
     if lines.height == 0 and said.height == 0:
-        return _with_newer(_ranked(_from_settings(events, facts, rules, findings), sizes), newer)
+        return _with_newer(_ranked(_from_settings(events, facts, rules, findings), pair), newer)
     index = messages.nearest
     by_text = {m.label: m for m in messages.messages}
     # per id: (score, what spoke: a Near or a Cue, the row); a message's score is its cover
@@ -206,7 +207,7 @@ def _possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
             if have is None or score > have[0]:
                 best[cue.id] = (score, cue, rows[i])
     if not best:
-        return _with_newer(_ranked(_from_settings(events, facts, rules, findings), sizes), newer)
+        return _with_newer(_ranked(_from_settings(events, facts, rules, findings), pair), newer)
     out = []
     seen = _seen(events, values)
     pool = pl.concat([lines, said.select(lines.columns)], how="vertical_relaxed") if said.height else lines
@@ -234,7 +235,7 @@ def _possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
         where = _container_loopback(events, values, rules)
         if where is not None:
             out = [where, *out][:MAX_POSSIBLE]
-    out = _ranked(out, sizes)
+    out = _ranked(out, pair)
     if newer is not None:
         # a line only near a message of few fixed words (Python's "'X' object has no attribute 'Y'") ranks after
         # it; any other line or cue that names a cause ranks by its confidence
