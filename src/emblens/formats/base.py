@@ -24,6 +24,7 @@ Instances hold nothing (`__slots__ = ()`): one instance of each, in `registry`, 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import BinaryIO
 
@@ -32,6 +33,21 @@ import polars as pl
 from emblens.events.schema import frame
 from emblens.reading.context import MAX_WALK_CHARS, Counts, SourceContext
 from emblens.reading.lines import ANSI
+
+
+@functools.lru_cache(maxsize=128)
+def head_rx(pattern: str) -> re.Pattern[str]:
+    """A sniff's pattern, compiled once. A head is a few hundred lines at most (`ingest.sniff`), read
+    in Python: a polars query per format per head compiled its pattern each time, and cost more
+    than the reading (some 60 queries an analysis). The patterns are written to mean the same in
+    Python's `re` and polars' engine."""
+    return re.compile(pattern)
+
+
+def head_count(lines: list[str], *patterns: str) -> int:
+    """How many of `lines` match any of `patterns`."""
+    rxs = [head_rx(p) for p in patterns]
+    return sum(1 for line in lines if any(rx.search(line) for rx in rxs))
 
 
 class Source:
@@ -59,9 +75,7 @@ class Source:
     def share(head: list[str], pattern: str) -> tuple[int, int]:
         """How many of the head's non-blank lines match `pattern`, and how many there are."""
         lines = [h for h in head if h.strip()]
-        if not lines:
-            return 0, 0
-        return int(pl.Series(lines, dtype=pl.String).str.contains(pattern).sum()), len(lines)
+        return head_count(lines, pattern), len(lines)
 
     def parse_rows(self, kept: pl.DataFrame) -> pl.DataFrame:  # pragma: no cover - overridden
         """Turn kept raw lines (`line`, `raw`, `wrap_ts`) into event columns plus `body` and `key`."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.formats.base import Source
+from emblens.formats.base import Source, head_count
 from emblens.formats.uvicorn import ACCESS, OK_LINE, UVICORN
 
 RICH = (r"^(?P<col>DEBUG|INFO|WARNING|ERROR|CRITICAL) +(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (?P<name>[\w.]+) "
@@ -70,8 +70,7 @@ class InfinityLog(Source):
         lines = [h for h in head if h.strip()]
         if not lines:
             return 0.0
-        s = pl.Series(lines, dtype=pl.String)
-        hits = int((s.str.contains(RICH) | s.str.contains(PLAIN)).sum())
+        hits = head_count(lines, RICH, PLAIN)
         if not hits:
             return 0.0
         return 0.94 if any(w in h for h in lines for w in WORDS) else 0.0

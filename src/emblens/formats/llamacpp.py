@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.formats.base import Source
+from emblens.formats.base import Source, head_rx
 
 PREFIX = r"^(?:(?P<rel>\d+\.\d\d\.\d{3}\.\d{3}) )?(?:(?P<lv>[IWED]) )?"
 AREA = r"^(?P<area>srv|slot|que) +(?P<func>\w+): (?P<msg>.*)$"
@@ -51,6 +51,9 @@ ACCESS = r"^request: (?P<method>[A-Z]+) (?P<path>\S+) (?P<client>\S+) (?P<status
 # llama-box (GPUStack's fork): `log_server_request: request 500: POST /v1/embeddings 192.168.50.4:6038`
 ACCESS_BOX = r"^request (?P<status>\d{3}): (?P<method>[A-Z]+) (?P<path>\S+) (?P<client>\S+)$"
 JSON = r'^\{"(?:tid|timestamp|level|function)":.*"msg":'
+# the lines only llama-server writes (after the prefix): its areas, its start-up, the old server's `INFO [ func] … |`
+OWN = (r"^(?:srv|slot|que) +\w+: |^main: (?:server is listening|HTTP server is listening|loading model|model loaded)"
+       r"|^(?:INFO|WARN|ERR|VERB) \[ *\w+\] .* \| ")
 OLD_TEXT = r"^(?P<level>INFO|WARN|ERR|VERB) \[ *(?P<func>\w+)\] (?P<msg>.*?) \| (?P<kv>.*)$"
 ERROR_WORDS = (r"(?i)\berror\b|\bfailed\b|\bfailure\b|exceeds the available context|too large to process|"
                r"\bexception\b|\babort|out of memory|GGML_ASSERT")
@@ -102,11 +105,9 @@ class LlamaCppServerLog(Source):
         lines = [h for h in head if h.strip()]
         if not lines:
             return 0.0
-        s = pl.Series(lines, dtype=pl.String).str.replace(PREFIX, "")
-        own = s.str.contains(r"^(?:srv|slot|que) +\w+: |^main: (?:server is listening|HTTP server is listening|loading model|model loaded)"
-                             r"|^(?:INFO|WARN|ERR|VERB) \[ *\w+\] .* \| ")
-        json = s.str.contains(JSON) & s.str.contains(r'"(?:tid|function)":')
-        hits = int((own | json).sum())
+        prefix, own, json, field = (head_rx(PREFIX), head_rx(OWN), head_rx(JSON), head_rx(r'"(?:tid|function)":'))
+        rest = [prefix.sub("", h, count=1) for h in lines]
+        hits = sum(1 for r in rest if own.search(r) or (json.search(r) and field.search(r)))
         if not hits:
             return 0.0
         words = any(w in h for h in lines for w in ("log_server_r", "llama-server", "update_slots", "launch_slot",

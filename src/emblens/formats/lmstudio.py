@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.formats.base import Source
+from emblens.formats.base import Source, head_rx
 
 HEAD = (r"^(?:\[(?P<ts1>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\] ?\[(?P<lv1>[A-Z]+)\]"
         r"|(?P<ts2>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) +\[(?P<lv2>[A-Z]+)\])[ \t]?(?P<msg>.*?)\s*$")
@@ -67,7 +67,8 @@ class LMStudioLog(Source):
         lines = [h for h in head if h.strip()]
         if not lines:
             return 0.0
-        msg = pl.Series(lines, dtype=pl.String).str.extract(HEAD, 5).to_list()
+        rx = head_rx(HEAD)
+        msg = [m.group(5) if (m := rx.search(h)) else None for h in lines]
         if all(m is None for m in msg):
             return 0.0
         # a stamp and a level with nothing after them, the message on the next line: the developer logs' copy

@@ -37,7 +37,7 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.formats.base import Source
+from emblens.formats.base import Source, head_count
 from emblens.formats.ollama import SLOG, go_duration_ms, journal_stamp, slog_ts, unquote
 
 ZEROLOG = r"^(?P<ts>\d{1,2}:\d\d(?:AM|PM)|<nil>) (?P<level>TRC|DBG|INF|WRN|ERR|FTL|PNC|\?\?\?) (?P<msg>.*)$"
@@ -82,9 +82,8 @@ class LocalAILog(Source):
         lines = [h for h in head if h.strip()]
         if not lines:
             return 0.0
-        s = pl.Series(lines, dtype=pl.String)
-        hits = int((s.str.contains(ZEROLOG) | s.str.contains(XLOG) | s.str.contains(FIBER)).sum())
-        slog = int(s.str.contains(SLOG).sum())
+        hits = head_count(lines, ZEROLOG, XLOG, FIBER)
+        slog = head_count(lines, SLOG)
         if not hits and not slog:
             return 0.0
         words = any(w in h for h in lines for w in WORDS)

@@ -41,12 +41,16 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.formats.base import Source
+from emblens.formats.base import Source, head_count, head_rx
 
 # what the journal, Docker Desktop or compose put before a line
 WRAP = (r"^(?:(?P<jts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) \S+ [\w.@/-]+\[\d+\]: "
         r"|(?P<dts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) +"
         r"|[\w.-]+\s+\| )?")
+# the lines only Ollama writes (after a journal, stamp or compose prefix): its slog lines, gin's access
+# lines, and the older Go `log` lines
+OWN = (r"^time=\d{4}-\d\d-\d\dT\S+ level=[A-Z]+ source=[\w.-]+\.go:\d+ msg=|^\[GIN\] \d{4}/\d\d/\d\d - "
+       r"|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [\w.-]+\.go:\d+: (?:DEBUG|INFO|WARN|ERROR) ")
 JOURNAL = r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [\w.@/-]+\[\d+\]: "
 # Go's slog text handler; `source` is the file's base name in Ollama (a full path elsewhere)
 SLOG = (r'^time=(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) level=(?P<level>[A-Z]+(?:[+-]\d+)?) '
@@ -152,10 +156,8 @@ class OllamaLog(Source):
         lines = [h for h in head if h.strip()]
         if not lines:
             return 0.0
-        s = pl.Series(lines, dtype=pl.String).str.replace(WRAP, "")
-        own = s.str.contains(r"^time=\d{4}-\d\d-\d\dT\S+ level=[A-Z]+ source=[\w.-]+\.go:\d+ msg=|^\[GIN\] \d{4}/\d\d/\d\d - "
-                             r"|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [\w.-]+\.go:\d+: (?:DEBUG|INFO|WARN|ERROR) ")
-        hits = int(own.sum())
+        wrap = head_rx(WRAP)
+        hits = head_count([wrap.sub("", h, count=1) for h in lines], OWN)
         if not hits:
             return 0.0
         words = any("ollama" in h.lower() or "OLLAMA_" in h for h in lines)

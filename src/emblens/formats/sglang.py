@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from emblens.formats import server_facts as ft
-from emblens.formats.base import Source
+from emblens.formats.base import Source, head_count
 from emblens.formats.uvicorn import ACCESS, OK_LINE, UVICORN
 
 PREFIX = (
@@ -49,8 +49,7 @@ class SGLangLog(Source):
     )
 
     def sniff(self, head: list[str]) -> float:
-        s = pl.Series(head, dtype=pl.String)
-        hits = int(s.str.contains(PREFIX).sum())
+        hits = head_count(head, PREFIX)
         if not hits:
             return 0.0
         words = any(("sglang" in h.lower() or "ServerArgs" in h or "TP0]" in h or "fired up" in h) for h in head)
