@@ -172,9 +172,12 @@ def _possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     for k, row in enumerate(lines.iter_rows(named=True)):
         exact = by_text.get(row.get("msg_template") or "")
         near = Near(exact, 1.0, True) if exact is not None else index.near(row["_text"])
-        if near is None and (more := after.get((row["source"], row["line"]))):
+        if near is None and not _ENDS_SENTENCE.search(row["_text"]) and (more := after.get((row["source"], row["line"]))):
             # a message a terminal or a paste wrapped over two lines: the line and the next, read as one
-            # (a little less near than a line that holds the message alone, so that line is the one shown)
+            # (a little less near than a line that holds the message alone, so that line is the one shown);
+            # not after a line that ends a sentence: "…but the image failed to start. What is the reason?" and
+            # "The startup command is as follows:" are a person's two sentences, not llama-swap's
+            # `failed to start command '…': …` wrapped
             joined = index.near(f"{row['_text']} {more}")
             near = Near(joined.message, round(joined.cover * 0.95, 2)) if joined is not None else None
         if near is None or (near.message.id == "none" and (not near.exact or (row.get("said_status") or 0) >= 400
@@ -479,6 +482,9 @@ _SUPPORT_SAID = (r"(?i)\b(?:how (?:can|do|to) (?:i |we )?(?:support|run|serve|us
 def _asks_support(events: pl.DataFrame) -> bool:
     return bool(events.height and "text" in events.columns
                 and events.select(pl.col("text").fill_null("").str.slice(0, 4096).str.contains(_SUPPORT_SAID).any()).item())
+
+
+_ENDS_SENTENCE = re.compile(r"[.?!。？！]\s*$")
 
 
 def _next_lines(events: pl.DataFrame, lines: pl.DataFrame) -> dict[tuple[str, int], str]:
