@@ -68,7 +68,7 @@ class LMStudioLog(Source):
         if not lines:
             return 0.0
         rx = head_rx(HEAD)
-        msg = [m.group(5) if (m := rx.search(h)) else None for h in lines]
+        msg = [m.group("msg") if (m := rx.search(h)) else None for h in lines]
         if all(m is None for m in msg):
             return 0.0
         # a stamp and a level with nothing after them, the message on the next line: the developer logs' copy
