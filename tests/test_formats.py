@@ -75,3 +75,23 @@ def test_a_pasted_command_gives_its_settings_and_its_proxy_variables_as_rows(tmp
     facts = analyze([paste]).facts.as_values()
     assert facts["proxy_env"] == "HTTPS_PROXY=http://proxy.corp:3128" and facts["no_proxy"] == "localhost"
     assert facts["cmd_memory_share"] == 0.6 and facts["cmd_tensor_parallel"] == 2 and facts["cmd_trust_remote_code"] is True
+
+
+def test_a_stack_frame_under_an_images_workdir_puts_the_client_in_a_container(tmp_path):
+    # Node's and Python's frames under /app/ (an image's WORKDIR); the base URL ends where Chinese text starts
+    paste = tmp_path / "issue.md"
+    paste.write_text(
+        "配置文件里写的是 OPENAI_BASE_URL=http://127.0.0.1:4000/v1，令牌也填了，但是 fastgpt 对话一直失败。\n"
+        '[ERROR] 2024-03-02 10:11:12 sse error: Connection error.: {"stack":"Error: Connection error.\\n    at tx.makeRequest '
+        '(/app/projects/app/.next/server/chunks/6031.js:23:79572)\\n    at process.processTicksAndRejections '
+        '(node:internal/process/task_queues:95:5)"}\n', encoding="utf-8")
+    events, _, _ = load_events([paste])
+    assert events.filter(pl.col("mentions_container")).height == 1
+    found = analyze([paste]).findings
+    assert found and found[0].rule == "net.wrong_host_docker"
+    assert "http://127.0.0.1:4000" in found[0].summary and "令牌" not in found[0].summary
+    # on the host (no frame under an image's directory, no word of Docker) the same failure is not put in a container
+    host = tmp_path / "host.md"
+    host.write_text("OPENAI_BASE_URL=http://127.0.0.1:4000/v1\nError: Connection error.\n"
+                    "    at makeRequest (/home/ana/chat/node_modules/openai/core.js:320:19)\n", encoding="utf-8")
+    assert all(f.rule != "net.wrong_host_docker" for f in analyze([host]).findings)

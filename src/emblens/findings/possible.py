@@ -284,8 +284,9 @@ def _seen(events: pl.DataFrame, facts: dict) -> str:
     served = [m for m in facts.get("served_models") or [] if m not in asked][:MAX_SEEN]
     if served:
         parts.append("served " + ", ".join(f"`{m}`" for m in served))
-    # a URL with a port and a path (a server's, not a link to docs), as the failing lines write it
-    urls = first(pl.col("text").str.slice(0, 4096).str.extract(r"(https?://[A-Za-z0-9_.\[\]:-]+:\d{1,5}/[^\s'\"`)\]>,;]+)", 1))
+    # a URL with a port and a path (a server's, not a link to docs), as the failing lines write it; CJK text and
+    # full-width punctuation end it (`…/v1，也加入了令牌`)
+    urls = first(pl.col("text").str.slice(0, 4096).str.extract(r"(https?://[A-Za-z0-9_.\[\]:-]+:\d{1,5}/[^\s'\"`)\]>,;\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+)", 1))
     if urls:
         parts.append("URL " + ", ".join(urls))
     if {"http_path", "http_status"} <= cols:
@@ -590,10 +591,13 @@ _APP_IN_CONTAINER = (r"(?i)\b(?:" + _APPS + r")\b[^\n]{0,60}\b(?:docker|containe
                      # a line a container's log holds (docker compose's `service-1  | `), a dockerized app, a pod,
                      # an app whose documented install is Docker
                      r"|^[\w.-]+[-_]\d+\s+\|\s|\b(?:dockeri[sz]ed|containeri[sz]ed)\b|\bpods?\b"
-                     r"|\b(?:ragflow|dify|maxkb|fastgpt|one-?api|new-?api|bisheng)\b")
-_LOOPBACK_SAID = (r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b"
+                     # (ASCII word boundaries: the name may touch Chinese text, 操作fastgpt对话)
+                     r"|(?-u:\b)(?:ragflow|dify|maxkb|fastgpt|one-?api|new-?api|bisheng)(?-u:\b)"
+                     # a stack frame of code under an image's working directory (Node's `at f (/app/…)`)
+                     r"|(?:\(|\bat |File \")/(?:app|usr/src/app|opt/app-root/src)/[\w.@-]")
+_LOOPBACK_SAID = (r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001|4000|13000|5001|1337)\b"
                   # urllib3's words: HTTPConnectionPool(host='localhost', port=11434)
-                  r"|host='(?:localhost|127\.0\.0\.1)', port=(?:11434|1234|8000|8080|30000|9997|7997|5000|8001)\b")
+                  r"|host='(?:localhost|127\.0\.0\.1)', port=(?:11434|1234|8000|8080|30000|9997|7997|5000|8001|4000|13000|5001|1337)\b")
 _GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fail|could not be reached|not responding|network (?:problem|error)|"
                 r"connect(?:ion)? failed|failed to connect|can(?:no|')t connect|unable to connect|not found|timed? ?out|"
                 r"could ?n[o']t (?:retrieve|reach|load) (?:the )?models?|make sure [\w .-]{1,30} is running|"
@@ -701,14 +705,14 @@ def _lan_address_of_local_server(events: pl.DataFrame, values: dict, rules: dict
 # takes the bare host, so its port counts only under an OpenAI setting's name)
 _BASE_SETTING = (r"""(?i)(?P<name>\b[A-Z][A-Z0-9_]*(?:BASE_URL|API_BASE|BASE)\b|\bbase_?url\b|\bapi_?base(?:_url)?\b|"""
                  r"""\bopenai_api_base\b|--api[_-]base\b|--base[_-]url\b)["']?\s*[=:]?\s*["']?"""
-                 r"""(?P<url>https?://[^\s"'/]+?:\d{2,5})/?(?=["'\s,)]|$)""")
+                 r"""(?P<url>https?://[^\s"'/]+?:\d{2,5})/?(?=["'\s,)\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]|$)""")
 _NO_ROUTE = (r"(?i)\b404\b|not found|can(?:no|')t be found|cannot find|can't find|\bno models?\b|"
              r"does(?: not|n't) (?:see|show|list)|not (?:listed|showing)|找不到|不存在")
 
 
 # a base URL that already ends in a route: the client appends its own (…/v1/chat/completions/chat/completions)
 _ROUTE_BASE = re.compile(_BASE_SETTING.split("(?P<url>")[0] + r"(?P<url>https?://[^\s\"']+?/(?:v1/)?"
-                         r"(?:chat/completions|completions|embeddings|api/(?:chat|generate|embed(?:dings)?)))/?(?=[\"'\s,)]|$)")
+                         r"(?:chat/completions|completions|embeddings|api/(?:chat|generate|embed(?:dings)?)))/?(?=[\"'\s,)\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]|$)")
 
 
 def _route_in_base_url(events: pl.DataFrame, values: dict, rules: dict):

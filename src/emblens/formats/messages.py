@@ -66,7 +66,10 @@ CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              r"|\bin (?:a |the |my )?docker(?: containers?)?\b|\b(?:the|a) docker (?:container|version|image)\b"
              r"|(?:用|使用|通过|采用|基于)\s*docker\s*(?:部署|安装|运行|启动)|docker\s*(?:部署|安装|容器))"
              # Docker Desktop's log pane: the local time, then the container's own timestamp
-             r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d{4}-\d\d-\d\dT\d\d:\d\d")
+             r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d{4}-\d\d-\d\dT\d\d:\d\d"
+             # a stack frame of code under an image's working directory (Node's `at f (/app/…)`, Python's
+             # `File "/app/…"`, `/usr/src/app/`): the program that failed runs in a container
+             r"|(?:\(|\bat |File \")/(?:app|usr/src/app|opt/app-root/src)/[\w.@-]")
 
 # error-like: what a person would read as a failure, in any kind of line
 ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused|denied|forbidden|unauthori[sz]ed|"
