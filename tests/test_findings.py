@@ -38,3 +38,23 @@ def test_confidence_rises_by_one_step_per_corroboration_and_never_reaches_certai
     a = analyze([REPO / "samples/gpu-held-by-another-process.zip"])
     root = a.findings[0]
     assert root.role == "root_cause" and root.confidence <= confidence.CAP
+
+
+def test_ollamas_native_api_prefix_given_to_an_openai_client_is_a_wrong_path(tmp_path):
+    # an OpenAI-style embedder pointed at Ollama's native /api prefix: the SDK posts to /api/embeddings, Ollama's own
+    # route, and the answer is not OpenAI's shape
+    paste = tmp_path / "issue.md"
+    paste.write_text(
+        "settings.yaml:\n```\nembeddings:\n  llm:\n    type: openai_embedding\n    model: nomic-embed-text\n"
+        "    api_base: http://127.0.0.1:11434/api\n```\n\n```\n"
+        '09:02:11,512 httpx INFO HTTP Request: POST http://127.0.0.1:11434/api/embeddings "HTTP/1.1 200 OK"\n'
+        "09:02:11,514 graphrag.index ERROR error embedding text: 'NoneType' object is not iterable\n```\n",
+        encoding="utf-8")
+    found = analyze([paste]).findings
+    assert found and found[0].rule == "http.wrong_path"
+    assert "http://127.0.0.1:11434/v1" in " ".join(found[0].remedy)
+    # the same prefix given to Ollama's own client is its API, not a wrong path
+    native = tmp_path / "native.md"
+    native.write_text("api_base: http://127.0.0.1:11434/api\nERROR embedding failed: model 'nomic-embed-text' not found\n",
+                      encoding="utf-8")
+    assert all("11434/v1" not in " ".join(f.remedy) for f in analyze([native]).findings)

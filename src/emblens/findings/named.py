@@ -42,6 +42,9 @@ _MODEL = (
     # an Ollama name with its size tag, wherever it stands: `qwen2:7b`, `deepseek-r1:14b`, `qwen2.5-coder:7b-instruct`
     r"""(?i)(?:^|[^a-z0-9_.:/-])([a-z][a-z0-9_.-]{1,40}:\d+(?:\.\d+)?[bm](?:-[a-z0-9_.-]+)?)\b""",
     r"""(?i)\bmodel identifier ["'`]([^"'`]{2,80})["'`]""",          # LM Studio
+    # a setting that names a model (`EMBEDDING_MODEL_PREF='mxbai-embed-large:latest'`, `OLLAMA_MODEL=qwen2.5:7b`,
+    # `RAG_EMBEDDING_MODEL: bge-m3`): the apps' environment files
+    r"""\b[A-Z][A-Z0-9_]*MODEL(?:_(?:PREF|NAME|ID))?\s*[=:]\s*["']?([\w][\w.:/@+-]{1,79})""",
     # a repository id standing alone (`Qwen/Qwen3-Embedding-0.6B`, `BAAI/bge-m3`): two parts, the second with a
     # digit or a hyphen, not inside a longer path (`/usr/lib/python3.11/…`, `/v1/chat`)
     r"""(?:^|[\s"'`(=:,])([A-Za-z][\w.-]{1,40}/[A-Za-z0-9][\w.:@-]*[\d-][\w.:@-]*)(?:$|[\s"'`),;])""",

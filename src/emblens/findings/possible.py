@@ -339,7 +339,7 @@ def _from_settings(events: pl.DataFrame, facts, rules: dict, findings: list) -> 
         return []
     values = facts.as_values()
     for check in (_container_loopback, _loopback_listener, _lan_address_of_local_server, _bare_base_url, _route_in_base_url,
-                  _ollama_embed_field, _sglang_vlm_without_template):
+                  _native_base_url, _ollama_embed_field, _sglang_vlm_without_template):
         if (f := check(events, values, rules)) is not None:
             return [f]
     return []
@@ -736,6 +736,39 @@ def _route_in_base_url(events: pl.DataFrame, values: dict, rules: dict):
             f"its settings do: {m.group('name')} is {url}, which already names a route. Clients append their own "
             f"route (/chat/completions, /embeddings) to the base URL, so the call went to a path the server does not have.",
             f"Set {m.group('name')} to the server root, {root}, and let the client add the route.")
+    return None
+
+
+# Ollama's native API prefix given to an OpenAI-style client as its base URL (`api_base: http://localhost:11434/api`):
+# the SDK posts to /api/embeddings or /api/chat/completions, Ollama's own routes or none, and the answer is not
+# OpenAI's shape (`'NoneType' object is not iterable`) or a 404
+_NATIVE_BASE = re.compile(_BASE_SETTING.split("(?P<url>")[0] + r"(?P<url>https?://[^\s\"'/]+:11434/api)/?"
+                          r"(?=[\"'\s,)\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]|$)")
+
+
+def _native_base_url(events: pl.DataFrame, values: dict, rules: dict):
+    """An OpenAI-style client (the input names OpenAI) given Ollama's native /api prefix as its base URL,
+    and something failed."""
+
+    if "http.wrong_path" not in rules:
+        return None
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    said = events.select((text.str.contains(_NO_ROUTE) | text.str.contains(_FAILED)).any().alias("failed"),
+                         text.str.contains(r"(?i)openai").any().alias("openai")).row(0)
+    if not all(said):
+        return None
+    for row in events.filter(text.str.contains(r":11434/api").fill_null(False)).head(200).iter_rows(named=True):
+        m = _NATIVE_BASE.search((row["text"] or "")[:4096])
+        if m is None:
+            continue
+        url = m.group("url")
+        return _settings_finding(
+            rules, "http.wrong_path", events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])),
+            values,
+            f"its settings do: {m.group('name')} is {url}, Ollama's native API, given to an OpenAI-style client. "
+            f"The client appends /embeddings or /chat/completions to it, which are not Ollama's OpenAI-compatible "
+            f"routes: those are under /v1.",
+            f"Set {m.group('name')} to {url[:-len('/api')]}/v1.")
     return None
 
 

@@ -47,7 +47,8 @@ PREFIX = r"^(?:(?P<rel>\d+\.\d\d\.\d{3}\.\d{3}) )?(?:(?P<lv>[IWED]) )?"
 AREA = r"^(?P<area>srv|slot|que) +(?P<func>\w+): (?P<msg>.*)$"
 FUNC = r"^(?P<func>[a-z_][\w.]*|system info): (?P<msg>.*)$"
 SLOT = r"^id +(?P<slot>-?\d+) \| task (?P<task>-?\d+) \| (?P<msg>.*)$"
-ACCESS = r"^request: (?P<method>[A-Z]+) (?P<path>\S+) (?P<client>\S+) (?P<status>\d{3})$"
+# (`done request: …` in the 2026 tools/server/server-http.cpp, SRV_INF)
+ACCESS = r"^(?:done )?request: (?P<method>[A-Z]+) (?P<path>\S+) (?P<client>\S+) (?P<status>\d{3})$"
 # llama-box (GPUStack's fork): `log_server_request: request 500: POST /v1/embeddings 192.168.50.4:6038`
 ACCESS_BOX = r"^request (?P<status>\d{3}): (?P<method>[A-Z]+) (?P<path>\S+) (?P<client>\S+)$"
 JSON = r'^\{"(?:tid|timestamp|level|function)":.*"msg":'
@@ -93,6 +94,7 @@ class LlamaCppServerLog(Source):
     samples = (
         "main: server is listening on http://127.0.0.1:8080 - starting the main loop",
         "srv  log_server_r: request: POST /v1/chat/completions 127.0.0.1 500",
+        "srv  log_server_r: done request: GET /v1/chat/completions/api/tags 127.0.0.1 404",
         "slot launch_slot_: id  0 | task 0 | processing task",
         "srv    send_error: task id = 0, error: the request exceeds the available context size. try increasing the "
         "context size or enable context shift",

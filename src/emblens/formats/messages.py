@@ -71,6 +71,9 @@ CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              # `File "/app/…"`, `/usr/src/app/`): the program that failed runs in a container
              r"|(?:\(|\bat |File \")/(?:app|usr/src/app|opt/app-root/src)/[\w.@-]")
 
+# settings whose words name a failure without saying one
+NOT_ERRORISH = (r"(?i)^\s*-?\s*(?:restart(?:_?policy)?\s*[:=]\s*[\"']?on[-_]?failure\b|failure_?threshold\s*[:=]\s*\d+\s*$|"
+                r"[\w.-]*(?:on[-_]failure|ignore[-_]errors?)\s*[:=])")
 # error-like: what a person would read as a failure, in any kind of line
 ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused|denied|forbidden|unauthori[sz]ed|"
              r"timed? ?out|timeout|cannot|can't|could not|couldn't|unable|invalid|not found|no such|"
@@ -78,6 +81,8 @@ ERRORISH = (r"(?i)\b(?:error|errno|exception|failed|failure|fails?|fatal|refused
              r"traceback|panic|killed|crash(?:ed)?|abort(?:ed)?|unavailable|bad gateway|not allowed|"
              r"missing|mismatch|insufficient|OOMs?)\b|错误|失败|异常|超时|拒绝|报错|出错|不支持|无法|找不到|不存在|不一致|"
              r"(?i:ошибка|fehler|erreur|errore|hata)|"
+             # an issue's title that its tracker's form labels a bug (`# [BUG]: Values length is less than …`)
+             r"(?i:^\W{0,4}\[bug\])|"
              # a status a sentence gives: `I got 403 while …`, `returns 404`, `always 404`
              r"(?i:\b(?:got|get|getting|gets|returns?|returned|returning|gives?|gave|giving|always|with|an?)\s+(?:an? |the )?"
              r"(?:http |status |error )?[45]\d\d\b)|是404|是401|是403|"
@@ -93,13 +98,16 @@ def error_row() -> pl.Expr:
     known as no failure is left out, unless it also says a failing status (httpx's `Server error '500
     Internal Privoxy Error' for url …` is a wrapper's words around what failed)."""
     text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
+    # a setting whose words name a failure without saying one (compose's `restart: on-failure`, a probe's
+    # `failureThreshold: 3`, systemd's `Restart=on-failure`)
+    setting = text.str.contains(NOT_ERRORISH)
     unlabelled = pl.col("level").is_null() | ~pl.col("level").is_in(["DEBUG", "INFO", "WARNING", "NOTICE", "TRACE"])
     failing = pl.col("said_status").fill_null(0) >= 400
     return (
         pl.col("level").is_in(["ERROR", "CRITICAL", "FATAL"]).fill_null(False)
         | (pl.col("kind") == "exception")
         | ((pl.col("kind") == "http") & (pl.col("http_status") >= 400)).fill_null(False)
-        | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(ERRORISH)).fill_null(False)
+        | (pl.col("kind").is_in(["unparsed", "log"]) & unlabelled & text.str.contains(ERRORISH) & ~setting).fill_null(False)
         | (pl.col("msg_id").is_not_null() & (pl.col("msg_id") != "none"))
     ) & (pl.col("kind") != "fact") & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none") | failing)
 
