@@ -19,3 +19,22 @@ def _rule_cache(tmp_path_factory):
     os.environ["EMBLENS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.pop("EMBLENS_NO_CACHE", None)
 
+
+
+@pytest.fixture
+def mitm_context():
+    """mitmproxy's test harness (`taddons.context`), its event loop closed after the test: the harness makes a loop
+    when none runs and leaves it open, and its socket pair then warns when a later test's collection finds it."""
+    from mitmproxy.test import taddons
+
+    made = []
+
+    def make(*addons, **options):
+        made.append(taddons.context(*addons, **options))
+        return made[-1]
+
+    yield make
+    for ctx in made:
+        loop = ctx.master.event_loop
+        if not loop.is_running() and not loop.is_closed():
+            loop.close()

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import tflow
 
 from emblens.diagnose import analyze
 from emblens.frontends.live.addon import EmblensAddon
@@ -33,9 +33,9 @@ def _unauthorized(i: int):
     return f
 
 
-def test_findings_are_printed_once_and_counted_and_traffic_is_untouched(tmp_path, caplog):
+def test_findings_are_printed_once_and_counted_and_traffic_is_untouched(tmp_path, caplog, mitm_context):
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx:
+    with mitm_context(addon) as tctx:
         tctx.configure(addon, emblens_report=str(tmp_path / "r.md"), emblens_json=str(tmp_path / "r.json"),
                        emblens_save=str(tmp_path / "flows.mitm"))
         caplog.set_level(logging.INFO, logger="emblens")
@@ -61,11 +61,11 @@ def test_findings_are_printed_once_and_counted_and_traffic_is_untouched(tmp_path
     assert [(f.rule, f.count) for f in again.findings] == [("auth.invalid_key", 8)]
 
 
-def test_live_findings_say_how_many_of_the_requests_seen_they_concern_and_what_was_masked(tmp_path):
+def test_live_findings_say_how_many_of_the_requests_seen_they_concern_and_what_was_masked(tmp_path, mitm_context):
     """The live addon's analysis is built by the same function as `emblens analyze`: its findings
     carry "3 of 5 requests" and the report says what was masked."""
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx:
+    with mitm_context(addon) as tctx:
         tctx.configure(addon, emblens_report=str(tmp_path / "r.md"), emblens_json=str(tmp_path / "r.json"))
         for i in range(3):
             f = _unauthorized(i)      # the server echoes the key it refused
@@ -90,9 +90,9 @@ def test_live_findings_say_how_many_of_the_requests_seen_they_concern_and_what_w
     assert "3 of 5 requests (60%)" in text and "echoed API key" in text and "sk-wrong-key" not in text + str(report)
 
 
-def test_errors_inside_the_addon_never_reach_mitmproxy(tmp_path, caplog, monkeypatch):
+def test_errors_inside_the_addon_never_reach_mitmproxy(tmp_path, caplog, monkeypatch, mitm_context):
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx:
+    with mitm_context(addon) as tctx:
         tctx.configure(addon, emblens_report="", emblens_json="")
         broken = tflow.tflow(resp=True)
         broken.request = None                      # flow_row cannot read this
@@ -110,9 +110,9 @@ def test_errors_inside_the_addon_never_reach_mitmproxy(tmp_path, caplog, monkeyp
     assert "could not read a flow" in messages and "rule engine exploded" in messages
 
 
-def test_memory_is_bounded_by_the_window(tmp_path):
+def test_memory_is_bounded_by_the_window(tmp_path, mitm_context):
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx:
+    with mitm_context(addon) as tctx:
         tctx.configure(addon, emblens_window="100", emblens_report="", emblens_json="")
         for i in range(300):
             addon.response(_unauthorized(i))
@@ -249,12 +249,12 @@ def test_a_streamed_answer_passes_through_as_a_stream_and_saves_masked(tmp_path)
     assert back.inputs and back.inputs[0].events == 1, (out[-3000:], back.skipped)
 
 
-def test_streamed_bodies_keep_a_bounded_head_for_the_rules():
+def test_streamed_bodies_keep_a_bounded_head_for_the_rules(mitm_context):
     from emblens.formats.records import flow_row
     from emblens.frontends.live.addon import STREAM_OVER, TEE_BYTES, _should_stream
 
     addon = EmblensAddon()
-    with taddons.context(addon):
+    with mitm_context(addon):
         f = tflow.tflow(resp=True)
         f.request.path = "/v1/chat/completions"
         f.response.status_code = 400
@@ -281,9 +281,9 @@ def test_save_raw_without_save_is_a_one_line_error():
     assert r.returncode == 2 and r.stderr.strip() == "emblens: error: --save-raw needs --save FILE", r.stderr
 
 
-def test_escape_sequences_in_live_traffic_are_never_printed(caplog):
+def test_escape_sequences_in_live_traffic_are_never_printed(caplog, mitm_context):
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx, caplog.at_level(logging.WARNING, logger="emblens"):
+    with mitm_context(addon) as tctx, caplog.at_level(logging.WARNING, logger="emblens"):
         tctx.configure(addon, emblens_report="", emblens_json="")
         for i in range(3):
             f = tflow.tflow(resp=True)

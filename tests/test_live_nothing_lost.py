@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import http as mhttp
 from mitmproxy.io import FlowReader
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import tflow
 from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
 
@@ -261,9 +261,9 @@ def _ok(i: int):
     return f
 
 
-def test_a_finding_printed_live_stays_in_the_report_after_its_exchanges_leave_the_window(tmp_path, caplog):
+def test_a_finding_printed_live_stays_in_the_report_after_its_exchanges_leave_the_window(tmp_path, caplog, mitm_context):
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx, caplog.at_level(logging.WARNING, logger="emblens"):
+    with mitm_context(addon) as tctx, caplog.at_level(logging.WARNING, logger="emblens"):
         tctx.configure(addon, emblens_window="100", emblens_report=str(tmp_path / "r.md"), emblens_json=str(tmp_path / "r.json"))
         for i in range(5):
             addon.response(_not_found(i))
@@ -282,13 +282,13 @@ def test_a_finding_printed_live_stays_in_the_report_after_its_exchanges_leave_th
     assert "model.not_found" in (tmp_path / "r.md").read_text()
 
 
-def test_a_report_that_cannot_be_written_leaves_the_previous_one_whole_and_the_other_is_written(tmp_path, caplog, monkeypatch):
+def test_a_report_that_cannot_be_written_leaves_the_previous_one_whole_and_the_other_is_written(tmp_path, caplog, monkeypatch, mitm_context):
     md, js = tmp_path / "r.md", tmp_path / "r.json"
     md.write_text("PREVIOUS REPORT\n")
     # a report whose text cannot be written out stops that report midway, as a full disk would
     monkeypatch.setattr("emblens.report.to_markdown", lambda _analysis: "# emblens report\n\nbroken \udcff here\n")
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx:
+    with mitm_context(addon) as tctx:
         tctx.configure(addon, emblens_report=str(md), emblens_json=str(js))
         for i in range(3):
             addon.response(_not_found(i))
@@ -374,11 +374,11 @@ def _hook(addon, name: str, *args) -> None:
         getattr(addon, name)(*args)
 
 
-def test_saved_flows_hold_no_secret_raw_or_base64_and_read_back_whole(tmp_path):
+def test_saved_flows_hold_no_secret_raw_or_base64_and_read_back_whole(tmp_path, mitm_context):
     saved = tmp_path / "flows.mitm"
     flows = _flows_with_secrets()
     addon = EmblensAddon()
-    with taddons.context(addon) as tctx:
+    with mitm_context(addon) as tctx:
         tctx.configure(addon, emblens_report="", emblens_json="", emblens_save=str(saved))
         for f in flows:
             _hook(addon, "response", f)

@@ -59,6 +59,8 @@ _VERSION = (
 _ADDRESS = (
     # a setting as written (`MILVUS_URI=http://127.0.0.1:19530`, `OPENAI_API_BASE=…`): what a person changes
     r"""\b([A-Z][A-Z0-9_]*_(?:URI|URL|HOST|BASE|ENDPOINT|ADDR|ADDRESS)\s*=\s*["']?(?:https?|wss?)://[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
+    # ...and a client's or gateway's setting in YAML or code (`api_base: http://ollama:11434/v1`, `base_url="…"`)
+    r"""(?<![\w.-])((?:api_base|base_url|api_url|openai_api_base|baseURL|base-url)\s*[:=]\s*["']?(?:https?|wss?)://[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     r"""(?i)\b((?:https?|wss?)://(?!(?:[\w-]+\.)*(?:github\.com|githubusercontent\.com)\b)[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     r"""(?i)\bhost='([\w.-]+)', port=\d+""",
     r"""(?i)\b(?:--port|port)[= :]\s*(\d{2,5})\b""",

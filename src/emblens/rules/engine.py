@@ -36,7 +36,9 @@ VALUE_NAMES = MappingProxyType({
     "request.context_length_exceeded": MappingProxyType({
         "max_model_len": "max", "context_len": "max", "n_ctx": "max", "max_req_input_len": "max", "num_ctx": "max",
         "total_tokens": "asked", "input_token_num": "asked", "n_keep": "asked", "n_prompt_tokens": "asked",
-        "n_tokens": "asked", "token_num": "prompt", "max_tokens": "completion", "max_new_tokens": "completion"}),
+        "n_tokens": "asked", "token_num": "prompt", "max_tokens": "completion", "max_new_tokens": "completion",
+        # TabbyAPI: the prompt's length, the model's max_seq_len, the cache an ExLlamaV3 job needs and has
+        "context_to_check": "prompt", "max_seq_len": "max", "required_tokens": "asked", "cache_capacity": "max"}),
     "model.not_found": MappingProxyType({"model": "asked", "model_name": "asked", "name": "asked"}),
 })
 
