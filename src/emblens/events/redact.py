@@ -63,6 +63,9 @@ PLACEHOLDERS = frozenset(
         "EMPTY", "none", "null", "nil", "dummy", "fake", "placeholder", "sk-xxx", "sk-no-key-required",
         "token-abc123", "your-api-key", "your_api_key", "YOUR_API_KEY", "xxx", "***", "not-needed",
         "not-used", "na", "n/a", "test", "abc123", "sk-1234", "changeme", "true", "false",
+        # the documented stand-ins: Ollama's OpenAI examples (`api_key="ollama"`), LM Studio's ("lm-studio"),
+        # and what frameworks fill in when no key is given ("unused", "no-key", "sk-dummy")
+        "unused", "ollama", "lm-studio", "lmstudio", "no-key", "nokey", "sk-dummy", "sk-fake",
     )
 )
 

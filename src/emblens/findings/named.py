@@ -42,6 +42,9 @@ _MODEL = (
     # an Ollama name with its size tag, wherever it stands: `qwen2:7b`, `deepseek-r1:14b`, `qwen2.5-coder:7b-instruct`
     r"""(?i)(?:^|[^a-z0-9_.:/-])([a-z][a-z0-9_.-]{1,40}:\d+(?:\.\d+)?[bm](?:-[a-z0-9_.-]+)?)\b""",
     r"""(?i)\bmodel identifier ["'`]([^"'`]{2,80})["'`]""",          # LM Studio
+    # a person's words for the model they set or pulled: `changed the model to "mxbai-embed-large"`, `pull model bge-m3`
+    r"""(?i)\bmodel (?:to|as) ["'`]([^"'`\s]{2,80})["'`]""",
+    r"""(?i)\bpull(?:ed)? (?:the )?model ["'`]?([\w][\w.:/@+-]{1,79})""",
     # a setting that names a model (`EMBEDDING_MODEL_PREF='mxbai-embed-large:latest'`, `OLLAMA_MODEL=qwen2.5:7b`,
     # `RAG_EMBEDDING_MODEL: bge-m3`): the apps' environment files
     r"""\b[A-Z][A-Z0-9_]*MODEL(?:_(?:PREF|NAME|ID))?\s*[=:]\s*["']?([\w][\w.:/@+-]{1,79})""",

@@ -34,7 +34,7 @@ import polars as pl
 
 from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
-from emblens.formats.messages import error_row
+from emblens.formats.messages import CONTAINER, error_row
 from emblens.knowledge.cues import Cue, Cues
 from emblens.knowledge.upstream import Messages, Near
 
@@ -602,7 +602,7 @@ _GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fai
                 r"connect(?:ion)? failed|failed to connect|can(?:no|')t connect|unable to connect|not found|timed? ?out|"
                 r"could ?n[o']t (?:retrieve|reach|load) (?:the )?models?|make sure [\w .-]{1,30} is running|"
                 r"\b(?:both|all|still|it|they) fail(?:s|ed)?\b|does(?: not|n't) work|not working|could ?n[o']?t connect|"
-                r"连接失败|无法连接|地址无效|域名无效|请求失败|调用失败|测试失败")
+                r"unable to establish a connection|连接失败|无法连接|连不上|连接不上|地址无效|域名无效|请求失败|调用失败|测试失败")
 
 
 def _app_in_container_loopback(events: pl.DataFrame) -> tuple[str | None, pl.DataFrame | None]:
@@ -611,9 +611,13 @@ def _app_in_container_loopback(events: pl.DataFrame) -> tuple[str | None, pl.Dat
     if events.height == 0 or "text" not in events.columns:
         return None, None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
+    # ...or the input names such an app on one line and says on another that it runs in Docker ("ChatOllama is unable
+    # to establish a connection with http://127.0.0.1:11434" and "我 win10 用的 docker desktop")
     said = events.select(text.str.contains(_APP_IN_CONTAINER).any().alias("app"),
-                         text.str.contains(_GOT_NOWHERE).any().alias("nowhere")).row(0)
-    if not all(said):
+                         text.str.contains(_GOT_NOWHERE).any().alias("nowhere"),
+                         text.str.contains(r"(?i)(?-u:\b)(?:" + _APPS + r")(?-u:\b)").any().alias("named"),
+                         text.str.contains(CONTAINER).any().alias("docker")).row(0)
+    if not (said[1] and (said[0] or (said[2] and said[3]))):
         return None, None
     where = events.filter(text.str.contains(_LOOPBACK_SAID)).head(1)
     if where.height == 0:

@@ -57,7 +57,7 @@ FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\
 # sentence that says the client runs in one ("AnythingLLM runs in Docker", "(via docker)", "inside the container")
 CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              r"|(?i:\b(?:runs?|running|deployed|installed|started|hosted) (?:it |them )?(?:in|via|with|inside|on) (?:a |the )?docker\b"
-             r"|\((?:via|in|using) docker\)|\binside (?:a |the |my )?(?:docker )?container\b|\bdocker desktop\b"
+             r"|\((?:via|in|using) docker\)|\binside (?:a |the |my )?(?:docker )?container\b|(?-u:\b)docker desktop\b"
              # issue templates' answer (Dify: "Cloud or Self Hosted: Self Hosted (Docker)"), "connecting ... through Docker"
              r"|\bself[- ]hosted \(docker(?:[- ]compose)?\)|\b(?:through|via) docker\b"
              # "the docker version of AnythingLLM", "docker pull …", "in a docker container", and in Chinese
