@@ -727,20 +727,26 @@ def _route_in_base_url(events: pl.DataFrame, values: dict, rules: dict):
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     if not events.select((text.str.contains(_NO_ROUTE) | text.str.contains(_FAILED)).any()).item():
         return None
-    for row in events.filter(text.str.contains(r"(?i)base|--api").fill_null(False)).head(200).iter_rows(named=True):
-        m = _ROUTE_BASE.search((row["text"] or "")[:4096])
-        if m is None:
-            continue
-        url = m.group("url")
-        root = url.split("/api/")[0] + ("/v1" if "openai" in m.group("name").lower() else "") if "/api/" in url else url[:url.find("/v1/") + 3] if "/v1/" in url \
-            else url.rsplit("/", 2 if url.endswith("/chat/completions") else 1)[0]
-        return _settings_finding(
-            rules, "http.wrong_path", events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])),
-            values,
-            f"its settings do: {m.group('name')} is {url}, which already names a route. Clients append their own "
-            f"route (/chat/completions, /embeddings) to the base URL, so the call went to a path the server does not have.",
-            f"Set {m.group('name')} to the server root, {root}, and let the client add the route.")
-    return None
+    m, row = _setting_row(events, _ROUTE_BASE, r"(?i)base|--api")
+    if m is None:
+        return None
+    url = m.group("url")
+    root = url.split("/api/")[0] + ("/v1" if "openai" in m.group("name").lower() else "") if "/api/" in url else url[:url.find("/v1/") + 3] if "/v1/" in url \
+        else url.rsplit("/", 2 if url.endswith("/chat/completions") else 1)[0]
+    return _settings_finding(
+        rules, "http.wrong_path", row, values,
+        f"its settings do: {m.group('name')} is {url}, which already names a route. Clients append their own "
+        f"route (/chat/completions, /embeddings) to the base URL, so the call went to a path the server does not have.",
+        f"Set {m.group('name')} to the server root, {root}, and let the client add the route.")
+
+
+def _setting_row(events: pl.DataFrame, rx: re.Pattern, literal: str) -> tuple[re.Match | None, pl.DataFrame | None]:
+    """The setting `rx` finds in the first of the rows holding `literal` (200 at most) that has one, and that row."""
+    text = pl.col("text").fill_null("").str.slice(0, 4096)
+    for row in events.filter(text.str.contains(literal).fill_null(False)).head(200).iter_rows(named=True):
+        if (m := rx.search((row["text"] or "")[:4096])) is not None:
+            return m, events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"]))
+    return None, None
 
 
 # Ollama's native API prefix given to an OpenAI-style client as its base URL (`api_base: http://localhost:11434/api`):
@@ -761,19 +767,16 @@ def _native_base_url(events: pl.DataFrame, values: dict, rules: dict):
                          text.str.contains(r"(?i)openai").any().alias("openai")).row(0)
     if not all(said):
         return None
-    for row in events.filter(text.str.contains(r":11434/api").fill_null(False)).head(200).iter_rows(named=True):
-        m = _NATIVE_BASE.search((row["text"] or "")[:4096])
-        if m is None:
-            continue
-        url = m.group("url")
-        return _settings_finding(
-            rules, "http.wrong_path", events.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])),
-            values,
-            f"its settings do: {m.group('name')} is {url}, Ollama's native API, given to an OpenAI-style client. "
-            f"The client appends /embeddings or /chat/completions to it, which are not Ollama's OpenAI-compatible "
-            f"routes: those are under /v1.",
-            f"Set {m.group('name')} to {url[:-len('/api')]}/v1.")
-    return None
+    m, row = _setting_row(events, _NATIVE_BASE, r":11434/api")
+    if m is None:
+        return None
+    url = m.group("url")
+    return _settings_finding(
+        rules, "http.wrong_path", row, values,
+        f"its settings do: {m.group('name')} is {url}, Ollama's native API, given to an OpenAI-style client. "
+        f"The client appends /embeddings or /chat/completions to it, which are not Ollama's OpenAI-compatible "
+        f"routes: those are under /v1.",
+        f"Set {m.group('name')} to {url[:-len('/api')]}/v1.")
 
 
 def _bare_base_url(events: pl.DataFrame, values: dict, rules: dict):
