@@ -34,7 +34,8 @@ import polars as pl
 
 from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
-from emblens.formats.messages import CONTAINER, error_row
+from emblens.formats.commands import CJK_TEXT
+from emblens.formats.messages import CONTAINER, IMAGE_FRAME, error_row
 from emblens.knowledge.cues import Cue, Cues
 from emblens.knowledge.upstream import Messages, Near
 
@@ -286,7 +287,7 @@ def _seen(events: pl.DataFrame, facts: dict) -> str:
         parts.append("served " + ", ".join(f"`{m}`" for m in served))
     # a URL with a port and a path (a server's, not a link to docs), as the failing lines write it; CJK text and
     # full-width punctuation end it (`…/v1，也加入了令牌`)
-    urls = first(pl.col("text").str.slice(0, 4096).str.extract(r"(https?://[A-Za-z0-9_.\[\]:-]+:\d{1,5}/[^\s'\"`)\]>,;\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+)", 1))
+    urls = first(pl.col("text").str.slice(0, 4096).str.extract(r"(https?://[A-Za-z0-9_.\[\]:-]+:\d{1,5}/[^\s'\"`)\]>,;" + CJK_TEXT + r"]+)", 1))
     if urls:
         parts.append("URL " + ", ".join(urls))
     if {"http_path", "http_status"} <= cols:
@@ -594,7 +595,7 @@ _APP_IN_CONTAINER = (r"(?i)\b(?:" + _APPS + r")\b[^\n]{0,60}\b(?:docker|containe
                      # (ASCII word boundaries: the name may touch Chinese text, 操作fastgpt对话)
                      r"|(?-u:\b)(?:ragflow|dify|maxkb|fastgpt|one-?api|new-?api|bisheng)(?-u:\b)"
                      # a stack frame of code under an image's working directory (Node's `at f (/app/…)`)
-                     r"|(?:\(|\bat |File \")/(?:app|usr/src/app|opt/app-root/src)/[\w.@-]")
+                     r"|" + IMAGE_FRAME)
 _LOOPBACK_SAID = (r"(?i)(?:https?://)?(?:localhost|127\.0\.0\.1):(?:11434|1234|8000|8080|30000|9997|7997|5000|8001|4000|13000|5001|1337)\b"
                   # urllib3's words: HTTPConnectionPool(host='localhost', port=11434)
                   r"|host='(?:localhost|127\.0\.0\.1)', port=(?:11434|1234|8000|8080|30000|9997|7997|5000|8001|4000|13000|5001|1337)\b")
@@ -709,14 +710,14 @@ def _lan_address_of_local_server(events: pl.DataFrame, values: dict, rules: dict
 # takes the bare host, so its port counts only under an OpenAI setting's name)
 _BASE_SETTING = (r"""(?i)(?P<name>\b[A-Z][A-Z0-9_]*(?:BASE_URL|API_BASE|BASE)\b|\bbase_?url\b|\bapi_?base(?:_url)?\b|"""
                  r"""\bopenai_api_base\b|--api[_-]base\b|--base[_-]url\b)["']?\s*[=:]?\s*["']?"""
-                 r"""(?P<url>https?://[^\s"'/]+?:\d{2,5})/?(?=["'\s,)\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]|$)""")
+                 r"""(?P<url>https?://[^\s"'/]+?:\d{2,5})/?(?=["'\s,)""" + CJK_TEXT + r"""]|$)""")
 _NO_ROUTE = (r"(?i)\b404\b|not found|can(?:no|')t be found|cannot find|can't find|\bno models?\b|"
              r"does(?: not|n't) (?:see|show|list)|not (?:listed|showing)|找不到|不存在")
 
 
 # a base URL that already ends in a route: the client appends its own (…/v1/chat/completions/chat/completions)
 _ROUTE_BASE = re.compile(_BASE_SETTING.split("(?P<url>")[0] + r"(?P<url>https?://[^\s\"']+?/(?:v1/)?"
-                         r"(?:chat/completions|completions|embeddings|api/(?:chat|generate|embed(?:dings)?)))/?(?=[\"'\s,)\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]|$)")
+                         r"(?:chat/completions|completions|embeddings|api/(?:chat|generate|embed(?:dings)?)))/?(?=[\"'\s,)" + CJK_TEXT + r"]|$)")
 
 
 def _route_in_base_url(events: pl.DataFrame, values: dict, rules: dict):
@@ -753,7 +754,7 @@ def _setting_row(events: pl.DataFrame, rx: re.Pattern, literal: str) -> tuple[re
 # the SDK posts to /api/embeddings or /api/chat/completions, Ollama's own routes or none, and the answer is not
 # OpenAI's shape (`'NoneType' object is not iterable`) or a 404
 _NATIVE_BASE = re.compile(_BASE_SETTING.split("(?P<url>")[0] + r"(?P<url>https?://[^\s\"'/]+:11434/api)/?"
-                          r"(?=[\"'\s,)\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]|$)")
+                          r"(?=[\"'\s,)" + CJK_TEXT + r"]|$)")
 
 
 def _native_base_url(events: pl.DataFrame, values: dict, rules: dict):

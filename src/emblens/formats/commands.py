@@ -57,8 +57,11 @@ ENV_LINE = re.compile(
 )
 # an assignment quoted in prose as inline code: "with `http_proxy=http://127.0.0.1:7897` set in shell"
 ENV_INLINE = re.compile(rf"""`(?:export\s+)?(?P<name>{ENV_NAMES})=(?P<value>[^\s`'"]*)`""")
+# what ends a URL written in Chinese or Japanese prose besides a space: CJK punctuation, ideographs, full-width forms
+# (`OPENAI_BASE_URL=http://localhost:13000/v1，也加入了令牌`); the body of a character class, for `re` and polars alike
+CJK_TEXT = r"\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
 # a client's base URL as a config file, code or prose gives it: base_url: http://..., api_base="http://..."
-BASE_URL = re.compile(r"""(?i)\b(?:base_url|api_base|openai_api_base|base-url|baseURL|api_url|api_endpoint|\w*_endpoint)\b['"]?\s*[:=]\s*['"`]?(?P<value>https?://[^\s'"`,)\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+)""")
+BASE_URL = re.compile(r"""(?i)\b(?:base_url|api_base|openai_api_base|base-url|baseURL|api_url|api_endpoint|\w*_endpoint)\b['"]?\s*[:=]\s*['"`]?(?P<value>https?://[^\s'"`,)""" + CJK_TEXT + r"""]+)""")
 ENV_PY = re.compile(rf"""os\.environ\[\s*['"](?P<name>{ENV_NAMES})['"]\s*\]\s*=\s*(?P<value>"[^"\n]*"|'[^'\n]*')""")
 
 

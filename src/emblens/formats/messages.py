@@ -53,6 +53,9 @@ UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[
 SET_IN_CODE = (r"\b(?:gpu_memory_utilization|mem_fraction_static)\s*=\s*0?\.\d|"
                r"--(?:gpu-memory-utilization|mem-fraction-static)[=\s]+0?\.\d")
 FRACTION = re.compile(r"(?:mem_fraction_static'?\s*[:=]|--mem-fraction-static[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
+# a stack frame of code under an image's working directory (Node's `at f (/app/…)`, Python's `File "/app/…"`,
+# `/usr/src/app/`): the program that failed runs in a container
+IMAGE_FRAME = r"(?:\(|\bat |File \")/(?:app|usr/src/app|opt/app-root/src)/[\w.@-]"
 # a container: a docker run/compose command, compose log prefixes, host.docker.internal, kubectl, or a
 # sentence that says the client runs in one ("AnythingLLM runs in Docker", "(via docker)", "inside the container")
 CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
@@ -67,9 +70,7 @@ CONTAINER = (CONTAINER_COMMAND + r"|^[\w.-]+-\d+\s+\| |kubectl "
              r"|(?:用|使用|通过|采用|基于)\s*docker\s*(?:部署|安装|运行|启动)|docker\s*(?:部署|安装|容器))"
              # Docker Desktop's log pane: the local time, then the container's own timestamp
              r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d{4}-\d\d-\d\dT\d\d:\d\d"
-             # a stack frame of code under an image's working directory (Node's `at f (/app/…)`, Python's
-             # `File "/app/…"`, `/usr/src/app/`): the program that failed runs in a container
-             r"|(?:\(|\bat |File \")/(?:app|usr/src/app|opt/app-root/src)/[\w.@-]")
+             r"|" + IMAGE_FRAME)
 
 # settings whose words name a failure without saying one
 NOT_ERRORISH = (r"(?i)^\s*-?\s*(?:restart(?:_?policy)?\s*[:=]\s*[\"']?on[-_]?failure\b|failure_?threshold\s*[:=]\s*\d+\s*$|"
