@@ -44,6 +44,13 @@ def head_rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+def head_without(lines: list[str], prefix: str) -> list[str]:
+    """`lines` with what `prefix` (a pattern anchored at the start) matches taken off: a journal's
+    stamp, a process's tag, a relative time."""
+    rx = head_rx(prefix)
+    return [rx.sub("", h, count=1) for h in lines]
+
+
 def head_count(lines: list[str], *patterns: str) -> int:
     """How many of `lines` match any of `patterns`."""
     rxs = [head_rx(p) for p in patterns]

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from emblens.formats.base import Source, head_rx
+from emblens.formats.base import Source, head_rx, head_without
 
 PREFIX = r"^(?:(?P<rel>\d+\.\d\d\.\d{3}\.\d{3}) )?(?:(?P<lv>[IWED]) )?"
 AREA = r"^(?P<area>srv|slot|que) +(?P<func>\w+): (?P<msg>.*)$"
@@ -107,8 +107,8 @@ class LlamaCppServerLog(Source):
         lines = [h for h in head if h.strip()]
         if not lines:
             return 0.0
-        prefix, own, json, field = (head_rx(PREFIX), head_rx(OWN), head_rx(JSON), head_rx(r'"(?:tid|function)":'))
-        rest = [prefix.sub("", h, count=1) for h in lines]
+        own, json, field = head_rx(OWN), head_rx(JSON), head_rx(r'"(?:tid|function)":')
+        rest = head_without(lines, PREFIX)
         hits = sum(1 for r in rest if own.search(r) or (json.search(r) and field.search(r)))
         if not hits:
             return 0.0

@@ -41,7 +41,7 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.formats.base import Source, head_count, head_rx
+from emblens.formats.base import Source, head_count, head_without
 
 # what the journal, Docker Desktop or compose put before a line
 WRAP = (r"^(?:(?P<jts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) \S+ [\w.@/-]+\[\d+\]: "
@@ -156,8 +156,7 @@ class OllamaLog(Source):
         lines = [h for h in head if h.strip()]
         if not lines:
             return 0.0
-        wrap = head_rx(WRAP)
-        hits = head_count([wrap.sub("", h, count=1) for h in lines], OWN)
+        hits = head_count(head_without(lines, WRAP), OWN)
         if not hits:
             return 0.0
         words = any("ollama" in h.lower() or "OLLAMA_" in h for h in lines)

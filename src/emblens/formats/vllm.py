@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from emblens.formats import server_facts as ft
-from emblens.formats.base import Source, head_count, head_rx
+from emblens.formats.base import Source, head_count, head_without
 from emblens.formats.uvicorn import ACCESS, OK_LINE, UVICORN
 
 PROC = r"^\((?P<proc>[^()]*?) pid=(?P<pid>\d+)\) "
@@ -56,8 +56,7 @@ class VLLMLog(Source):
     )
 
     def sniff(self, head: list[str]) -> float:
-        proc = head_rx(PROC)
-        hits = head_count([proc.sub("", h, count=1) for h in head], LEVEL)
+        hits = head_count(head_without(head, PROC), LEVEL)
         if not hits:
             return 0.0
         vllm_words = any(("vLLM" in h or "vllm" in h or "EngineCore" in h or "pid=" in h) for h in head)
