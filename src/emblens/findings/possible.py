@@ -35,7 +35,7 @@ import polars as pl
 from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
 from emblens.formats.commands import CJK_TEXT
-from emblens.formats.messages import CONTAINER, IMAGE_FRAME, error_row
+from emblens.formats.messages import IMAGE_FRAME, error_row
 from emblens.knowledge.cues import Cue, Cues
 from emblens.knowledge.upstream import Messages, Near
 
@@ -562,7 +562,7 @@ def _container_loopback(events: pl.DataFrame, values: dict, rules: dict):
         says = (f"its settings do: the client's base URL is {url}, and the evidence puts the client in a container, "
                 f"where {here} is the container itself.")
     else:
-        url, row = _app_in_container_loopback(events)
+        url, row = _app_in_container_loopback(events, bool(values.get("container_seen")))
         if row is None:
             return None
         here = "localhost" if "localhost" in url.lower() else "127.0.0.1"
@@ -606,19 +606,18 @@ _GOT_NOWHERE = (r"(?i)connection error|connection refused|econnrefused|fetch fai
                 r"unable to establish a connection|连接失败|无法连接|连不上|连接不上|地址无效|域名无效|请求失败|调用失败|测试失败")
 
 
-def _app_in_container_loopback(events: pl.DataFrame) -> tuple[str | None, pl.DataFrame | None]:
+def _app_in_container_loopback(events: pl.DataFrame, container_seen: bool) -> tuple[str | None, pl.DataFrame | None]:
     """(the loopback address, its line) when a line says a UI or gateway runs in a container, another
     names a model server's loopback address and port, and a line says the call got nowhere."""
     if events.height == 0 or "text" not in events.columns:
         return None, None
     text = pl.col("text").fill_null("").str.slice(0, 4096)
-    # ...or the input names such an app on one line and says on another that it runs in Docker ("ChatOllama is unable
-    # to establish a connection with http://127.0.0.1:11434" and "我 win10 用的 docker desktop")
+    # ...or the input names such an app on one line and shows a container elsewhere (the fact `container_seen`:
+    # "ChatOllama is unable to establish a connection with http://127.0.0.1:11434" and "我 win10 用的 docker desktop")
     said = events.select(text.str.contains(_APP_IN_CONTAINER).any().alias("app"),
                          text.str.contains(_GOT_NOWHERE).any().alias("nowhere"),
-                         text.str.contains(r"(?i)(?-u:\b)(?:" + _APPS + r")(?-u:\b)").any().alias("named"),
-                         text.str.contains(CONTAINER).any().alias("docker")).row(0)
-    if not (said[1] and (said[0] or (said[2] and said[3]))):
+                         text.str.contains(r"(?i)(?-u:\b)(?:" + _APPS + r")(?-u:\b)").any().alias("named")).row(0)
+    if not (said[1] and (said[0] or (said[2] and container_seen))):
         return None, None
     where = events.filter(text.str.contains(_LOOPBACK_SAID)).head(1)
     if where.height == 0:
