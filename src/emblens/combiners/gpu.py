@@ -20,11 +20,12 @@ import polars as pl
 
 from emblens.combiners.facts import Fact, Facts
 from emblens.formats import registry
-from emblens.formats.messages import mib
+from emblens.formats.messages import TORCH_BY_PYTORCH, mib
 from emblens.formats.messages import procs as procs_named
 
 PARAMS = re.compile(r"(?i)(?<![\d.])(\d+(?:\.\d+)?)B(?![a-z])")
 HOLDER_MIN_MIB = 1024      # a process holding less (a desktop's Xorg) is not counted as a holder
+CONTEXT_MIB = 2048        # what a process holds beyond PyTorch's allocator: the CUDA context, cuBLAS and NCCL buffers
 VLLM_DEFAULT_SHARE = 0.9   # vLLM's default gpu_memory_utilization
 
 FACTS: Mapping[str, Fact] = MappingProxyType({
@@ -157,11 +158,18 @@ def _holders(events, procs, lines, torch, gpu, total_mib) -> dict[str, object]:
     ).sort("gpu_proc_mem_mib", descending=True).unique(subset=["gpu_proc_pid"], keep="first", maintain_order=True)
     named = [(r["gpu_proc_pid"], r["gpu_proc_name"], r["gpu_proc_mem_mib"], r["gpu_index"]) for r in holders.iter_rows(named=True)]
     if not named and torch:
-        # no nvidia-smi: the processes PyTorch's message names, but this one (what it says this process holds)
+        # no nvidia-smi: the processes PyTorch's message names, but this one (what it says this process holds).
+        # With NVML, PyTorch lists every process on the GPU, this one too, by a pid the server's log may not
+        # share (a container's): the one holding what PyTorch says it allocated here, plus what it reserved
+        # and a CUDA context, is this one
         this_mib = mib(torch["torch_this"])
+        by = TORCH_BY_PYTORCH.search(torch.get("text") or "") if this_mib is None else None
+        low = mib(by.group("by")) if by else None
+        high = low + (mib(torch["torch_reserved"]) or 0.0) + CONTEXT_MIB if low is not None else None
         for listed in lines["torch_procs"].drop_nulls().to_list():
             for pid, m_mib in procs_named(listed):
-                if pid not in servers and m_mib and m_mib >= HOLDER_MIN_MIB and (this_mib is None or abs(m_mib - this_mib) > 1):
+                itself = abs(m_mib - this_mib) <= 1 if this_mib is not None else low is not None and low <= m_mib <= high
+                if pid not in servers and m_mib and m_mib >= HOLDER_MIN_MIB and not itself:
                     named.append((pid, None, m_mib, gpu))
     if not named:
         return {}

@@ -35,6 +35,7 @@ TORCH_OLD = re.compile(
 TORCH_PROC = re.compile(rf"Process (?P<pid>\d+) has (?P<mem>{SIZE}) memory in use")
 TORCH_THIS = re.compile(rf"this process has (?P<this>{SIZE}) memory in use")
 TORCH_RESERVED = re.compile(rf"(?P<reserved>{SIZE}) is reserved by PyTorch but unallocated")
+TORCH_BY_PYTORCH = re.compile(rf"Of the allocated memory (?P<by>{SIZE}) is allocated by PyTorch")
 KV_NEW = re.compile(
     r"max seq len \((?P<L>\d+)\), \((?P<need>[\d.]+) GiB KV cache is needed, which is larger than the available KV cache "
     r"memory \((?P<avail>[\d.]+) GiB\)\.(?: Based on the available memory, the estimated maximum model length is (?P<est>\d+))?"
@@ -47,8 +48,9 @@ FREE_START = re.compile(
 # one linear-time pattern for the lines that can hold any of the figures above
 FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free memory on device|"
                 r"mem_fraction_static'?\s*[:=]|--mem-fraction-static=")
-# the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command
-UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu-memory-utilization[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
+# the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command (vLLM's
+# parser reads `--gpu_memory_utilization` as `--gpu-memory-utilization`: FlexibleArgumentParser turns `_` into `-`)
+UTIL = re.compile(r"(?:gpu_memory_utilization'?\s*[:=]|--gpu[-_]memory[-_]utilization[=\s])\s*(?P<v>\d+(?:\.\d+)?)")
 # a share written as an argument (a keyword in code, a flag), not a log's report of it
 SET_IN_CODE = (r"\b(?:gpu_memory_utilization|mem_fraction_static)\s*=\s*0?\.\d|"
                r"--(?:gpu-memory-utilization|mem-fraction-static)[=\s]+0?\.\d")

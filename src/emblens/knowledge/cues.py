@@ -21,6 +21,7 @@ do not say a failure by themselves (`alone: false`) reads only lines that look l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -40,6 +41,15 @@ SEARCH_TIMEOUT_S = 0.05         # one cue on one line (a user's pattern may back
 MAX_WEIGHT = 0.7                # a cue is words, never proof
 MAX_BESIDE_LINES = 20_000       # lines read for a cue's `beside` words when polars cannot run them
 REQUIRED = ("id", "regex", "weight", "says", "examples")
+# the words before a cue's, in the same clause, that deny it ("it does not raise an exception or CUDA OOM", "no OOM"):
+# a clause ends at punctuation or a conjunction ("it is not working and shows CUDA out of memory" says it), and
+# "without" reaches only a few words ("without any OOM", not "without --enforce-eager I get an OOM")
+_CLAUSE = r"(?:(?!\b(?:and|but|so|then|because|since|when|while|after|until|if|as|yet)\b)[^.,;:!?()\[\]\n])"
+NEGATED = re.compile(rf"(?i)(?:\b(?:no|not|never|nor|neither)\b|n['’]t\b){_CLAUSE}{{0,32}}$|\bwithout\b{_CLAUSE}{{0,12}}$")
+# ...unless the denial is of knowing, not of the failure ("I don't know why it OOMs", "no idea why")
+NOT_A_DENIAL = re.compile(r"(?i)\b(?:know|knows|sure|understand|idea|clue|think|matter|seem|seems|why|how)\b")
+# ...or a condition ("if I don't add the proxy, …": what happens without it)
+CONDITION = re.compile(r"(?i)\b(?:if|when|whenever|unless|once)\b[^.,;:!?\n]{0,24}$")
 
 
 @dataclass(frozen=True)
@@ -68,10 +78,24 @@ class Cue:
         return regex.compile(self.unless) if self.unless else None
 
     def search(self, text: str) -> bool:
-        """Whether `text` holds the cue's words (a pattern that runs past `SEARCH_TIMEOUT_S` on a
-        line does not match it)."""
+        """Whether `text` holds the cue's words, and not denied (`NEGATED`: "no OOM", "does not
+        raise … CUDA OOM"); a pattern that runs past `SEARCH_TIMEOUT_S` on a line does not match it.
+
+        >>> c = Cue.of({"id": "gpu.oom", "regex": "(?i)out of memory", "weight": 0.6, "says": "x", "examples": ["x"]}, "t")
+        >>> c.search("CUDA out of memory at start-up"), c.search("it does not raise an exception or CUDA out of memory")
+        (True, False)
+        >>> c.search("no out of memory error, it hangs"), c.search("it is not working and shows out of memory")
+        (False, True)
+        >>> c.search("I don't know why it runs out of memory"), c.search("if I don't lower the share it runs out of memory")
+        (True, True)
+        """
         try:
-            return self.compiled.search(text, timeout=SEARCH_TIMEOUT_S) is not None
+            for m in self.compiled.finditer(text, timeout=SEARCH_TIMEOUT_S):
+                before = text[max(0, m.start() - 64):m.start()]
+                denied = NEGATED.search(before)
+                if denied is None or NOT_A_DENIAL.search(before, denied.start()) or CONDITION.search(before[:denied.start()]):
+                    return True
+            return False
         except TimeoutError:
             return False
 
