@@ -182,7 +182,19 @@ class Message:
     def label(self) -> str:
         """How a report names it: the project and the fixed words ("vLLM's 'The model … does not exist.'")."""
         words = FIELD.sub("…", self.template).strip()
-        return f"{self.project}'s '{words[:160]}'"
+        return f"{self.project}{LABEL_JOIN}{words[:160]}'"
+
+
+LABEL_JOIN = "'s '"      # between a message's project and its words in its label
+
+
+def project_of(label: str) -> str:
+    """The project a message's `label` names.
+
+    >>> project_of("LM Studio's 'Input does not fit in context length. …'")
+    'LM Studio'
+    """
+    return label.split(LABEL_JOIN, 1)[0]
 
 
 # what fills a message's placeholders, set aside before comparing words (as Drain masks variables)

@@ -17,6 +17,7 @@ import polars as pl
 
 from emblens.combiners import Facts
 from emblens.findings import confidence
+from emblens.knowledge import upstream
 from emblens.patterns import literals
 from emblens.patterns.backtracking import REGEX_TIMEOUT_S, RegexBudget
 from emblens.patterns.backtracking import compiled as _backtracking
@@ -29,6 +30,7 @@ from emblens.rules.loader import Part, Rule, RuleSet
 MAX_EVIDENCE = 5
 MAX_SUPPORTING = 2
 CONTEXT_NAMES = ("count", "sources", "first_seen", "last_seen")   # values every template may use
+MESSAGE_NAMES = ("msg_project",)    # values a harvested message gives, where one matched (`_message_values`)
 # a harvested message's placeholders are named as its source names them; a rule's templates say
 # what they mean once (`asked` tokens, `max` the context; `asked` the model a request named),
 # whichever program wrote the value: per id, the source's name -> the rule's
@@ -302,6 +304,8 @@ def _message_values(matched: pl.DataFrame, context: dict[str, object]) -> None:
             alias = VALUE_NAMES.get(row["msg_id"][0], {}).get(name)
             if alias is not None:
                 context.setdefault(alias, value)
+    if "msg_template" in row.columns and row["msg_template"][0]:
+        context.setdefault("msg_project", upstream.project_of(row["msg_template"][0]))
     said = (row["message"][0] or row["text"][0] or "").strip()
     if said:
         context.setdefault("cause", said[:300])
