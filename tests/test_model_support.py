@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -134,3 +137,65 @@ def test_a_rules_folder_extends_the_table_and_a_broken_one_is_one_line_and_exit_
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "model_support.yaml" in r.stderr and "vlm" in r.stderr
+
+
+def test_every_route_in_the_table_names_its_first_release_and_where_it_was_read():
+    routes = load_rules().models.routes
+    assert len(routes) >= 15
+    assert len({(r.server, r.route) for r in routes}) == len(routes)
+    for r in routes:
+        assert r.route.startswith("/") and r.source, r
+        assert re.fullmatch(r"\d+\.\d+\.\d+|b\d{3,5}", r.since), r
+
+
+def test_a_route_newer_than_the_server_is_the_cause_and_an_older_one_is_not(tmp_path):
+    """A 404 on Ollama's /api/chat from a 0.1.13 server (the route came in 0.1.14) is the release;
+    the same 404 from a release that has the route is a model the server lacks."""
+    def report(version: str) -> dict:
+        log = tmp_path / f"ollama-{version}.log"
+        log.write_text(f"2023/12/05 10:01:02 routes.go:787: Listening on 127.0.0.1:11434 (version {version})\n"
+                       '[GIN] 2023/12/05 - 10:01:09 | 404 |       6.01µs |       127.0.0.1 | POST     "/api/chat"\n'
+                       '[GIN] 2023/12/05 - 10:01:12 | 200 |  1.201337s |       127.0.0.1 | POST     "/api/generate"\n')
+        r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(log), "--format", "json"],
+                           capture_output=True, text=True)
+        assert r.returncode in (0, 1), r.stderr
+        return json.loads(r.stdout)["findings"][0]
+    old = report("0.1.13")
+    assert old["rule"] == "client.version_outdated" and old["cause"] == "route_newer"
+    assert "0.1.14" in old["summary"] and "0.1.13" in old["summary"]
+    assert report("0.1.17")["rule"] == "model.not_found"
+
+
+def test_a_malformed_route_table_is_one_line_naming_the_file(tmp_path):
+    rules = tmp_path / "rules"
+    (rules / "data").mkdir(parents=True)
+    (rules / "probe_404.yaml").write_text(
+        "id: site.probe_404\ntitle: Probe 404s\nseverity: warning\nmeans: Our probe's path is gone.\n"
+        "match: {kind: http, http_status: 404, http_path: /probe}\nmessage: '{count} probes got 404'\nremedy: [Fix the probe.]\n")
+    (rules / "data" / "model_support.yaml").write_text("routes:\n  - {server: olama, route: /api/chat, since: 0.1.14}\n")
+    paste = tmp_path / "issue.md"
+    paste.write_text("curl http://localhost:11434/api/chat\n404 page not found\n")
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(paste), "--rules", str(rules)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "model_support.yaml" in r.stderr and "olama" in r.stderr
+
+
+def test_ollamas_no_route_answer_names_the_call_beside_it_not_a_route_shown_working_elsewhere(tmp_path):
+    """Gin's `404 page not found` with no version: the route of the call pasted beside it is newer than
+    the server; a route another input shows answering is not what the 404 answered."""
+    paste = tmp_path / "issue.md"
+    paste.write_text('## Chat with a model: Not Working\n### Response is "404 page not found"\n```\n'
+                     "curl http://localhost:11434/api/chat -d '{\"model\": \"llama2\", \"messages\": []}'\n```\n")
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(paste), "--format", "json"], capture_output=True, text=True)
+    top = json.loads(r.stdout)["findings"][0]
+    assert top["rule"] == "client.version_outdated" and "0.1.14" in top["summary"], top["summary"]
+    works = tmp_path / "curl.txt"
+    works.write_text("$ curl -s http://127.0.0.1:11434/api/chat -d '{\"model\":\"llama2\",\"messages\":[]}'\n"
+                     '{"model":"llama2","message":{"role":"assistant","content":"hi"},"done":true}   # works\n')
+    doctor = tmp_path / "doctor.txt"
+    doctor.write_text("Embedding:      FAIL  ollama/nomic-embed-text api_base=http://127.0.0.1:11434\n"
+                      "                (probe failed: OpenAI API error: 404 page not found)\n")
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(works), str(doctor), "--format", "json"],
+                       capture_output=True, text=True)
+    assert all(f["rule"] != "client.version_outdated" for f in json.loads(r.stdout)["findings"])

@@ -240,7 +240,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     enriched = enrich(reading.events, ruleset.models, year=clock.year, written=written, tz=clock.tz)
     events = _window(enriched, run.settings.selection)
     outside = _outside(enriched, events, run.settings.selection)
-    facts = combine(events)
+    facts = combine(events, ruleset.models)
     seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz,
                            since=run.settings.selection.since, until=run.settings.selection.until)
     facts.figures.update(traffic.figures(seen))      # the KV-cache peak of the metrics lines, for the rules

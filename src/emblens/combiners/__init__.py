@@ -16,13 +16,13 @@ from types import MappingProxyType
 
 import polars as pl
 
-from emblens.combiners import client, dumps, embeddings, gpu, linking, time, traces, traffic
+from emblens.combiners import client, dumps, embeddings, gpu, linking, routes, time, traces, traffic
 from emblens.combiners.facts import FACTS as SERVER_FACTS
 from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_facts
 from emblens.knowledge.modeldata import ModelData
 
 FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS, **traffic.FACTS,
-                                                **traces.FACTS, **dumps.FACTS})
+                                                **traces.FACTS, **dumps.FACTS, **routes.FACTS})
 
 
 def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
@@ -34,13 +34,16 @@ def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
     return linking.link(gpu.mark_other_processes(events))
 
 
-def combine(events: pl.DataFrame) -> Facts:
-    """The facts of a bundle: what the servers said, and the figures computed from everything."""
+def combine(events: pl.DataFrame, models: ModelData | None = None) -> Facts:
+    """The facts of a bundle: what the servers said, and the figures computed from everything
+    (`models`: the routes each server release has, for a 404 on a route newer than the server)."""
     facts = server_facts(events)
     facts.figures.update(gpu.figures(events, facts))
     facts.figures.update(client.figures(events))
     facts.figures.update(traces.figures(events))
     facts.figures.update(dumps.figures(events))
+    if models is not None and models.routes:
+        facts.figures.update(routes.figures(events, facts.as_values(), models.routes))
     return facts
 
 

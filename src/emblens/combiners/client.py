@@ -39,6 +39,8 @@ FACTS: Mapping[str, Fact] = MappingProxyType({
                                    "(vllm.entrypoints.openai.api_server), demo (vllm.entrypoints.api_server), sglang, tei"),
     "failure_said": Fact("bool", "some line reads as a failure (an error level, an exception, a failing status, "
                                  "an error word in a paste's prose): a state alone (an empty model list) is no failure"),
+    "ollama_pull_seen": Fact("bool", "an exchange on Ollama's /api/pull is seen: its CLI asks /api/show first and pulls "
+                                     "a model it lacks, so a 404 on /api/show beside it is the CLI finding out"),
     "timeouts_seen": Fact("text", "the timeouts the evidence sets or reports, as written (`timeout=15.0`, `read "
                                   "timeout=600`, `LLM_TIMEOUT=180`, `30s timeout`), at most three"),
 })
@@ -70,6 +72,8 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
                 .drop_nulls()["t"].str.strip_chars().unique(maintain_order=True).head(MAX_TIMEOUTS).to_list())
         if said:
             out["timeouts_seen"] = ", ".join(f"`{t}`" for t in said)
+    if events.height and events.select(((pl.col("kind") == "http") & (pl.col("http_path") == "/api/pull")).any()).item():
+        out["ollama_pull_seen"] = True
     sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
     if sent.height == 0:
         return out

@@ -64,6 +64,8 @@ _ADDRESS = (
     r"""\b([A-Z][A-Z0-9_]*_(?:URI|URL|HOST|BASE|ENDPOINT|ADDR|ADDRESS)\s*=\s*["']?(?:https?|wss?)://[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     # ...and a client's or gateway's setting in YAML or code (`api_base: http://ollama:11434/v1`, `base_url="…"`)
     r"""(?<![\w.-])((?:api_base|base_url|api_url|openai_api_base|baseURL|base-url)\s*[:=]\s*["']?(?:https?|wss?)://[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
+    # ...and a host setting without a scheme (`MILVUS_HOST=127.0.0.1`, `POSTGRES_HOST: privategpt`)
+    r"""\b(?!OLLAMA_HOST\b)([A-Z][A-Z0-9_]*_(?:HOST|ADDR|ADDRESS)\s*(?:=|:[ \t]*)(?![a-z]+://)[\w.-]*[\w](?::\d{2,5})?)(?![\w:/.-])""",
     r"""(?i)\b((?:https?|wss?)://(?!(?:[\w-]+\.)*(?:github\.com|githubusercontent\.com)\b)[\w.-]+(?::\d{2,5})?(?:/[\w./-]*)?)""",
     r"""(?i)\bhost='([\w.-]+)', port=\d+""",
     r"""(?i)\b(?:--port|port)[= :]\s*(\d{2,5})\b""",
@@ -85,7 +87,8 @@ _TOKENS = (
 # (`sm_75`, ROCm's `gfx1032`) or its compute capability
 _GPU = (
     r"""(?i)\b((?:(?:NVIDIA|Tesla|Quadro|GeForce) ){0,2}(?:RTX ?(?:A?\d{4})(?: Ti| SUPER)?|GTX ?\d{3,4}(?: Ti)?|TITAN \w+)|"""
-    r"""(?:NVIDIA |Tesla )?(?:K80|K40|M40|M60|P4|P40|P100|T4|V100|A10G?|A30|A40|A100|A800|A6000|L4|L40S?|H100|H800|H200|H20|B200|GB200)|"""
+    r"""(?:NVIDIA |Tesla )?(?:K80|K40|M40|M60|P4|P40|P100|T4|V100|A10G?|A30|A40|A100|A800|A6000|L4|L40S?|H100|H800|H200|H20|B200|GB200)"""
+    r"""(?:-(?:SXM\d?|PCIE|PCIe|NVL)(?:-\d{2,3}GB)?|-\d{2,3}GB)?|"""
     r"""(?:NVIDIA )?Quadro (?:RTX )?[A-Z]{0,2}\d{3,5}\w*|"""
     r"""(?:AMD )?Radeon (?:RX |Pro )?\w*\d{3,4}\w*(?: XT)?|Instinct MI\d{3}X?|MI\d{3}X?|gfx\d{3,4}\w?|sm_\d{2,3})\b""",
     r"""(?i)\b(compute capability (?:of )?\d\.\d)\b""",
@@ -132,7 +135,7 @@ _FAMILIES = (
     ("gateway.", ("address", "model")),
     ("server.not_ready", ("address",)),
 )
-_NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models",
+_NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models", "not",
                         "your-model", "your_model", "model_name", "xxx", "auto"})
 
 

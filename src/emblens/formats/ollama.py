@@ -50,13 +50,16 @@ WRAP = (r"^(?:(?P<jts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) \S+ [\w.@/-]+\[\d+\]
 # the lines only Ollama writes (after a journal, stamp or compose prefix): its slog lines, gin's access
 # lines, and the older Go `log` lines
 OWN = (r"^time=\d{4}-\d\d-\d\dT\S+ level=[A-Z]+ source=[\w.-]+\.go:\d+ msg=|^\[GIN\] \d{4}/\d\d/\d\d - "
-       r"|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [\w.-]+\.go:\d+: (?:DEBUG|INFO|WARN|ERROR) ")
+       r"|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [\w.-]+\.go:\d+: (?:DEBUG|INFO|WARN|ERROR) "
+       r"|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d routes\.go:\d+: Listening on ")
 JOURNAL = r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [\w.@/-]+\[\d+\]: "
 # Go's slog text handler; `source` is the file's base name in Ollama (a full path elsewhere)
 SLOG = (r'^time=(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) level=(?P<level>[A-Z]+(?:[+-]\d+)?) '
         r'(?:source=(?P<src>\S+) )?msg=(?P<msg>"(?:[^"\\]|\\.)*"|\S*)(?: (?P<attrs>.*))?$')
-# Go's default logger (log.Lshortfile) writing a slog record: `2025/02/02 09:23:09 routes.go:1187: INFO msg attrs`
-GODEF = r"^(?P<ts>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) (?:(?P<src>[\w.-]+\.go:\d+): )?(?P<level>DEBUG|INFO|WARN|ERROR) (?P<msg>.*)$"
+# Go's default logger (log.Lshortfile) writing a slog record: `2025/02/02 09:23:09 routes.go:1187: INFO msg attrs`;
+# before slog (to v0.1.21) every line was log.Printf's, with no level: `2023/12/05 10:01:02 routes.go:787: Listening on …`
+GODEF = (r"^(?P<ts>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) (?:(?P<src>[\w.-]+\.go:\d+): )?"
+         r"(?:(?P<level>DEBUG|INFO|WARN|ERROR) )?(?P<msg>.*)$")
 GIN = (r'^\[GIN\] (?P<d>\d{4}/\d\d/\d\d) - (?P<t>\d\d:\d\d:\d\d) \| +(?P<status>\d{3}) \| +(?P<lat>\S+) \| +'
        r'(?P<client>\S*) \| +(?P<method>[A-Z]+) +"(?P<path>[^"]*)"')
 GIN_DEBUG = r"^\[GIN-debug\] "
@@ -84,7 +87,7 @@ N_CTX_SEQ = r"^(?:llama_new_context_with_model|llama_init_from_model|llama_conte
 
 FACT_LINES = (r'msg="?(?:server config|Listening on|starting llama server|starting runner|starting llama-server|load request|'
               r'loading model|vram-based default context|llama runner started|llama-server started)|'
-              r"\.go:\d+: INFO server config|(?:llama_new_context_with_model|llama_init_from_model|llama_context): n_ctx|\"n_ctx_slot\"|"
+              r"\.go:\d+: INFO server config|\.go:\d+: Listening on|(?:llama_new_context_with_model|llama_init_from_model|llama_context): n_ctx|\"n_ctx_slot\"|"
               r"msg=load request=")
 
 
@@ -142,6 +145,7 @@ class OllamaLog(Source):
                r"\.go:\d+: (?:WARN|ERROR) |\[GIN\] [^|]*\| [45]\d\d \||Error: |" + FACT_LINES)
     samples = (
         'time=2024-04-18T11:21:22.071+05:30 level=INFO source=routes.go:1143 msg="Listening on 127.0.0.1:11434 (version 0.1.32)"',
+        "2023/12/05 10:01:02 routes.go:787: Listening on 127.0.0.1:11434 (version 0.1.13)",
         '2025/02/02 09:23:09 routes.go:1187: INFO server config env="map[CUDA_VISIBLE_DEVICES: OLLAMA_HOST:http://127.0.0.1:11434 '
         'OLLAMA_ORIGINS:[http://localhost https://localhost] OLLAMA_SCHED_SPREAD:false]"',
         'time=2024-08-26T09:53:44.346Z level=ERROR source=sched.go:451 msg="error loading llama server" '
@@ -172,7 +176,7 @@ class OllamaLog(Source):
             rest.str.extract_groups(GIN).alias("_h"),
         ).unnest("_w", "_s", "_g", "_h", separator="__")
         is_slog = pl.col("_s__level").is_not_null()
-        is_godef = pl.col("_g__level").is_not_null() & ~is_slog
+        is_godef = (pl.col("_g__level").is_not_null() | pl.col("_g__src").is_not_null()) & ~is_slog
         is_gin = pl.col("_h__status").is_not_null()
         is_gin_debug = rest.str.contains(GIN_DEBUG)
         is_json = rest.str.starts_with("{") & rest.str.contains(r'"msg":')
@@ -191,7 +195,7 @@ class OllamaLog(Source):
         word_level = (pl.when(rest.str.contains(ERROR_WORDS)).then(pl.lit("ERROR"))
                       .when(rest.str.contains(WARN_WORDS)).then(pl.lit("WARNING")))
         level = (pl.when(is_slog).then(pl.col("_s__level"))
-                 .when(is_godef).then(pl.col("_g__level"))
+                 .when(is_godef).then(pl.coalesce(pl.col("_g__level"), word_level, pl.lit("INFO")))
                  .when(is_json).then(rest.str.json_path_match("$.level"))
                  .when(is_gin).then(pl.lit("INFO"))
                  .when(is_gin_debug).then(pl.lit("DEBUG"))

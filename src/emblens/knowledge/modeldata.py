@@ -50,10 +50,20 @@ class Support:
 
 
 @dataclass(frozen=True)
+class Route:
+    """A route of a server and the first release that registers it."""
+    server: str          # as facts name it (ollama, llamacpp)
+    route: str
+    since: str
+    source: str
+
+
+@dataclass(frozen=True)
 class ModelData:
     families: tuple[Family, ...] = ()
     dimensions: tuple[tuple[str, int], ...] = ()
     support: tuple[Support, ...] = ()
+    routes: tuple[Route, ...] = ()
 
     def family(self, model: str | None) -> Family | None:
         if not model:
@@ -83,7 +93,8 @@ def load(paths: Sequence[str | Path], support: Sequence[str | Path] = ()) -> Mod
         return data
     from dataclasses import replace
 
-    return replace(data, support=_support(tuple(str(p) for p in support)))
+    paths = tuple(str(p) for p in support)
+    return replace(data, support=_support(paths), routes=_routes(paths))
 
 
 def _read(path: str, what: str) -> dict:
@@ -164,6 +175,30 @@ def _support(paths: tuple[str, ...]) -> tuple[Support, ...]:
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, re.error, AttributeError) as e:
             raise RuleError(f"model support data: {type(e).__name__}: {e}", path=path) from None
     return tuple(out)
+
+
+ROUTE_SERVERS = frozenset({"ollama", "llamacpp"})
+
+
+@lru_cache(maxsize=8)
+def _routes(paths: tuple[str, ...]) -> tuple[Route, ...]:
+    """The `routes:` of the model support files (earlier files first; a later file's entry for the same
+    server and route is ignored)."""
+    import yaml
+
+    out: dict[tuple[str, str], Route] = {}
+    for path in paths:
+        try:
+            for r in _read(path, "a model support file").get("routes") or []:
+                server, route = str(r["server"]), str(r["route"])
+                if server not in ROUTE_SERVERS:
+                    raise ValueError(f"route {route!r}: server {server!r}; known: {sorted(ROUTE_SERVERS)}")
+                if not route.startswith("/"):
+                    raise ValueError(f"route {route!r} does not start with /")
+                out.setdefault((server, route), Route(server, route, str(r["since"]), str(r.get("source") or "")))
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise RuleError(f"model support data: {type(e).__name__}: {e}", path=path) from None
+    return tuple(out.values())
 
 
 @lru_cache(maxsize=8)

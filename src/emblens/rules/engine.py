@@ -275,7 +275,8 @@ def _finding(rule: Rule, cause: Part | None, matched: pl.DataFrame, facts: dict[
         summary=templates.render(message, context), remedy=[r for s in remedy if (r := templates.render(s, context).strip())],   # a step may apply only sometimes
         means=rule.means, evidence=_pick_evidence(matched),
         references=list(rule.references) + (list(cause.references) if cause is not None else []),
-        explains=list(rule.explains), sources=sources, cause=cause.name if cause is not None else None,
+        explains=list(rule.explains) + [r for r in (cause.explains if cause is not None else ()) if r not in rule.explains],
+        sources=sources, cause=cause.name if cause is not None else None,
         matched=set(zip(matched["source"].to_list(), matched["line"].to_list(), strict=True)),
         chains={(s, g) for s, g in zip(matched["source"].to_list(), matched["exc_group"].to_list(), strict=True) if g is not None},
     )

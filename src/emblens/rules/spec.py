@@ -63,7 +63,7 @@ PARTS: Mapping[str, Mapping[str, tuple[str, ...]]] = MappingProxyType({
     "signal": MappingProxyType({"required": ("id", "signal", "match"), "allowed": ("id", "signal", "match")}),
     "cause": MappingProxyType({"required": ("id", "cause", "when"),
                                "allowed": ("id", "cause", "when", "order", "vars", "message", "remedy", "supporting",
-                                           "confidence", "references")}),
+                                           "confidence", "references", "explains")}),
 })
 COUNT_KEYS = MappingProxyType({"min": "at least this many occurrences (a traceback chain counts once)",
                                "within": "all inside a window of this long: 30s, 5m, 1h"})
