@@ -61,3 +61,23 @@ def test_the_gpu_a_start_up_failure_ran_on_is_named(tmp_path):
              "execution on the device\n")
     assert f.rule == "engine.startup_failed"
     assert "GPU `NVIDIA GeForce RTX 2060` (server.log:2)" in f.summary
+
+
+def test_a_datacenter_gpu_is_named_with_its_form_factor_and_memory(tmp_path):
+    f = _top(tmp_path, "issue.md",
+             "# [Bug]: The quantization method awq is not supported for the current GPU. Minimum capability: 75. "
+             "Current capability: 70.\nGPU models and configuration: GPU 0: Tesla V100-SXM2-32GB\n")
+    assert f.rule == "engine.startup_failed"
+    assert "GPU `Tesla V100-SXM2-32GB` (issue.md:2)" in f.summary
+
+
+def test_the_model_of_a_litellm_provider_string_and_a_host_setting_are_named(tmp_path):
+    f = _top(tmp_path, "issue.md",
+             "import dspy\nlm = dspy.LM('ollama_chat/llama3.2', api_base='http://localhost:11434', api_key='')\n"
+             "litellm.APIConnectionError: Ollama_chatException - Client error '404 Not Found' for url "
+             "'http://localhost:11434/api/chat'\n")
+    assert f.rule == "model.not_found" and "model `llama3.2` (issue.md:2)" in f.summary
+    f = _top(tmp_path, "issue.md",
+             "api and worker run in docker compose\nVECTOR_STORE=milvus\nMILVUS_HOST=127.0.0.1\nMILVUS_PORT=19530\n"
+             "<MilvusException: (code=2, message=Fail connecting to server on 127.0.0.1:19530. Timeout)>\n")
+    assert "address `MILVUS_HOST=127.0.0.1` (issue.md:3)" in f.summary, f.summary

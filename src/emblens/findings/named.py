@@ -42,6 +42,8 @@ _MODEL = (
     # an Ollama name with its size tag, wherever it stands: `qwen2:7b`, `deepseek-r1:14b`, `qwen2.5-coder:7b-instruct`
     r"""(?i)(?:^|[^a-z0-9_.:/-])([a-z][a-z0-9_.-]{1,40}:\d+(?:\.\d+)?[bm](?:-[a-z0-9_.-]+)?)\b""",
     r"""(?i)\bmodel identifier ["'`]([^"'`]{2,80})["'`]""",          # LM Studio
+    # LiteLLM's provider/model string, as LiteLLM, DSPy, CrewAI and aider take it: `dspy.LM('ollama_chat/llama3.2')`
+    r"""["'`](?:ollama_chat|ollama|hosted_vllm|lm_studio|llamacpp|openai|huggingface|xinference|openrouter)/([\w][\w.:@+-]{1,79})["'`]""",
     # a person's words for the model they set or pulled: `changed the model to "mxbai-embed-large"`, `pull model bge-m3`
     r"""(?i)\bmodel (?:to|as) ["'`]([^"'`\s]{2,80})["'`]""",
     r"""(?i)\bpull(?:ed)? (?:the )?model ["'`]?([\w][\w.:/@+-]{1,79})""",
@@ -53,7 +55,7 @@ _MODEL = (
     r"""(?:^|[\s"'`(=:,])([A-Za-z][\w.-]{1,40}/[A-Za-z0-9][\w.:@-]*[\d-][\w.:@-]*)(?:$|[\s"'`),;])""",
 )
 _VERSION = (
-    r"""(?i)(?<![A-Za-z0-9_])(?:vllm|sglang|ollama|transformers|torch|openai|litellm|llama[-_.]?cpp(?:[-_]python)?|text-embeddings-inference|tei|infinity(?:[-_]emb)?|xinference|lmdeploy|langchain(?:[-_]\w+)?|llama[-_]index|sentence[-_]transformers|lm ?studio|localai|open[- ]?webui|dify|ragflow|anythingllm|pymilvus|qdrant(?:[-_]client)?|chromadb|tgi|cuda|driver)\s*(?:==|>=|<=|~=|@|:|=|\s|\s*version:?\s*|\s*v|\s*(?:的)?版本(?:号)?\s*(?:是|为|[:：])?)\s*v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev|a|b)\d+)?(?:\+\w+)?)\b""",
+    r"""(?i)(?<![A-Za-z0-9_])(?:vllm|sglang|ollama|transformers|torch|openai|litellm|llama[-_.]?cpp(?:[-_]python)?|text-embeddings-inference|tei|infinity(?:[-_]emb)?|xinference|lmdeploy|mlx[-_]lm|langchain(?:[-_]\w+)?|llama[-_]index|sentence[-_]transformers|lm ?studio|localai|open[- ]?webui|dify|ragflow|anythingllm|pymilvus|qdrant(?:[-_]client)?|chromadb|tgi|cuda|driver)\s*(?:==|>=|<=|~=|@|:|=|\s|\s*version:?\s*|\s*v|\s*(?:的)?版本(?:号)?\s*(?:是|为|[:：])?)\s*v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev|a|b)\d+)?(?:\+\w+)?)\b""",
     r"""(?i)\bversions?\b[^\n\d]{0,30}?\bv?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)\b""",
     r"""版本(?:号)?[^\n\d]{0,10}?v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev)\d+)?)""",
     # llama.cpp's build numbers (`b6324`), beside its name: Ollama, LM Studio and Jan name their llama.cpp by it
@@ -106,7 +108,7 @@ def _kind(label: str, literal: str, patterns: tuple[str, ...]) -> Kind:
 
 
 KINDS = MappingProxyType({
-    "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b", _MODEL),
+    "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b|[\"'`](?:ollama_chat|ollama|hosted_vllm|lm_studio|llamacpp|openai|huggingface|xinference|openrouter)/", _MODEL),
     "version": _kind("version", r"\d+\.\d+|\bb\d{4,5}\b", _VERSION),
     "address": _kind("address", r"(?i)://|port|host", _ADDRESS),
     "route": _kind("route", r"/(?:v1|v2|api)/", _ROUTE),
