@@ -4,6 +4,8 @@ them, each with its file and line."""
 
 from __future__ import annotations
 
+import pytest
+
 from emblens.diagnose import analyze
 from emblens.findings.named import _quoted
 
@@ -63,21 +65,24 @@ def test_the_gpu_a_start_up_failure_ran_on_is_named(tmp_path):
     assert "GPU `NVIDIA GeForce RTX 2060` (server.log:2)" in f.summary
 
 
-def test_a_datacenter_gpu_is_named_with_its_form_factor_and_memory(tmp_path):
-    f = _top(tmp_path, "issue.md",
-             "# [Bug]: The quantization method awq is not supported for the current GPU. Minimum capability: 75. "
-             "Current capability: 70.\nGPU models and configuration: GPU 0: Tesla V100-SXM2-32GB\n")
-    assert f.rule == "engine.startup_failed"
-    assert "GPU `Tesla V100-SXM2-32GB` (issue.md:2)" in f.summary
+
+# the values a report names, as the software in the path writes them: a datacenter GPU with its form factor and
+# memory, the model of a LiteLLM provider string (LiteLLM, DSPy, CrewAI), a host setting without a scheme
+NAMED = (
+    ("engine.startup_failed", "GPU `Tesla V100-SXM2-32GB` (issue.md:2)",
+     "# [Bug]: The quantization method awq is not supported for the current GPU. Minimum capability: 75. "
+     "Current capability: 70.\nGPU models and configuration: GPU 0: Tesla V100-SXM2-32GB\n"),
+    ("model.not_found", "model `llama3.2` (issue.md:2)",
+     "import dspy\nlm = dspy.LM('ollama_chat/llama3.2', api_base='http://localhost:11434', api_key='')\n"
+     "litellm.APIConnectionError: Ollama_chatException - Client error '404 Not Found' for url "
+     "'http://localhost:11434/api/chat'\n"),
+    ("net.wrong_host_docker", "address `MILVUS_HOST=127.0.0.1` (issue.md:3)",
+     "api and worker run in docker compose\nVECTOR_STORE=milvus\nMILVUS_HOST=127.0.0.1\nMILVUS_PORT=19530\n"
+     "<MilvusException: (code=2, message=Fail connecting to server on 127.0.0.1:19530. Timeout)>\n"),
+)
 
 
-def test_the_model_of_a_litellm_provider_string_and_a_host_setting_are_named(tmp_path):
-    f = _top(tmp_path, "issue.md",
-             "import dspy\nlm = dspy.LM('ollama_chat/llama3.2', api_base='http://localhost:11434', api_key='')\n"
-             "litellm.APIConnectionError: Ollama_chatException - Client error '404 Not Found' for url "
-             "'http://localhost:11434/api/chat'\n")
-    assert f.rule == "model.not_found" and "model `llama3.2` (issue.md:2)" in f.summary
-    f = _top(tmp_path, "issue.md",
-             "api and worker run in docker compose\nVECTOR_STORE=milvus\nMILVUS_HOST=127.0.0.1\nMILVUS_PORT=19530\n"
-             "<MilvusException: (code=2, message=Fail connecting to server on 127.0.0.1:19530. Timeout)>\n")
-    assert "address `MILVUS_HOST=127.0.0.1` (issue.md:3)" in f.summary, f.summary
+@pytest.mark.parametrize(("rule", "named", "text"), NAMED, ids=["gpu", "litellm-model", "host-setting"])
+def test_the_value_the_software_writes_is_named_whole(tmp_path, rule, named, text):
+    top = _top(tmp_path, "issue.md", text)
+    assert (top.rule, named in top.summary) == (rule, True), top.summary
