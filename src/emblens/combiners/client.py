@@ -72,7 +72,7 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
                 .drop_nulls()["t"].str.strip_chars().unique(maintain_order=True).head(MAX_TIMEOUTS).to_list())
         if said:
             out["timeouts_seen"] = ", ".join(f"`{t}`" for t in said)
-    if events.height and events.select(((pl.col("kind") == "http") & (pl.col("http_path") == "/api/pull")).any()).item():
+    if ollama_pulled(events):
         out["ollama_pull_seen"] = True
     sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
     if sent.height == 0:
@@ -82,6 +82,14 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
     keyed = sent.filter(pl.col("auth_scheme").is_not_null() & (pl.col("auth_scheme") != "not recorded")
                         | pl.col("auth_other_headers").is_not_null()).height
     return {**out, "requests_without_key": bare, "requests_with_key": keyed}
+
+
+def ollama_pulled(events: pl.DataFrame) -> bool:
+    """The events hold an exchange on Ollama's /api/pull: its CLI (`ollama run`, `ollama pull`) asks /api/show
+    first and pulls a model it lacks, so a 404 on /api/show beside it is the CLI finding out."""
+    if events.height == 0 or not {"kind", "http_path"} <= set(events.columns):
+        return False
+    return bool(events.select(((pl.col("kind") == "http") & (pl.col("http_path") == "/api/pull")).any()).item())
 
 
 # the columns of a command row and the facts they become (the last command that sets one wins)

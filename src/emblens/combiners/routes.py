@@ -27,6 +27,7 @@ FACTS = MappingProxyType({
     "route_newer_source": Fact("text", "where the first release of `route_newer` was read"),
 })
 
+MAX_SCAN = 200_000       # rows of the evidence scanned (vectorised) for a 404 and for the router's answer
 MAX_ROWS = 500           # rows holding a 404 read for a route
 MAX_TEXT = 2_048
 NEAR_LINES = 10          # lines between a paste's "404 page not found" and the call it answered
@@ -47,7 +48,8 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
     path = pl.col("http_path") if "http_path" in events.columns else pl.lit(None, dtype=pl.String)
     origin = pl.col("origin") if "origin" in events.columns else pl.lit(None, dtype=pl.String)
     port = pl.col("http_port") if "http_port" in events.columns else pl.lit(None, dtype=pl.Int64)
-    rows = (events.head(200_000)
+    scan = events.head(MAX_SCAN)
+    rows = (scan
             .filter((status == 404) | text.fill_null("").str.contains(r"\b404\b"))
             .head(MAX_ROWS)
             .select(text.fill_null("").str.slice(0, MAX_TEXT).alias("t"), (status == 404).alias("answered"),
@@ -57,7 +59,7 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
     table = {(r.server, r.route): r for r in routes}
     alternatives = "|".join(sorted({re.escape(r.route) for r in routes}, key=len, reverse=True))
     pattern = re.compile(r"(?<![\w/.-])(" + alternatives + r")(?![\w/-])")
-    said_no_route = events.head(200_000).filter(text.fill_null("").str.contains(NO_ROUTE)).select("source", "line").head(20)
+    said_no_route = scan.filter(text.fill_null("").str.contains(NO_ROUTE)).select("source", "line").head(20)
     no_route = said_no_route.height > 0
     if no_route and not rows.filter(pl.col("answered") & pl.col("path").is_not_null()).height:
         # Ollama's router said it has no such path, and no exchange names the path: the call is the one a
@@ -66,7 +68,7 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
         near = pl.lit(False)
         for source, line in said_no_route.iter_rows():
             near = near | ((pl.col("source") == source) & ((pl.col("line") - line).abs() <= NEAR_LINES))
-        called = (events.head(200_000)
+        called = (scan
                   .filter(near & text.fill_null("").str.contains(r"(?:^|[^\w/.-])(?:" + alternatives + r")\b"))
                   .head(MAX_ROWS)
                   .select(text.fill_null("").str.slice(0, MAX_TEXT).alias("t"), pl.lit(False).alias("answered"),

@@ -32,6 +32,7 @@ import re
 
 import polars as pl
 
+from emblens.combiners.client import ollama_pulled
 from emblens.findings import confidence as conf
 from emblens.findings.unexplained import without
 from emblens.formats.commands import CJK_TEXT
@@ -57,17 +58,10 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
         return events
     text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
     rows = without(events.filter(error_row()).with_columns(text.alias("_text")), covered)
-    if _cli_pulled(events):
+    if ollama_pulled(events):
         # Ollama's CLI asks /api/show before it pulls a model it lacks: that 404 is the CLI finding out
         rows = rows.filter(~((pl.col("http_status").fill_null(0) == 404) & (pl.col("http_path") == "/api/show")).fill_null(False))
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
-
-
-def _cli_pulled(events: pl.DataFrame) -> bool:
-    """The events hold an exchange on Ollama's /api/pull (its CLI's pull, after the /api/show that found no model)."""
-    if not {"http_path", "http_status", "kind"} <= set(events.columns):
-        return False
-    return bool(events.select(((pl.col("kind") == "http") & (pl.col("http_path") == "/api/pull")).any()).item())
 
 
 def _with_outside(events: pl.DataFrame, covered: set, messages: Messages, lines: pl.DataFrame) -> pl.DataFrame:
