@@ -93,8 +93,8 @@ def load(paths: Sequence[str | Path], support: Sequence[str | Path] = ()) -> Mod
         return data
     from dataclasses import replace
 
-    paths = tuple(str(p) for p in support)
-    return replace(data, support=_support(paths), routes=_routes(paths))
+    families, routes = _support(tuple(str(p) for p in support))
+    return replace(data, support=families, routes=routes)
 
 
 def _read(path: str, what: str) -> dict:
@@ -153,11 +153,17 @@ def loose(pattern: str) -> str:
 SUPPORT_KEYS = frozenset({"vllm", "sglang", "ollama", "llamacpp", "transformers", "tei"})
 
 
+ROUTE_SERVERS = frozenset({"ollama", "llamacpp"})
+
+
 @lru_cache(maxsize=8)
-def _support(paths: tuple[str, ...]) -> tuple[Support, ...]:
+def _support(paths: tuple[str, ...]) -> tuple[tuple[Support, ...], tuple[Route, ...]]:
+    """The model families (`families:`) and the routes (`routes:`) of the model support files, each file read
+    once (earlier files first; a later file's entry for a server and route already given is ignored)."""
     import yaml
 
     out: list[Support] = []
+    routes: dict[tuple[str, str], Route] = {}
     for path in paths:
         try:
             data = _read(path, "a model support file")
@@ -172,33 +178,16 @@ def _support(paths: tuple[str, ...]) -> tuple[Support, ...]:
                     raise ValueError(f"family {f['name']!r}: since names {sorted(unknown)}; known: {sorted(SUPPORT_KEYS)}")
                 out.append(Support(str(f["name"]), str(f["match"]), tuple(since.items()),
                                    {str(k): str(v) for k, v in (f.get("source") or {}).items()}))
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, re.error, AttributeError) as e:
-            raise RuleError(f"model support data: {type(e).__name__}: {e}", path=path) from None
-    return tuple(out)
-
-
-ROUTE_SERVERS = frozenset({"ollama", "llamacpp"})
-
-
-@lru_cache(maxsize=8)
-def _routes(paths: tuple[str, ...]) -> tuple[Route, ...]:
-    """The `routes:` of the model support files (earlier files first; a later file's entry for the same
-    server and route is ignored)."""
-    import yaml
-
-    out: dict[tuple[str, str], Route] = {}
-    for path in paths:
-        try:
-            for r in _read(path, "a model support file").get("routes") or []:
+            for r in data.get("routes") or []:
                 server, route = str(r["server"]), str(r["route"])
                 if server not in ROUTE_SERVERS:
                     raise ValueError(f"route {route!r}: server {server!r}; known: {sorted(ROUTE_SERVERS)}")
                 if not route.startswith("/"):
                     raise ValueError(f"route {route!r} does not start with /")
-                out.setdefault((server, route), Route(server, route, str(r["since"]), str(r.get("source") or "")))
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as e:
+                routes.setdefault((server, route), Route(server, route, str(r["since"]), str(r.get("source") or "")))
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, re.error, AttributeError) as e:
             raise RuleError(f"model support data: {type(e).__name__}: {e}", path=path) from None
-    return tuple(out.values())
+    return tuple(out), tuple(routes.values())
 
 
 @lru_cache(maxsize=8)
