@@ -79,10 +79,35 @@ NAMED = (
     ("net.wrong_host_docker", "address `MILVUS_HOST=127.0.0.1` (issue.md:3)",
      "api and worker run in docker compose\nVECTOR_STORE=milvus\nMILVUS_HOST=127.0.0.1\nMILVUS_PORT=19530\n"
      "<MilvusException: (code=2, message=Fail connecting to server on 127.0.0.1:19530. Timeout)>\n"),
+    ("model.unsupported_architecture", "model `THUDM/GLM-4.1V-9B-Thinking` (issue.md:1)",
+     "vllm serve THUDM/GLM-4.1V-9B-Thinking --limit-mm-per-prompt '{\"image\":32}'\n\n"
+     "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
+     "  Value error, `limit_mm_per_prompt` is only supported for multimodal models. [type=value_error]\n"),
+    ("model.unsupported_architecture", "model `jinaai/jina-reranker-v1-turbo-en` (issue.md:1)",
+     "When deploying [jinaai/jina-reranker-v1-turbo-en](https://huggingface.co/jinaai/jina-reranker-v1-turbo-en) "
+     "with TEI 1.2 the container exits:\n"
+     "Error: Could not create backend\n"
+     "> Could not start Candle backend: Could not start backend: `classifier` model type is not supported for Jina\n"),
+    ("model.trust_remote_code", "model `/data/hub/models/jinaai/jina-embeddings-v3` (server.log:1)",
+     "ValueError: The model /data/hub/models/jinaai/jina-embeddings-v3 references the module class 'custom_st' "
+     "defined in its repository.\nPlease pass the argument `trust_remote_code=True` to allow custom code to be run.\n"),
 )
 
 
-@pytest.mark.parametrize(("rule", "named", "text"), NAMED, ids=["gpu", "litellm-model", "host-setting"])
+@pytest.mark.parametrize(("rule", "named", "text"), NAMED,
+                         ids=["gpu", "litellm-model", "host-setting", "vllm-serve", "markdown-link", "model-dir"])
 def test_the_value_the_software_writes_is_named_whole(tmp_path, rule, named, text):
-    top = _top(tmp_path, "issue.md", text)
+    top = _top(tmp_path, named.rsplit("(", 1)[1].split(":")[0], text)
     assert (top.rule, named in top.summary) == (rule, True), top.summary
+
+
+def test_the_model_of_the_request_beside_the_error_body_is_named(tmp_path):
+    (tmp_path / "request.json").write_text('{\n    "model":"Qwen3-Reranker-0.6B",\n    "query": "What is AI?",\n'
+                                           '    "documents": ["a", "b"]\n}\n', encoding="utf-8")
+    (tmp_path / "response.json").write_text('{\n  "error": {\n    "code": 400,\n    "message": "The model does not '
+                                            'support Rerank (Score) API",\n    "type": "BadRequestError"\n  }\n}\n',
+                                            encoding="utf-8")
+    a = analyze([str(tmp_path / "request.json"), str(tmp_path / "response.json")])
+    top = a.findings[0]
+    assert top.rule == "embed.wrong_model_type"
+    assert "model `Qwen3-Reranker-0.6B` (request.json:2)" in top.summary

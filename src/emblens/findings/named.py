@@ -38,7 +38,11 @@ _MODEL = (
     # (`python -m http.server` names a module, not a model)
     r"""(?:--model|--served-model-name|--model-path|--model-id|(?<!python )(?<!python3 )(?<!py )-m)[= ]["']?((?:(?:\.{1,2}/)+|/|~/)?[\w][\w.:/@+-]{1,79})""",
     r"""(?i)\b(?:ollama|lms) (?:pull|run|show|load|get) ([\w][\w.:/@+-]{1,79})""",
+    # vLLM's and SGLang's positional model (`vllm serve THUDM/GLM-4.1V-9B-Thinking --limit-mm-per-prompt …`)
+    r"""(?i)\bvllm serve\s+["']?((?:(?:\.{1,2}/)+|/|~/)?[\w][\w.:/@+-]{1,79})""",
     r"""(?i)\bmodel ["'`]([^"'`\s]{2,80})["'`]""",
+    # a model's directory after the word (`The model /data/hub/models/jinaai/jina-embeddings-v3 references …`)
+    r"""(?i)\bmodel ((?:/|~/|\./)[\w.@+-]+(?:/[\w.@+-]+)+)""",
     # an Ollama name with its size tag, wherever it stands: `qwen2:7b`, `deepseek-r1:14b`, `qwen2.5-coder:7b-instruct`
     r"""(?i)(?:^|[^a-z0-9_.:/-])([a-z][a-z0-9_.-]{1,40}:\d+(?:\.\d+)?[bm](?:-[a-z0-9_.-]+)?)\b""",
     r"""(?i)\bmodel identifier ["'`]([^"'`]{2,80})["'`]""",          # LM Studio
@@ -52,7 +56,7 @@ _MODEL = (
     r"""\b[A-Z][A-Z0-9_]*MODEL(?:_(?:PREF|NAME|ID))?\s*[=:]\s*["']?([\w][\w.:/@+-]{1,79})""",
     # a repository id standing alone (`Qwen/Qwen3-Embedding-0.6B`, `BAAI/bge-m3`): two parts, the second with a
     # digit or a hyphen, not inside a longer path (`/usr/lib/python3.11/…`, `/v1/chat`)
-    r"""(?:^|[\s"'`(=:,])([A-Za-z][\w.-]{1,40}/[A-Za-z0-9][\w.:@-]*[\d-][\w.:@-]*)(?:$|[\s"'`),;])""",
+    r"""(?:^|[\s"'`(=:,\[])([A-Za-z][\w.-]{1,40}/[A-Za-z0-9][\w.:@-]*[\d-][\w.:@-]*)(?:$|[\s"'`),;\]])""",
 )
 _VERSION = (
     r"""(?i)(?<![A-Za-z0-9_])(?:vllm|sglang|ollama|transformers|torch|openai|litellm|llama[-_.]?cpp(?:[-_]python)?|text-embeddings-inference|tei|infinity(?:[-_]emb)?|xinference|lmdeploy|mlx[-_]lm|langchain(?:[-_]\w+)?|llama[-_]index|sentence[-_]transformers|lm ?studio|localai|open[- ]?webui|dify|ragflow|anythingllm|pymilvus|qdrant(?:[-_]client)?|chromadb|tgi|cuda|driver)\s*(?:==|>=|<=|~=|@|:|=|\s|\s*version:?\s*|\s*v|\s*(?:的)?版本(?:号)?\s*(?:是|为|[:：])?)\s*v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev|a|b)\d+)?(?:\+\w+)?)\b""",
@@ -108,7 +112,7 @@ def _kind(label: str, literal: str, patterns: tuple[str, ...]) -> Kind:
 
 
 KINDS = MappingProxyType({
-    "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |:\d+(?:\.\d+)?[bm]\b|[\"'`](?:ollama_chat|ollama|hosted_vllm|lm_studio|llamacpp|openai|huggingface|xinference|openrouter)/", _MODEL),
+    "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |vllm serve|[a-z][\w.-]*/[\w.:@-]*\d|:\d+(?:\.\d+)?[bm]\b|[\"'`](?:ollama_chat|ollama|hosted_vllm|lm_studio|llamacpp|openai|huggingface|xinference|openrouter)/", _MODEL),
     "version": _kind("version", r"\d+\.\d+|\bb\d{4,5}\b", _VERSION),
     "address": _kind("address", r"(?i)://|port|host", _ADDRESS),
     "route": _kind("route", r"/(?:v1|v2|api)/", _ROUTE),
@@ -186,6 +190,12 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
     return out
 
 
+def _other_rows(events: pl.DataFrame, sources) -> pl.DataFrame:
+    """The first rows of the inputs a finding does not cite."""
+    return (events.filter(~pl.col("source").is_in(list(sources)) & pl.col("text").is_not_null())
+            .head(MAX_ROWS).select("source", "line", "text"))
+
+
 def with_named(findings: list, events: pl.DataFrame) -> list:
     """The first findings, each with the values its id turns on that the evidence names and its
     wording does not quote yet (copies; others unchanged)."""
@@ -204,7 +214,12 @@ def with_named(findings: list, events: pl.DataFrame) -> list:
         parts = []
         for kind in kinds:
             label = KINDS[kind].label
-            fresh = [(v, s, n) for v, s, n in _values(rows, kind) if not _quoted(v, said)][:MAX_VALUES]
+            values = _values(rows, kind)
+            if kind == "model" and not values:
+                # the model is often named by another input of the same evidence (the request beside its
+                # error body, the client's code beside the server's log)
+                values = _values(_other_rows(events, f.sources), kind)
+            fresh = [(v, s, n) for v, s, n in values if not _quoted(v, said)][:MAX_VALUES]
             if fresh:
                 named = ", ".join(f"`{redact.printable(v)}` ({short(s)}:{n})" for v, s, n in fresh)
                 parts.append(f"{label} {named}")
