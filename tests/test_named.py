@@ -27,14 +27,15 @@ def test_the_model_a_paste_runs_is_named_beside_the_one_the_server_refused(tmp_p
     assert "The evidence names: model `qwen2:7b` (issue.md:1)" in f.summary
 
 
-def test_every_figure_of_a_line_is_read_and_a_figure_is_quoted_only_as_a_whole_word(tmp_path):
+def test_every_setting_of_a_line_is_read_and_a_figure_is_quoted_only_as_a_whole_word(tmp_path):
     f = _top(tmp_path, "nano.log",
              "2026-05-30T08:47:44+07:00 WRN chunk truncated before embedding (exceeds context limit) "
              "component=embed-queue original_len=4431 truncated_len=4000\n"
              "2026-05-30T08:47:44+07:00 ERR embedding failed error=\"ollama: unexpected status 400: "
              "{\\\"error\\\":\\\"the input length exceeds the context length\\\"}\" component=embed-queue\n")
     assert f.rule == "embed.input_too_long"
-    assert "token figure `4431` (nano.log:1), `4000` (nano.log:1)" in f.summary
+    # named whole, as a person changes them
+    assert "token figure `original_len=4431` (nano.log:1), `truncated_len=4000` (nano.log:1)" in f.summary
     assert _quoted("4000", "limit 4000 tokens") and not _quoted("4000", "limit 40001 tokens")
     assert not _quoted("qwen2:7b", "qwen2:7b-instruct") and _quoted("qwen2:7b", "ran `qwen2:7b`.")
 
@@ -91,11 +92,14 @@ NAMED = (
     ("model.trust_remote_code", "model `/data/hub/models/jinaai/jina-embeddings-v3` (server.log:1)",
      "ValueError: The model /data/hub/models/jinaai/jina-embeddings-v3 references the module class 'custom_st' "
      "defined in its repository.\nPlease pass the argument `trust_remote_code=True` to allow custom code to be run.\n"),
+    ("embed.input_too_long", "model `bge-large-zh-v1.5` (issue.md:1)",
+     "# How to increase the maximum input token of bge-large-zh-v1.5?\n\n"
+     "RuntimeError: The size of tensor a (671) must match the size of tensor b (512) at non-singleton dimension 1\n"),
 )
 
 
 @pytest.mark.parametrize(("rule", "named", "text"), NAMED,
-                         ids=["gpu", "litellm-model", "host-setting", "vllm-serve", "markdown-link", "model-dir"])
+                         ids=["gpu", "litellm-model", "host-setting", "vllm-serve", "markdown-link", "model-dir", "family"])
 def test_the_value_the_software_writes_is_named_whole(tmp_path, rule, named, text):
     top = _top(tmp_path, named.rsplit("(", 1)[1].split(":")[0], text)
     assert (top.rule, named in top.summary) == (rule, True), top.summary

@@ -220,6 +220,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     addon makes one from its flows): read, combine, run the rules, rank, count the requests each
     finding matched, and say what was masked and what the clocks suggest. `keep_window`: keep the
     table a time window cut as `before_window` (`--explain` says what the window left out)."""
+    from emblens.findings.calm import calmed
     from emblens.findings.lead import lead
     from emblens.findings.named import with_named
     from emblens.findings.path import with_paths
@@ -244,7 +245,7 @@ def run(inputs: Sequence[Input] | Reading, run: Run, *, progress: Progress | Non
     seen = traffic.collect(reading.inputs, events, year=clock.year, written=written, tz=clock.tz,
                            since=run.settings.selection.since, until=run.settings.selection.until)
     facts.figures.update(traffic.figures(seen))      # the KV-cache peak of the metrics lines, for the rules
-    found = evaluate(ruleset, events, facts, run.budget)
+    found = calmed(evaluate(ruleset, events, facts, run.budget), events)   # "works in spite of this"
     exchanges = _exchanges(events, found)
     findings = rank(found, exchanges)
     if maybe := possible(events, ruleset, facts, findings):      # never silent: the nearest upstream message

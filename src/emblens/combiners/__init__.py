@@ -22,7 +22,8 @@ from emblens.combiners.facts import VERSION_SUFFIX, Fact, Facts, Mark, server_fa
 from emblens.knowledge.modeldata import ModelData
 
 FACTS: Mapping[str, Fact] = MappingProxyType({**SERVER_FACTS, **gpu.FACTS, **client.FACTS, **traffic.FACTS,
-                                                **traces.FACTS, **dumps.FACTS, **routes.FACTS})
+                                                **traces.FACTS, **dumps.FACTS, **routes.FACTS,
+                                                **embeddings.FACTS})
 
 
 def enrich(events: pl.DataFrame, models: ModelData, *, year: int | None = None,
@@ -42,6 +43,7 @@ def combine(events: pl.DataFrame, models: ModelData | None = None) -> Facts:
     facts.figures.update(client.figures(events))
     facts.figures.update(traces.figures(events))
     facts.figures.update(dumps.figures(events))
+    facts.figures.update(embeddings.figures(events))
     if models is not None and models.routes:
         facts.figures.update(routes.figures(events, facts.as_values(), models.routes))
     return facts

@@ -11,13 +11,48 @@ Columns written on `http` rows:
 - resp_dim_expected: the size the request asked for (`dimensions`), the model's known size, or
   the size other calls to the model usually got; resp_dim_basis says which (requested, known,
   usual); resp_dim_mismatch when the returned size differs.
+
+Facts: `context_error_embedding`, a context-length error a few lines from the words of an embedding call
+in the same input (an app's or a gateway's wording of vLLM's or LiteLLM's error does not say which call
+it was; the sentence above it does).
 """
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import polars as pl
 
+from emblens.combiners.facts import Fact
 from emblens.knowledge.modeldata import ModelData
+
+FACTS = MappingProxyType({
+    "context_error_embedding": Fact("bool", "a context-length error stands a few lines from the words of an embedding "
+                                            "call, in the same input (an app's or a gateway's wording, which does not "
+                                            "say which call it was)"),
+})
+
+MAX_SCAN = 200_000        # rows scanned (vectorised)
+MAX_ERRORS = 50           # context-length lines looked around
+NEAR_LINES = 5            # lines between the error and the words of the embedding call
+CONTEXT_ERROR = (r"(?i)maximum context length is \d+ tokens|context length is only \d+ tokens|ContextWindowExceeded"
+                 r"|exceeds? (?:the )?(?:model'?s? )?(?:max(?:imum)? )?context (?:length|window|size)")
+EMBEDDING_CALL = r"(?i)\bembed(?:ding|dings)?\b|/api/embed\b|\bembedder\b"
+
+
+def figures(events: pl.DataFrame) -> dict[str, object]:
+    if events.height == 0 or "text" not in events.columns:
+        return {}
+    text = pl.coalesce(pl.col("message"), pl.col("text")) if "message" in events.columns else pl.col("text")
+    scan = events.head(MAX_SCAN)
+    errors = scan.filter(text.fill_null("").str.contains(CONTEXT_ERROR)).select("source", "line").head(MAX_ERRORS)
+    if errors.height == 0:
+        return {}
+    near = pl.lit(False)
+    for source, line in errors.iter_rows():
+        near = near | ((pl.col("source") == source) & ((pl.col("line") - line).abs() <= NEAR_LINES))
+    said = scan.filter(near & text.fill_null("").str.contains(EMBEDDING_CALL)).height > 0
+    return {"context_error_embedding": True} if said else {}
 
 
 def derive(events: pl.DataFrame, models: ModelData) -> pl.DataFrame:

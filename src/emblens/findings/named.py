@@ -57,6 +57,9 @@ _MODEL = (
     # a repository id standing alone (`Qwen/Qwen3-Embedding-0.6B`, `BAAI/bge-m3`): two parts, the second with a
     # digit or a hyphen, not inside a longer path (`/usr/lib/python3.11/…`, `/v1/chat`)
     r"""(?:^|[\s"'`(=:,\[])([A-Za-z][\w.-]{1,40}/[A-Za-z0-9][\w.:@-]*[\d-][\w.:@-]*)(?:$|[\s"'`),;\]])""",
+    # an embedding or reranking model by its family's name, in a person's words (`the maximum input of
+    # bge-large-zh-v1.5`, `loading nomic-embed-text-v2-moe fails`)
+    r"""(?i)(?<![\w./:-])((?:bge|gte|e5|jina|nomic|mxbai|m3e|text2vec|snowflake-arctic-embed|all-minilm|multilingual-e5|qwen\d?(?:\.\d)?-(?:vl-)?(?:embedding|reranker))-[\w.-]*[\w])""",
 )
 _VERSION = (
     r"""(?i)(?<![A-Za-z0-9_])(?:vllm|sglang|ollama|transformers|torch|openai|litellm|llama[-_.]?cpp(?:[-_]python)?|text-embeddings-inference|tei|infinity(?:[-_]emb)?|xinference|lmdeploy|mlx[-_]lm|langchain(?:[-_]\w+)?|llama[-_]index|sentence[-_]transformers|lm ?studio|localai|open[- ]?webui|dify|ragflow|anythingllm|pymilvus|qdrant(?:[-_]client)?|chromadb|tgi|cuda|driver)\s*(?:==|>=|<=|~=|@|:|=|\s|\s*version:?\s*|\s*v|\s*(?:的)?版本(?:号)?\s*(?:是|为|[:：])?)\s*v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:post|rc|dev|a|b)\d+)?(?:\+\w+)?)\b""",
@@ -86,7 +89,8 @@ _SIZE = (
 )
 _TOKENS = (
     r"""(?i)\b(\d{3,8})\s*(?:tokens?\b|token context)""",
-    r"""(?i)\b\w*(?:_len|_length|_limit|_tokens)\s*[=:]\s*(\d{3,8})\b""",
+    # a setting named whole, as a person changes it (`max_document_length=600`, `RERANKER_MAX_LENGTH=1024`)
+    r"""(?i)\b(\w*(?:_len|_length|_limit|_tokens)\s*[=:]\s*\d{3,8})\b""",
     r"""(?i)\b(?:max_model_len|max-model-len|num_ctx|n_ctx|ctx[-_]size|context[-_ ](?:length|window|size)|max_input_length|max-input-length|max_position_embeddings|max_tokens)\b["']?\s*[=:]?\s*(\d{3,8})\b""",
 )
 # the GPU, as nvidia-smi, a driver, a build's error or a person names it: its product name, its architecture
@@ -112,7 +116,7 @@ def _kind(label: str, literal: str, patterns: tuple[str, ...]) -> Kind:
 
 
 KINDS = MappingProxyType({
-    "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |vllm serve|[a-z][\w.-]*/[\w.:@-]*\d|:\d+(?:\.\d+)?[bm]\b|[\"'`](?:ollama_chat|ollama|hosted_vllm|lm_studio|llamacpp|openai|huggingface|xinference|openrouter)/", _MODEL),
+    "model": _kind("model", r"(?i)model|--served|-m |ollama |lms |vllm serve|(?:bge|gte|e5|jina|nomic|mxbai|m3e|text2vec|arctic-embed|minilm|embedding|reranker)-|[a-z][\w.-]*/[\w.:@-]*\d|:\d+(?:\.\d+)?[bm]\b|[\"'`](?:ollama_chat|ollama|hosted_vllm|lm_studio|llamacpp|openai|huggingface|xinference|openrouter)/", _MODEL),
     "version": _kind("version", r"\d+\.\d+|\bb\d{4,5}\b", _VERSION),
     "address": _kind("address", r"(?i)://|port|host", _ADDRESS),
     "route": _kind("route", r"/(?:v1|v2|api)/", _ROUTE),
@@ -141,8 +145,13 @@ _FAMILIES = (
     ("gateway.", ("address", "model")),
     ("server.not_ready", ("address",)),
 )
+# a program's source file and line (`src/llama.cpp:8702`, `server/routes.go:787`), not a model
+_SOURCE_FILE = re.compile(r"(?i)\.(?:c|cc|cpp|cxx|h|hpp|cu|cuh|py|go|rs|js|ts|java|rb|sh)(?::\d+)+$|\.(?:py|go|rs|js|ts|java|rb|sh|json|ya?ml|toml|txt|log|md)$")
 _NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models", "not",
-                        "your-model", "your_model", "model_name", "xxx", "auto"})
+                        "your-model", "your_model", "model_name", "xxx", "auto",
+                        # a server's name where a model's is expected (`model: vllm qwen2.5:3b`)
+                        "vllm", "sglang", "ollama", "openai", "llamacpp", "llama.cpp", "tgi", "tei", "lmstudio",
+                        "localai", "xinference"})
 
 
 def short(source: str) -> str:
@@ -177,11 +186,14 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
         for source, line, text in texts:
             for m in pattern.finditer(text or ""):   # every match of a line (`original_len=4431 truncated_len=4000`)
                 value = next((g for g in m.groups() if g), "").strip().rstrip(".,;:)]}'\"`")
-                if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()):
+                if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()
+                                        or _SOURCE_FILE.search(value)):
                     continue
                 if kind == "size" and not 16 <= int(value) <= 65_536:
                     continue
                 if not value or len(value) > MAX_LEN or value in seen:
+                    continue
+                if kind == "model" and any(v.endswith("/" + value) for v in seen):   # `bge-m3` of `BAAI/bge-m3`
                     continue
                 if kind == "address" and any(value in v for v in seen):   # the URL of a setting named already
                     continue
