@@ -199,3 +199,21 @@ def test_ollamas_no_route_answer_names_the_call_beside_it_not_a_route_shown_work
     r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(works), str(doctor), "--format", "json"],
                        capture_output=True, text=True)
     assert all(f["rule"] != "client.version_outdated" for f in json.loads(r.stdout)["findings"])
+
+
+def test_llama_servers_no_route_answer_names_the_call_only_where_llama_cpp_answered(tmp_path):
+    """llama-server answers a path it has no handler for with `File Not Found`: beside llama.cpp's name
+    (its `Server:` header) the OpenAI route of the pasted call is newer than the build; the same words from
+    a server that is not named llama.cpp say nothing of its release."""
+    body = ("```bash\ncurl -i http://localhost:8080/v1/embeddings -H 'Content-Type: application/json' "
+            "-d '{\"input\": \"hello\"}'\n```\n\n```\nHTTP/1.1 404 Not Found\nContent-Type: text/plain\n{server}"
+            "\nFile Not Found\n```\n")
+    paste = tmp_path / "issue.md"
+    paste.write_text(body.replace("{server}", "Server: llama.cpp"))
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(paste), "--format", "json"], capture_output=True, text=True)
+    top = json.loads(r.stdout)["findings"][0]
+    assert top["rule"] == "client.version_outdated" and "b2004" in top["summary"], top["summary"]
+    assert "File Not Found" in top["summary"]
+    paste.write_text(body.replace("{server}", "Server: Werkzeug/3.0.1 Python/3.11.4"))
+    r = subprocess.run([sys.executable, "-m", "emblens", "analyze", str(paste), "--format", "json"], capture_output=True, text=True)
+    assert all(f["rule"] != "client.version_outdated" for f in json.loads(r.stdout)["findings"])

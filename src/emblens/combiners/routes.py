@@ -25,15 +25,22 @@ FACTS = MappingProxyType({
     "route_newer_since": Fact("text", "the first release of that server that has `route_newer`"),
     "route_newer_version": Fact("text", "the release the evidence gives for that server, if it gives one"),
     "route_newer_source": Fact("text", "where the first release of `route_newer` was read"),
+    "route_newer_said": Fact("text", "without a version: the router's own answer for a path it has no route for "
+                                     "(Ollama's `404 page not found`, llama-server's `File Not Found`)"),
 })
 
 MAX_SCAN = 200_000       # rows of the evidence scanned (vectorised) for a 404 and for the router's answer
 MAX_ROWS = 500           # rows holding a 404 read for a route
 MAX_TEXT = 2_048
 NEAR_LINES = 10          # lines between a paste's "404 page not found" and the call it answered
+NEAR_LINES_LLAMACPP = 40 # ...and llama-server's "File Not Found" (curl -i prints the headers and the JSON between)
 NAMES = MappingProxyType({"ollama": "Ollama", "llamacpp": "llama.cpp"})
 # Gin's answer for a path no route matches (Ollama), not a route's own 404 (JSON: `{"error":"model \"x\" not found…"}`)
 NO_ROUTE = r"\b404 page not found\b"
+# llama-server's answer for a path it has no handler for (examples/server/server.cpp's error handler, b1500 ... b4747:
+# text/plain "File Not Found", then the JSON error {"code":404,"message":"File Not Found","type":"not_found_error"}),
+# told apart from other servers' words by llama.cpp's name (`Server: llama.cpp`, llama-server) in the same lines
+NO_ROUTE_LLAMACPP = r"\bFile Not Found\b"
 _LLAMACPP = re.compile(r"(?i)llama-server|llama\.cpp|llama_cpp_server|\bllamacpp\b")
 
 
@@ -61,13 +68,18 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
     pattern = re.compile(r"(?<![\w/.-])(" + alternatives + r")(?![\w/-])")
     said_no_route = scan.filter(text.fill_null("").str.contains(NO_ROUTE)).select("source", "line").head(20)
     no_route = said_no_route.height > 0
-    if no_route and not rows.filter(pl.col("answered") & pl.col("path").is_not_null()).height:
-        # Ollama's router said it has no such path, and no exchange names the path: the call is the one a
-        # paste shows beside it (`curl http://localhost:11434/api/chat -d …` under `Response is "404 page not
-        # found"`), in the same input and a few lines away (a route shown working elsewhere is not the one)
+    near_llama = _near(scan.filter(text.fill_null("").str.contains(NO_ROUTE_LLAMACPP)).select("source", "line").head(20),
+                       NEAR_LINES_LLAMACPP)
+    llama_no_route = near_llama is not None and scan.filter(near_llama & text.fill_null("").str.contains(_LLAMACPP.pattern)).height > 0
+    if (no_route or llama_no_route) and not rows.filter(pl.col("answered") & pl.col("path").is_not_null()).height:
+        # Ollama's router (or llama-server's) said it has no such path, and no exchange names the path: the call is
+        # the one a paste shows beside it (`curl http://localhost:11434/api/chat -d …` under `Response is "404 page
+        # not found"`), in the same input and a few lines away (a route shown working elsewhere is not the one)
         near = pl.lit(False)
-        for source, line in said_no_route.iter_rows():
-            near = near | ((pl.col("source") == source) & ((pl.col("line") - line).abs() <= NEAR_LINES))
+        if no_route:
+            near = near | _near(said_no_route, NEAR_LINES)
+        if llama_no_route:
+            near = near | near_llama
         called = (scan
                   .filter(near & text.fill_null("").str.contains(r"(?:^|[^\w/.-])(?:" + alternatives + r")\b"))
                   .head(MAX_ROWS)
@@ -79,7 +91,10 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
     for t, answered, p, org, prt in rows.iter_rows():
         found = [p.split("?", 1)[0]] if answered and p else [m.group(1) for m in pattern.finditer(t)]
         for route in found:
-            for server in _servers(route, t, org, prt):
+            servers = _servers(route, t, org, prt)
+            if llama_no_route and "llamacpp" not in servers:
+                servers.append("llamacpp")
+            for server in servers:
                 r = table.get((server, route))
                 if r is None:
                     continue
@@ -91,8 +106,20 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
                         return _facts(r, version.version)
                     continue
                 if server == "ollama" and no_route:
-                    return _facts(r, None)
+                    return _facts(r, None, "404 page not found")
+                if server == "llamacpp" and llama_no_route:
+                    return _facts(r, None, "File Not Found")
     return {}
+
+
+def _near(said: pl.DataFrame, lines: int) -> pl.Expr | None:
+    """The rows of the same input within `lines` of any of `said`'s (source, line)."""
+    if said.height == 0:
+        return None
+    near = pl.lit(False)
+    for source, line in said.iter_rows():
+        near = near | ((pl.col("source") == source) & ((pl.col("line") - line).abs() <= lines))
+    return near
 
 
 def _servers(route: str, t: str, origin: str | None, port: int | None) -> list[str]:
@@ -106,9 +133,11 @@ def _servers(route: str, t: str, origin: str | None, port: int | None) -> list[s
     return out
 
 
-def _facts(r, version: str | None) -> dict[str, object]:
+def _facts(r, version: str | None, said: str | None = None) -> dict[str, object]:
     out = {"route_newer": r.route, "route_newer_server": NAMES.get(r.server, r.server),
            "route_newer_since": r.since, "route_newer_source": r.source}
     if version is not None:
         out["route_newer_version"] = version
+    if said is not None:
+        out["route_newer_said"] = said
     return out
