@@ -22,6 +22,8 @@ FACTS: Mapping[str, Fact] = MappingProxyType({
                                    "vllm.entrypoints...) or sglang (sglang.launch_server)"),
     "container_seen": Fact("bool", "the evidence shows a container: a docker run/compose command, compose log "
                                    "prefixes, host.docker.internal, a docker json-file or kubectl log"),
+    "proxy_system": Fact("text", "the words of a system-wide proxy an HTTP client reads without any *_PROXY variable "
+                                 "(Windows' WinINET proxy setting, httpx's trust_env=True, a system proxy)"),
     "proxy_env": Fact("text", "the first proxy variable a pasted environment sets, as NAME=scheme://host:port "
                               "(export HTTP_PROXY=..., docker -e, os.environ)"),
     "no_proxy": Fact("text", "the NO_PROXY / no_proxy value a pasted environment sets"),
@@ -53,6 +55,11 @@ TIMEOUT = (r"(?i)\b[A-Z][A-Z0-9_]*TIME_?OUT[A-Z0-9_]*\s*[=:]\s*\d+(?:\.\d+)?(?:\
            r"|\b\d+(?:\.\d+)?\s*(?:ms|s|sec(?:ond)?s?|min(?:ute)?s?)\s+(?:read |request |client |upstream |route |header )?time-?out\b"
            r"|\btime-?(?:out|d out)\b[^\n]{0,40}?\b\d+(?:\.\d+)?\s*(?:ms|s|sec(?:ond)?s?|min(?:ute)?s?)\b")
 MAX_TIMEOUTS = 3
+MAX_PROXY_ROWS = 200_000    # rows read (vectorised) for the words of a system proxy
+# the words of a proxy no environment variable shows: Windows' WinINET setting (httpx and requests read it when
+# trust_env is on, their default), a "system proxy" in a person's words, in English or Chinese
+SYSTEM_PROXY = (r"(?i)\bWinINET\b|\b(?:Windows|macOS|OS|system)[ -](?:wide )?proxy\b|\btrust_env\s*=\s*True\b"
+                r"|系统代理")
 
 
 def figures(events: pl.DataFrame) -> dict[str, object]:
@@ -74,6 +81,11 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
             out["timeouts_seen"] = ", ".join(f"`{t}`" for t in said)
     if ollama_pulled(events):
         out["ollama_pull_seen"] = True
+    if events.height and "text" in events.columns:
+        system = (events.head(MAX_PROXY_ROWS).select(pl.col("text").str.slice(0, 4096).str.extract(SYSTEM_PROXY, 0))
+                  .to_series().drop_nulls())
+        if system.len():
+            out["proxy_system"] = system[0].strip()
     sent = events.filter((pl.col("kind") == "http") & pl.col("origin").is_in(["client", "capture"]))
     if sent.height == 0:
         return out
