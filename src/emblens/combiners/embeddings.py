@@ -36,7 +36,9 @@ MAX_SCAN = 200_000        # rows scanned (vectorised)
 MAX_ERRORS = 50           # context-length lines looked around
 NEAR_LINES = 5            # lines between the error and the words of the embedding call
 CONTEXT_ERROR = (r"(?i)maximum context length is \d+ tokens|context length is only \d+ tokens|ContextWindowExceeded"
-                 r"|exceeds? (?:the )?(?:model'?s? )?(?:max(?:imum)? )?context (?:length|window|size)")
+                 r"|exceeds? (?:the )?(?:model'?s? )?(?:max(?:imum)? )?context (?:length|window|size)"
+                 # llama.cpp's (llama-box's) "decoding exceeds the available context size", Ollama's silent truncation
+                 r"|exceeds the available context size|truncating input prompt")
 EMBEDDING_CALL = r"(?i)\bembed(?:ding|dings)?\b|/api/embed\b|\bembedder\b"
 
 

@@ -145,6 +145,7 @@ _FAMILIES = (
     ("gateway.", ("address", "model")),
     ("server.not_ready", ("address",)),
 )
+# (Ollama's runner is started on a blob, `--model /root/.ollama/models/blobs/sha256-…`: not the name anyone asked for)
 # a program's source file and line (`src/llama.cpp:8702`, `server/routes.go:787`), not a model
 _SOURCE_FILE = re.compile(r"(?i)\.(?:c|cc|cpp|cxx|h|hpp|cu|cuh|py|go|rs|js|ts|java|rb|sh)(?::\d+)+$|\.(?:py|go|rs|js|ts|java|rb|sh|json|ya?ml|toml|txt|log|md)$")
 _NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models", "not",
@@ -187,7 +188,7 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
             for m in pattern.finditer(text or ""):   # every match of a line (`original_len=4431 truncated_len=4000`)
                 value = next((g for g in m.groups() if g), "").strip().rstrip(".,;:)]}'\"`")
                 if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()
-                                        or _SOURCE_FILE.search(value)):
+                                        or _SOURCE_FILE.search(value) or "/blobs/sha256" in value):
                     continue
                 if kind == "size" and not 16 <= int(value) <= 65_536:
                     continue
