@@ -55,7 +55,7 @@ TIMEOUT = (r"(?i)\b[A-Z][A-Z0-9_]*TIME_?OUT[A-Z0-9_]*\s*[=:]\s*\d+(?:\.\d+)?(?:\
            r"|\b\d+(?:\.\d+)?\s*(?:ms|s|sec(?:ond)?s?|min(?:ute)?s?)\s+(?:read |request |client |upstream |route |header )?time-?out\b"
            r"|\btime-?(?:out|d out)\b[^\n]{0,40}?\b\d+(?:\.\d+)?\s*(?:ms|s|sec(?:ond)?s?|min(?:ute)?s?)\b")
 MAX_TIMEOUTS = 3
-MAX_PROXY_ROWS = 200_000    # rows read (vectorised) for the words of a system proxy
+MAX_PROXY_ROWS = 20_000     # rows read (vectorised) for the words of a system proxy (a paste's; a log's first)
 # the words of a proxy no environment variable shows: Windows' WinINET setting (httpx and requests read it when
 # trust_env is on, their default), a "system proxy" in a person's words, in English or Chinese
 SYSTEM_PROXY = (r"(?i)\bWinINET\b|\b(?:Windows|macOS|OS|system)[ -](?:wide )?proxy\b|\btrust_env\s*=\s*True\b"

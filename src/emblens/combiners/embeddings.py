@@ -24,6 +24,7 @@ from types import MappingProxyType
 import polars as pl
 
 from emblens.combiners.facts import Fact
+from emblens.combiners.routes import near
 from emblens.knowledge.modeldata import ModelData
 
 FACTS = MappingProxyType({
@@ -50,10 +51,7 @@ def figures(events: pl.DataFrame) -> dict[str, object]:
     errors = scan.filter(text.fill_null("").str.contains(CONTEXT_ERROR)).select("source", "line").head(MAX_ERRORS)
     if errors.height == 0:
         return {}
-    near = pl.lit(False)
-    for source, line in errors.iter_rows():
-        near = near | ((pl.col("source") == source) & ((pl.col("line") - line).abs() <= NEAR_LINES))
-    said = scan.filter(near & text.fill_null("").str.contains(EMBEDDING_CALL)).height > 0
+    said = scan.filter(near(errors, NEAR_LINES) & text.fill_null("").str.contains(EMBEDDING_CALL)).height > 0
     return {"context_error_embedding": True} if said else {}
 
 

@@ -68,20 +68,20 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
     pattern = re.compile(r"(?<![\w/.-])(" + alternatives + r")(?![\w/-])")
     said_no_route = scan.filter(text.fill_null("").str.contains(NO_ROUTE)).select("source", "line").head(20)
     no_route = said_no_route.height > 0
-    near_llama = _near(scan.filter(text.fill_null("").str.contains(NO_ROUTE_LLAMACPP)).select("source", "line").head(20),
+    near_llama = near(scan.filter(text.fill_null("").str.contains(NO_ROUTE_LLAMACPP)).select("source", "line").head(20),
                        NEAR_LINES_LLAMACPP)
     llama_no_route = near_llama is not None and scan.filter(near_llama & text.fill_null("").str.contains(_LLAMACPP.pattern)).height > 0
     if (no_route or llama_no_route) and not rows.filter(pl.col("answered") & pl.col("path").is_not_null()).height:
         # Ollama's router (or llama-server's) said it has no such path, and no exchange names the path: the call is
         # the one a paste shows beside it (`curl http://localhost:11434/api/chat -d …` under `Response is "404 page
         # not found"`), in the same input and a few lines away (a route shown working elsewhere is not the one)
-        near = pl.lit(False)
+        close = pl.lit(False)
         if no_route:
-            near = near | _near(said_no_route, NEAR_LINES)
+            close = close | near(said_no_route, NEAR_LINES)
         if llama_no_route:
-            near = near | near_llama
+            close = close | near_llama
         called = (scan
-                  .filter(near & text.fill_null("").str.contains(r"(?:^|[^\w/.-])(?:" + alternatives + r")\b"))
+                  .filter(close & text.fill_null("").str.contains(r"(?:^|[^\w/.-])(?:" + alternatives + r")\b"))
                   .head(MAX_ROWS)
                   .select(text.fill_null("").str.slice(0, MAX_TEXT).alias("t"), pl.lit(False).alias("answered"),
                           pl.lit(None, dtype=pl.String).alias("path"), origin.alias("origin"),
@@ -112,14 +112,14 @@ def figures(events: pl.DataFrame, values: dict, routes) -> dict[str, object]:
     return {}
 
 
-def _near(said: pl.DataFrame, lines: int) -> pl.Expr | None:
+def near(said: pl.DataFrame, lines: int) -> pl.Expr | None:
     """The rows of the same input within `lines` of any of `said`'s (source, line)."""
     if said.height == 0:
         return None
-    near = pl.lit(False)
+    out = pl.lit(False)
     for source, line in said.iter_rows():
-        near = near | ((pl.col("source") == source) & ((pl.col("line") - line).abs() <= lines))
-    return near
+        out = out | ((pl.col("source") == source) & ((pl.col("line") - line).abs() <= lines))
+    return out
 
 
 def _servers(route: str, t: str, origin: str | None, port: int | None) -> list[str]:
