@@ -47,8 +47,8 @@ def calmed(findings: list, events: pl.DataFrame) -> list:
     if not sources or events.height == 0:
         return findings
     said = (events.filter(pl.col("source").is_in(list(sources)) & pl.col("text").is_not_null())
-            .head(MAX_ROWS).filter(pl.col("text").str.contains(WORKS_ANYWAY))
-            .select("source", "line", pl.col("text").str.extract(f"({WORKS_ANYWAY})", 1).alias("words")))
+            .head(MAX_ROWS).select("source", "line", pl.col("text").str.extract(f"({WORKS_ANYWAY})", 1).alias("words"))
+            .drop_nulls("words"))
     if said.height == 0:
         return findings
     first = {}
