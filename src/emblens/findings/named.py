@@ -145,7 +145,6 @@ _FAMILIES = (
     ("gateway.", ("address", "model")),
     ("server.not_ready", ("address",)),
 )
-# (Ollama's runner is started on a blob, `--model /root/.ollama/models/blobs/sha256-…`: not the name anyone asked for)
 # a program's source file and line (`src/llama.cpp:8702`, `server/routes.go:787`), not a model
 _SOURCE_FILE = re.compile(r"(?i)\.(?:c|cc|cpp|cxx|h|hpp|cu|cuh|py|go|rs|js|ts|java|rb|sh)(?::\d+)+$|\.(?:py|go|rs|js|ts|java|rb|sh|json|ya?ml|toml|txt|log|md)$")
 _NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models", "not",
@@ -188,7 +187,10 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
             for m in pattern.finditer(text or ""):   # every match of a line (`original_len=4431 truncated_len=4000`)
                 value = next((g for g in m.groups() if g), "").strip().rstrip(".,;:)]}'\"`")
                 if kind == "model" and (value.lower() in _NOT_MODEL or len(value) < 2 or value.isdigit()
-                                        or _SOURCE_FILE.search(value) or "/blobs/sha256" in value):
+                                        or _SOURCE_FILE.search(value)
+                                        # Ollama's runner is started on a blob (`--model …/blobs/sha256-…`),
+                                        # not on the name anyone asked for
+                                        or "/blobs/sha256" in value):
                     continue
                 if kind == "size" and not 16 <= int(value) <= 65_536:
                     continue
@@ -203,9 +205,10 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
     return out
 
 
-def _other_rows(events: pl.DataFrame, sources) -> pl.DataFrame:
-    """The first rows of the inputs a finding does not cite."""
-    return (events.filter(~pl.col("source").is_in(list(sources)) & pl.col("text").is_not_null())
+def _rows(events: pl.DataFrame, sources, *, cited: bool = True) -> pl.DataFrame:
+    """The first rows with text of the inputs a finding cites (or, `cited=False`, of the others)."""
+    among = pl.col("source").is_in(list(sources))
+    return (events.filter((among if cited else ~among) & pl.col("text").is_not_null())
             .head(MAX_ROWS).select("source", "line", "text"))
 
 
@@ -219,8 +222,7 @@ def with_named(findings: list, events: pl.DataFrame) -> list:
         kinds = _kinds(f.rule)
         if not kinds or f.role == "symptom" or not f.sources:
             continue
-        rows = (events.filter(pl.col("source").is_in(list(f.sources)) & pl.col("text").is_not_null())
-                .head(MAX_ROWS).select("source", "line", "text"))
+        rows = _rows(events, f.sources)
         if rows.height == 0:
             continue
         said = " ".join([f.summary, *(e.text for e in f.evidence)])
@@ -231,7 +233,7 @@ def with_named(findings: list, events: pl.DataFrame) -> list:
             if kind == "model" and not values:
                 # the model is often named by another input of the same evidence (the request beside its
                 # error body, the client's code beside the server's log)
-                values = _values(_other_rows(events, f.sources), kind)
+                values = _values(_rows(events, f.sources, cited=False), kind)
             fresh = [(v, s, n) for v, s, n in values if not _quoted(v, said)][:MAX_VALUES]
             if fresh:
                 named = ", ".join(f"`{redact.printable(v)}` ({short(s)}:{n})" for v, s, n in fresh)
