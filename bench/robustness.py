@@ -54,6 +54,7 @@ import accuracy  # noqa: E402  (the corpus reader)
 PRESENTATIONS = ("alone", "quote", "indented", "json", "docker", "kubectl", "crlf", "chinese", "healthy", "cut")
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".json", ".out", ".err", ".yaml", ".yml", ""}
 MAX_KEY_LINES = 5
+MAX_JOINED = 40                     # lines of one joined event taken with its first
 MAX_TRANSCRIPT = 60                 # lines of a curl -v transcript taken as its key lines
 TRANSCRIPT_ANSWER = "< HTTP/"        # how curl -v shows the answer's status line
 
@@ -122,10 +123,35 @@ def _key(unit: Unit, finding) -> Key | None:
         if any(x.startswith(TRANSCRIPT_ANSWER) for x in lines[:MAX_TRANSCRIPT]):
             # an exchange (curl -v) is one piece of evidence: its request, status, headers and body are read together
             numbers = list(range(1, min(len(lines), MAX_TRANSCRIPT) + 1))
+        else:
+            # an event the reader joined from several lines (a JSON body under its log line) is one piece of
+            # evidence: its following lines come with it, as far as the evidence's text holds them
+            texts = {e.line: _squash(e.text) for e in finding.evidence if e.source == ev.source and e.line}
+            numbers = sorted({m for n in numbers for m in _joined(lines, n, texts.get(n, ""))})
         picked = [lines[n - 1] for n in numbers if 0 < n <= len(lines)]
         if picked:
             return Key(path, numbers, picked)
     return None
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _joined(lines: list[str], n: int, text: str) -> list[int]:
+    """Line `n` and the lines after it that the evidence's text goes on with (at most `MAX_JOINED`)."""
+    out, rest = [n], text
+    at = rest.find(_squash(lines[n - 1])[:40]) if 0 < n <= len(lines) else -1
+    if at < 0:
+        return out
+    rest = rest[at + len(_squash(lines[n - 1])):]
+    for m in range(n + 1, min(len(lines), n + MAX_JOINED) + 1):
+        piece = _squash(lines[m - 1])
+        if not piece or not rest.lstrip().startswith(piece[:24]):
+            break
+        out.append(m)
+        rest = rest.lstrip()[len(piece):]
+    return out
 
 
 def _healthy(n: int, seed: int) -> list[str]:
