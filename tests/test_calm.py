@@ -37,3 +37,21 @@ def test_the_words_in_another_input_leave_this_inputs_cause_stated(tmp_path):
     (tmp_path / "notes.md").write_text("The warnings are harmless.\n", encoding="utf-8")
     top = analyze([str(tmp_path / "client.txt"), str(tmp_path / "notes.md")]).findings[0]
     assert top.rule == "net.connection_refused" and top.cause != "possible"
+
+
+# (a sentence of a feature request or a bug report, whether it tells of an error that happened)
+WANTED = (
+    ("Instead of returning an error for invalid model names, the server silently answers with the loaded model.", False),
+    ("The server should return a 404 error when the model name does not exist.", False),
+    ("I think it should raise an exception for an unknown model rather than guess.", False),
+    ("Calling it with an invalid model name returns an error: model 'foo' not found.", True),
+)
+
+
+@pytest.mark.parametrize(("sentence", "met"), WANTED)
+def test_the_error_a_sentence_wants_is_not_an_error_met(tmp_path, sentence, met):
+    p = tmp_path / "issue.md"
+    p.write_text(f"## What is the bug?\n{sentence}\n\n## Request sent\n```json\n{{\"model\": \"foo\", \"messages\": []}}\n```\n",
+                 encoding="utf-8")
+    a = analyze([str(p)])
+    assert bool(a.findings or a.lead) == met, (a.findings, a.lead)

@@ -95,11 +95,22 @@ NAMED = (
     ("embed.input_too_long", "model `bge-large-zh-v1.5` (issue.md:1)",
      "# How to increase the maximum input token of bge-large-zh-v1.5?\n\n"
      "RuntimeError: The size of tensor a (671) must match the size of tensor b (512) at non-singleton dimension 1\n"),
+    ("engine.cuda_driver_too_old", "image `vllm/vllm-openai:v0.10.1` (compose.yaml:3)",
+     "services:\n  vllm:\n    image: vllm/vllm-openai:v0.10.1\n    command: --model Qwen/Qwen3-Embedding-0.6B\n"
+     "Error response from daemon: failed to create task for container: failed to create shim task: OCI runtime create "
+     "failed: runc create failed: unable to start container process: error during container init: error running hook #0: "
+     "error running hook: exit status 1, stdout: , stderr: Auto-detected mode as 'legacy'\n"
+     "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please update your driver to a newer "
+     "version, or use an earlier cuda container: unknown\n"),
+    ("engine.cuda_driver_too_old", "image `ghcr.io/ggml-org/llama.cpp:server-cuda` (run.txt:1)",
+     "$ docker run --gpus all -p 8080:8080 -v /models:/models ghcr.io/ggml-org/llama.cpp:server-cuda -m /models/bge-m3.gguf "
+     "--embeddings\nCUDA error: CUDA driver version is insufficient for CUDA runtime version\n"),
 )
 
 
 @pytest.mark.parametrize(("rule", "named", "text"), NAMED,
-                         ids=["gpu", "litellm-model", "host-setting", "vllm-serve", "markdown-link", "model-dir", "family"])
+                         ids=["gpu", "litellm-model", "host-setting", "vllm-serve", "markdown-link", "model-dir", "family",
+                              "compose-image", "docker-run-image"])
 def test_the_value_the_software_writes_is_named_whole(tmp_path, rule, named, text):
     top = _top(tmp_path, named.rsplit("(", 1)[1].split(":")[0], text)
     assert (top.rule, named in top.summary) == (rule, True), top.summary

@@ -63,7 +63,7 @@ FACTS: Mapping[str, Fact] = MappingProxyType({
     "smi_start_share_fits": Fact("number", "the largest share that fits in what was free (less a 2-point margin)"),
     "kv_max_len": Fact("number", "the max_model_len a KV cache check was made for"),
     "kv_need_gib": Fact("number", "GiB of KV cache one request of that length needs (vLLM 0.11+)"),
-    "kv_avail_gib": Fact("number", "GiB available for the KV cache after the weights"),
+    "kv_avail_gib": Fact("number", "GiB available for the KV cache after the weights (vLLM's check, or its start-up report)"),
     "kv_est_len": Fact("number", "the longest model length the available KV cache holds, by vLLM's estimate"),
     "kv_tokens": Fact("number", "tokens the KV cache can hold (older vLLM's check)"),
     "weights_model": Fact("text", "the model whose weight size was estimated"),
@@ -215,6 +215,9 @@ def _kv(lines: pl.DataFrame) -> dict[str, object]:
     row = _first_row(lines, "vllm_kv_tokens")
     if row is not None:
         return {"kv_max_len": row["vllm_kv_len"], "kv_tokens": row["vllm_kv_tokens"]}
+    row = _first_row(lines, "vllm_kv_avail_gib")      # only the start-up's report of what is left for it
+    if row is not None:
+        return {"kv_avail_gib": row["vllm_kv_avail_gib"]}
     return {}
 
 

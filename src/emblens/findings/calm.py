@@ -8,11 +8,16 @@ that it works in spite of the error, that the error is harmless, cosmetic or noi
 that it does not affect use, the finding is kept as a *possible* cause, at most `MAX_CONFIDENCE`,
 with the words that made it so and where they are.
 
+A sentence that tells what the software should do instead ("instead of returning an error for invalid
+model names it answers with the loaded model", "it should return a 404") describes the error it wants,
+not one it met: a finding whose every line of evidence is such a sentence is dropped (`WANTED_ERROR`).
+
 The words are found vectorised, in the first `MAX_ROWS` rows of the inputs the findings cite.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import polars as pl
@@ -40,9 +45,17 @@ WORKS_ANYWAY = (
 )
 
 
+# the error a sentence asks for: "instead of returning an error", "should raise an exception", "should return a 404"
+WANTED_ERROR = (r"(?i)\b(?:instead of|rather than)\s+(?:returning|raising|throwing|giving|showing|reporting)\s+(?:an?\s+)?"
+                r"(?:\w+\s+)?(?:error|exception|4\d\d)\b|\bshould\s+(?:return|raise|throw|give|show|report)\s+(?:an?\s+)?"
+                r"(?:\w+\s+)?(?:error|exception|4\d\d)\b")
+_WANTED = re.compile(WANTED_ERROR)
+
+
 def calmed(findings: list, events: pl.DataFrame) -> list:
     """The findings, those at error level whose inputs say the software works in spite of the error
     made possible causes (copies; the others as they are)."""
+    findings = [f for f in findings if not (f.evidence and all(_WANTED.search(e.text or "") for e in f.evidence))]
     sources = {s for f in findings if f.severity == "error" and f.cause != "possible" for s in (f.sources or ())}
     if not sources or events.height == 0:
         return findings

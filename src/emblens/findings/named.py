@@ -104,6 +104,18 @@ _GPU = (
     r"""(?i)\b(compute capability (?:of )?\d\.\d)\b""",
 )
 
+# a container image, as a compose file, a pod spec, a command or a person names it: `image: vllm/vllm-openai:v0.10.1`,
+# `docker run … ghcr.io/ggml-org/llama.cpp:server-cuda`, `FROM nvcr.io/nvidia/pytorch:24.05-py3`, "the
+# `kserve/huggingfaceserver:latest-gpu` image": what a CUDA or start-up failure is a property of
+_IMAGE_REF = r"(?:[\w.-]+(?::\d{2,5})?/)*[\w.-]+/[\w.-]+(?::[\w.-]+)?(?:@sha256:[0-9a-f]{12,64})?"
+_IMAGE = (
+    r"""(?i)(?:^|[\s"'`-])image\s*[:=]\s*["'`]?(""" + _IMAGE_REF + r""")""",
+    r"""(?i)\bdocker (?:run|pull|create)\b[^\n]{0,400}?\s(""" + _IMAGE_REF.replace("(?::[\\w.-]+)?", ":[\\w.-]+", 1) + r""")(?![\w./:-])""",
+    r"""(?i)["'`](""" + _IMAGE_REF + r""")["'`] (?:image|container|docker image)\b""",
+    r"""(?i)\b(?:image|container image|docker image) ["'`](""" + _IMAGE_REF + r""")["'`]""",
+    r"""(?m)^\s*FROM\s+(""" + _IMAGE_REF + r""")""",
+)
+
 
 class Kind(NamedTuple):
     label: str                        # as the summary names it
@@ -122,6 +134,7 @@ KINDS = MappingProxyType({
     "route": _kind("route", r"/(?:v1|v2|api)/", _ROUTE),
     "size": _kind("vector size", r"(?i)dim|\d-?d\b", _SIZE),
     "tokens": _kind("token figure", r"(?i)token|ctx|len|context|max_", _TOKENS),
+    "image": _kind("image", r"(?i)image|docker (?:run|pull|create)|^\s*FROM\s", _IMAGE),
     "gpu": _kind("GPU", r"(?i)rtx|gtx|titan|tesla|quadro|radeon|instinct|gfx\d|sm_\d|\b(?:[kpmtvahlb]|gb)\d|compute capab|\bmi\d", _GPU),
 })
 # the kinds each family of ids turns on, in the order they are named
@@ -132,8 +145,8 @@ _FAMILIES = (
     ("request.context_length_exceeded", ("tokens", "model")),
     ("client.version_outdated", ("version", "model")),
     ("model.unsupported_architecture", ("version", "model")),
-    ("engine.cuda_driver_too_old", ("version", "gpu")),
-    ("engine.startup_failed", ("gpu",)),
+    ("engine.cuda_driver_too_old", ("version", "gpu", "image")),
+    ("engine.startup_failed", ("gpu", "image")),
     ("http.wrong_path", ("route", "address", "model")),
     ("auth.forbidden", ("address",)),
     ("embed.bad_input", ("route", "model")),

@@ -34,6 +34,7 @@ import polars as pl
 
 from emblens.combiners.client import ollama_pulled
 from emblens.findings import confidence as conf
+from emblens.findings.calm import WANTED_ERROR
 from emblens.findings.unexplained import without
 from emblens.formats.commands import CJK_TEXT
 from emblens.formats.messages import IMAGE_FRAME, error_row
@@ -45,6 +46,7 @@ MAX_POSSIBLE = 2         # possible causes reported
 MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
 _OS_WORDS = re.compile(r"errlist|strerror")          # a message the C library words (errno texts)
+_WANTED_ERROR = WANTED_ERROR
 GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
 REFUSED = frozenset({"net.connection_refused"})     # a symptom whose cause the settings may name
 PROXIED = frozenset({"auth.forbidden", "http.gateway_error"})   # answers a proxy gives in a server's place
@@ -58,6 +60,7 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
         return events
     text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
     rows = without(events.filter(error_row()).with_columns(text.alias("_text")), covered)
+    rows = rows.filter(~pl.col("_text").str.contains(_WANTED_ERROR))     # the error a sentence wants, not one met
     if ollama_pulled(events):
         # Ollama's CLI asks /api/show before it pulls a model it lacks: that 404 is the CLI finding out
         rows = rows.filter(~((pl.col("http_status").fill_null(0) == 404) & (pl.col("http_path") == "/api/show")).fill_null(False))
@@ -91,6 +94,9 @@ def prose(events: pl.DataFrame, covered: set, seen: pl.DataFrame) -> pl.DataFram
     rows = events.filter(pl.col("kind").is_in(["unparsed", "log"]) & pl.col("level").is_null()
                          & (pl.col("msg_id").is_null() | (pl.col("msg_id") != "none")))
     rows = without(rows.with_columns(text.alias("_text")), covered)
+    # a sentence that says what the software should do instead ("instead of returning an error for invalid model
+    # names it …", "it should raise an error") describes the error it wants, not one it met
+    rows = rows.filter(~pl.col("_text").str.contains(_WANTED_ERROR))
     if seen.height:
         rows = rows.filter(~pl.col("_text").is_in(seen["_text"].implode()))
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
@@ -427,6 +433,10 @@ def _dimension_disagrees(events: pl.DataFrame, values: dict, rules: dict, models
     text = pl.col("text").fill_null("").str.slice(0, 4096)
     names = [n for n, _ in models.dimensions]
     rows = events.filter(text.str.contains(_DIM_CONTEXT) | text.str.contains_any(names, ascii_case_insensitive=True))
+    if "msg_id" in rows.columns:
+        # a line a known message outside the catalogue explains (a store's own check listing the model names it
+        # takes: Weaviate's `… only be used with V3 embedding models: [text-embedding-3-small …]`) names no model in use
+        rows = rows.filter(pl.col("msg_id").is_null() | (pl.col("msg_id") != "none"))
     if rows.height == 0 or not rows.select((text.str.contains(_DIM_CONTEXT) | text.str.contains(_STORES)).any()).item():
         return None
     if not events.select((text.str.contains(_FAILED) | text.str.contains(_DIM_FAILED)).any()).item():

@@ -40,13 +40,15 @@ KV_NEW = re.compile(
     r"max seq len \((?P<L>\d+)\), \((?P<need>[\d.]+) GiB KV cache is needed, which is larger than the available KV cache "
     r"memory \((?P<avail>[\d.]+) GiB\)\.(?: Based on the available memory, the estimated maximum model length is (?P<est>\d+))?"
 )
+# vLLM's report, at every start, of the memory left for the KV cache after the weights and the profiling run
+KV_AVAIL = re.compile(r"Available KV cache memory: (?P<avail>-?[\d.]+) GiB")
 KV_OLD = re.compile(r"max seq len \((?P<L>\d+)\) is larger than the maximum number of tokens that can be stored in KV cache \((?P<tokens>\d+)\)")
 FREE_START = re.compile(
     r"Free memory on device (?:\S+ )?\((?P<free>[\d.]+)/(?P<total>[\d.]+) GiB\) on startup is less than desired GPU memory "
     r"utilization \((?P<util>[\d.]+), (?P<want>[\d.]+) GiB\)"
 )
 # one linear-time pattern for the lines that can hold any of the figures above
-FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Free memory on device|"
+FIGURE_LINES = (r"Tried to allocate|KV cache is needed|stored in KV cache|Available KV cache memory: |Free memory on device|"
                 r"mem_fraction_static'?\s*[:=]|--mem-fraction-static=")
 # the server's argument line (`gpu_memory_utilization=0.9`, `'gpu_memory_utilization': 0.9`) or a pasted command (vLLM's
 # parser reads `--gpu_memory_utilization` as `--gpu-memory-utilization`: FlexibleArgumentParser turns `_` into `-`)
@@ -189,6 +191,8 @@ def figures(text: str) -> dict[str, object]:
                    vllm_kv_avail_gib=float(m.group("avail")), vllm_kv_est_len=int(m.group("est")) if m.group("est") else None)
     elif m := KV_OLD.search(text):
         out.update(vllm_kv_len=int(m.group("L")), vllm_kv_tokens=int(m.group("tokens")))
+    elif m := KV_AVAIL.search(text):
+        out["vllm_kv_avail_gib"] = float(m.group("avail"))
     if m := FREE_START.search(text):
         out.update(vllm_free_gib=float(m.group("free")), vllm_total_gib=float(m.group("total")),
                    vllm_share=float(m.group("util")), vllm_want_gib=float(m.group("want")))
