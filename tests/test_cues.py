@@ -199,3 +199,17 @@ def test_the_words_of_a_server_not_started_for_embeddings_name_it(tmp_path, rule
     found = _findings(tmp_path, "I started vLLM with Llama3-8B-Instruct and I can see that the embedding API is not loaded\n",
                       ruleset)
     assert found and found[0].rule == "embed.wrong_model_type" and found[0].cause == "possible"
+
+
+def test_a_permission_error_beside_the_hubs_download_is_the_models_cache_not_written(tmp_path, ruleset):
+    """`PermissionError` said alone ("fails with OSError: PermissionError") is the model's cache only when the
+    paste's traceback runs through the Hub's download; the remedy then is a writable cache or HOME."""
+    said = "The pod crash-loops: loading the model fails with OSError: PermissionError.\n"
+    alone = _findings(tmp_path, said, ruleset, name="issue.md")
+    assert not alone or alone[0].rule != "model.load_failed"
+    with_hub = said + ('```\nTraceback (most recent call last):\n  File "/usr/local/lib/python3.12/dist-packages/'
+                       'huggingface_hub/file_download.py", line 1008, in hf_hub_download\n'
+                       '    return _hf_hub_download_to_cache_dir(\n```\n')
+    both = _findings(tmp_path, with_hub, ruleset, name="issue.md")
+    assert both and both[0].rule == "model.load_failed" and both[0].cause == "possible"
+    assert "writable cache" in both[0].remedy[0] and "HOME" in both[0].remedy[0]

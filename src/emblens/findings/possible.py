@@ -228,7 +228,8 @@ def _possible(events: pl.DataFrame, ruleset, facts, findings: list) -> list:
     for id_, (score, why, row) in sorted(best.items(), key=lambda kv: -kv[1][0])[:MAX_POSSIBLE]:
         rule = rules[id_]
         matched = pool.filter((pl.col("source") == row["source"]) & (pl.col("line") == row["line"])).drop("_text")
-        f = _finding(rule, None, matched, values)
+        # (a cue's words reach the rule's remedy as `cue_says`: a step that applies only to what they say)
+        f = _finding(rule, None, matched, values if isinstance(why, Near) else {**values, "cue_says": why.says})
         if isinstance(why, Near):
             how = "holds" if why.exact else f"is near ({why.cover:.0%} of its words)"
             f.summary = (f"Possibly: {rule.title.rstrip('.')}. No rule matched this line, but it {how} "

@@ -31,6 +31,7 @@ MAX_EVIDENCE = 5
 MAX_SUPPORTING = 2
 CONTEXT_NAMES = ("count", "sources", "first_seen", "last_seen")   # values every template may use
 MESSAGE_NAMES = ("msg_project",)    # values a harvested message gives, where one matched (`_message_values`)
+CUE_NAMES = ("cue_says",)           # what a cue's words say, in a possible cause a cue found (findings.possible)
 # a harvested message's placeholders are named as its source names them; a rule's templates say
 # what they mean once (`asked` tokens, `max` the context; `asked` the model a request named),
 # whichever program wrote the value: per id, the source's name -> the rule's

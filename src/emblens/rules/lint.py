@@ -16,7 +16,7 @@ from emblens.errors import RuleError
 from emblens.events.schema import SCHEMA
 from emblens.rules import builtin_dir, spec
 from emblens.rules import tree as t
-from emblens.rules.engine import CONTEXT_NAMES, MESSAGE_NAMES, VALUE_NAMES, names_used
+from emblens.rules.engine import CONTEXT_NAMES, CUE_NAMES, MESSAGE_NAMES, VALUE_NAMES, names_used
 from emblens.rules.loader import Part, Rule, assemble, read_folders
 
 
@@ -70,7 +70,7 @@ def lint(directory: Path) -> Report:
 def _template_names(rule: Rule, part: Part, given: set[str] = frozenset()) -> list[str]:
     """Names a part's templates use that nothing provides (a typo such as `servd_models`);
     `given`: the names the id's harvested messages provide."""
-    provided = set(SCHEMA) | set(spec.FACTS) | set(CONTEXT_NAMES) | set(MESSAGE_NAMES) | set(given)
+    provided = set(SCHEMA) | set(spec.FACTS) | set(CONTEXT_NAMES) | set(MESSAGE_NAMES) | set(CUE_NAMES) | set(given)
     for node in [rule.match, *(p.supporting for p in rule.parts if p.supporting is not None)]:
         for _, pattern in t.captures(node):
             provided |= set(_groups(pattern))
