@@ -46,7 +46,6 @@ MAX_POSSIBLE = 2         # possible causes reported
 MAX_CONFIDENCE = 0.6
 CUE_SHARE = 0.8          # a cue's words count for less than a harvested message's
 _OS_WORDS = re.compile(r"errlist|strerror")          # a message the C library words (errno texts)
-_WANTED_ERROR = WANTED_ERROR
 GENERIC = frozenset({"engine.startup_failed", "model.load_failed"})   # symptoms whose cause a nearby line may name
 REFUSED = frozenset({"net.connection_refused"})     # a symptom whose cause the settings may name
 PROXIED = frozenset({"auth.forbidden", "http.gateway_error"})   # answers a proxy gives in a server's place
@@ -60,7 +59,7 @@ def error_like(events: pl.DataFrame, covered: set) -> pl.DataFrame:
         return events
     text = pl.coalesce(pl.col("message"), pl.col("text")).fill_null("")
     rows = without(events.filter(error_row()).with_columns(text.alias("_text")), covered)
-    rows = rows.filter(~pl.col("_text").str.contains(_WANTED_ERROR))     # the error a sentence wants, not one met
+    rows = rows.filter(~pl.col("_text").str.contains(WANTED_ERROR))     # the error a sentence wants, not one met
     if ollama_pulled(events):
         # Ollama's CLI asks /api/show before it pulls a model it lacks: that 404 is the CLI finding out
         rows = rows.filter(~((pl.col("http_status").fill_null(0) == 404) & (pl.col("http_path") == "/api/show")).fill_null(False))
@@ -96,7 +95,7 @@ def prose(events: pl.DataFrame, covered: set, seen: pl.DataFrame) -> pl.DataFram
     rows = without(rows.with_columns(text.alias("_text")), covered)
     # a sentence that says what the software should do instead ("instead of returning an error for invalid model
     # names it …", "it should raise an error") describes the error it wants, not one it met
-    rows = rows.filter(~pl.col("_text").str.contains(_WANTED_ERROR))
+    rows = rows.filter(~pl.col("_text").str.contains(WANTED_ERROR))
     if seen.height:
         rows = rows.filter(~pl.col("_text").is_in(seen["_text"].implode()))
     return rows.unique("_text", keep="first", maintain_order=True).head(MAX_LINES)
